@@ -1,0 +1,46 @@
+import type { Readable } from 'node:stream';
+
+/** The names a request may use; `gcp` is accepted as an alias of `gcs`. */
+export const BACKEND_NAMES = ['filesystem', 's3', 'gcs'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface ObjectInfo {
+  /** Key relative to the backend's root (bucket + path), `/`-separated. */
+  key: string;
+  size: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Where backups live. Keys are `/`-separated and relative to the backend's root
+ * (`<bucket or root>/<path>`). Every implementation passes test/backends.conformance.test.ts.
+ *
+ * - write streams the body; the object becomes visible only when the whole body is stored
+ *   (filesystem: `*.tmp` then rename; S3: multipart upload completed last; GCS: resumable
+ *   upload finalised last). An aborted or failed write leaves nothing visible.
+ * - read streams the object; a missing key rejects with NotFoundError.
+ * - transient failures are retried inside the call; permanent ones reject with an error
+ *   whose message names the cause (never a credential).
+ */
+export interface Backend {
+  readonly name: BackendName;
+  /** Human-readable location of a key, e.g. `s3://bucket/path/<key>` or an absolute file path. */
+  locate(key: string): string;
+  write(key: string, body: Readable, options?: CallOptions): Promise<{ bytes: number }>;
+  read(key: string, options?: CallOptions): Promise<Readable>;
+  list(prefix: string, options?: CallOptions): Promise<ObjectInfo[]>;
+  /** Deletes every object whose key starts with prefix; answers how many were deleted. */
+  deletePrefix(prefix: string, options?: CallOptions): Promise<number>;
+  exists(key: string, options?: CallOptions): Promise<boolean>;
+  /** Writes, reads back and deletes a marker object; rejects with the reason if any step fails. */
+  checkAccess(options?: CallOptions): Promise<void>;
+}
+
+/** Weaviate's per-request overrides (`config.Bucket`, `config.Path`). */
+export interface BackendOverrides {
+  bucket?: string;
+  path?: string;
+}

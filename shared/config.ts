@@ -1,0 +1,157 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const csv = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/**
+ * Every environment variable shardvault reads (DESIGN §2), with its default.
+ * Weaviate's names are used where Weaviate has one.
+ */
+export const envSchema = z.object({
+  /** HTTP port of the API. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Address the API binds to. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** Redis to use; unset means 127.0.0.1:6379 or, for `npm start`, a private redis-server. */
+  REDIS_URL: z.string().url().optional(),
+  /** Where the cluster metadata and every node's shards live. */
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** The cluster's node names, in order; shard i lives on node i mod N. */
+  CLUSTER_NODES: csv
+    .default(['node-1', 'node-2', 'node-3'])
+    .pipe(
+      z
+        .array(z.string().regex(NODE_NAME, 'node names are lowercase letters, digits, _ and -'))
+        .min(1, 'at least one node')
+        .refine((a) => new Set(a).size === a.length, 'node names must be unique'),
+    ),
+  /** Nodes whose queues this worker serves; default all of CLUSTER_NODES. */
+  WORKER_NODES: csv.optional(),
+  /** Jobs one worker runs at once per queue. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Seconds a worker waits for running jobs on SIGTERM before aborting them. */
+  WORKER_SHUTDOWN_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Largest request body the API accepts, in bytes (streamed restores are exempt). */
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  BACKUP_FILESYSTEM_PATH: z.string().min(1).default('./backups'),
+  BACKUP_S3_BUCKET: z.string().min(1).optional(),
+  BACKUP_S3_PATH: z.string().default(''),
+  BACKUP_S3_ENDPOINT: z.string().min(1).optional(),
+  BACKUP_S3_USE_SSL: bool.default(true),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  BACKUP_GCS_BUCKET: z.string().min(1).optional(),
+  BACKUP_GCS_PATH: z.string().default(''),
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  STORAGE_EMULATOR_HOST: z.string().min(1).optional(),
+  AUTHENTICATION_APIKEY_ENABLED: bool.default(false),
+  AUTHENTICATION_APIKEY_ALLOWED_KEYS: csv.default([]),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  redisUrl: string | undefined;
+  dataDir: string;
+  nodes: string[];
+  workerNodes: string[];
+  workerConcurrency: number;
+  workerShutdownMs: number;
+  maxBodyBytes: number;
+  logLevel: Env['LOG_LEVEL'];
+  auth: { enabled: boolean; keys: string[] };
+  backends: {
+    filesystem: { path: string };
+    s3?: {
+      bucket: string;
+      path: string;
+      endpoint?: string;
+      useSSL: boolean;
+      region: string;
+      accessKeyId?: string;
+      secretAccessKey?: string;
+    };
+    gcs?: { bucket: string; path: string; projectId?: string; emulatorHost?: string };
+  };
+}
+
+/** The variable names shardvault reads; docker-compose and tests check against this list. */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape);
+
+/**
+ * Parse the environment once. A bad value throws a ConfigError whose message names the
+ * variable and what is wrong with it.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const relevant = Object.fromEntries(
+    CONFIG_VARIABLES.filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]),
+  );
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${issues.join('; ')}`);
+  }
+  const e = parsed.data;
+  const workerNodes = e.WORKER_NODES ?? e.CLUSTER_NODES;
+  const unknown = workerNodes.filter((n) => !e.CLUSTER_NODES.includes(n));
+  if (unknown.length > 0) {
+    throw new ConfigError(`invalid configuration: WORKER_NODES: ${unknown.join(', ')} not in CLUSTER_NODES`);
+  }
+  if (e.AUTHENTICATION_APIKEY_ENABLED && e.AUTHENTICATION_APIKEY_ALLOWED_KEYS.length === 0) {
+    throw new ConfigError(
+      'invalid configuration: AUTHENTICATION_APIKEY_ALLOWED_KEYS: must list at least one key when AUTHENTICATION_APIKEY_ENABLED=true',
+    );
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    dataDir: path.resolve(e.DATA_DIR),
+    nodes: e.CLUSTER_NODES,
+    workerNodes,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    workerShutdownMs: e.WORKER_SHUTDOWN_SECONDS * 1000,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    logLevel: e.LOG_LEVEL,
+    auth: { enabled: e.AUTHENTICATION_APIKEY_ENABLED, keys: e.AUTHENTICATION_APIKEY_ALLOWED_KEYS },
+    backends: {
+      filesystem: { path: path.resolve(e.BACKUP_FILESYSTEM_PATH) },
+      ...(e.BACKUP_S3_BUCKET
+        ? {
+            s3: {
+              bucket: e.BACKUP_S3_BUCKET,
+              path: e.BACKUP_S3_PATH,
+              endpoint: e.BACKUP_S3_ENDPOINT,
+              useSSL: e.BACKUP_S3_USE_SSL,
+              region: e.AWS_REGION,
+              accessKeyId: e.AWS_ACCESS_KEY_ID,
+              secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+            },
+          }
+        : {}),
+      ...(e.BACKUP_GCS_BUCKET
+        ? {
+            gcs: {
+              bucket: e.BACKUP_GCS_BUCKET,
+              path: e.BACKUP_GCS_PATH,
+              projectId: e.GOOGLE_CLOUD_PROJECT,
+              emulatorHost: e.STORAGE_EMULATOR_HOST,
+            },
+          }
+        : {}),
+    },
+  };
+}
