@@ -1,0 +1,468 @@
+/**
+ * The sharded document store (DESIGN §3).
+ *
+ * Cluster metadata (index records, schemas, metadata) lives in one LMDB environment under
+ * `DATA_DIR/_cluster`; each shard is its own LMDB environment under
+ * `DATA_DIR/<node>/<index>/<shard>/`. Several processes may open the same data directory:
+ * LMDB serialises writers across processes, and every index record carries a `uid` so a
+ * process notices when another one dropped and recreated an index and reopens its handles.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { placeShards, shardFor } from './hash.ts';
+import {
+  coerceDocument, coerceId, emptySchema, mergeSchema, normalizeSchema,
+  type DocId, type Document, type IndexSchema,
+} from './schema.ts';
+
+/** Index names: letters, digits, `_` and `-` (Weaviate classes and Xapiand indexes alike). */
+export const INDEX_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+/** The system index holding shared (foreign) schemas. */
+export const SCHEMAS_INDEX = '.schemas';
+const MAX_SHARDS = 256;
+
+export interface ForeignSchemaRef {
+  _type: 'foreign/object';
+  _endpoint: string;
+}
+
+export interface IndexRecord {
+  name: string;
+  /** Changes whenever the index is (re)created, so stale handles in other processes are noticed. */
+  uid: string;
+  shards: number;
+  /** placement[i] is the node holding shard i. */
+  placement: string[];
+  schema: IndexSchema | ForeignSchemaRef;
+  createdAt: string;
+}
+
+export interface IndexInfo {
+  name: string;
+  shards: number;
+  docs: number;
+  placement: { shard: number; node: string; docs: number }[];
+  nodes: string[];
+}
+
+export interface StoreOptions {
+  dataDir: string;
+  nodes: string[];
+}
+
+export interface CreateIndexOptions {
+  shards?: number;
+  schema?: unknown;
+}
+
+export interface WriteResult {
+  _id: DocId;
+  created: boolean;
+}
+
+const indexKey = (name: string) => `index/${name}`;
+const metaKey = (index: string, key: string) => `meta/${index}/${key}`;
+
+export function assertIndexName(name: string, allowSystem = false): void {
+  if (allowSystem && name === SCHEMAS_INDEX) return;
+  if (!INDEX_NAME.test(name)) {
+    throw new ValidationError(
+      `invalid index name ${JSON.stringify(name.slice(0, 140))}: use 1-128 letters, digits, "_" or "-", starting with a letter or digit`,
+    );
+  }
+}
+
+function isForeign(schema: IndexRecord['schema']): schema is ForeignSchemaRef {
+  return schema._type === 'foreign/object';
+}
+
+function parseEndpoint(endpoint: unknown): string {
+  const m = typeof endpoint === 'string' ? /^\.schemas\/([^/]+)$/.exec(endpoint) : null;
+  if (!m) throw new ValidationError(`_endpoint must look like ".schemas/<uuid>", got ${JSON.stringify(endpoint)}`);
+  return m[1]!.toLowerCase();
+}
+
+export class Store {
+  readonly dataDir: string;
+  readonly nodes: string[];
+  private readonly cluster: RootDatabase;
+  private readonly shards = new Map<string, { uid: string; db: RootDatabase }>();
+
+  constructor(options: StoreOptions) {
+    this.dataDir = path.resolve(options.dataDir);
+    this.nodes = options.nodes;
+    fs.mkdirSync(path.join(this.dataDir, '_cluster'), { recursive: true });
+    this.cluster = open({ path: path.join(this.dataDir, '_cluster', 'cluster.mdb') });
+  }
+
+  /** Directory of one shard: `DATA_DIR/<node>/<index>/<shard>/`. */
+  shardDir(node: string, index: string, shard: number): string {
+    return path.join(this.dataDir, node, index, String(shard));
+  }
+
+  /** True when the data directory can be written and the cluster database answers. */
+  async healthy(): Promise<boolean> {
+    try {
+      await fs.promises.access(this.dataDir, fs.constants.W_OK);
+      this.cluster.get('health');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- indexes -------------------------------------------------------------------------
+
+  listIndexes(): IndexRecord[] {
+    return [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })]
+      .map((e) => e.value as IndexRecord)
+      .filter((r) => r.name !== SCHEMAS_INDEX);
+  }
+
+  getIndex(name: string): IndexRecord | undefined {
+    return this.cluster.get(indexKey(name)) as IndexRecord | undefined;
+  }
+
+  requireIndex(name: string): IndexRecord {
+    assertIndexName(name, true);
+    const rec = this.getIndex(name);
+    if (!rec) throw new NotFoundError(`index ${JSON.stringify(name)} not found`);
+    return rec;
+  }
+
+  /** Build the record of a new index (not yet stored); validates name, shard count and schema. */
+  newIndexRecord(name: string, options: CreateIndexOptions = {}): IndexRecord {
+    assertIndexName(name, true);
+    const shards = options.shards ?? this.nodes.length;
+    if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
+      throw new ValidationError(`shard count must be an integer from 1 to ${MAX_SHARDS}, got ${JSON.stringify(shards)}`);
+    }
+    const schema = options.schema === undefined ? emptySchema() : this.prepareSchema(options.schema);
+    return {
+      name,
+      uid: randomUUID(),
+      shards,
+      placement: placeShards(shards, this.nodes),
+      schema,
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  async createIndex(name: string, options: CreateIndexOptions = {}): Promise<IndexRecord> {
+    const rec = this.newIndexRecord(name, options);
+    const created = await this.cluster.ifNoExists(indexKey(name), () => {
+      this.cluster.put(indexKey(name), rec);
+    });
+    if (!created) throw new ConflictError(`index ${JSON.stringify(name)} already exists`);
+    return rec;
+  }
+
+  /** Xapiand creates an index on its first document; so do we. */
+  async ensureIndex(name: string): Promise<IndexRecord> {
+    assertIndexName(name, true);
+    const existing = this.getIndex(name);
+    if (existing) return existing;
+    try {
+      return await this.createIndex(name);
+    } catch (err) {
+      if (err instanceof ConflictError) return this.requireIndex(name);
+      throw err;
+    }
+  }
+
+  /** Store a set of fully written index records at once (used to publish restored indexes). */
+  async publishIndexes(records: IndexRecord[]): Promise<void> {
+    const clash = records.find((r) => this.getIndex(r.name));
+    if (clash) throw new ConflictError(`index ${JSON.stringify(clash.name)} already exists`);
+    await this.cluster.transaction(() => {
+      for (const r of records) {
+        if (this.cluster.get(indexKey(r.name))) throw new ConflictError(`index ${JSON.stringify(r.name)} already exists`);
+        this.cluster.put(indexKey(r.name), r);
+      }
+    });
+  }
+
+  async deleteIndex(name: string): Promise<void> {
+    const rec = this.requireIndex(name);
+    await this.cluster.transaction(() => {
+      this.cluster.remove(indexKey(name));
+      for (const { key } of this.cluster.getRange({ start: `meta/${name}/`, end: `meta/${name}/\uffff` })) {
+        this.cluster.remove(key);
+      }
+    });
+    this.closeIndexHandles(name);
+    await Promise.all(
+      rec.placement.map((node, shard) => fs.promises.rm(this.shardDir(node, name, shard), { recursive: true, force: true })),
+    );
+    await Promise.all(
+      [...new Set(rec.placement)].map((node) => fs.promises.rmdir(path.join(this.dataDir, node, name)).catch(() => undefined)),
+    );
+  }
+
+  info(name: string): IndexInfo {
+    const rec = this.requireIndex(name);
+    const placement = rec.placement.map((node, shard) => ({ shard, node, docs: this.shardDb(rec, shard).getCount() }));
+    return {
+      name: rec.name,
+      shards: rec.shards,
+      docs: placement.reduce((n, p) => n + p.docs, 0),
+      placement,
+      nodes: [...new Set(rec.placement)],
+    };
+  }
+
+  // ---- schemas -------------------------------------------------------------------------
+
+  /**
+   * Validate a schema body. A `foreign/object` schema stores its `schema` (when given) as a
+   * document of `.schemas` and answers the reference; otherwise the normalised object schema.
+   */
+  private prepareSchema(body: unknown): IndexRecord['schema'] {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('schema must be a JSON object');
+    const b = body as Record<string, unknown>;
+    if (b._type === 'foreign/object') {
+      parseEndpoint(b._endpoint);
+      return { _type: 'foreign/object', _endpoint: b._endpoint as string };
+    }
+    if (b._type !== undefined && b._type !== 'object') {
+      throw new ValidationError(`schema _type must be "object" or "foreign/object", got ${JSON.stringify(b._type)}`);
+    }
+    return normalizeSchema(b);
+  }
+
+  /** The object schema documents of an index are checked against (foreign schemas resolved). */
+  effectiveSchema(rec: IndexRecord): IndexSchema {
+    if (!isForeign(rec.schema)) return rec.schema;
+    const id = parseEndpoint(rec.schema._endpoint);
+    const holder = this.getIndex(SCHEMAS_INDEX);
+    const doc = holder ? (this.readDoc(holder, id) as { schema?: unknown } | undefined) : undefined;
+    if (!doc?.schema) throw new NotFoundError(`foreign schema ${rec.schema._endpoint} not found`);
+    return normalizeSchema(doc.schema);
+  }
+
+  /** What `GET /{index}/:schema` answers: the object schema, with `_endpoint` for foreign ones. */
+  describeSchema(name: string): Record<string, unknown> {
+    const rec = this.requireIndex(name);
+    const effective = this.effectiveSchema(rec);
+    return isForeign(rec.schema) ? { ...effective, _type: 'foreign/object', _endpoint: rec.schema._endpoint } : effective;
+  }
+
+  /**
+   * `PUT /{index}/:schema`: create the index with this schema, or extend an existing one
+   * (a field's type never changes). A foreign schema body with a `schema` member is stored
+   * in `.schemas` under the endpoint's id, where other indexes may share it.
+   */
+  async putSchema(name: string, body: unknown, options: { shards?: number } = {}): Promise<IndexRecord> {
+    assertIndexName(name);
+    const b = (body ?? {}) as Record<string, unknown>;
+    if (b._type === 'foreign/object' && b.schema !== undefined) {
+      const id = parseEndpoint(b._endpoint);
+      const normalized = normalizeSchema(b.schema);
+      const holder = await this.ensureSchemasIndex();
+      const prior = this.readDoc(holder, id) as { schema?: unknown } | undefined;
+      const merged = prior?.schema ? mergeSchema(normalizeSchema(prior.schema), normalized) : normalized;
+      const description = typeof b.description === 'string' ? { description: b.description } : {};
+      await this.writeSchemaDoc(holder, id, { ...prior, ...description, schema: merged });
+    }
+    const prepared = this.prepareSchema(b);
+    const existing = this.getIndex(name);
+    if (!existing) {
+      try {
+        return await this.createIndex(name, { shards: options.shards, schema: prepared });
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    return this.updateRecord(name, (rec) => {
+      if (options.shards !== undefined && options.shards !== rec.shards) {
+        throw new ValidationError(`index ${name} has ${rec.shards} shards; the shard count cannot change`);
+      }
+      if (isForeign(prepared) || isForeign(rec.schema)) {
+        if (JSON.stringify(prepared) !== JSON.stringify(rec.schema)) {
+          throw new ValidationError(`index ${name} already has a schema; a foreign schema can only be set on a new index`);
+        }
+        return rec;
+      }
+      return { ...rec, schema: mergeSchema(rec.schema, prepared) };
+    });
+  }
+
+  private async ensureSchemasIndex(): Promise<IndexRecord> {
+    const existing = this.getIndex(SCHEMAS_INDEX);
+    if (existing) return existing;
+    try {
+      return await this.createIndex(SCHEMAS_INDEX, { shards: 1, schema: { _id: { _type: 'uuid' } } });
+    } catch (err) {
+      if (err instanceof ConflictError) return this.requireIndex(SCHEMAS_INDEX);
+      throw err;
+    }
+  }
+
+  /** `.schemas` documents hold schemas verbatim (their `_type` keys are not document fields). */
+  private async writeSchemaDoc(holder: IndexRecord, rawId: string, doc: Record<string, unknown>): Promise<void> {
+    const id = coerceId(this.effectiveSchema(holder), rawId);
+    await this.shardDb(holder, shardFor(id, holder.shards)).put(id, { ...doc, _id: id });
+  }
+
+  private async updateRecord(name: string, change: (rec: IndexRecord) => IndexRecord): Promise<IndexRecord> {
+    let result: IndexRecord | undefined;
+    await this.cluster.transaction(() => {
+      const rec = this.cluster.get(indexKey(name)) as IndexRecord | undefined;
+      if (!rec) throw new NotFoundError(`index ${JSON.stringify(name)} not found`);
+      result = change(rec);
+      if (result !== rec) this.cluster.put(indexKey(name), result);
+    });
+    return result!;
+  }
+
+  /** Persist fields a write added to the (possibly foreign) schema; concurrent additions merge. */
+  private async extendSchema(rec: IndexRecord, added: IndexSchema): Promise<void> {
+    if (isForeign(rec.schema)) {
+      const id = parseEndpoint(rec.schema._endpoint);
+      const holder = this.requireIndex(SCHEMAS_INDEX);
+      const doc = this.readDoc(holder, id) as Record<string, unknown>;
+      await this.writeSchemaDoc(holder, id, { ...doc, schema: mergeSchema(normalizeSchema(doc.schema), added) });
+      return;
+    }
+    await this.updateRecord(rec.name, (current) => {
+      if (current.uid !== rec.uid || isForeign(current.schema)) return current;
+      return { ...current, schema: mergeSchema(current.schema, added) };
+    });
+  }
+
+  // ---- documents -----------------------------------------------------------------------
+
+  /** The LMDB database of one shard, opened once per process and reopened if the index was recreated. */
+  shardDb(rec: IndexRecord, shard: number): RootDatabase {
+    const key = `${rec.name}/${shard}`;
+    const cached = this.shards.get(key);
+    if (cached && cached.uid === rec.uid) return cached.db;
+    if (cached) void cached.db.close();
+    const dir = this.shardDir(rec.placement[shard]!, rec.name, shard);
+    fs.mkdirSync(dir, { recursive: true });
+    const db = open({ path: path.join(dir, 'data.mdb') });
+    this.shards.set(key, { uid: rec.uid, db });
+    return db;
+  }
+
+  private closeIndexHandles(name: string): void {
+    for (const [key, { db }] of this.shards) {
+      if (key.startsWith(`${name}/`)) {
+        void db.close();
+        this.shards.delete(key);
+      }
+    }
+  }
+
+  private readDoc(rec: IndexRecord, id: DocId): Document | undefined {
+    return this.shardDb(rec, shardFor(id, rec.shards)).get(id) as Document | undefined;
+  }
+
+  /** Coerce and write a batch of documents; each item answers its id or its error. */
+  async putDocuments(
+    index: string,
+    bodies: unknown[],
+    options: { create?: boolean } = {},
+  ): Promise<({ ok: true; result: WriteResult } | { ok: false; error: Error })[]> {
+    const rec = options.create === false ? this.requireIndex(index) : await this.ensureIndex(index);
+    let schema = this.effectiveSchema(rec);
+    const prepared = bodies.map((body) => {
+      try {
+        const { doc, schema: grown } = coerceDocument(schema, body);
+        if (grown) schema = grown;
+        return { ok: true as const, doc };
+      } catch (error) {
+        return { ok: false as const, error: error as Error };
+      }
+    });
+    if (schema !== this.effectiveSchema(rec)) await this.extendSchema(rec, schema);
+    return Promise.all(
+      prepared.map(async (p) => {
+        if (!p.ok) return p;
+        const db = this.shardDb(rec, shardFor(p.doc._id, rec.shards));
+        const created = db.get(p.doc._id) === undefined;
+        await db.put(p.doc._id, p.doc);
+        return { ok: true as const, result: { _id: p.doc._id, created } };
+      }),
+    );
+  }
+
+  async putDocument(index: string, body: unknown, id?: unknown, options: { create?: boolean } = {}): Promise<WriteResult> {
+    const withId = id === undefined ? body : { ...(body as object), _id: id };
+    const [item] = await this.putDocuments(index, [withId], options);
+    if (!item!.ok) throw item!.error;
+    return item!.result;
+  }
+
+  /** Resolve a path id (always a string) to the index's id type. */
+  parseId(index: string, raw: string): DocId {
+    const rec = this.requireIndex(index);
+    return coerceId(this.effectiveSchema(rec), raw);
+  }
+
+  getDocument(index: string, rawId: string | DocId): Document {
+    const rec = this.requireIndex(index);
+    const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
+    const doc = this.readDoc(rec, id);
+    if (!doc) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+    return doc;
+  }
+
+  async deleteDocument(index: string, rawId: string | DocId): Promise<void> {
+    const rec = this.requireIndex(index);
+    const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
+    const removed = await this.shardDb(rec, shardFor(id, rec.shards)).remove(id);
+    if (!removed) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+  }
+
+  /**
+   * Documents in `_id` order across all shards, after the `after` id (exclusive): Weaviate's
+   * cursor listing. Each shard contributes at most `limit` entries, merged in order.
+   */
+  listDocuments(index: string, options: { limit: number; after?: string }): Document[] {
+    const rec = this.requireIndex(index);
+    const after = options.after === undefined ? undefined : coerceId(this.effectiveSchema(rec), options.after);
+    const heads: Document[] = [];
+    for (let shard = 0; shard < rec.shards; shard++) {
+      for (const { key, value } of this.shardDb(rec, shard).getRange({ start: after, limit: options.limit + 1 })) {
+        if (after !== undefined && key === after) continue;
+        heads.push(value as Document);
+      }
+    }
+    return heads.sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0)).slice(0, options.limit);
+  }
+
+  // ---- metadata ------------------------------------------------------------------------
+
+  getMetadata(index: string, key: string): unknown {
+    this.requireIndex(index);
+    const value = this.cluster.get(metaKey(index, key));
+    if (value === undefined) throw new NotFoundError(`metadata ${JSON.stringify(key)} not found in index ${index}`);
+    return value;
+  }
+
+  listMetadata(index: string): Record<string, unknown> {
+    this.requireIndex(index);
+    const prefix = `meta/${index}/`;
+    return Object.fromEntries(
+      [...this.cluster.getRange({ start: prefix, end: `${prefix}\uffff` })].map((e) => [String(e.key).slice(prefix.length), e.value]),
+    );
+  }
+
+  async putMetadata(index: string, key: string, value: unknown): Promise<void> {
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
+      throw new ValidationError(`invalid metadata key ${JSON.stringify(key.slice(0, 140))}: use 1-128 letters, digits, ".", "_" or "-"`);
+    }
+    await this.ensureIndex(index);
+    await this.cluster.put(metaKey(index, key), value);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.shards.values()].map(({ db }) => db.close()));
+    this.shards.clear();
+    await this.cluster.close();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Weaviate's view of the store: a class is an index whose `_id` is a uuid, its properties
+ * are the index's fields. These functions translate between Weaviate JSON and the store.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { ValidationError } from './errors.ts';
+import type { FieldSchema, FieldType, IndexSchema } from './store/schema.ts';
+import { Store, type IndexRecord } from './store/store.ts';
+
+const TO_FIELD: Record<string, FieldType> = {
+  text: 'text', string: 'keyword', int: 'integer', number: 'floating', boolean: 'boolean',
+  date: 'datetime', uuid: 'uuid', object: 'object',
+  'text[]': 'array/text', 'string[]': 'array/keyword', 'int[]': 'array/integer',
+  'number[]': 'array/floating', 'boolean[]': 'array/boolean', 'date[]': 'array/datetime',
+  'uuid[]': 'array/uuid', 'object[]': 'array',
+};
+
+export const propertySchema = z.object({
+  name: z.string().regex(/^[_A-Za-z][_0-9A-Za-z]{0,230}$/, 'property names are letters, digits and _').refine((n) => !n.startsWith('_'), 'property names may not start with _'),
+  dataType: z.array(z.string()).length(1, 'dataType holds exactly one type'),
+  description: z.string().optional(),
+  tokenization: z.enum(['word', 'field', 'lowercase', 'whitespace']).optional(),
+}).passthrough();
+
+export const classSchema = z.object({
+  class: z.string().regex(/^[A-Za-z][_0-9A-Za-z]{0,127}$/, 'class names start with a letter and hold letters, digits and _'),
+  description: z.string().optional(),
+  properties: z.array(propertySchema).default([]),
+  shardingConfig: z.object({ desiredCount: z.number().int().min(1).max(256).optional() }).passthrough().optional(),
+}).passthrough();
+
+export type WeaviateClass = z.infer<typeof classSchema>;
+
+/** Weaviate capitalises the first letter of class names. */
+export function className(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}
+
+function fieldFor(p: z.infer<typeof propertySchema>): FieldSchema {
+  const dt = p.dataType[0]!;
+  let type = TO_FIELD[dt];
+  if (!type) throw new ValidationError(`property ${p.name}: unsupported dataType ${JSON.stringify(dt)}; use one of ${Object.keys(TO_FIELD).join(', ')}`);
+  if (type === 'text' && p.tokenization === 'field') type = 'keyword';
+  return { _type: type };
+}
+
+function dataTypeOf(field: FieldSchema): { dataType: string[]; tokenization?: string } {
+  const t = field._type;
+  const scalar = (s: string): { dataType: string[]; tokenization?: string } => {
+    switch (s) {
+      case 'text': return { dataType: ['text'], tokenization: 'word' };
+      case 'keyword': return { dataType: ['text'], tokenization: 'field' };
+      case 'integer': case 'positive': return { dataType: ['int'] };
+      case 'floating': return { dataType: ['number'] };
+      case 'datetime': return { dataType: ['date'] };
+      case 'date': return { dataType: ['text'], tokenization: 'field' };
+      default: return { dataType: [s] };
+    }
+  };
+  if (t === 'array') return { dataType: ['object[]'] };
+  if (t.startsWith('array/')) {
+    const inner = scalar(t.slice(6));
+    return { ...inner, dataType: [`${inner.dataType[0]}[]`] };
+  }
+  return scalar(t);
+}
+
+/** Parse a Weaviate class body into an index name, shard count and schema. */
+export function parseClass(body: unknown): { name: string; shards?: number; schema: IndexSchema; description?: string } {
+  const parsed = classSchema.safeParse(body);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new ValidationError(`invalid class: ${i.path.join('.') || 'body'}: ${i.message}`);
+  }
+  const c = parsed.data;
+  const schema: IndexSchema = { _type: 'object', _id: { _type: 'uuid' } };
+  for (const p of c.properties) schema[p.name] = fieldFor(p);
+  return { name: className(c.class), shards: c.shardingConfig?.desiredCount, schema, description: c.description };
+}
+
+/** The Weaviate class JSON of an index. */
+export function classOf(store: Store, rec: IndexRecord): Record<string, unknown> {
+  const schema = store.effectiveSchema(rec);
+  const properties = Object.entries(schema)
+    .filter(([k]) => !k.startsWith('_'))
+    .map(([name, f]) => ({ name, ...dataTypeOf(f as FieldSchema) }));
+  return {
+    class: rec.name,
+    properties,
+    shardingConfig: { desiredCount: rec.shards, actualCount: rec.shards, function: 'fnv1a', strategy: 'hash', key: '_id' },
+    vectorizer: 'none',
+    replicationConfig: { factor: 1 },
+  };
+}
+
+export const objectSchema = z.object({
+  class: z.string().min(1, 'class is required'),
+  id: z.string().uuid('id must be a uuid').optional(),
+  properties: z.record(z.string(), z.unknown()).default({}),
+}).passthrough();
+
+/** Store a Weaviate object (the class must exist) and answer it as Weaviate does. */
+export async function putObject(store: Store, body: unknown): Promise<Record<string, unknown>> {
+  const parsed = objectSchema.safeParse(body);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new ValidationError(`invalid object: ${i.path.join('.') || 'body'}: ${i.message}`);
+  }
+  const o = parsed.data;
+  const name = className(o.class);
+  const id = o.id?.toLowerCase() ?? randomUUID();
+  const { _id } = await store.putDocument(name, { ...o.properties, _id: id });
+  return objectOf(name, store.getDocument(name, _id));
+}
+
+export function objectOf(cls: string, doc: Record<string, unknown>): Record<string, unknown> {
+  const { _id, ...properties } = doc;
+  return { class: cls, id: _id, properties };
+}
