@@ -1,0 +1,54 @@
+/**
+ * What every entry point does first: parse config once, make the logger, find Redis and
+ * open the store. A bad config or a missing Redis ends the process with one clear line.
+ */
+import { loadConfig, type Config } from './config.ts';
+import { ConfigError } from './errors.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createRedis, resolveRedis } from './redis.ts';
+import { Shutdown } from './shutdown.ts';
+import { Store } from './store/store.ts';
+import type { Redis } from 'ioredis';
+
+export interface Runtime {
+  config: Config;
+  logger: Logger;
+  redisUrl: string;
+  redis: Redis;
+  store: Store;
+  shutdown: Shutdown;
+}
+
+export async function bootstrap(options: { embeddedRedis: boolean; name: string }): Promise<Runtime> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`shardvault: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel, options.name);
+  const shutdown = new Shutdown(logger);
+  let resolved;
+  try {
+    resolved = await resolveRedis(config, { embedded: options.embeddedRedis, logger });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (resolved.server) shutdown.add('redis-server', resolved.server.stop);
+  const redis = createRedis(resolved.url);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  shutdown.add('redis connection', async () => {
+    await redis.quit().catch(() => redis.disconnect());
+  });
+  const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
+  shutdown.add('store', () => store.close());
+  return { config, logger, redisUrl: resolved.url, redis, store, shutdown };
+}

@@ -1,0 +1,50 @@
+/**
+ * Cleanups registered as things start and released in reverse order on SIGTERM/SIGINT.
+ * A second signal, or the deadline passing, exits at once.
+ */
+import type { Logger } from './logger.ts';
+
+export class Shutdown {
+  private readonly cleanups: { name: string; run: () => Promise<void> | void }[] = [];
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  add(name: string, run: () => Promise<void> | void): void {
+    this.cleanups.push({ name, run });
+  }
+
+  /** Run every cleanup, newest first; errors are logged and do not stop the others. */
+  run(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const { name, run } of this.cleanups.reverse()) {
+        try {
+          await run();
+        } catch (err) {
+          this.logger.error({ err, cleanup: name }, 'cleanup failed');
+        }
+      }
+    })();
+    return this.stopping;
+  }
+
+  /** Exit cleanly on SIGTERM/SIGINT, forcefully on a second signal or after deadlineMs. */
+  onSignals(deadlineMs: number): void {
+    let signalled = false;
+    const handler = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        this.logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      signalled = true;
+      this.logger.info({ signal }, 'shutting down');
+      setTimeout(() => {
+        this.logger.error('shutdown deadline passed: exiting');
+        process.exit(1);
+      }, deadlineMs).unref();
+      void this.run().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
+  }
+}
