@@ -1,0 +1,51 @@
+/**
+ * The HTTP API: thin routes over the store and the job services. `createApi(deps)` returns
+ * `{ app, start, stop }`; tests call `app.request()` in-process, entry points call start().
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
+import { apiKeyAuth } from './auth.ts';
+import type { ApiDeps } from './deps.ts';
+import { errorBody, handleError } from './errors.ts';
+import { weaviateRoutes } from './routes/weaviate.ts';
+import { xapiandRoutes } from './routes/xapiand.ts';
+
+export interface Api {
+  app: Hono;
+  /** Listen on config.host:config.port (port 0 picks a free one); answers the bound address. */
+  start(): Promise<{ host: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+export function createApi(deps: ApiDeps): Api {
+  const { config, logger } = deps;
+  const app = new Hono();
+
+  app.onError(handleError(logger));
+  app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
+  if (config.auth.enabled) app.use('*', apiKeyAuth(config.auth.keys));
+
+  app.route('/v1', weaviateRoutes(deps));
+  // Xapiand's routes match any /{index}/…: they go last.
+  app.route('/', xapiandRoutes(deps));
+
+  let server: ServerType | undefined;
+  return {
+    app,
+    start: () =>
+      new Promise((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
+          logger.info({ host: config.host, port: info.port }, 'api listening');
+          resolve({ host: config.host, port: info.port });
+        });
+        s.once('error', reject);
+        server = s;
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Reading request bodies with a size limit, and parsing JSON the way Xapiand does
+ * (trailing commas are accepted: its documentation's own examples have them).
+ */
+import type { Context } from 'hono';
+import { BadRequestError, PayloadTooLargeError } from '../shared/errors.ts';
+
+/** Remove commas that stand directly before `}` or `]`, outside strings. */
+export function stripTrailingCommas(text: string): string {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (inString) {
+      out += ch;
+      if (ch === '\\') out += text[++i] ?? '';
+      else if (ch === '"') inString = false;
+      continue;
+    }
+    if (ch === '"') inString = true;
+    if (ch === ',') {
+      let j = i + 1;
+      while (j < text.length && /\s/.test(text[j]!)) j++;
+      if (text[j] === '}' || text[j] === ']') continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    try {
+      return JSON.parse(stripTrailingCommas(text));
+    } catch (err) {
+      throw new BadRequestError(`malformed JSON body: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** The raw body as text, refusing more than `limit` bytes without reading it all first. */
+export async function readText(c: Context, limit: number): Promise<string> {
+  const declared = Number(c.req.header('content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new PayloadTooLargeError(`request body of ${declared} bytes is larger than the limit of ${limit} bytes`);
+  }
+  const body = c.req.raw.body;
+  if (!body) return '';
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new PayloadTooLargeError(`request body is larger than the limit of ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A JSON body (an empty body is `undefined`). curl's default form content type is read as
+ * JSON too, as `curl -d '{…}'` is how most people try an API; other types are refused.
+ */
+export async function readJson(c: Context, limit: number): Promise<unknown> {
+  const type = c.req.header('content-type');
+  if (type && !/^(application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)|text\/plain)\b/i.test(type)) {
+    throw new BadRequestError(`expected a JSON body (content-type application/json), got ${JSON.stringify(type)}`);
+  }
+  const text = await readText(c, limit);
+  if (text.trim() === '') return undefined;
+  return parseJson(text);
+}

@@ -1,0 +1,13 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../shared/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Store } from '../shared/store/store.ts';
+
+/** What the API's routes are given; built by the entry points (and by tests). */
+export interface ApiDeps {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  /** A connection used for readiness; the API never waits forever on it. */
+  redis: Redis;
+}

@@ -1,0 +1,27 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { isShardvaultError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+
+/** Weaviate's error envelope: `{"error":[{"message":"…"}]}`. */
+export function errorBody(message: string): { error: { message: string }[] } {
+  return { error: [{ message }] };
+}
+
+/** Named errors answer their status and message; anything else is logged and answered 500 without detail. */
+export function handleError(logger: Logger) {
+  return (err: Error, c: Context): Response => {
+    if (isShardvaultError(err) && err.status < 500) {
+      return c.json(errorBody(err.message), err.status as ContentfulStatusCode);
+    }
+    if (isShardvaultError(err) && err.status === 503) {
+      return c.json(errorBody(err.message), 503);
+    }
+    if (err instanceof HTTPException) {
+      return c.json(errorBody(err.message || 'request refused'), err.status);
+    }
+    logger.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
+    return c.json(errorBody('internal error; see the server log'), 500);
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Xapiand's index and document endpoints. Commands are literal `:name` path segments
+ * (`/twitter/:schema`); Hono sees them as a parameter constrained by a regular expression.
+ */
+import { Hono, type Context } from 'hono';
+import { BadRequestError, ValidationError } from '../../shared/errors.ts';
+import { assertIndexName } from '../../shared/store/store.ts';
+import { readJson } from '../body.ts';
+import type { ApiDeps } from '../deps.ts';
+import { reply } from '../reply.ts';
+
+function settingsOf(body: unknown): { schema: unknown; shards?: number } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('schema must be a JSON object');
+  const { _schema, _settings, ...rest } = body as Record<string, unknown>;
+  const schema = _schema ?? rest;
+  const shards = (_settings as { number_of_shards?: unknown } | undefined)?.number_of_shards;
+  if (shards !== undefined && (typeof shards !== 'number' || !Number.isInteger(shards))) {
+    throw new ValidationError(`_settings.number_of_shards must be an integer, got ${JSON.stringify(shards)}`);
+  }
+  return { schema, shards };
+}
+
+/** A path id; ids that look like commands are refused so a typo is not stored as a document. */
+function docId(c: Context): string {
+  const id = c.req.param('id')!;
+  if (id.startsWith(':')) throw new BadRequestError(`unknown command ${JSON.stringify(id)}`);
+  return id;
+}
+
+function indexName(c: Context): string {
+  const name = c.req.param('index')!;
+  assertIndexName(name);
+  return name;
+}
+
+export function xapiandRoutes({ store, config }: ApiDeps): Hono {
+  const app = new Hono();
+  const body = (c: Context) => readJson(c, config.maxBodyBytes);
+
+  app.put('/:index/:cmd{:schema}', async (c) => {
+    const name = indexName(c);
+    const { schema, shards } = settingsOf(await body(c));
+    await store.putSchema(name, schema, { shards });
+    return reply(c, store.describeSchema(name));
+  });
+  app.get('/:index/:cmd{:schema}', (c) => reply(c, store.describeSchema(indexName(c))));
+
+  app.get('/:index/:cmd{:info}', (c) => reply(c, store.info(indexName(c))));
+
+  app.get('/:index/:cmd{:metadata}/', (c) => reply(c, store.listMetadata(indexName(c))));
+  app.get('/:index/:cmd{:metadata}', (c) => reply(c, store.listMetadata(indexName(c))));
+  app.get('/:index/:cmd{:metadata}/:key', (c) => reply(c, store.getMetadata(indexName(c), c.req.param('key'))));
+  app.put('/:index/:cmd{:metadata}/:key', async (c) => {
+    const value = await body(c);
+    if (value === undefined) throw new ValidationError('metadata value is missing: send a JSON value');
+    await store.putMetadata(indexName(c), c.req.param('key'), value);
+    return reply(c, value);
+  });
+
+  const create = async (c: Context) => {
+    const doc = await body(c);
+    const { _id, created } = await store.putDocument(indexName(c), doc);
+    return reply(c, store.getDocument(indexName(c), _id), created ? 201 : 200);
+  };
+  app.post('/:index/', create);
+  app.post('/:index', create);
+
+  app.put('/:index/:id', async (c) => {
+    const name = indexName(c);
+    const doc = await body(c);
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ValidationError('a document must be a JSON object');
+    const { _id, created } = await store.putDocument(name, { ...doc, _id: docId(c) });
+    return reply(c, store.getDocument(name, _id), created ? 201 : 200);
+  });
+  app.get('/:index/:id', (c) => reply(c, store.getDocument(indexName(c), docId(c))));
+  app.delete('/:index/:id', async (c) => {
+    const name = indexName(c);
+    const id = docId(c);
+    await store.deleteDocument(name, id);
+    return reply(c, { _id: store.parseId(name, id), result: 'deleted' });
+  });
+
+  const drop = async (c: Context) => {
+    const name = indexName(c);
+    await store.deleteIndex(name);
+    return reply(c, { index: name, result: 'deleted' });
+  };
+  app.delete('/:index/', drop);
+  app.delete('/:index', drop);
+
+  return app;
+}

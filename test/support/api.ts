@@ -1,0 +1,46 @@
+import { createApi, type Api } from '../../api/app.ts';
+import { loadConfig, type Config } from '../../shared/config.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { createRedis } from '../../shared/redis.ts';
+import { Store } from '../../shared/store/store.ts';
+import type { Redis } from 'ioredis';
+import { tempDir } from './temp.ts';
+
+export interface TestApi {
+  api: Api;
+  config: Config;
+  store: Store;
+  redis: Redis;
+  /** `app.request` with JSON encoding of the body. */
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** An in-process API over a temp data directory and the given Redis. */
+export function createTestApi(redisUrl: string, env: Record<string, string> = {}): TestApi {
+  const { dir, cleanup } = tempDir('shardvault-data-');
+  const config = loadConfig({ DATA_DIR: `${dir}/data`, BACKUP_FILESYSTEM_PATH: `${dir}/backups`, REDIS_URL: redisUrl, ...env });
+  const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
+  const redis = createRedis(redisUrl);
+  const logger = createLogger('silent');
+  const api = createApi({ config, store, logger, redis });
+  return {
+    api,
+    config,
+    store,
+    redis,
+    call: (method, path, body, headers = {}) =>
+      Promise.resolve(
+        api.app.request(path, {
+          method,
+          headers: { 'content-type': 'application/json', ...headers },
+          body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+        }),
+      ),
+    close: async () => {
+      await store.close();
+      redis.disconnect();
+      cleanup();
+    },
+  };
+}
