@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 import type { FieldSchema, FieldType, IndexSchema } from './store/schema.ts';
-import { Store, type IndexRecord } from './store/store.ts';
+import { SCHEMAS_INDEX, Store, type IndexRecord } from './store/store.ts';
 
 const TO_FIELD: Record<string, FieldType> = {
   text: 'text', string: 'keyword', int: 'integer', number: 'floating', boolean: 'boolean',
@@ -35,6 +35,14 @@ export type WeaviateClass = z.infer<typeof classSchema>;
 /** Weaviate capitalises the first letter of class names. */
 export function className(name: string): string {
   return name.charAt(0).toUpperCase() + name.slice(1);
+}
+
+/**
+ * The index a Weaviate class name means: an index of exactly that name (Xapiand users name
+ * indexes in lower case), else the capitalised name Weaviate would have created.
+ */
+export function resolveClass(store: Store, name: string): string {
+  return store.getIndex(name) && name !== SCHEMAS_INDEX ? name : className(name);
 }
 
 function fieldFor(p: z.infer<typeof propertySchema>): FieldSchema {
@@ -108,7 +116,7 @@ export async function putObject(store: Store, body: unknown): Promise<Record<str
     throw new ValidationError(`invalid object: ${i.path.join('.') || 'body'}: ${i.message}`);
   }
   const o = parsed.data;
-  const name = className(o.class);
+  const name = resolveClass(store, o.class);
   const id = o.id?.toLowerCase() ?? randomUUID();
   const { _id } = await store.putDocument(name, { ...o.properties, _id: id });
   return objectOf(name, store.getDocument(name, _id));

@@ -1,8 +1,7 @@
 /** Weaviate's data endpoints: schema (classes), objects, batch, meta, nodes, health. */
 import { Hono } from 'hono';
 import { NotFoundError, ValidationError } from '../../shared/errors.ts';
-import { SCHEMAS_INDEX } from '../../shared/store/store.ts';
-import { className, classOf, objectOf, parseClass, putObject } from '../../shared/weaviate.ts';
+import { classOf, objectOf, parseClass, putObject, resolveClass } from '../../shared/weaviate.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
@@ -14,7 +13,8 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
 
   app.get('/.well-known/live', (c) => c.body(null, 200));
   app.get('/.well-known/ready', async (c) => {
-    const redisOk = redis.status === 'ready' && (await redis.ping().then(() => true, () => false));
+    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, 1000, false).unref());
+    const redisOk = await Promise.race([redis.ping().then(() => true, () => false), timeout]);
     const dataOk = await store.healthy();
     return c.body(null, redisOk && dataOk ? 200 : 503);
   });
@@ -48,13 +48,13 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
   });
 
   app.get('/schema/:class', (c) => {
-    const rec = store.getIndex(className(c.req.param('class')));
-    if (!rec || rec.name === SCHEMAS_INDEX) throw new NotFoundError(`class ${JSON.stringify(c.req.param('class'))} not found`);
+    const rec = store.getIndex(resolveClass(store, c.req.param('class')));
+    if (!rec) throw new NotFoundError(`class ${JSON.stringify(c.req.param('class'))} not found`);
     return reply(c, classOf(store, rec));
   });
 
   app.delete('/schema/:class', async (c) => {
-    const name = className(c.req.param('class'));
+    const name = resolveClass(store, c.req.param('class'));
     if (store.getIndex(name)) await store.deleteIndex(name);
     return c.body(null, 200);
   });
@@ -77,7 +77,7 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
   });
 
   app.get('/objects/:class/:id', (c) => {
-    const name = className(c.req.param('class'));
+    const name = resolveClass(store, c.req.param('class'));
     return reply(c, objectOf(name, store.getDocument(name, c.req.param('id'))));
   });
 
@@ -88,7 +88,7 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
     const cls = c.req.query('class');
     const after = c.req.query('after');
     if (after !== undefined && !cls) throw new ValidationError('after requires class');
-    const classes = cls ? [className(cls)] : store.listIndexes().map((r) => r.name);
+    const classes = cls ? [resolveClass(store, cls)] : store.listIndexes().map((r) => r.name);
     const objects = [];
     for (const name of classes) {
       if (objects.length >= limit) break;

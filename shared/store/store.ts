@@ -268,6 +268,12 @@ export class Store {
       await this.writeSchemaDoc(holder, id, { ...prior, ...description, schema: merged });
     }
     const prepared = this.prepareSchema(b);
+    if (isForeign(prepared)) {
+      const holder = this.getIndex(SCHEMAS_INDEX);
+      if (!holder || !this.readDoc(holder, parseEndpoint(prepared._endpoint))) {
+        throw new ValidationError(`foreign schema ${prepared._endpoint} does not exist; PUT it once with its "schema" member first`);
+      }
+    }
     const existing = this.getIndex(name);
     if (!existing) {
       try {
@@ -414,8 +420,8 @@ export class Store {
   async deleteDocument(index: string, rawId: string | DocId): Promise<void> {
     const rec = this.requireIndex(index);
     const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
-    const removed = await this.shardDb(rec, shardFor(id, rec.shards)).remove(id);
-    if (!removed) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+    const db = this.shardDb(rec, shardFor(id, rec.shards));
+    if (db.get(id) === undefined || !(await db.remove(id))) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
   }
 
   /**
