@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { apiKeyAuth } from './auth.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
+import { requestLog } from './request-log.ts';
 import { weaviateRoutes } from './routes/weaviate.ts';
 import { xapiandRoutes } from './routes/xapiand.ts';
 
@@ -21,6 +22,7 @@ export function createApi(deps: ApiDeps): Api {
   const { config, logger } = deps;
   const app = new Hono();
 
+  app.use('*', requestLog(logger));
   app.onError(handleError(logger));
   app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
   if (config.auth.enabled) app.use('*', apiKeyAuth(config.auth.keys));
