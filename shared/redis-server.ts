@@ -73,7 +73,7 @@ export const NO_REDIS_MESSAGE =
 
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
   const binary = options.binary ?? findBinary('redis-server');
-  if (!binary) throw new ConfigError(NO_REDIS_MESSAGE);
+  if (!binary || !fs.existsSync(binary)) throw new ConfigError(NO_REDIS_MESSAGE);
   fs.mkdirSync(options.dir, { recursive: true });
   const port = options.port ?? (await freePort());
   let child: ChildProcess | undefined;

@@ -30,11 +30,15 @@ export interface ResolvedRedis {
  * Where Redis is: REDIS_URL when set; else 127.0.0.1:6379 when something answers there;
  * else, when `embedded` is allowed, a private redis-server under DATA_DIR/_redis.
  */
-export async function resolveRedis(config: Config, options: { embedded: boolean; logger: Logger }): Promise<ResolvedRedis> {
+export async function resolveRedis(
+  config: Config,
+  options: { embedded: boolean; logger: Logger; defaultPort?: number; binary?: string },
+): Promise<ResolvedRedis> {
   if (config.redisUrl) return { url: config.redisUrl };
-  if (await pingRedis('127.0.0.1', 6379)) return { url: DEFAULT_REDIS_URL };
+  const port = options.defaultPort ?? 6379;
+  if (await pingRedis('127.0.0.1', port)) return { url: `redis://127.0.0.1:${port}` };
   if (!options.embedded) return { url: DEFAULT_REDIS_URL };
-  const server = await startRedisServer({ dir: path.join(config.dataDir, '_redis'), appendonly: true });
+  const server = await startRedisServer({ dir: path.join(config.dataDir, '_redis'), appendonly: true, binary: options.binary });
   options.logger.info({ url: server.url }, 'started a private redis-server');
   return { url: server.url, server };
 }
