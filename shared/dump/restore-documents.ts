@@ -1,0 +1,112 @@
+/**
+ * Writing a stream of documents into an index in batches, with flat memory. Each document is
+ * coerced to the index's schema by the store; one that does not fit is reported (its position
+ * in the input, its `_id`, why) and the others are kept, as Xapiand's `:restore` does.
+ */
+import { isShardvaultError } from '../errors.ts';
+import type { Store } from '../store/store.ts';
+
+/** A document that was not restored. */
+export interface RestoreItemError {
+  /** Name of the index written to. */
+  index: string;
+  /** Zero-based position of the document in the input. */
+  position: number;
+  /** The document's `_id` as given, when it had one. */
+  _id?: unknown;
+  status: number;
+  error: string;
+}
+
+export interface RestoreResult {
+  index: string;
+  /** Records read from the input. */
+  processed: number;
+  /** Documents (or metadata keys, or schemas) written. */
+  indexed: number;
+  /** Documents in the index once the restore is done. */
+  total: number;
+  /** Documents that were refused, in input order (at most `maxItems` of them; see `refused`). */
+  items: RestoreItemError[];
+  /** How many documents were refused in all. */
+  refused: number;
+}
+
+export interface RestoreDocumentsOptions {
+  /** Documents per write batch; default 1000. */
+  batchSize?: number;
+  /** Refused documents listed in `items` (the count in `refused` is always complete); default 1000. */
+  maxItems?: number;
+  /** Called after each batch is written, with the documents processed so far. */
+  onProgress?(processed: number): void;
+  /** Called for every refused document, even beyond `maxItems`. */
+  onRefused?(item: RestoreItemError): void;
+  signal?: AbortSignal;
+}
+
+function idOf(body: unknown): unknown {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { _id?: unknown })._id : undefined;
+}
+
+/**
+ * Write `docs` into `index` (created on the first document if missing). One batch is written
+ * while the next is read, so at most two batches are held at once.
+ */
+export async function restoreDocuments(
+  store: Store,
+  index: string,
+  docs: AsyncIterable<unknown>,
+  options: RestoreDocumentsOptions = {},
+): Promise<RestoreResult> {
+  const batchSize = options.batchSize ?? 1000;
+  const maxItems = options.maxItems ?? 1000;
+  const result: RestoreResult = { index, processed: 0, indexed: 0, total: 0, items: [], refused: 0 };
+  let writing: Promise<void> = Promise.resolve();
+
+  const write = async (batch: unknown[], first: number): Promise<void> => {
+    const outcome = await store.putDocuments(index, batch);
+    outcome.forEach((item, i) => {
+      if (item.ok) {
+        result.indexed++;
+        return;
+      }
+      const err = item.error;
+      const refused: RestoreItemError = {
+        index,
+        position: first + i,
+        ...(idOf(batch[i]) !== undefined ? { _id: idOf(batch[i]) } : {}),
+        status: isShardvaultError(err) ? err.status : 500,
+        error: err.message,
+      };
+      result.refused++;
+      if (result.items.length < maxItems) result.items.push(refused);
+      options.onRefused?.(refused);
+    });
+    options.onProgress?.(first + batch.length);
+  };
+
+  let batch: unknown[] = [];
+  try {
+    for await (const doc of docs) {
+      options.signal?.throwIfAborted();
+      batch.push(doc);
+      result.processed++;
+      if (batch.length >= batchSize) {
+        await writing;
+        writing = write(batch, result.processed - batch.length);
+        writing.catch(() => {}); // awaited below; this only keeps it from counting as unhandled
+        batch = [];
+      }
+    }
+    await writing;
+    if (batch.length > 0) await write(batch, result.processed - batch.length);
+  } catch (err) {
+    await writing.catch(() => {});
+    if (isShardvaultError(err) && err.status < 500 && result.indexed > 0) {
+      err.message = `${err.message}; the restore stopped there, ${result.indexed} documents before it were restored`;
+    }
+    throw err;
+  }
+  result.total = store.getIndex(index) ? store.info(index).docs : 0;
+  return result;
+}
