@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { apiKeyAuth } from './auth.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
+import { dumpRoutes } from './routes/dump.ts';
 import { requestLog } from './request-log.ts';
 import { weaviateRoutes } from './routes/weaviate.ts';
 import { xapiandRoutes } from './routes/xapiand.ts';
@@ -28,6 +29,7 @@ export function createApi(deps: ApiDeps): Api {
   if (config.auth.enabled) app.use('*', apiKeyAuth(config.auth.keys));
 
   app.route('/v1', weaviateRoutes(deps));
+  app.route('/', dumpRoutes(deps)); // :dump and :restore stream; before the generic Xapiand routes
   // Xapiand's routes match any /{index}/…: they go last.
   app.route('/', xapiandRoutes(deps));
 
