@@ -1,0 +1,10 @@
+/** Exit codes every shardvault command uses. */
+export const EXIT = {
+  OK: 0,
+  /** The operation failed; nothing was changed. */
+  FAILED: 1,
+  /** Bad arguments or configuration. */
+  USAGE: 2,
+  /** A restore finished, but some documents were refused (they are listed on stderr). */
+  PARTIAL: 3,
+} as const;

@@ -1,0 +1,71 @@
+/**
+ * `shardvault …`: the command-line entry point, a dispatcher. A first argument naming a
+ * subcommand (`shardvault backup …`, added by the commands table below) runs that command
+ * with the remaining arguments; anything else is Xapiand's flag style
+ * (`--dump=twitter --out=twitter.docs`), handled by the dump/restore command.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { dumpRestoreCommand } from './commands/dump-restore.ts';
+import { EXIT } from './exit-codes.ts';
+
+export { EXIT };
+
+/** The process's streams and environment, passed in so tests (and other callers) can swap them. */
+export interface CliIo {
+  stdin: Readable & { isTTY?: boolean };
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Command {
+  /** The word that selects it (`shardvault <name> …`). */
+  name: string;
+  /** One line for `shardvault --help`. */
+  summary: string;
+  /** Runs with the arguments after the name; answers the exit code. */
+  run(argv: string[], io: CliIo): Promise<number>;
+}
+
+/**
+ * Subcommands by name. The Xapiand-style flags (no subcommand) are the default command.
+ * Another command registers here with one line.
+ */
+export const COMMANDS: readonly Command[] = [];
+
+export function usage(): string {
+  const subcommands = COMMANDS.length
+    ? `\nCommands:\n${COMMANDS.map((c) => `  shardvault ${c.name.padEnd(10)} ${c.summary}`).join('\n')}\n` +
+      `  (run "shardvault <command> --help" for its options)\n`
+    : '';
+  return `${dumpRestoreCommand.help}${subcommands}`;
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === 'help' || first === '--help' || first === '-h') {
+    io.stdout.write(usage());
+    return first === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  const command = COMMANDS.find((c) => c.name === first);
+  if (command) return command.run(rest, io);
+  if (!first.startsWith('-')) {
+    io.stderr.write(`shardvault: unknown command ${JSON.stringify(first)}; run "shardvault --help"\n`);
+    return EXIT.USAGE;
+  }
+  return dumpRestoreCommand.run(argv, io);
+}
+
+/** What bin/shardvault.js calls: runs with the real process and exits with the answer. */
+export async function run(argv: string[] = process.argv.slice(2)): Promise<never> {
+  let code: number;
+  try {
+    code = await main(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env });
+  } catch (err) {
+    process.stderr.write(`shardvault: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    code = EXIT.FAILED;
+  }
+  // Exit once what was written has been handed to the OS (a write's callback runs after it).
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  process.exit(code);
+}
