@@ -1,0 +1,229 @@
+/**
+ * A shardvault cluster for the bench: its own private redis-server (never the machine's
+ * Redis), one API process and N worker processes, each a real `node --import tsx` child,
+ * all on loopback. Drives the Weaviate-compatible backup API the way a client would: POST,
+ * then poll the status until SUCCESS or FAILED.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, startRedisServer, type RedisServer } from '../shared/redis-server.ts';
+import { spawnNode, type NodeProcess } from '../test/support/process.ts';
+import { sleep } from './measure.ts';
+
+export interface ClusterOptions {
+  /** Directory for this cluster's Redis files and logs. */
+  workDir: string;
+  dataDir: string;
+  backupDir: string;
+  nodes: string[];
+  workers: number;
+  /** Extra node flags for worker processes (e.g. --cpu-prof), passed via NODE_OPTIONS. */
+  workerNodeOptions?: string;
+  /** WORKER_CONCURRENCY of each worker; the project's default when undefined. */
+  workerConcurrency?: number;
+  logLevel?: string;
+}
+
+export type TerminalStatus = 'SUCCESS' | 'FAILED' | 'CANCELED';
+
+export interface OperationResult {
+  status: TerminalStatus | 'TIMEOUT';
+  /** Seconds from just before the POST to the first poll that saw the final status. */
+  seconds: number;
+  body: Record<string, unknown>;
+}
+
+export class BenchCluster {
+  redis?: RedisServer;
+  api?: NodeProcess;
+  workers: NodeProcess[] = [];
+  baseUrl = '';
+  private infoClient?: Redis;
+
+  constructor(readonly options: ClusterOptions) {}
+
+  private env(extra: Record<string, string> = {}): Record<string, string> {
+    const o = this.options;
+    return {
+      REDIS_URL: this.redis!.url,
+      DATA_DIR: o.dataDir,
+      BACKUP_FILESYSTEM_PATH: o.backupDir,
+      CLUSTER_NODES: o.nodes.join(','),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: o.logLevel ?? 'warn',
+      // Never inherit the bench's own NODE_OPTIONS or a developer's backend settings.
+      NODE_OPTIONS: '',
+      BACKUP_S3_BUCKET: '',
+      BACKUP_GCS_BUCKET: '',
+      ...extra,
+    };
+  }
+
+  async start(): Promise<this> {
+    const o = this.options;
+    fs.mkdirSync(o.workDir, { recursive: true });
+    fs.mkdirSync(o.backupDir, { recursive: true });
+    this.redis = await startRedisServer({ dir: path.join(o.workDir, 'redis') });
+    const port = await freePort();
+    this.api = spawnNode('api/main.ts', [], this.env({ PORT: String(port) }));
+    this.baseUrl = `http://127.0.0.1:${port}`;
+    await this.waitForApi(this.api);
+    for (let i = 0; i < o.workers; i++) await this.addWorker();
+    return this;
+  }
+
+  /** Start one more worker process and wait until it serves every queue. */
+  async addWorker(): Promise<NodeProcess> {
+    const o = this.options;
+    const extra: Record<string, string> = {};
+    if (o.workerNodeOptions) extra.NODE_OPTIONS = o.workerNodeOptions;
+    if (o.workerConcurrency) extra.WORKER_CONCURRENCY = String(o.workerConcurrency);
+    const w = spawnNode('worker/main.ts', [], this.env(extra));
+    this.workers.push(w);
+    await this.waitForWorkers(this.workers.length, w);
+    return w;
+  }
+
+  /** Stop one worker gracefully (SIGTERM: its --cpu-prof profile, if any, is written on exit). */
+  async stopWorker(w: NodeProcess): Promise<void> {
+    const timer = setTimeout(() => void w.kill('SIGKILL'), 30_000);
+    await w.kill('SIGTERM');
+    clearTimeout(timer);
+    this.workers = this.workers.filter((x) => x !== w);
+  }
+
+  private async waitForApi(api: NodeProcess): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    let exited: number | string | undefined;
+    void api.exited.then((c) => (exited = c));
+    while (Date.now() < deadline) {
+      if (exited !== undefined) throw new Error(`the API exited (${exited}) while starting:\n${api.output().slice(-2000)}`);
+      try {
+        const r = await fetch(`${this.baseUrl}/v1/.well-known/ready`);
+        if (r.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(100);
+    }
+    throw new Error(`the API did not become ready within 60 s:\n${api.output().slice(-2000)}`);
+  }
+
+  /**
+   * BullMQ names each worker's Redis connection `<prefix>:<base64(queue)>[:w:<name>]`; a worker
+   * is ready when every queue it serves (backups, restores, node-<name>) has its connection.
+   */
+  private async waitForWorkers(count: number, newest: NodeProcess): Promise<void> {
+    const queues = ['backups', 'restores', ...this.options.nodes.map((n) => `node-${n}`)];
+    const b64 = queues.map((q) => Buffer.from(q).toString('base64'));
+    const client = new Redis(this.redis!.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await client.connect();
+    let exited: number | string | undefined;
+    void newest.exited.then((c) => (exited = c));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        if (exited !== undefined) throw new Error(`a worker exited (${exited}) while starting:\n${newest.output().slice(-2000)}`);
+        const list = String(await client.call('CLIENT', 'LIST'));
+        const names = [...list.matchAll(/ name=(\S*)/g)].map((m) => m[1]!);
+        const served = b64.map((b) => names.filter((n) => n.endsWith(`:${b}`) || n.includes(`:${b}:w:`)).length);
+        if (served.every((n) => n >= count)) return;
+        await sleep(100);
+      }
+      throw new Error(`workers did not connect to every queue within 60 s:\n${newest.output().slice(-2000)}`);
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  async request(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    const r = await fetch(`${this.baseUrl}${urlPath}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch {
+      parsed = { raw: text };
+    }
+    return { status: r.status, body: parsed };
+  }
+
+  private async poll(statusPath: string, started: number, timeoutMs: number, everyMs: number): Promise<OperationResult> {
+    const deadline = started + timeoutMs;
+    let last: Record<string, unknown> = {};
+    while (performance.now() < deadline) {
+      const r = await this.request('GET', statusPath);
+      last = r.body;
+      const status = String(r.body.status ?? '');
+      if (status === 'SUCCESS' || status === 'FAILED' || status === 'CANCELED') {
+        return { status, seconds: (performance.now() - started) / 1000, body: r.body };
+      }
+      await sleep(everyMs);
+    }
+    return { status: 'TIMEOUT', seconds: (performance.now() - started) / 1000, body: last };
+  }
+
+  /** POST a backup and poll its status until it ends. */
+  async backup(
+    id: string,
+    options: { include?: string[]; compression?: string; timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<OperationResult> {
+    const started = performance.now();
+    const config = options.compression ? { CompressionLevel: options.compression } : undefined;
+    const r = await this.request('POST', '/v1/backups/filesystem', { id, include: options.include, config });
+    if (r.status !== 200) throw new Error(`POST /v1/backups/filesystem answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return this.poll(`/v1/backups/filesystem/${id}`, started, options.timeoutMs ?? 3_600_000, options.pollMs ?? 25);
+  }
+
+  /** POST a restore of a backup (from this cluster's backend) and poll until it ends. */
+  async restore(id: string, options: { include?: string[]; timeoutMs?: number; pollMs?: number } = {}): Promise<OperationResult> {
+    const started = performance.now();
+    const r = await this.request('POST', `/v1/backups/filesystem/${id}/restore`, options.include ? { include: options.include } : {});
+    if (r.status !== 200) throw new Error(`POST /v1/backups/filesystem/${id}/restore answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return this.poll(`/v1/backups/filesystem/${id}/restore`, started, options.timeoutMs ?? 3_600_000, options.pollMs ?? 25);
+  }
+
+  /** Documents per index, from `GET /{index}/:info`. */
+  async docCount(index: string): Promise<number | undefined> {
+    const r = await this.request('GET', `/${encodeURIComponent(index)}/:info`);
+    return r.status === 200 ? Number(r.body.docs) : undefined;
+  }
+
+  async deleteClass(name: string): Promise<void> {
+    const r = await this.request('DELETE', `/v1/schema/${encodeURIComponent(name)}`);
+    if (r.status >= 300 && r.status !== 404) throw new Error(`DELETE /v1/schema/${name} answered ${r.status}: ${JSON.stringify(r.body)}`);
+  }
+
+  pids(): { api?: number; workers: number[]; redis?: number } {
+    return { api: this.api?.child.pid, workers: this.workers.map((w) => w.child.pid!).filter(Boolean) };
+  }
+
+  /** CPU seconds (user + system) redis-server has used, from its INFO. */
+  async redisCpu(): Promise<number> {
+    if (!this.redis) return 0;
+    this.infoClient ??= new Redis(this.redis.url, { maxRetriesPerRequest: 1 });
+    const info = String(await this.infoClient.info('cpu'));
+    const get = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+    return get('used_cpu_user') + get('used_cpu_sys');
+  }
+
+  async stop(): Promise<void> {
+    this.infoClient?.disconnect();
+    this.infoClient = undefined;
+    for (const w of [...this.workers]) await this.stopWorker(w).catch(() => undefined);
+    if (this.api) {
+      const api = this.api;
+      const timer = setTimeout(() => void api.kill('SIGKILL'), 15_000);
+      await api.kill('SIGTERM');
+      clearTimeout(timer);
+      this.api = undefined;
+    }
+    await this.redis?.stop();
+    this.redis = undefined;
+  }
+}

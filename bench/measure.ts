@@ -1,0 +1,161 @@
+/**
+ * Measuring tools for the bench: repeated timings with median and spread, CPU time of
+ * processes and of their threads from /proc, memory sampling (VmRSS, VmHWM), and shell
+ * pipelines timed by bash itself (wall, user and system time of every process in them).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface Stats {
+  runs: number[];
+  median: number;
+  min: number;
+  max: number;
+  /** (max - min) / median: how far apart the runs were. */
+  spread: number;
+}
+
+export function stats(runs: number[]): Stats {
+  const sorted = [...runs].sort((a, b) => a - b);
+  const n = sorted.length;
+  const median = n === 0 ? Number.NaN : n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+  const min = sorted[0] ?? Number.NaN;
+  const max = sorted[n - 1] ?? Number.NaN;
+  return { runs, median, min, max, spread: median > 0 ? (max - min) / median : 0 };
+}
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** user+system CPU seconds from a /proc/<pid>[/task/<tid>]/stat line; undefined once gone. */
+function statCpu(file: string): number | undefined {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    // The command name (field 2) may hold spaces: fields are counted after its closing ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function processCpu(pid: number): number {
+  return statCpu(`/proc/${pid}/stat`) ?? 0;
+}
+
+/**
+ * CPU seconds per thread group of a process, keyed by thread name: node's main thread is
+ * `node`, libuv's pool (zlib, fs, crypto) `libuv-worker`, V8's helpers `V8 DefaultWorke`…
+ */
+export function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let name = '?';
+    try {
+      name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (tid === String(pid)) name = `${name} (main)`;
+    const cpu = statCpu(`/proc/${pid}/task/${tid}/stat`);
+    if (cpu !== undefined) out.set(name, (out.get(name) ?? 0) + cpu);
+  }
+  return out;
+}
+
+/** The difference of two threadCpu() snapshots. */
+export function threadCpuDelta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) out.set(k, v - (before.get(k) ?? 0));
+  return out;
+}
+
+/** VmRSS and VmHWM (peak resident set) of a process, in bytes. */
+export function memory(pid: number): { rss: number; hwm: number } | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples VmRSS of some processes every `everyMs` until stopped; answers the peaks seen. */
+export class MemorySampler {
+  private readonly peaks = new Map<number, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly pids: number[], everyMs = 20) {
+    const sample = () => {
+      for (const pid of this.pids) {
+        const m = memory(pid);
+        if (m) this.peaks.set(pid, Math.max(this.peaks.get(pid) ?? 0, m.rss));
+      }
+    };
+    sample();
+    this.timer = setInterval(sample, everyMs);
+  }
+
+  /** Peak sampled VmRSS per pid, plus the kernel's VmHWM (lifetime peak) at this moment. */
+  stop(): Map<number, { peakRss: number; hwm: number }> {
+    clearInterval(this.timer);
+    const out = new Map<number, { peakRss: number; hwm: number }>();
+    for (const pid of this.pids) {
+      const m = memory(pid);
+      out.set(pid, { peakRss: Math.max(this.peaks.get(pid) ?? 0, m?.rss ?? 0), hwm: m?.hwm ?? 0 });
+    }
+    return out;
+  }
+}
+
+export interface ShellTiming {
+  /** Wall-clock seconds. */
+  real: number;
+  /** CPU seconds of every process of the pipeline (user + system). */
+  cpu: number;
+  stderr: string;
+}
+
+/**
+ * Run a bash pipeline (with pipefail) and time it with bash's own `time`: wall, user and
+ * system seconds of all its processes. Throws with the pipeline's stderr when it fails.
+ */
+export function timeShell(pipeline: string, env: NodeJS.ProcessEnv = process.env): Promise<ShellTiming> {
+  const script = `TIMEFORMAT='@@time %3R %3U %3S'; time ( set -o pipefail; ${pipeline} )`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'ignore', 'pipe'], env });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const m = /@@time ([\d.]+) ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+      const rest = stderr.replace(/@@time [\d. ]+\s*$/, '').trim();
+      if (code !== 0 || !m) return reject(new Error(`\`${pipeline}\` failed (exit ${code}): ${rest.slice(-1000)}`));
+      resolve({ real: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), stderr: rest });
+    });
+  });
+}
+
+/** Single-quote a string for bash. */
+export function sh(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,360 @@
+/**
+ * BENCHMARKS.md from one bench run: machine, versions, data, the table of figures with
+ * ratios to `tar | gzip -1` and to a raw read, where each of the issue's targets stands,
+ * memory, the API under load, the CPU profile of the backup path, and what limits each figure.
+ */
+import fs from 'node:fs';
+import { formatBytes } from './generate.ts';
+import type { BenchResults, ProfileRun, Row } from './run.ts';
+
+const MB = 1e6;
+const fmt = (n: number | undefined, digits = 2) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits));
+const ms = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '–' : `${n.toFixed(n < 10 ? 1 : 0)} ms`);
+const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
+const cell = (s: string) => s.replace(/\|/g, '\\|');
+
+function ok(row: Row | undefined): row is Row {
+  return row !== undefined && row.seconds.runs.length > 0;
+}
+
+function find(results: BenchResults, key: string): Row | undefined {
+  return results.rows.find((r) => r.key === key);
+}
+
+function describeRun(results: BenchResults): string {
+  const o = results.options;
+  const size = formatBytes(o.bytes);
+  const head =
+    results.label === 'quick'
+      ? `> **Quick run** (\`npm run bench -- --quick\`, ${size} of documents, ${o.reps} runs each). This is a smoke run of the harness: at this size every shardvault figure is dominated by fixed costs (job scheduling through Redis, process round trips, the 25 ms status poll), not by throughput. The figures that matter come from \`npm run bench\` (about 1 GiB).`
+      : results.label === 'full'
+        ? `> **Full run** (\`npm run bench\`, ${size} of documents, ${o.reps} runs each).`
+        : `> **Custom run** (${size} of documents, ${o.reps} runs each).`;
+  return [
+    head,
+    `> The machine (${results.machine.cores} cores) is shared with other engineers' test runs, so figures move between runs; the spread column shows by how much within this run. Load average when the run started: ${results.machine.loadavg.map((l) => l.toFixed(2)).join(', ')}.`,
+  ].join('\n');
+}
+
+function coresBusy(row: Row): number {
+  return row.cpuSeconds.median / row.seconds.median;
+}
+
+/** What bounds one row, from its CPU use and (for shardvault) the profile. */
+function limitOf(row: Row, results: BenchResults): string {
+  const cores = results.machine.cores;
+  const busy = coresBusy(row);
+  const busyText = `${fmt(busy)} of ${cores} cores busy`;
+  switch (row.key) {
+    case 'raw-read':
+      return `${busyText}. Files come from the page cache (the data was read once before timing), so this is memory copying and read() system calls — the ceiling any backup that reads every byte can reach here.`;
+    case 'tar-gzip':
+      return `${busyText}. gzip is single-threaded: one core of DEFLATE level 1 is the limit; tar itself is nearly free.`;
+    case 'tar-zstd':
+      return `${busyText}. zstd -1 runs one compression thread by default and is several times faster per byte than DEFLATE, so it approaches the tar/pipe and read cost.`;
+    case 'restic':
+      return `${busyText}. restic chunks (content-defined), hashes (SHA-256) and compresses and encrypts every chunk, with as many threads as there are cores; its cost is CPU, and its output is deduplicated and encrypted.`;
+  }
+  const roles = row.cpuByRole;
+  const split = roles ? `; CPU split worker ${fmt(roles.worker)} s, API ${fmt(roles.api)} s, Redis ${fmt(roles.redis)} s` : '';
+  const profile = results.profiles.find((p) => p.name.startsWith(row.kind) && (row.kind === 'restore' || p.name.includes(row.compression ?? '?')));
+  let why = '';
+  if (profile?.summary) {
+    const pool = poolShare(profile);
+    const top = profile.summary.byOrigin.filter((o) => o.origin !== '(program)').slice(0, 3);
+    why = ` In the profiled run, libuv's pool threads (zlib, file writes, hashing) took ${pct(pool)} of the worker's CPU; on the main thread the largest self-time origins were ${top.map((o) => `${o.origin} ${pct(o.share)}`).join(', ')}.`;
+  }
+  const bound =
+    busy >= 0.85 * cores
+      ? 'CPU-bound on every core'
+      : busy >= 0.85
+        ? 'at least one core is saturated (a serial stage: the main thread or one compression stream)'
+        : 'the processes wait more than they compute (Redis round trips, job scheduling, polling or I/O)';
+  return `${busyText} — ${bound}${split}.${why}`;
+}
+
+function poolShare(p: ProfileRun): number {
+  const total = Object.values(p.threads).reduce((a, b) => a + b, 0);
+  const pool = Object.entries(p.threads)
+    .filter(([k]) => k.startsWith('libuv-worker'))
+    .reduce((a, [, v]) => a + v, 0);
+  return total > 0 ? pool / total : 0;
+}
+
+function throughputTable(results: BenchResults): string[] {
+  const jsonBytes = results.data?.jsonBytes ?? 0;
+  const tar = find(results, 'tar-gzip');
+  const raw = find(results, 'raw-read');
+  const lines = [
+    '| method | median | min – max (range ÷ median) | MB/s of documents | time ÷ `tar \\| gzip -1` | time ÷ raw read | output | output ÷ JSON | CPU (user+sys) | runs ok |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results.rows) {
+    if (r.seconds.runs.length === 0) {
+      lines.push(`| ${cell(r.label)} | – | – | – | – | – | – | – | – | 0 of ${r.failures.length} |`);
+      continue;
+    }
+    const s = r.seconds;
+    const out = r.outputBytes;
+    lines.push(
+      `| ${cell(r.label)} | ${fmt(s.median)} s | ${fmt(s.min)} – ${fmt(s.max)} s (${(s.spread * 100).toFixed(0)} %) | ` +
+        `${fmt(jsonBytes / MB / s.median, 1)} | ${ok(tar) ? fmt(s.median / tar.seconds.median) : '–'} | ` +
+        `${ok(raw) ? fmt(s.median / raw.seconds.median, 1) : '–'} | ${out ? formatBytes(out) : '–'} | ` +
+        `${out && jsonBytes ? fmt(out / jsonBytes, 3) : '–'} | ${fmt(r.cpuSeconds.median)} s | ${s.runs.length} of ${s.runs.length + r.failures.length} |`,
+    );
+  }
+  return lines;
+}
+
+interface TargetLine {
+  target: string;
+  measured: string;
+  stands: string;
+}
+
+function targets(results: BenchResults): TargetLine[] {
+  const out: TargetLine[] = [];
+  const tar = find(results, 'tar-gzip');
+  const backups = results.rows.filter((r) => r.kind === 'backup' && ok(r));
+  const notMeasured = (target: string, why: string) => out.push({ target, measured: '–', stands: `not measured: ${why}` });
+  const noSv = 'no successful shardvault run (see Errors)';
+
+  // Backup ≤ 0.8 × tar|gzip -1 — best backup at each level.
+  if (!ok(tar)) notMeasured('backup ≤ 0.8 × `tar | gzip -1`', 'tar | gzip -1 did not run');
+  else if (backups.length === 0) notMeasured('backup ≤ 0.8 × `tar | gzip -1`', noSv);
+  else {
+    const parts = backups.map((b) => `${b.workers}w ${b.compression}: ${fmt(b.seconds.median / tar.seconds.median)}×`);
+    const best = Math.min(...backups.map((b) => b.seconds.median / tar.seconds.median));
+    const bestSpeed = backups.filter((b) => b.compression === 'BestSpeed').map((b) => b.seconds.median / tar.seconds.median);
+    const comparable = bestSpeed.length ? Math.min(...bestSpeed) : best;
+    out.push({
+      target: 'backup ≤ 0.8 × the time of `tar | gzip -1`',
+      measured: parts.join('; '),
+      stands: comparable <= 0.8 ? `met (BestSpeed, the like-for-like level: ${fmt(comparable)}×)` : `missed: best BestSpeed backup takes ${fmt(comparable)}× the time of tar | gzip -1`,
+    });
+  }
+
+  // Restore ≤ 1.5 × backup, per configuration.
+  const pairs = results.rows
+    .filter((r) => r.kind === 'restore' && ok(r))
+    .map((r) => ({ r, b: find(results, r.key.replace('sv-restore', 'sv-backup')) }))
+    .filter((p): p is { r: Row; b: Row } => ok(p.b));
+  if (pairs.length === 0) notMeasured('restore ≤ 1.5 × backup', noSv);
+  else {
+    const ratios = pairs.map((p) => p.r.seconds.median / p.b.seconds.median);
+    const worst = Math.max(...ratios);
+    out.push({
+      target: 'restore ≤ 1.5 × backup',
+      measured: pairs.map((p, i) => `${p.r.workers}w ${p.r.compression}: ${fmt(ratios[i])}×`).join('; '),
+      stands: worst <= 1.5 ? `met in every configuration (worst ${fmt(worst)}×)` : `missed in ${ratios.filter((x) => x > 1.5).length} of ${ratios.length} configurations (worst ${fmt(worst)}×)`,
+    });
+  }
+
+  // Worker peak RSS ≤ 200 MB for a 1 GiB shard.
+  const mem = results.memory.filter((m) => m.op === 'backup' && m.status === 'SUCCESS');
+  if (mem.length === 0) notMeasured('worker peak RSS ≤ 200 MB for a 1 GiB shard', results.memory.length ? 'the memory backups failed' : noSv);
+  else {
+    const largest = mem.reduce((a, b) => (b.jsonBytes > a.jsonBytes ? b : a));
+    const peak = Math.max(largest.peakRss, largest.hwm);
+    const sizeNote = largest.jsonBytes < 0.9 * 1024 ** 3 ? ` (shard of ${formatBytes(largest.jsonBytes)}, not 1 GiB: run the full bench for the target's size)` : '';
+    out.push({
+      target: 'worker peak RSS ≤ 200 MB for a 1 GiB shard',
+      measured: `${fmt(peak / MB, 0)} MB during the backup of a one-shard index of ${formatBytes(largest.jsonBytes)}`,
+      stands: `${peak <= 200 * MB ? 'met' : 'missed'}${sizeNote}`,
+    });
+  }
+
+  // 2 workers ≥ 1.6 × one worker.
+  const scaling = (results.options.levels ?? []).flatMap((level) => {
+    const one = find(results, `sv-backup-w1-${level}`);
+    const two = find(results, `sv-backup-w2-${level}`);
+    return ok(one) && ok(two) ? [{ level, x: one.seconds.median / two.seconds.median }] : [];
+  });
+  if (scaling.length === 0) notMeasured('2 workers ≥ 1.6 × one worker', noSv);
+  else {
+    const worst = Math.min(...scaling.map((s) => s.x));
+    out.push({
+      target: '2 workers ≥ 1.6 × the throughput of one',
+      measured: scaling.map((s) => `${s.level}: ${fmt(s.x)}×`).join('; '),
+      stands: worst >= 1.6 ? 'met' : `missed (worst ${fmt(worst)}×; this machine has ${results.machine.cores} cores shared by both workers, the API and Redis)`,
+    });
+  }
+
+  // POST p99 ≤ 25 ms at 200 req/s.
+  const post = results.load.find((l) => l.name.startsWith('POST') && l.targetRate);
+  if (!post) notMeasured('`POST /v1/backups` p99 ≤ 25 ms at 200 req/s', noSv);
+  else {
+    const achieved = post.rps;
+    out.push({
+      target: '`POST /v1/backups` p99 ≤ 25 ms at 200 req/s',
+      measured: `p99 ${ms(post.p99)} at ${fmt(achieved, 0)} req/s achieved (${post.requests} requests, ${post.non2xx} non-2xx, ${post.errors} errors)`,
+      stands: post.p99 <= 25 && achieved >= 0.9 * (post.targetRate ?? 0) && post.non2xx === 0 ? 'met' : 'missed',
+    });
+  }
+  return out;
+}
+
+function profileSection(results: BenchResults): string[] {
+  const lines: string[] = [];
+  if (results.profiles.length === 0) return ['Not measured in this run (see Errors).', ''];
+  lines.push(
+    'One extra run of each operation with a single worker started with `node --cpu-prof`; the profile is read from its `.cpuprofile`. V8 samples JavaScript on the main thread only, so the CPU of every thread of the worker was also read from `/proc/<pid>/task/*/stat`: `libuv-worker` threads run zlib (gzip), file-system writes and hashing off the main thread.',
+    '',
+  );
+  for (const p of results.profiles) {
+    lines.push(`### ${p.name} (${fmt(p.seconds)} s)`, '');
+    if (p.error) {
+      lines.push(`Profile missing: ${p.error}`, '');
+      continue;
+    }
+    const threads = Object.entries(p.threads).sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.005);
+    const total = threads.reduce((a, [, v]) => a + v, 0);
+    lines.push(
+      `Worker CPU by thread: ${threads.map(([k, v]) => `${k} ${fmt(v)} s (${pct(total ? v / total : 0)})`).join(', ')}; total ${fmt(total)} s over ${fmt(p.seconds)} s of wall time.`,
+      '',
+    );
+    const s = p.summary!;
+    lines.push(`Main thread: ${fmt(s.busyMs / 1000)} s busy, ${fmt(s.idleMs / 1000)} s idle. Top self time:`, '');
+    lines.push('| function | where | self | share of busy |', '|---|---|---:|---:|');
+    for (const f of s.top) lines.push(`| \`${cell(f.name)}\` | ${cell(f.where || '(native)')} | ${ms(f.selfMs)} | ${pct(f.share)} |`);
+    lines.push('', `By origin: ${s.byOrigin.slice(0, 8).map((o) => `${o.origin} ${pct(o.share)}`).join(', ')}.`, '');
+  }
+  return lines;
+}
+
+export function renderReport(results: BenchResults): string {
+  const m = results.machine;
+  const d = results.data;
+  const lines: string[] = [
+    '# shardvault benchmarks',
+    '',
+    describeRun(results),
+    '',
+    `Written by \`npm run bench\` on ${results.finishedAt.slice(0, 16).replace('T', ' ')} UTC in ${fmt(results.totalSeconds / 60, 1)} min. Every figure below is a median of the runs; the bench reports and never fails: targets are compared, not asserted.`,
+    '',
+    '## Machine',
+    '',
+    '| CPU | cores | memory | kernel | work directory on |',
+    '|---|---:|---:|---|---|',
+    `| ${m.cpuModel} | ${m.cores} | ${formatBytes(m.memoryBytes)} | ${m.kernel} | ${m.fs} |`,
+    '',
+    '## Versions',
+    '',
+    '| tool | version |',
+    '|---|---|',
+    ...Object.entries(results.versions).map(([k, v]) => `| ${k} | ${cell(v)} |`),
+    '',
+    '## Data',
+    '',
+  ];
+  if (d) {
+    lines.push(
+      `${d.docs.toLocaleString('en-US')} documents, **${formatBytes(d.jsonBytes)} as JSON** (the basis of every "MB/s of documents", MB = 10^6 bytes), ` +
+        `${formatBytes(d.diskBytes)} on disk in ${d.files} files (LMDB pages: msgpack values, B-tree and free space). ` +
+        `Generated by \`bench/generate.ts\` through \`Store.putDocuments\` in ${fmt(d.generatedSeconds, 1)} s${d.reused ? ' (reused from an earlier run)' : ''}; ` +
+        `3 nodes; the largest shard is \`${d.largestShard.path}\` (${formatBytes(d.largestShard.bytes)} on disk). ` +
+        'Documents have a keyword `_id`, keywords, prose of varied length (Zipf-distributed words, log-normal lengths), datetimes, integers, floats, keyword arrays and nested objects.',
+      '',
+      '| index | shards | documents | JSON |',
+      '|---|---:|---:|---:|',
+      ...d.indexes.map((i) => `| ${i.name} | ${i.shards} | ${i.docs.toLocaleString('en-US')} | ${formatBytes(i.jsonBytes)} |`),
+      '',
+      'All reads come from the page cache (the data directory is read once, untimed, before anything is measured, and fits in memory), for every method alike.',
+      '',
+    );
+  } else lines.push('No data: generation failed (see Errors).', '');
+
+  lines.push(
+    '## Backup and restore',
+    '',
+    'shardvault runs are timed from the `POST` to the first status poll (every 25 ms) that answers `SUCCESS`, through the real API process, worker processes and a private redis-server, writing to the filesystem backend on the same disk. A restore goes into a second, empty cluster (own data directory and Redis, same backup directory), and its document counts are checked against the source before its classes are deleted for the next run. Baselines are timed by bash (`time`) and write to the same disk.',
+    '',
+    ...throughputTable(results),
+    '',
+    '## Targets (issue 7)',
+    '',
+    '| target | measured | where it stands |',
+    '|---|---|---|',
+    ...targets(results).map((t) => `| ${cell(t.target)} | ${cell(t.measured)} | ${cell(t.stands)} |`),
+    '',
+    '## Worker memory',
+    '',
+  );
+  if (results.memory.length) {
+    lines.push(
+      'One index with a single shard, grown from the smaller size to the larger; for each size a fresh worker process backs it up (DefaultCompression) and a fresh worker in an empty cluster restores it. VmRSS is sampled every 10 ms from `/proc/<pid>/status`; VmHWM is the kernel\'s peak for the process.',
+      '',
+      '| operation | shard documents | shard JSON | shard on disk | time | worker RSS idle | peak RSS sampled | VmHWM |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...results.memory.map(
+        (r) =>
+          `| ${r.op}${r.status === 'SUCCESS' ? '' : ` (${r.status})`} | ${r.docs.toLocaleString('en-US')} | ${formatBytes(r.jsonBytes)} | ${formatBytes(r.shardDiskBytes)} | ${fmt(r.seconds)} s | ${fmt(r.idleRss / MB, 0)} MB | ${fmt(r.peakRss / MB, 0)} MB | ${fmt(r.hwm / MB, 0)} MB |`,
+      ),
+      '',
+    );
+    for (const op of ['backup', 'restore'] as const) {
+      const runs = results.memory.filter((r) => r.op === op && r.status === 'SUCCESS');
+      if (runs.length >= 2) {
+        const [a, b] = [runs[0]!, runs[runs.length - 1]!];
+        const growth = (b.hwm - b.idleRss) / Math.max(1, a.hwm - a.idleRss);
+        lines.push(
+          `${op}: data grew ${fmt(b.jsonBytes / a.jsonBytes, 1)}×; peak RSS went from ${fmt(a.hwm / MB, 0)} MB to ${fmt(b.hwm / MB, 0)} MB ` +
+            `(above idle: ${fmt((a.hwm - a.idleRss) / MB, 0)} MB → ${fmt((b.hwm - b.idleRss) / MB, 0)} MB, ${fmt(growth, 2)}×) — ` +
+            `${b.hwm <= a.hwm * 1.25 ? 'flat: memory does not follow the shard size.' : 'memory grows with the shard: something holds data proportional to the shard.'}`,
+          '',
+        );
+      }
+    }
+  } else lines.push('Not measured in this run (see Errors).', '');
+
+  lines.push('## API under load', '');
+  if (results.load.length) {
+    lines.push(
+      'autocannon (programmatic) on loopback, 10 connections, every run bounded by a request count. Each `POST` carries a unique backup id and `include` of a 3-shard index of a few dozen documents. Only the API process and its Redis run: workers are stopped so they do not compete for this machine\'s cores, which means the POSTed backups queue up rather than run. The `GET` reads the status of one finished backup.',
+      '',
+      '| request | asked | requests | req/s | p50 | p90 | p99 | max | non-2xx | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...results.load.map(
+        (l) =>
+          `| ${cell(l.name)} | ${l.targetRate ? `${l.targetRate}/s` : 'flat out'} | ${l.requests} | ${fmt(l.rps, 0)} | ${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.max)} | ${l.non2xx} | ${l.errors} |`,
+      ),
+      '',
+      'What limits it: each request is JSON parsing and validation in the API process plus Redis round trips (a `POST` checks the backend and Redis for the id, then adds a flow: one parent and one child job per shard, several Redis commands each); on loopback the API process\'s single main thread is the bound when running flat out.',
+      '',
+    );
+  } else lines.push('Not measured in this run (see Errors).', '');
+
+  lines.push('## Where the time goes: CPU profile of the backup path', '', ...profileSection(results));
+
+  lines.push('## What limits each figure', '');
+  for (const r of results.rows.filter(ok)) lines.push(`- **${r.label}**: ${limitOf(r, results)}`);
+  lines.push('');
+
+  if (results.notes.length || results.errors.length) {
+    lines.push('## Notes and errors', '');
+    for (const n of results.notes) lines.push(`- ${n}`);
+    for (const e of results.errors) lines.push(`- **${e.phase}** failed: ${cell(e.message.split('\n')[0]!.slice(0, 400))}`);
+    for (const r of results.rows.filter((x) => x.failures.length)) {
+      lines.push(`- ${r.label}: ${r.failures.length} failed run(s): ${cell(r.failures[0]!.split('\n')[0]!.slice(0, 300))}`);
+    }
+    lines.push('');
+  }
+
+  lines.push(
+    '## Reproduce',
+    '',
+    '```sh',
+    'npm run bench                 # about 1 GiB of documents, 3 runs each; writes BENCHMARKS.md',
+    'npm run bench -- --quick      # 16 MiB smoke run',
+    'npm run bench -- --size 256MiB --reps 5 --mem-size 512MiB --work-dir /somewhere/with/space --keep',
+    '```',
+    '',
+    `Options of this run: ${JSON.stringify(results.options)}.`,
+    '',
+  );
+  return lines.join('\n');
+}
+
+export function writeReport(results: BenchResults, file: string): void {
+  fs.writeFileSync(file, renderReport(results));
+}

@@ -1,0 +1,662 @@
+/**
+ * `npm run bench`: how fast shardvault backs up and restores, against what an operator would
+ * use instead, on the same data in the same run; writes BENCHMARKS.md. It reports and never
+ * asserts: a missed target or a phase that cannot run becomes a line in the report.
+ *
+ *     npm run bench                      about 1 GiB of documents, 3 runs of everything
+ *     npm run bench -- --quick           a smoke run on 16 MiB
+ *     npm run bench -- --size 256MiB --reps 5 --mem-size 512MiB --work-dir /big/disk --keep
+ *
+ * Flags: --quick, --size S, --reps N, --mem-size S (largest shard of the memory test; the
+ * smaller one is a quarter of it), --workers 1,2, --levels BestSpeed,DefaultCompression,
+ * --work-dir DIR, --out FILE, --keep (leave the work directory), --reuse (reuse data generated
+ * by an earlier run with the same size), --skip phase,… (baselines, restic, shardvault,
+ * profile, memory, load), --concurrency N (WORKER_CONCURRENCY of each worker).
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureRestic, fileBaselines, resticBaseline, toolVersion, type Baseline } from './baselines.ts';
+import { BenchCluster } from './cluster.ts';
+import {
+  DEFAULT_BYTES, DEFAULT_NODES, QUICK_BYTES, directoryBytes, formatBytes, generate, parseSize,
+  type GeneratedIndex, type IndexPlan,
+} from './generate.ts';
+import { getStatus, postBackups, type LoadRun } from './load.ts';
+import { MemorySampler, memory, processCpu, stats, threadCpu, threadCpuDelta, timeShell, type Stats } from './measure.ts';
+import { newestProfile, summarizeProfile, type ProfileSummary } from './profile.ts';
+import { writeReport } from './report.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+// ---- results -----------------------------------------------------------------------------
+
+export interface Row {
+  key: string;
+  kind: 'baseline' | 'backup' | 'restore';
+  label: string;
+  command?: string;
+  workers?: number;
+  compression?: string;
+  seconds: Stats;
+  cpuSeconds: Stats;
+  /** Median CPU seconds per role (worker, api, redis) for shardvault runs. */
+  cpuByRole?: Record<string, number>;
+  outputBytes?: number;
+  /** Highest VmRSS sampled in any worker during the runs. */
+  peakWorkerRss?: number;
+  failures: string[];
+}
+
+export interface MemoryRun {
+  op: 'backup' | 'restore';
+  docs: number;
+  jsonBytes: number;
+  shardDiskBytes: number;
+  seconds: number;
+  idleRss: number;
+  peakRss: number;
+  hwm: number;
+  status: string;
+}
+
+export interface ProfileRun {
+  name: string;
+  seconds: number;
+  /** CPU seconds per thread name of the worker during the operation. */
+  threads: Record<string, number>;
+  summary?: ProfileSummary;
+  error?: string;
+}
+
+export interface DataSummary {
+  docs: number;
+  jsonBytes: number;
+  diskBytes: number;
+  files: number;
+  generatedSeconds: number;
+  reused: boolean;
+  indexes: GeneratedIndex[];
+  largestShard: { path: string; bytes: number };
+}
+
+export interface BenchResults {
+  label: string;
+  startedAt: string;
+  finishedAt: string;
+  totalSeconds: number;
+  options: {
+    bytes: number;
+    reps: number;
+    memBytes: number[];
+    workers: number[];
+    levels: string[];
+    concurrency?: number;
+    loadRate: number;
+    loadAmount: number;
+  };
+  machine: { cpuModel: string; cores: number; memoryBytes: number; kernel: string; fs: string; loadavg: number[] };
+  versions: Record<string, string>;
+  data?: DataSummary;
+  rows: Row[];
+  memory: MemoryRun[];
+  load: LoadRun[];
+  profiles: ProfileRun[];
+  notes: string[];
+  errors: { phase: string; message: string }[];
+}
+
+// ---- arguments ---------------------------------------------------------------------------
+
+function parseArgs(argv: string[]) {
+  const value = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const quick = argv.includes('--quick');
+  const bytes = value('--size') ? parseSize(value('--size')!) : quick ? QUICK_BYTES : DEFAULT_BYTES;
+  const memLarge = value('--mem-size') ? parseSize(value('--mem-size')!) : quick ? 2 * QUICK_BYTES : DEFAULT_BYTES;
+  return {
+    quick,
+    label: quick && !value('--size') ? 'quick' : bytes === DEFAULT_BYTES ? 'full' : 'custom',
+    bytes,
+    reps: Number(value('--reps') ?? 3),
+    memBytes: [Math.round(memLarge / 4), memLarge],
+    workers: (value('--workers') ?? '1,2').split(',').map(Number),
+    levels: (value('--levels') ?? 'BestSpeed,DefaultCompression').split(','),
+    workDir: path.resolve(value('--work-dir') ?? path.join(os.tmpdir(), 'shardvault-bench')),
+    out: path.resolve(value('--out') ?? path.join(ROOT, 'BENCHMARKS.md')),
+    keep: argv.includes('--keep'),
+    reuse: argv.includes('--reuse'),
+    skip: new Set((value('--skip') ?? '').split(',').filter(Boolean)),
+    concurrency: value('--concurrency') ? Number(value('--concurrency')) : undefined,
+    loadRate: 200,
+    loadAmount: quick ? 600 : 2000,
+  };
+}
+
+type Args = ReturnType<typeof parseArgs>;
+
+const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+
+// ---- machine and versions ----------------------------------------------------------------
+
+function machine(workDir: string): BenchResults['machine'] {
+  let fsType = '';
+  try {
+    fsType = execFileSync('df', ['-T', '-h', workDir], { encoding: 'utf8' }).trim().split('\n')[1]?.split(/\s+/).slice(0, 3).join(' ') ?? '';
+  } catch {
+    // unknown
+  }
+  return {
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryBytes: os.totalmem(),
+    kernel: `${os.type()} ${os.release()}`,
+    fs: fsType,
+    loadavg: os.loadavg(),
+  };
+}
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+function versions(resticBinary?: string): Record<string, string> {
+  const v: Record<string, string> = { node: process.version };
+  for (const p of ['lmdb', 'msgpackr', 'bullmq', 'ioredis', 'hono', 'autocannon']) v[p] = packageVersion(p);
+  v['redis-server'] = toolVersion('redis-server', ['--version'])?.replace(/^Redis server /, '') ?? 'missing';
+  v.gzip = toolVersion('gzip', ['--version']) ?? 'missing';
+  v.zstd = toolVersion('zstd', ['--version']) ?? 'missing';
+  v.tar = toolVersion('tar', ['--version']) ?? 'missing';
+  v.restic = resticBinary ? (toolVersion(resticBinary, ['version']) ?? 'unknown') : 'missing';
+  return v;
+}
+
+// ---- data --------------------------------------------------------------------------------
+
+function largestShard(dataDir: string): { path: string; bytes: number } {
+  let best = { path: '', bytes: 0 };
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name === 'data.mdb' && !p.includes(`${path.sep}_cluster${path.sep}`)) {
+        const bytes = fs.statSync(p).size;
+        if (bytes > best.bytes) best = { path: path.relative(dataDir, path.dirname(p)), bytes };
+      }
+    }
+  };
+  walk(dataDir);
+  return best;
+}
+
+async function prepareData(
+  dir: string,
+  bytes: number,
+  reuse: boolean,
+  plan?: IndexPlan[],
+): Promise<DataSummary> {
+  const marker = path.join(dir, '..', `${path.basename(dir)}.json`);
+  if (reuse && fs.existsSync(marker) && fs.existsSync(dir)) {
+    const saved = JSON.parse(fs.readFileSync(marker, 'utf8')) as DataSummary & { requested: number };
+    if (saved.requested === bytes) {
+      log(`reusing ${formatBytes(saved.jsonBytes)} of documents in ${dir}`);
+      return { ...saved, reused: true };
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  log(`generating ${formatBytes(bytes)} of documents in ${dir}`);
+  let lastReport = 0;
+  const g = await generate({
+    dataDir: dir,
+    bytes,
+    plan,
+    onProgress: (done, total) => {
+      if (performance.now() - lastReport > 10_000) {
+        lastReport = performance.now();
+        log(`  ${formatBytes(done)} / ${formatBytes(total)}`);
+      }
+    },
+  });
+  const disk = directoryBytes(dir);
+  const summary: DataSummary = {
+    docs: g.docs,
+    jsonBytes: g.jsonBytes,
+    diskBytes: disk.bytes,
+    files: disk.files,
+    generatedSeconds: g.seconds,
+    reused: false,
+    indexes: g.indexes,
+    largestShard: largestShard(dir),
+  };
+  fs.writeFileSync(marker, JSON.stringify({ ...summary, requested: bytes }, null, 2));
+  log(`generated ${g.docs} documents (${formatBytes(g.jsonBytes)} JSON, ${formatBytes(disk.bytes)} on disk) in ${g.seconds.toFixed(1)} s`);
+  return summary;
+}
+
+// ---- baselines ---------------------------------------------------------------------------
+
+async function runBaseline(b: Baseline, reps: number, outDir: string, label?: string): Promise<Row> {
+  const seconds: number[] = [];
+  const cpu: number[] = [];
+  const failures: string[] = [];
+  let outputBytes = 0;
+  for (let i = 0; i < reps; i++) {
+    try {
+      const r = await b.run(outDir);
+      seconds.push(r.seconds);
+      cpu.push(r.cpuSeconds);
+      outputBytes = r.outputBytes;
+      log(`  ${b.key} run ${i + 1}: ${r.seconds.toFixed(2)} s, CPU ${r.cpuSeconds.toFixed(2)} s${r.outputBytes ? `, ${formatBytes(r.outputBytes)}` : ''}`);
+    } catch (err) {
+      failures.push((err as Error).message);
+      log(`  ${b.key} run ${i + 1} failed: ${(err as Error).message}`);
+    }
+  }
+  return {
+    key: b.key,
+    kind: 'baseline',
+    label: label ?? b.label,
+    command: b.command,
+    seconds: stats(seconds),
+    cpuSeconds: stats(cpu),
+    outputBytes: outputBytes || undefined,
+    failures,
+  };
+}
+
+// ---- shardvault --------------------------------------------------------------------------
+
+interface Snapshot {
+  api: number;
+  workers: number;
+  redis: number;
+}
+
+async function cpuSnapshot(c: BenchCluster): Promise<Snapshot> {
+  const p = c.pids();
+  return {
+    api: p.api ? processCpu(p.api) : 0,
+    workers: p.workers.reduce((a, pid) => a + processCpu(pid), 0),
+    redis: await c.redisCpu().catch(() => 0),
+  };
+}
+
+function medianRoles(samples: Snapshot[]): Record<string, number> {
+  return {
+    worker: stats(samples.map((s) => s.workers)).median,
+    api: stats(samples.map((s) => s.api)).median,
+    redis: stats(samples.map((s) => s.redis)).median,
+  };
+}
+
+/** A source cluster on the bench data and a target cluster with a fresh data directory. */
+async function shardvaultRuns(args: Args, data: DataSummary, dataDir: string, results: BenchResults): Promise<void> {
+  const classes = data.indexes.map((i) => i.name);
+  for (const workers of args.workers) {
+    const tag = `w${workers}`;
+    const backupDir = path.join(args.workDir, 'backups');
+    const targetDir = path.join(args.workDir, `target-${tag}`);
+    fs.rmSync(targetDir, { recursive: true, force: true });
+    const source = new BenchCluster({
+      workDir: path.join(args.workDir, `cluster-source-${tag}`), dataDir, backupDir, nodes: DEFAULT_NODES, workers,
+      workerConcurrency: args.concurrency,
+    });
+    const target = new BenchCluster({
+      workDir: path.join(args.workDir, `cluster-target-${tag}`), dataDir: targetDir, backupDir, nodes: DEFAULT_NODES, workers,
+      workerConcurrency: args.concurrency,
+    });
+    try {
+      log(`starting clusters with ${workers} worker(s)`);
+      await source.start();
+      await target.start();
+      for (const level of args.levels) {
+        const backupRow = await measureOps(args, 'backup', source, workers, level, async (i) => {
+          const id = `bench-${tag}-${level.toLowerCase()}-${i}-${Date.now().toString(36)}`;
+          const r = await source.backup(id, { include: classes, compression: level });
+          const size = directoryBytes(path.join(backupDir, id)).bytes;
+          return { r, id, size };
+        });
+        results.rows.push(backupRow.row);
+        const keep = backupRow.lastOk;
+        for (const id of backupRow.ids) if (id !== keep) fs.rmSync(path.join(backupDir, id), { recursive: true, force: true });
+        if (!keep) {
+          results.errors.push({ phase: `restore ${tag} ${level}`, message: 'no successful backup to restore' });
+          continue;
+        }
+        const restoreRow = await measureOps(args, 'restore', target, workers, level, async () => {
+          const r = await target.restore(keep);
+          if (r.status === 'SUCCESS') {
+            for (const ix of data.indexes) {
+              const docs = await target.docCount(ix.name);
+              if (docs !== ix.docs) throw new Error(`restored ${ix.name} holds ${docs} documents, expected ${ix.docs}`);
+            }
+          }
+          for (const name of classes) await target.deleteClass(name);
+          return { r, id: keep, size: 0 };
+        });
+        results.rows.push(restoreRow.row);
+        fs.rmSync(path.join(backupDir, keep), { recursive: true, force: true });
+      }
+    } catch (err) {
+      results.errors.push({ phase: `shardvault with ${workers} worker(s)`, message: (err as Error).message });
+      log(`shardvault with ${workers} worker(s) failed: ${(err as Error).message}`);
+    } finally {
+      await source.stop().catch(() => undefined);
+      await target.stop().catch(() => undefined);
+      fs.rmSync(targetDir, { recursive: true, force: true });
+    }
+  }
+}
+
+async function measureOps(
+  args: Args,
+  kind: 'backup' | 'restore',
+  cluster: BenchCluster,
+  workers: number,
+  level: string,
+  op: (i: number) => Promise<{ r: { status: string; seconds: number; body: Record<string, unknown> }; id: string; size: number }>,
+): Promise<{ row: Row; ids: string[]; lastOk?: string }> {
+  const seconds: number[] = [];
+  const cpu: number[] = [];
+  const roles: Snapshot[] = [];
+  const failures: string[] = [];
+  const ids: string[] = [];
+  let lastOk: string | undefined;
+  let outputBytes = 0;
+  let peakWorkerRss = 0;
+  for (let i = 0; i < args.reps; i++) {
+    const before = await cpuSnapshot(cluster);
+    const sampler = new MemorySampler(cluster.pids().workers);
+    try {
+      const { r, id, size } = await op(i);
+      ids.push(id);
+      const peaks = sampler.stop();
+      const after = await cpuSnapshot(cluster);
+      if (r.status !== 'SUCCESS') {
+        failures.push(`${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+        log(`  ${kind} ${workers}w ${level} run ${i + 1}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+        continue;
+      }
+      const d = { api: after.api - before.api, workers: after.workers - before.workers, redis: after.redis - before.redis };
+      roles.push(d);
+      seconds.push(r.seconds);
+      cpu.push(d.api + d.workers + d.redis);
+      if (size) outputBytes = size;
+      lastOk = id;
+      for (const p of peaks.values()) peakWorkerRss = Math.max(peakWorkerRss, p.peakRss);
+      log(
+        `  ${kind} ${workers}w ${level} run ${i + 1}: ${r.seconds.toFixed(2)} s, CPU worker ${d.workers.toFixed(2)} s api ${d.api.toFixed(2)} s redis ${d.redis.toFixed(2)} s${size ? `, ${formatBytes(size)}` : ''}`,
+      );
+    } catch (err) {
+      sampler.stop();
+      failures.push((err as Error).message);
+      log(`  ${kind} ${workers}w ${level} run ${i + 1} failed: ${(err as Error).message}`);
+    }
+  }
+  return {
+    row: {
+      key: `sv-${kind}-w${workers}-${level}`,
+      kind,
+      label: `shardvault ${kind}, ${workers} worker${workers > 1 ? 's' : ''}, ${level}`,
+      workers,
+      compression: level,
+      seconds: stats(seconds),
+      cpuSeconds: stats(cpu),
+      cpuByRole: roles.length ? medianRoles(roles) : undefined,
+      outputBytes: outputBytes || undefined,
+      peakWorkerRss: peakWorkerRss || undefined,
+      failures,
+    },
+    ids,
+    lastOk,
+  };
+}
+
+// ---- CPU profile -------------------------------------------------------------------------
+
+async function profiledOp(
+  name: string,
+  cluster: BenchCluster,
+  profDir: string,
+  op: () => Promise<{ status: string; seconds: number; body: Record<string, unknown> }>,
+): Promise<ProfileRun> {
+  fs.rmSync(profDir, { recursive: true, force: true });
+  fs.mkdirSync(profDir, { recursive: true });
+  const worker = cluster.workers[0]!;
+  const pid = worker.child.pid!;
+  const before = threadCpu(pid);
+  const r = await op();
+  const threads = Object.fromEntries(threadCpuDelta(before, threadCpu(pid)));
+  await cluster.stopWorker(worker);
+  if (r.status !== 'SUCCESS') return { name, seconds: r.seconds, threads, error: `${r.status}: ${JSON.stringify(r.body).slice(0, 300)}` };
+  const file = newestProfile(profDir);
+  if (!file) return { name, seconds: r.seconds, threads, error: 'the worker wrote no .cpuprofile on exit' };
+  return { name, seconds: r.seconds, threads, summary: summarizeProfile(file, ROOT, 15) };
+}
+
+async function profileRuns(args: Args, data: DataSummary, dataDir: string, results: BenchResults): Promise<void> {
+  const classes = data.indexes.map((i) => i.name);
+  const backupDir = path.join(args.workDir, 'backups-profile');
+  const targetDir = path.join(args.workDir, 'target-profile');
+  fs.rmSync(targetDir, { recursive: true, force: true });
+  const profRoot = path.join(args.workDir, 'cpuprofiles');
+  const nodeOptions = (dir: string) => `--cpu-prof --cpu-prof-dir=${dir}`;
+  const source = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-prof-source'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 0, workerConcurrency: args.concurrency });
+  const target = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-prof-target'), dataDir: targetDir, backupDir, nodes: DEFAULT_NODES, workers: 0, workerConcurrency: args.concurrency });
+  try {
+    await source.start();
+    await target.start();
+    let restorable: string | undefined;
+    for (const level of args.levels) {
+      const dir = path.join(profRoot, `backup-${level}`);
+      source.options.workerNodeOptions = nodeOptions(dir);
+      await source.addWorker();
+      const id = `profile-${level.toLowerCase()}-${Date.now().toString(36)}`;
+      log(`profiling a backup at ${level} (1 worker, --cpu-prof)`);
+      const run = await profiledOp(`backup, 1 worker, ${level}`, source, dir, () => source.backup(id, { include: classes, compression: level }));
+      results.profiles.push(run);
+      if (!run.error && level === args.levels[0]) restorable = id;
+    }
+    if (restorable) {
+      const dir = path.join(profRoot, 'restore');
+      target.options.workerNodeOptions = nodeOptions(dir);
+      await target.addWorker();
+      log(`profiling a restore of the ${args.levels[0]} backup (1 worker, --cpu-prof)`);
+      results.profiles.push(await profiledOp(`restore, 1 worker, ${args.levels[0]}`, target, dir, () => target.restore(restorable)));
+    }
+  } finally {
+    await source.stop().catch(() => undefined);
+    await target.stop().catch(() => undefined);
+    fs.rmSync(targetDir, { recursive: true, force: true });
+    fs.rmSync(backupDir, { recursive: true, force: true });
+  }
+}
+
+// ---- memory ------------------------------------------------------------------------------
+
+/** One index of one shard grown from the small size to the large one, a fresh worker measured at each. */
+async function memoryRuns(args: Args, results: BenchResults): Promise<void> {
+  const dataDir = path.join(args.workDir, 'data-memory');
+  const backupDir = path.join(args.workDir, 'backups-memory');
+  const targetDir = path.join(args.workDir, 'target-memory');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  const plan: IndexPlan[] = [{ name: 'Memory', shape: 'article', shards: 1, share: 1 }];
+  let docs = 0;
+  let jsonBytes = 0;
+  try {
+    for (const size of args.memBytes) {
+      log(`memory: growing one shard to ${formatBytes(size)} of documents`);
+      const g = await generate({ dataDir, bytes: size - jsonBytes, plan });
+      jsonBytes += g.jsonBytes;
+      docs = g.indexes[0]!.docs;
+      const shardDiskBytes = largestShard(dataDir).bytes;
+      for (const op of ['backup', 'restore'] as const) {
+        fs.rmSync(targetDir, { recursive: true, force: true });
+        const cluster = new BenchCluster({
+          workDir: path.join(args.workDir, `cluster-memory-${op}`), dataDir: op === 'backup' ? dataDir : targetDir, backupDir,
+          nodes: DEFAULT_NODES, workers: 1, workerConcurrency: args.concurrency,
+        });
+        try {
+          await cluster.start();
+          const pid = cluster.pids().workers[0]!;
+          const idleRss = memory(pid)?.rss ?? 0;
+          const sampler = new MemorySampler([pid], 10);
+          const r = op === 'backup'
+            ? await cluster.backup(`memory-${docs}`, { include: ['Memory'], compression: 'DefaultCompression' })
+            : await cluster.restore(`memory-${docs}`);
+          const peak = sampler.stop().get(pid)!;
+          results.memory.push({ op, docs, jsonBytes, shardDiskBytes, seconds: r.seconds, idleRss, peakRss: peak.peakRss, hwm: peak.hwm, status: r.status });
+          log(`  ${op} of ${formatBytes(jsonBytes)}: ${r.status} in ${r.seconds.toFixed(2)} s, worker RSS idle ${formatBytes(idleRss)}, peak ${formatBytes(peak.peakRss)}, VmHWM ${formatBytes(peak.hwm)}`);
+          if (r.status !== 'SUCCESS') break;
+        } finally {
+          await cluster.stop().catch(() => undefined);
+        }
+      }
+      fs.rmSync(path.join(backupDir, `memory-${docs}`), { recursive: true, force: true });
+    }
+  } finally {
+    fs.rmSync(targetDir, { recursive: true, force: true });
+    fs.rmSync(backupDir, { recursive: true, force: true });
+    if (!args.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- API load ----------------------------------------------------------------------------
+
+async function loadRuns(args: Args, results: BenchResults): Promise<void> {
+  const dataDir = path.join(args.workDir, 'data-load');
+  const backupDir = path.join(args.workDir, 'backups-load');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(backupDir, { recursive: true, force: true });
+  await generate({ dataDir, bytes: 64 * 1024, plan: [{ name: 'Small', shape: 'event', shards: 3, share: 1 }] });
+  const cluster = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-load'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 1 });
+  try {
+    await cluster.start();
+    const done = await cluster.backup('load-status', { include: ['Small'], compression: 'BestSpeed' });
+    if (done.status !== 'SUCCESS') throw new Error(`the backup whose status is read under load ended ${done.status}`);
+    // The API alone with its Redis: workers would compete with it for this machine's cores.
+    await cluster.stopWorker(cluster.workers[0]!);
+    const tag = Date.now().toString(36);
+    log(`load: POST at ${args.loadRate} req/s`);
+    results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, rate: args.loadRate, tag: `${tag}-r` }));
+    log('load: POST flat out');
+    results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, tag: `${tag}-f` }));
+    log('load: GET status flat out');
+    results.load.push(await getStatus(cluster, { id: 'load-status', amount: args.loadAmount * 2 }));
+    for (const l of results.load) {
+      log(`  ${l.name}: ${l.rps.toFixed(0)} req/s, p50 ${l.p50} ms, p99 ${l.p99} ms, non-2xx ${l.non2xx}, errors ${l.errors}`);
+    }
+  } finally {
+    await cluster.stop().catch(() => undefined);
+    fs.rmSync(backupDir, { recursive: true, force: true });
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- main --------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = performance.now();
+  fs.mkdirSync(args.workDir, { recursive: true });
+  const results: BenchResults = {
+    label: args.label,
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    totalSeconds: 0,
+    options: {
+      bytes: args.bytes, reps: args.reps, memBytes: args.memBytes, workers: args.workers, levels: args.levels,
+      concurrency: args.concurrency, loadRate: args.loadRate, loadAmount: args.loadAmount,
+    },
+    machine: machine(args.workDir),
+    versions: {},
+    rows: [],
+    memory: [],
+    load: [],
+    profiles: [],
+    notes: [],
+    errors: [],
+  };
+  const phase = async (name: string, fn: () => Promise<void>) => {
+    if (args.skip.has(name)) {
+      results.notes.push(`${name}: skipped (--skip ${name})`);
+      return;
+    }
+    const t = performance.now();
+    try {
+      await fn();
+    } catch (err) {
+      results.errors.push({ phase: name, message: (err as Error).message });
+      log(`${name} failed: ${(err as Error).message}`);
+    }
+    log(`${name}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  };
+
+  let restic: { binary?: string; note?: string } = {};
+  if (!args.skip.has('restic') && !args.skip.has('baselines')) {
+    restic = ensureRestic(log);
+    if (restic.note) results.notes.push(`restic: ${restic.note}`);
+  }
+  results.versions = versions(restic.binary);
+  const haveWorker = fs.existsSync(path.join(ROOT, 'worker', 'main.ts'));
+  if (!haveWorker) {
+    results.notes.push('worker/main.ts does not exist yet (backups, issue 3): every shardvault figure is missing from this run');
+  }
+
+  const dataDir = path.join(args.workDir, 'data');
+  let data: DataSummary | undefined;
+  await phase('generate', async () => {
+    data = await prepareData(dataDir, args.bytes, args.reuse);
+    results.data = data;
+  });
+
+  if (data) {
+    const d = data;
+    // Every run reads from the page cache: read everything once, untimed.
+    await timeShell(`find '${dataDir}' -type f -print0 | xargs -0 cat > /dev/null`).catch(() => undefined);
+    await phase('baselines', async () => {
+      const outDir = path.join(args.workDir, 'baseline-out');
+      fs.mkdirSync(outDir, { recursive: true });
+      for (const b of fileBaselines(dataDir)) {
+        log(`baseline ${b.key}`);
+        results.rows.push(await runBaseline(b, args.reps, outDir));
+      }
+      if (restic.binary && !args.skip.has('restic')) {
+        log('baseline restic');
+        results.rows.push(await runBaseline(resticBaseline(dataDir, restic.binary), args.reps, outDir));
+      }
+      fs.rmSync(outDir, { recursive: true, force: true });
+    });
+    if (haveWorker) {
+      await phase('shardvault', () => shardvaultRuns(args, d, dataDir, results));
+      await phase('profile', () => profileRuns(args, d, dataDir, results));
+    }
+  }
+  if (haveWorker) {
+    await phase('memory', () => memoryRuns(args, results));
+    await phase('load', () => loadRuns(args, results));
+  }
+
+  results.finishedAt = new Date().toISOString();
+  results.totalSeconds = (performance.now() - started) / 1000;
+  fs.writeFileSync(path.join(args.workDir, 'results.json'), JSON.stringify(results, null, 2));
+  writeReport(results, args.out);
+  log(`wrote ${args.out} (raw results: ${path.join(args.workDir, 'results.json')}) in ${results.totalSeconds.toFixed(0)} s`);
+  if (!args.keep) {
+    for (const e of fs.readdirSync(args.workDir)) {
+      if (e === 'results.json' || e === 'cpuprofiles') continue;
+      if (args.reuse && (e === 'data' || e === 'data.json')) continue;
+      fs.rmSync(path.join(args.workDir, e), { recursive: true, force: true });
+    }
+  }
+}
+
+await main();
