@@ -173,14 +173,18 @@ export class Store {
     }
   }
 
-  /** Store a set of fully written index records at once (used to publish restored indexes). */
-  async publishIndexes(records: IndexRecord[]): Promise<void> {
+  /**
+   * Store a set of fully written index records at once (used to publish restored indexes),
+   * with each index's metadata (`metadata[index][key] = value`) in the same transaction.
+   */
+  async publishIndexes(records: IndexRecord[], metadata: Record<string, Record<string, unknown>> = {}): Promise<void> {
     const clash = records.find((r) => this.getIndex(r.name));
     if (clash) throw new ConflictError(`index ${JSON.stringify(clash.name)} already exists`);
     await this.cluster.transaction(() => {
       for (const r of records) {
         if (this.cluster.get(indexKey(r.name))) throw new ConflictError(`index ${JSON.stringify(r.name)} already exists`);
         this.cluster.put(indexKey(r.name), r);
+        for (const [key, value] of Object.entries(metadata[r.name] ?? {})) this.cluster.put(metaKey(r.name, key), value);
       }
     });
   }
