@@ -1,0 +1,227 @@
+/**
+ * The state of running backups and restores, in Redis (DESIGN §5). One hash per operation
+ * holds its status and what the status endpoints answer; a second hash holds per-shard
+ * progress. Status changes go through one Lua script that knows which transitions are
+ * allowed, so a late worker can never move a finished operation back to running.
+ *
+ * Keys (all under the `{shardvault}` hash tag, so they live in one Redis Cluster slot):
+ *   {shardvault}:state:<kind>:<backend>:<id>            hash: status, info (JSON), error, completedAt
+ *   {shardvault}:state:<kind>:<backend>:<id>:progress   hash: <node>.<index>.<shard> → {docs, bytes, done}
+ *   {shardvault}:state:<kind>:<backend>                 set of ids (for listing)
+ *
+ * After completion a backup's status also lives in the backend's backup_config.json, so these
+ * keys expire (FINISHED_TTL_S) and are not needed after a Redis flush.
+ */
+import type { Redis } from 'ioredis';
+import { PREFIX, type OperationKind } from '../jobs/catalog.ts';
+
+export const STATUSES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'SUCCESS', 'FAILED', 'CANCELLING', 'CANCELED'] as const;
+export type Status = (typeof STATUSES)[number];
+export const TERMINAL: ReadonlySet<Status> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
+export const isTerminal = (s: Status): boolean => TERMINAL.has(s);
+
+/** Finished operations are kept in Redis this long (a week); the backend manifest outlives them. */
+export const FINISHED_TTL_S = 7 * 24 * 3600;
+
+/** The Redis channel cancellations are published on; the message is the operation key. */
+export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
+
+/** From which statuses each status may be reached. Terminal statuses are never left. */
+const ALLOWED_FROM: Record<Exclude<Status, 'STARTED'>, Status[]> = {
+  TRANSFERRING: ['STARTED'],
+  TRANSFERRED: ['STARTED', 'TRANSFERRING'],
+  FINALIZING: ['STARTED', 'TRANSFERRING', 'TRANSFERRED'],
+  // A cancel that arrives while the last step commits is too late: the commit wins.
+  SUCCESS: ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING'],
+  FAILED: ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING'],
+  CANCELLING: ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING'],
+  CANCELED: ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'CANCELLING'],
+};
+
+/** What an operation records when it starts; answered by the status endpoints. */
+export interface OperationInfo {
+  path: string;
+  classes: string[];
+  startedAt: string;
+  shardsTotal: number;
+  overrides: { bucket?: string; path?: string };
+  /** Source nodes (backup) or the node mapping applied (restore). */
+  nodes?: string[];
+  nodeMapping?: Record<string, string>;
+}
+
+export interface OperationState extends OperationInfo {
+  kind: OperationKind;
+  backend: string;
+  id: string;
+  status: Status;
+  error?: string;
+  completedAt?: string;
+}
+
+export interface Progress {
+  shardsDone: number;
+  shardsTotal: number;
+  docs: number;
+  bytes: number;
+}
+
+// KEYS[1] state, KEYS[2] progress, KEYS[3] id set; ARGV[1] id, ARGV[2] info JSON.
+// Starts the operation unless one with this key is running; answers the running status, or false.
+const BEGIN = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if cur and cur ~= 'SUCCESS' and cur ~= 'FAILED' and cur ~= 'CANCELED' then return cur end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'status', 'STARTED', 'info', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+return false
+`;
+
+// KEYS[1] state, KEYS[2] progress; ARGV[1] new status, ARGV[2] ",FROM,FROM,", ARGV[3] ttl if
+// terminal (0 otherwise), ARGV[4..] field/value pairs. Answers the status after the call.
+const ADVANCE = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return false end
+if cur == ARGV[1] then return cur end
+if not string.find(ARGV[2], ',' .. cur .. ',', 1, true) then return cur end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return ARGV[1]
+`;
+
+export class OperationStore {
+  constructor(private readonly redis: Redis) {}
+
+  key(kind: OperationKind, backend: string, id: string): string {
+    return `${PREFIX}:state:${kind}:${backend}:${id}`;
+  }
+
+  private keys(kind: OperationKind, backend: string, id: string): [string, string, string] {
+    const key = this.key(kind, backend, id);
+    return [key, `${key}:progress`, `${PREFIX}:state:${kind}:${backend}`];
+  }
+
+  /**
+   * Record a new operation as STARTED. Answers undefined on success, or the status of the
+   * operation with the same key that is still running (nothing is changed then).
+   */
+  async begin(kind: OperationKind, backend: string, id: string, info: OperationInfo): Promise<Status | undefined> {
+    const [state, progress, ids] = this.keys(kind, backend, id);
+    const running = (await this.redis.eval(BEGIN, 3, state, progress, ids, id, JSON.stringify(info))) as Status | null;
+    return running ?? undefined;
+  }
+
+  async get(kind: OperationKind, backend: string, id: string): Promise<OperationState | undefined> {
+    const h = await this.redis.hgetall(this.key(kind, backend, id));
+    if (!h.status || !h.info) return undefined;
+    const info = JSON.parse(h.info) as OperationInfo;
+    return {
+      ...info,
+      kind,
+      backend,
+      id,
+      status: h.status as Status,
+      ...(h.error ? { error: h.error } : {}),
+      ...(h.completedAt ? { completedAt: h.completedAt } : {}),
+    };
+  }
+
+  /**
+   * Move to `to` if the current status allows it; a terminal `to` also records completedAt
+   * and starts the expiry. Answers the status after the call (undefined: no such operation).
+   */
+  async advance(
+    kind: OperationKind,
+    backend: string,
+    id: string,
+    to: Exclude<Status, 'STARTED'>,
+    fields: { error?: string } = {},
+  ): Promise<Status | undefined> {
+    const [state, progress] = this.keys(kind, backend, id);
+    const extra: string[] = [];
+    if (fields.error !== undefined) extra.push('error', fields.error);
+    if (isTerminal(to)) extra.push('completedAt', new Date().toISOString());
+    const result = (await this.redis.eval(
+      ADVANCE,
+      2,
+      state,
+      progress,
+      to,
+      `,${ALLOWED_FROM[to].join(',')},`,
+      String(isTerminal(to) ? FINISHED_TTL_S : 0),
+      ...extra,
+    )) as Status | null;
+    return result ?? undefined;
+  }
+
+  /**
+   * Why the jobs of an operation should stop, if they should: `cancel` once a cancel was
+   * asked for, `fail` once its coordinator decided it failed (a sibling shard failed), `gone`
+   * when it is finished or Redis no longer knows it.
+   */
+  async stopReason(kind: OperationKind, backend: string, id: string): Promise<'cancel' | 'fail' | 'gone' | undefined> {
+    const [status, error] = (await this.redis.hmget(this.key(kind, backend, id), 'status', 'error')) as [Status | null, string | null];
+    if (!status || isTerminal(status)) return 'gone';
+    if (status === 'CANCELLING') return 'cancel';
+    if (error) return 'fail';
+    return undefined;
+  }
+
+  /** Record that the operation failed (first error wins); its shard jobs stop, the coordinator cleans up. */
+  async markFailing(kind: OperationKind, backend: string, id: string, error: string): Promise<void> {
+    await this.redis.hsetnx(this.key(kind, backend, id), 'error', error);
+  }
+
+  /** Record one shard's progress (`done` once its object is complete). */
+  async progress(
+    kind: OperationKind,
+    backend: string,
+    id: string,
+    shard: string,
+    value: { docs: number; bytes: number; done: boolean },
+  ): Promise<void> {
+    const [, progress] = this.keys(kind, backend, id);
+    await this.redis.hset(progress, shard, JSON.stringify(value));
+  }
+
+  async readProgress(kind: OperationKind, backend: string, id: string, shardsTotal: number): Promise<Progress> {
+    const [, progress] = this.keys(kind, backend, id);
+    const all = await this.redis.hgetall(progress);
+    const total: Progress = { shardsDone: 0, shardsTotal, docs: 0, bytes: 0 };
+    for (const raw of Object.values(all)) {
+      const p = JSON.parse(raw) as { docs: number; bytes: number; done: boolean };
+      total.docs += p.docs;
+      total.bytes += p.bytes;
+      if (p.done) total.shardsDone++;
+    }
+    return total;
+  }
+
+  /** Forget one shard's progress (a retried shard starts over). */
+  async clearProgress(kind: OperationKind, backend: string, id: string, shard: string): Promise<void> {
+    const [, progress] = this.keys(kind, backend, id);
+    await this.redis.hdel(progress, shard);
+  }
+
+  /** Ids of the operations of this kind Redis still knows in a backend (expired ones pruned). */
+  async ids(kind: OperationKind, backend: string): Promise<string[]> {
+    const [, , set] = this.keys(kind, backend, '');
+    const ids = await this.redis.smembers(set);
+    const alive: string[] = [];
+    for (const id of ids) {
+      if (await this.redis.exists(this.key(kind, backend, id))) alive.push(id);
+      else await this.redis.srem(set, id);
+    }
+    return alive.sort();
+  }
+
+  /** Ask every worker running a job of this operation to abort it. */
+  async publishCancel(operationKey: string): Promise<void> {
+    await this.redis.publish(CANCEL_CHANNEL, operationKey);
+  }
+}

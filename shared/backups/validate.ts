@@ -1,0 +1,223 @@
+/**
+ * Validation of backup and restore requests, shared by the API and the CLI: ids, bodies
+ * (Weaviate's BackupCreateRequest and BackupRestoreRequest), class selection with `*`/`?`
+ * wildcards, and the source → target node mapping of a restore. Every failure is a
+ * ValidationError (422) whose message says exactly what is wrong.
+ */
+import { z } from 'zod';
+import { ValidationError } from '../errors.ts';
+import { COMPRESSION_LEVELS, type CompressionLevel } from '../formats/compression.ts';
+
+export const BACKUP_ID = /^[a-z0-9_-]+$/;
+export const MAX_BACKUP_ID_LENGTH = 128;
+
+/** The id of a backup, as given in a body or a path; checked the same way on every endpoint. */
+export function assertBackupId(id: unknown): string {
+  if (typeof id !== 'string' || id.length === 0) {
+    throw new ValidationError('backup id is required: a string of lowercase letters, digits, "_" or "-"');
+  }
+  if (id.length > MAX_BACKUP_ID_LENGTH) {
+    throw new ValidationError(`invalid backup id: longer than ${MAX_BACKUP_ID_LENGTH} characters (${id.length})`);
+  }
+  if (!BACKUP_ID.test(id)) {
+    throw new ValidationError(
+      `invalid backup id ${JSON.stringify(id)}: use only lowercase letters, digits, "_" or "-" (^[a-z0-9_-]+$)`,
+    );
+  }
+  return id;
+}
+
+const classList = z.array(z.string().min(1, 'class names are not empty')).nullish();
+
+/** Weaviate's config (BackupConfig / RestoreConfig); both spellings of Bucket/Path accepted. */
+const configSchema = z
+  .looseObject({
+    Bucket: z.string().nullish(),
+    bucket: z.string().nullish(),
+    Path: z.string().nullish(),
+    path: z.string().nullish(),
+    Endpoint: z.string().nullish(),
+    CPUPercentage: z.number().int().min(1).max(80).nullish(),
+    ChunkSize: z.number().int().min(2).max(512).nullish(),
+    CompressionLevel: z.string().nullish(),
+  })
+  .nullish();
+
+const createSchema = z.looseObject({ id: z.unknown(), include: classList, exclude: classList, config: configSchema });
+
+const restoreSchema = z.looseObject({
+  include: classList,
+  exclude: classList,
+  node_mapping: z.record(z.string(), z.string()).nullish(),
+  config: configSchema,
+});
+
+export interface Overrides {
+  bucket?: string;
+  path?: string;
+}
+
+export interface CreateRequest {
+  id: string;
+  include: string[];
+  exclude: string[];
+  overrides: Overrides;
+  compression: CompressionLevel;
+}
+
+export interface RestoreRequest {
+  include: string[];
+  exclude: string[];
+  nodeMapping: Record<string, string>;
+  overrides: Overrides;
+}
+
+function zodMessage(what: string, error: z.ZodError): ValidationError {
+  const issue = error.issues[0]!;
+  const where = issue.path.join('.');
+  return new ValidationError(`invalid ${what}: ${where ? `${where}: ` : ''}${issue.message}`);
+}
+
+function requireObject(body: unknown, what: string): Record<string, unknown> {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw new ValidationError(`${what} must be a JSON object`);
+  return body as Record<string, unknown>;
+}
+
+function overridesOf(config: z.infer<typeof configSchema>): Overrides {
+  const bucket = config?.Bucket ?? config?.bucket ?? undefined;
+  const path = config?.Path ?? config?.path ?? undefined;
+  return { ...(bucket ? { bucket } : {}), ...(path ? { path } : {}) };
+}
+
+function exclusive(include: string[], exclude: string[]): void {
+  if (include.length > 0 && exclude.length > 0) {
+    throw new ValidationError('include and exclude are mutually exclusive: give one of them, not both');
+  }
+}
+
+/** BackupCreateRequest `{id, include?, exclude?, config?}`. */
+export function parseCreateRequest(body: unknown): CreateRequest {
+  const parsed = createSchema.safeParse(requireObject(body, 'backup request'));
+  if (!parsed.success) throw zodMessage('backup request', parsed.error);
+  const b = parsed.data;
+  const id = assertBackupId(b.id);
+  const include = b.include ?? [];
+  const exclude = b.exclude ?? [];
+  exclusive(include, exclude);
+  const level = b.config?.CompressionLevel ?? 'DefaultCompression';
+  if (!(COMPRESSION_LEVELS as readonly string[]).includes(level)) {
+    throw new ValidationError(`invalid config.CompressionLevel ${JSON.stringify(level)}: use one of ${COMPRESSION_LEVELS.join(', ')}`);
+  }
+  return { id, include, exclude, overrides: overridesOf(b.config), compression: level as CompressionLevel };
+}
+
+/** BackupRestoreRequest `{include?, exclude?, node_mapping?, config?}`. */
+export function parseRestoreRequest(body: unknown): RestoreRequest {
+  const parsed = restoreSchema.safeParse(requireObject(body, 'restore request'));
+  if (!parsed.success) throw zodMessage('restore request', parsed.error);
+  const b = parsed.data;
+  const include = b.include ?? [];
+  const exclude = b.exclude ?? [];
+  exclusive(include, exclude);
+  return { include, exclude, nodeMapping: b.node_mapping ?? {}, overrides: overridesOf(b.config) };
+}
+
+/** Overrides given as query parameters (`?bucket=&path=`) on status and cancel calls. */
+export function overridesFromQuery(query: { bucket?: string; path?: string }): Overrides {
+  return { ...(query.bucket ? { bucket: query.bucket } : {}), ...(query.path ? { path: query.path } : {}) };
+}
+
+// ---- class selection -----------------------------------------------------------------------
+
+const isPattern = (name: string): boolean => /[*?]/.test(name);
+
+function patternRegex(pattern: string): RegExp {
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${source}$`);
+}
+
+/** Weaviate capitalises class names; `article` finds `Article` when no `article` exists. */
+function findClass(available: readonly string[], name: string): string | undefined {
+  if (available.includes(name)) return name;
+  const capitalised = name.charAt(0).toUpperCase() + name.slice(1);
+  return available.includes(capitalised) ? capitalised : undefined;
+}
+
+function expand(available: readonly string[], names: string[], unknown: (name: string) => string): Set<string> {
+  const out = new Set<string>();
+  for (const name of names) {
+    if (isPattern(name)) {
+      const re = patternRegex(name);
+      const matches = available.filter((c) => re.test(c));
+      if (matches.length === 0) throw new ValidationError(`no class matches ${JSON.stringify(name)}`);
+      for (const m of matches) out.add(m);
+    } else {
+      const found = findClass(available, name);
+      if (!found) throw new ValidationError(unknown(name));
+      out.add(found);
+    }
+  }
+  return out;
+}
+
+/**
+ * The classes an include/exclude pair selects from `available` (sorted). Names may use `*`
+ * (any run of characters) and `?` (one character). A name that matches nothing is refused,
+ * in include and exclude alike; so is a selection that ends up empty.
+ *
+ * @param where  how to name `available` in messages, e.g. `this cluster` or `backup "b1"`.
+ */
+export function selectClasses(available: readonly string[], include: string[], exclude: string[], where: string): string[] {
+  exclusive(include, exclude);
+  const unknown = (name: string) => `class ${JSON.stringify(name)} does not exist in ${where}`;
+  let selected: string[];
+  if (include.length > 0) {
+    selected = [...expand(available, include, unknown)];
+  } else {
+    const excluded = expand(available, exclude, unknown);
+    selected = available.filter((c) => !excluded.has(c));
+  }
+  if (selected.length === 0) {
+    throw new ValidationError(
+      available.length === 0 ? `nothing to select: ${where} has no classes` : `nothing to select: every class of ${where} is excluded`,
+    );
+  }
+  return selected.sort();
+}
+
+// ---- node mapping --------------------------------------------------------------------------
+
+/**
+ * Which target node receives each source node's shards. `mapping` may name some or all source
+ * nodes; the others pair up in sorted order (the i-th remaining source node, sorted, goes to
+ * the i-th remaining target node, sorted). Refuses a different node count (naming both
+ * numbers), unknown source or target nodes, and two sources mapped to one target.
+ */
+export function mapNodes(source: readonly string[], target: readonly string[], mapping: Record<string, string>): Record<string, string> {
+  if (source.length !== target.length) {
+    throw new ValidationError(
+      `node count mismatch: the backup was taken on ${source.length} node${source.length === 1 ? '' : 's'} ` +
+        `(${source.join(', ')}) and this cluster has ${target.length} (${target.join(', ')}); a restore needs the same number of nodes`,
+    );
+  }
+  const result: Record<string, string> = {};
+  const used = new Set<string>();
+  for (const [from, to] of Object.entries(mapping)) {
+    if (!source.includes(from)) {
+      throw new ValidationError(`node_mapping: ${JSON.stringify(from)} is not a node of the backup (${source.join(', ')})`);
+    }
+    if (!target.includes(to)) {
+      throw new ValidationError(`node_mapping: ${JSON.stringify(to)} is not a node of this cluster (${target.join(', ')})`);
+    }
+    if (used.has(to)) throw new ValidationError(`node_mapping: two backup nodes are mapped to ${JSON.stringify(to)}`);
+    used.add(to);
+    result[from] = to;
+  }
+  const restSource = source.filter((n) => !(n in result)).sort();
+  const restTarget = target.filter((n) => !used.has(n)).sort();
+  restSource.forEach((from, i) => {
+    result[from] = restTarget[i]!;
+  });
+  return result;
+}
