@@ -1,0 +1,175 @@
+/**
+ * `commit-backup`: the parent of a backup flow. BullMQ starts it when every shard is written,
+ * or as soon as one shard fails (children use `continueParentOnFailure`).
+ *
+ * - All shards written and no cancel: TRANSFERRED; one `backup.json` per source node
+ *   (indexes, schemas, metadata, placement, every shard object with docs/bytes/sha256); then
+ *   `backup_config.json` LAST (status SUCCESS, nodes, classes, totals, format version,
+ *   compression, timestamps); then SUCCESS.
+ * - A shard failed, or a cancel was asked: the operation is flagged so running siblings stop,
+ *   siblings not started are removed, and the parent waits (in waiting-children) for the running
+ *   ones; then everything under `<id>/` is deleted. A failure leaves `backup_config.json` with
+ *   status FAILED and the shard's error (so the status survives Redis); a cancel leaves nothing.
+ *
+ * Every step can be repeated: a commit that dies half-way is picked up again and ends the same.
+ */
+import { WaitingChildrenError } from 'bullmq';
+import type { Backend } from '../shared/backends/backend.ts';
+import {
+  backupPrefix,
+  FORMAT_VERSION,
+  globalManifestKey,
+  MANIFEST_VERSION,
+  nodeManifestKey,
+  writeJson,
+  type GlobalManifest,
+  type NodeManifest,
+} from '../shared/backups/manifest.ts';
+import { ShardvaultError } from '../shared/errors.ts';
+import { ABORT, operationKey, type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
+import { readChildren, settleChildren } from '../shared/jobs/children.ts';
+import { isEchoedFailure, type JobDeps } from './deps.ts';
+
+type Payload = PayloadOf<'commit-backup'>;
+
+export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
+  const { ops, store } = deps;
+
+  /** Stop the siblings, wait for them, delete what the backup wrote, record the outcome. */
+  async function abandon(job: JobOf<'commit-backup'>, token: string | undefined, backend: Backend, error: string | undefined): Promise<CommitResult> {
+    const p = job.data;
+    const opKey = operationKey('backup', p.backend, p.backupId);
+    if (error) await ops.markFailing('backup', p.backend, p.backupId, error);
+    await ops.publishCancel(opKey);
+    await settleChildren(job, token);
+    const state = await ops.get('backup', p.backend, p.backupId);
+    const cancelled = state?.status === 'CANCELLING';
+    const reason = state?.error ?? error ?? 'the backup was abandoned';
+    await backend.deletePrefix(backupPrefix(p.backupId));
+    if (cancelled) {
+      await ops.advance('backup', p.backend, p.backupId, 'CANCELED');
+      deps.logger.info({ backup: p.backupId, backend: p.backend }, 'backup cancelled; nothing left in the backend');
+      return { status: 'CANCELED' };
+    }
+    const manifest: GlobalManifest = {
+      ...baseManifest(p, backend),
+      status: 'FAILED',
+      error: reason,
+      completedAt: new Date().toISOString(),
+      totals: { shards: 0, docs: 0, bytes: 0 },
+      nodeManifests: {},
+    };
+    await writeJson(backend, globalManifestKey(p.backupId), manifest);
+    await ops.advance('backup', p.backend, p.backupId, 'FAILED', { error: reason });
+    deps.logger.warn({ backup: p.backupId, backend: p.backend, error: reason }, 'backup failed; its objects were deleted');
+    return { status: 'FAILED', error: reason };
+  }
+
+  /** The index as it is now, if it is still the one backed up (a schema only ever grows). */
+  function currentSnapshot(snap: IndexSnapshot): IndexSnapshot {
+    const rec = store.getIndex(snap.name);
+    if (!rec || rec.uid !== snap.uid) return snap;
+    try {
+      return {
+        ...snap,
+        schema: rec.schema as unknown as Record<string, unknown>,
+        effectiveSchema: store.effectiveSchema(rec) as Record<string, unknown>,
+        metadata: store.listMetadata(rec.name),
+      };
+    } catch {
+      return snap;
+    }
+  }
+
+  async function commit(job: JobOf<'commit-backup'>, token: string | undefined, signal: AbortSignal): Promise<CommitResult> {
+    const p = job.data;
+    const backend = deps.backends(p.backend, p.overrides);
+    const state = await ops.get('backup', p.backend, p.backupId);
+    const children = await readChildren(job, 'snapshot-shard');
+    const failure = children.failures.find((f) => !isEchoedFailure(f.reason));
+
+    if (!state) return abandon(job, token, backend, 'the backup state was lost from Redis while it ran');
+    if (state.status === 'CANCELLING' || state.error || children.failures.length > 0) {
+      return abandon(job, token, backend, failure ? describeFailure(failure.jobId, failure.reason) : undefined);
+    }
+    if (children.pending > 0) {
+      // Woken while shards are still running (should not happen without a failure): wait for them.
+      if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
+    }
+
+    const shards = children.results;
+    const expected = p.indexes.reduce((n, i) => n + i.shards, 0);
+    if (shards.length !== expected) {
+      return abandon(job, token, backend, `only ${shards.length} of ${expected} shards were written`);
+    }
+    await ops.advance('backup', p.backend, p.backupId, 'TRANSFERRED');
+
+    const nodeManifests: GlobalManifest['nodeManifests'] = {};
+    const indexes = p.indexes.map(currentSnapshot);
+    for (const node of p.nodes) {
+      const manifest: NodeManifest = {
+        version: MANIFEST_VERSION,
+        id: p.backupId,
+        node,
+        indexes: indexes.filter((i) => i.placement.includes(node)),
+        shards: sortShards(shards.filter((s) => s.node === node)),
+      };
+      const key = nodeManifestKey(p.backupId, node);
+      nodeManifests[node] = { key, ...(await writeJson(backend, key, manifest, { signal })) };
+    }
+
+    // Last chance for a cancel: once backup_config.json says SUCCESS, the backup exists.
+    const before = await ops.get('backup', p.backend, p.backupId);
+    if (before?.status === 'CANCELLING') return abandon(job, token, backend, undefined);
+
+    const totals = shards.reduce((t, s) => ({ shards: t.shards + 1, docs: t.docs + s.docs, bytes: t.bytes + s.bytes }), { shards: 0, docs: 0, bytes: 0 });
+    const manifest: GlobalManifest = {
+      ...baseManifest(p, backend),
+      status: 'SUCCESS',
+      completedAt: new Date().toISOString(),
+      totals,
+      nodeManifests,
+    };
+    await writeJson(backend, globalManifestKey(p.backupId), manifest, { signal });
+    await ops.advance('backup', p.backend, p.backupId, 'SUCCESS');
+    deps.logger.info({ backup: p.backupId, backend: p.backend, ...totals }, 'backup committed');
+    return { status: 'SUCCESS' };
+  }
+
+  return async (job, token, signal) => {
+    try {
+      return await commit(job, token, signal);
+    } catch (err) {
+      if (err instanceof WaitingChildrenError || signal.reason === ABORT.shutdown) throw err;
+      const permanent = err instanceof ShardvaultError && err.status < 500;
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!permanent && !lastAttempt) throw err;
+      const message = `committing the backup failed: ${err instanceof Error ? err.message : String(err)}`;
+      return abandon(job, token, deps.backends(job.data.backend, job.data.overrides), message);
+    }
+  };
+}
+
+function baseManifest(p: Payload, backend: Backend): Omit<GlobalManifest, 'status' | 'totals' | 'nodeManifests'> {
+  return {
+    version: MANIFEST_VERSION,
+    id: p.backupId,
+    backend: p.backend,
+    path: backend.locate(p.backupId),
+    nodes: p.nodes,
+    classes: p.classes,
+    startedAt: p.startedAt,
+    formatVersion: FORMAT_VERSION,
+    compression: p.compression,
+  };
+}
+
+function sortShards(shards: ShardObject[]): ShardObject[] {
+  return [...shards].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : a.shard - b.shard));
+}
+
+/** `shard Article/2 on node-3 failed: <reason>` from a child's job id `<op>.<node>.<index>.<shard>`. */
+export function describeFailure(jobId: string, reason: string): string {
+  const [, , , node, index, shard] = jobId.split('.');
+  return node && index && shard ? `shard ${index}/${shard} on ${node} failed: ${reason}` : `${jobId} failed: ${reason}`;
+}

@@ -1,0 +1,145 @@
+/**
+ * `commit-restore`: the parent of a restore flow. Started when every shard is staged, or as
+ * soon as one fails (children use `continueParentOnFailure`).
+ *
+ * - All shards staged and no cancel: TRANSFERRED, FINALIZING; each staged shard directory is
+ *   renamed to its place (`DATA_DIR/<node>/<index>/<shard>/`); then every restored index record
+ *   (new uid, target placement, schema, metadata) is published in ONE cluster transaction, so
+ *   the classes appear together; then SUCCESS.
+ * - A shard failed, or a cancel was asked: running siblings are stopped and waited for, the
+ *   staging area is deleted on every target node, FAILED (with the shard's error) or CANCELED.
+ *   No index is ever published then.
+ *
+ * A commit that dies half-way through the renames is picked up again: a shard already moved
+ * is recognised (staged directory gone, target present) and the publish happens once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { WaitingChildrenError } from 'bullmq';
+import { removeStaging, stagedShardDir } from '../shared/backups/staging.ts';
+import { ShardvaultError } from '../shared/errors.ts';
+import { ABORT, operationKey, type CommitResult, type JobOf, type ProcessorOf, type RestoredIndex } from '../shared/jobs/catalog.ts';
+import { readChildren, settleChildren } from '../shared/jobs/children.ts';
+import type { IndexSchema } from '../shared/store/schema.ts';
+import type { IndexRecord } from '../shared/store/store.ts';
+import { describeFailure } from './commit-backup.ts';
+import { isEchoedFailure, type JobDeps } from './deps.ts';
+
+export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
+  const { ops, store, config } = deps;
+
+  const targetNodes = (indexes: RestoredIndex[]) => [...new Set(indexes.flatMap((i) => i.placement))];
+
+  async function abandon(job: JobOf<'commit-restore'>, token: string | undefined, error: string | undefined): Promise<CommitResult> {
+    const p = job.data;
+    if (error) await ops.markFailing('restore', p.backend, p.backupId, error);
+    await ops.publishCancel(operationKey('restore', p.backend, p.backupId));
+    await settleChildren(job, token);
+    const state = await ops.get('restore', p.backend, p.backupId);
+    await removeStaging(config.dataDir, targetNodes(p.indexes), p.restoreKey);
+    if (state?.status === 'CANCELLING') {
+      await ops.advance('restore', p.backend, p.backupId, 'CANCELED');
+      deps.logger.info({ backup: p.backupId, backend: p.backend }, 'restore cancelled; staging removed, no class created');
+      return { status: 'CANCELED' };
+    }
+    const reason = state?.error ?? error ?? 'the restore was abandoned';
+    await ops.advance('restore', p.backend, p.backupId, 'FAILED', { error: reason });
+    deps.logger.warn({ backup: p.backupId, backend: p.backend, error: reason }, 'restore failed; staging removed, no class created');
+    return { status: 'FAILED', error: reason };
+  }
+
+  /** The schema to store: a foreign reference only if this cluster can resolve it. */
+  function schemaFor(index: RestoredIndex): IndexRecord['schema'] {
+    const schema = index.schema as unknown as IndexRecord['schema'];
+    if (schema._type !== 'foreign/object') return schema;
+    try {
+      store.effectiveSchema({ name: index.name, uid: '', shards: index.shards, placement: index.placement, schema, createdAt: '' });
+      return schema;
+    } catch {
+      return index.effectiveSchema as unknown as IndexSchema;
+    }
+  }
+
+  /** Rename every staged shard into place; answers the directories now in place. */
+  async function moveIntoPlace(restoreKey: string, indexes: RestoredIndex[]): Promise<string[]> {
+    const moved: string[] = [];
+    for (const index of indexes) {
+      for (let shard = 0; shard < index.shards; shard++) {
+        const node = index.placement[shard]!;
+        const from = stagedShardDir(config.dataDir, node, restoreKey, index.name, shard);
+        const to = store.shardDir(node, index.name, shard);
+        if (fs.existsSync(from)) {
+          // Nothing registered lives at `to` (the index does not exist): clear any leftover.
+          await fs.promises.rm(to, { recursive: true, force: true });
+          await fs.promises.mkdir(path.dirname(to), { recursive: true });
+          await fs.promises.rename(from, to);
+        } else if (!fs.existsSync(path.join(to, 'data.mdb'))) {
+          throw new Error(`staged shard ${index.name}/${shard} for node ${node} is missing`);
+        }
+        moved.push(to);
+      }
+    }
+    return moved;
+  }
+
+  async function commit(job: JobOf<'commit-restore'>, token: string | undefined): Promise<CommitResult> {
+    const p = job.data;
+    const state = await ops.get('restore', p.backend, p.backupId);
+    const children = await readChildren(job, 'restore-shard');
+    const failure = children.failures.find((f) => !isEchoedFailure(f.reason));
+    if (!state) return abandon(job, token, 'the restore state was lost from Redis while it ran');
+    if (state.status === 'CANCELLING' || state.error || children.failures.length > 0) {
+      return abandon(job, token, failure ? describeFailure(failure.jobId, failure.reason) : undefined);
+    }
+    if (children.pending > 0 && token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
+    const expected = p.indexes.reduce((n, i) => n + i.shards, 0);
+    if (children.results.length !== expected) {
+      return abandon(job, token, `only ${children.results.length} of ${expected} shards were staged`);
+    }
+    await ops.advance('restore', p.backend, p.backupId, 'TRANSFERRED');
+
+    // The last moment a cancel or a clash can stop the restore without leaving anything behind.
+    if ((await ops.get('restore', p.backend, p.backupId))?.status === 'CANCELLING') return abandon(job, token, undefined);
+    const clash = p.indexes.find((i) => store.getIndex(i.name));
+    if (clash) return abandon(job, token, `class ${JSON.stringify(clash.name)} was created while the restore ran`);
+    await ops.advance('restore', p.backend, p.backupId, 'FINALIZING');
+
+    const moved = await moveIntoPlace(p.restoreKey, p.indexes);
+    const now = new Date().toISOString();
+    const records: IndexRecord[] = p.indexes.map((i) => ({
+      name: i.name,
+      uid: randomUUID(),
+      shards: i.shards,
+      placement: i.placement,
+      schema: schemaFor(i),
+      createdAt: now,
+    }));
+    try {
+      await store.publishIndexes(records, Object.fromEntries(p.indexes.map((i) => [i.name, i.metadata])));
+    } catch (err) {
+      // Not published: the moved shards belong to nobody; remove them unless someone else's index took the name.
+      for (const dir of moved) {
+        const index = path.basename(path.dirname(dir));
+        if (!store.getIndex(index)) await fs.promises.rm(dir, { recursive: true, force: true });
+      }
+      throw err;
+    }
+    await removeStaging(config.dataDir, targetNodes(p.indexes), p.restoreKey);
+    await ops.advance('restore', p.backend, p.backupId, 'SUCCESS');
+    deps.logger.info({ backup: p.backupId, backend: p.backend, classes: p.classes }, 'restore committed');
+    return { status: 'SUCCESS' };
+  }
+
+  return async (job, token, signal) => {
+    try {
+      return await commit(job, token);
+    } catch (err) {
+      if (err instanceof WaitingChildrenError || signal.reason === ABORT.shutdown) throw err;
+      const permanent = err instanceof ShardvaultError && err.status < 500;
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!permanent && !lastAttempt) throw err;
+      return abandon(job, token, `committing the restore failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * `createWorker(deps)` → `{ start, stop }`: BullMQ workers for the `backups` and `restores`
+ * queues and the `node-<name>` queue of every node this process serves, each running up to
+ * WORKER_CONCURRENCY jobs, with the processors of the job catalog.
+ *
+ * Cancellation: a DELETE marks the operation CANCELLING in Redis and publishes its key on
+ * CANCEL_CHANNEL. Every worker process subscribes and aborts the AbortSignal of its running
+ * shard jobs of that operation (`worker.cancelJob`); as a fallback, each running shard job
+ * also polls its operation's state every second. Coordinator jobs are never aborted by a
+ * cancel: they are the ones that clean up after it.
+ *
+ * Shutdown (stop, on SIGTERM): stop taking jobs, let running ones finish for up to
+ * WORKER_SHUTDOWN_SECONDS, then abort them with reason `shutdown`; an aborted job is handed
+ * back to its queue (not counted as a failed attempt), so another worker runs it.
+ */
+import { UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
+import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
+import type { Config } from '../shared/config.ts';
+import { ShardvaultError, UnavailableError } from '../shared/errors.ts';
+import {
+  ABORT,
+  assertProcessors,
+  CATALOG,
+  COORDINATOR_QUEUES,
+  LOCK_DURATION_MS,
+  MAX_STALLED_COUNT,
+  nodeQueue,
+  operationOfJobId,
+  PREFIX,
+  STALLED_INTERVAL_MS,
+  type JobName,
+  type OperationKind,
+  type ProcessorOf,
+  type Processors,
+} from '../shared/jobs/catalog.ts';
+import type { Logger } from '../shared/logger.ts';
+import { createRedis } from '../shared/redis.ts';
+import type { Store } from '../shared/store/store.ts';
+import { commitBackup } from './commit-backup.ts';
+import { commitRestore } from './commit-restore.ts';
+import { CANCELLED_PREFIX, type JobDeps } from './deps.ts';
+import { restoreShard } from './restore-shard.ts';
+import { snapshotShard } from './snapshot-shard.ts';
+
+export interface WorkerDeps {
+  config: Config;
+  logger: Logger;
+  redisUrl: string;
+  store: Store;
+  /** Nodes whose queues this worker serves; default config.workerNodes (WORKER_NODES). */
+  nodes?: string[];
+  /** Default: the configured backends (createBackend). */
+  backends?: BackendFactory;
+  /** Replaces some processors (tests); every catalog job must still have one. */
+  processors?: Partial<Processors>;
+}
+
+export interface ShardvaultWorker {
+  /** Starts serving the queues; resolves once every queue's worker is connected. */
+  start(): Promise<void>;
+  /** Graceful stop: no new jobs; running ones get WORKER_SHUTDOWN_SECONDS, then are aborted. */
+  stop(): Promise<void>;
+  /** Queue names served. */
+  readonly queues: string[];
+}
+
+/** The processors of the job catalog, one per file in worker/. */
+export function defaultProcessors(deps: JobDeps): Processors {
+  return {
+    'commit-backup': commitBackup(deps),
+    'snapshot-shard': snapshotShard(deps),
+    'commit-restore': commitRestore(deps),
+    'restore-shard': restoreShard(deps),
+  };
+}
+
+/** Errors a retry cannot fix: shardvault's 4xx errors (validation, integrity, not found, permanent backend). */
+function isPermanent(err: unknown): boolean {
+  return err instanceof ShardvaultError && !(err instanceof UnavailableError) && err.status < 500;
+}
+
+export function createWorker(deps: WorkerDeps): ShardvaultWorker {
+  const { config } = deps;
+  const logger = deps.logger.child({ role: 'worker' });
+  const nodes = deps.nodes ?? config.workerNodes;
+  const queues = [...COORDINATOR_QUEUES, ...nodes.map(nodeQueue)];
+  const control = createRedis(deps.redisUrl);
+  control.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const ops = new OperationStore(control);
+  const jobDeps: JobDeps = { config, store: deps.store, logger, ops, backends: deps.backends ?? configuredBackends(config, logger) };
+  const processors = { ...defaultProcessors(jobDeps), ...deps.processors };
+  assertProcessors(processors);
+
+  /** Running shard jobs of this process: job id → its worker and operation key. */
+  const running = new Map<string, { worker: Worker; op: string }>();
+  const workers: Worker[] = [];
+  const connections: Redis[] = [control];
+  let subscriber: Redis | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const cancelOperation = (op: string) => {
+    for (const [jobId, r] of running) {
+      if (r.op === op && r.worker.cancelJob(jobId, ABORT.cancel)) logger.info({ job: jobId }, 'cancelling job');
+    }
+  };
+
+  function processorFor(getWorker: () => Worker) {
+    // Three declared parameters (no default values, which would not count): BullMQ passes the
+    // AbortSignal only to processors declared with three.
+    return async (job: Job, token?: string, given?: AbortSignal): Promise<unknown> => {
+      const signal = given ?? new AbortController().signal;
+      const name = job.name as JobName;
+      const processor = processors[name] as ProcessorOf<JobName> | undefined;
+      if (!processor || !(name in CATALOG)) throw new UnrecoverableError(`no processor for job ${job.name}`);
+      const jobId = job.id!;
+      const op = operationOfJobId(jobId);
+      const [kind, backend, id] = op.split('.') as [OperationKind, string, string];
+      const log = logger.child({ job: jobId, name });
+      let poll: NodeJS.Timeout | undefined;
+      if (CATALOG[name].queue === 'node') {
+        running.set(jobId, { worker: getWorker(), op });
+        poll = setInterval(() => {
+          ops.stopReason(kind, backend, id).then(
+            (why) => {
+              if (why && !signal.aborted) getWorker().cancelJob(jobId, ABORT.cancel);
+            },
+            () => undefined,
+          );
+        }, 1000);
+      }
+      log.info({ attempt: job.attemptsMade + 1 }, 'job started');
+      try {
+        const result = await processor(job as never, token, signal);
+        log.info({ result }, 'job completed');
+        return result;
+      } catch (err) {
+        if (err instanceof WaitingChildrenError) {
+          log.info('job waits for its remaining children');
+          throw err;
+        }
+        const message = err instanceof Error ? err.message : String(err);
+        if (signal.aborted && signal.reason === ABORT.shutdown) {
+          // Hand the job back without spending an attempt; another worker takes it.
+          if (token) await job.moveToWait(token);
+          log.warn('job aborted by shutdown and returned to its queue');
+          throw new WaitingError();
+        }
+        if (signal.aborted && signal.reason === ABORT.cancel) {
+          log.info('job cancelled');
+          throw new UnrecoverableError(message.startsWith(CANCELLED_PREFIX) ? message : `${CANCELLED_PREFIX} ${message}`);
+        }
+        log.warn({ err: message }, 'job failed');
+        if (err instanceof UnrecoverableError || !isPermanent(err)) throw err;
+        throw new UnrecoverableError(message);
+      } finally {
+        if (poll) clearInterval(poll);
+        running.delete(jobId);
+      }
+    };
+  }
+
+  /** A coordinator that failed for good never gets to record it; record it here. */
+  async function onFailed(job: Job | undefined, err: Error): Promise<void> {
+    if (!job?.id || !(job.name === 'commit-backup' || job.name === 'commit-restore')) return;
+    if (job.attemptsMade < (job.opts.attempts ?? 1) && !(err instanceof UnrecoverableError)) return;
+    const [kind, backend, id] = operationOfJobId(job.id).split('.') as [OperationKind, string, string];
+    await ops.advance(kind, backend, id, 'FAILED', { error: `coordinator failed: ${err.message}` });
+  }
+
+  return {
+    queues,
+    async start() {
+      subscriber = createRedis(deps.redisUrl);
+      connections.push(subscriber);
+      subscriber.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber error'));
+      subscriber.on('message', (_channel: string, op: string) => cancelOperation(op));
+      await subscriber.subscribe(CANCEL_CHANNEL);
+      for (const queue of queues) {
+        const connection = createRedis(deps.redisUrl);
+        connections.push(connection);
+        let worker: Worker | undefined;
+        worker = new Worker(queue, processorFor(() => worker!), {
+          connection,
+          prefix: PREFIX,
+          concurrency: config.workerConcurrency,
+          lockDuration: LOCK_DURATION_MS,
+          stalledInterval: STALLED_INTERVAL_MS,
+          maxStalledCount: MAX_STALLED_COUNT,
+          autorun: false,
+        });
+        worker.on('error', (err) => logger.warn({ queue, err: err.message }, 'worker error'));
+        worker.on('failed', (job, err) => void onFailed(job, err).catch((e: Error) => logger.error({ err: e.message }, 'recording a failed coordinator')));
+        workers.push(worker);
+        void worker.run().catch((err: Error) => logger.error({ queue, err: err.message }, 'worker stopped'));
+      }
+      await Promise.all(workers.map((w) => w.waitUntilReady()));
+      logger.info({ queues, concurrency: config.workerConcurrency }, 'worker ready');
+    },
+    stop() {
+      stopping ??= (async () => {
+        logger.info({ running: running.size }, 'worker stopping: no new jobs');
+        const timer = setTimeout(() => {
+          logger.warn({ running: running.size }, 'shutdown deadline passed: aborting running jobs');
+          for (const w of workers) w.cancelAllJobs(ABORT.shutdown);
+        }, config.workerShutdownMs);
+        await Promise.all(workers.map((w) => w.close().catch((err: Error) => logger.warn({ err: err.message }, 'closing worker'))));
+        clearTimeout(timer);
+        await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
+        logger.info('worker stopped');
+      })();
+      return stopping;
+    },
+  };
+}
