@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { apiKeyAuth } from './auth.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
+import { backupRoutes } from './routes/backups.ts';
 import { dumpRoutes } from './routes/dump.ts';
 import { requestLog } from './request-log.ts';
 import { weaviateRoutes } from './routes/weaviate.ts';
@@ -28,6 +29,8 @@ export function createApi(deps: ApiDeps): Api {
   app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
   if (config.auth.enabled) app.use('*', apiKeyAuth(config.auth.keys));
 
+  const backups = backupRoutes(deps);
+  app.route('/v1/backups', backups.app);
   app.route('/v1', weaviateRoutes(deps));
   app.route('/', dumpRoutes(deps)); // :dump and :restore stream; before the generic Xapiand routes
   // Xapiand's routes match any /{index}/…: they go last.
@@ -45,11 +48,13 @@ export function createApi(deps: ApiDeps): Api {
         s.once('error', reject);
         server = s;
       }),
-    stop: () =>
-      new Promise((resolve) => {
+    stop: async () => {
+      await new Promise<void>((resolve) => {
         if (!server) return resolve();
         server.close(() => resolve());
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      }),
+      });
+      await backups.close();
+    },
   };
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { BackupService } from '../shared/backups/service.ts';
 import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../shared/store/store.ts';
@@ -10,4 +11,6 @@ export interface ApiDeps {
   logger: Logger;
   /** A connection used for readiness; the API never waits forever on it. */
   redis: Redis;
+  /** Backups and restores (/v1/backups); created from the deps above on first use when absent. */
+  backups?: BackupService;
 }

@@ -1,0 +1,58 @@
+/**
+ * Weaviate's backup endpoints (DESIGN §4), thin over shared/backups/service.ts:
+ *
+ *   POST   /v1/backups/{backend}                {id, include?, exclude?, config?} → BackupCreateResponse
+ *   GET    /v1/backups/{backend}                → BackupListResponse
+ *   GET    /v1/backups/{backend}/{id}           → BackupCreateStatusResponse (+ classes, progress)
+ *   DELETE /v1/backups/{backend}/{id}           cancel a running backup → 204
+ *   POST   /v1/backups/{backend}/{id}/restore   {include?, exclude?, node_mapping?, config?} → BackupRestoreResponse
+ *   GET    /v1/backups/{backend}/{id}/restore   → BackupRestoreStatusResponse (+ classes, progress)
+ *   DELETE /v1/backups/{backend}/{id}/restore   cancel a running restore → 204
+ *
+ * Status, list and cancel accept Weaviate's `?bucket=&path=` query overrides.
+ */
+import { Hono } from 'hono';
+import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
+import { overridesFromQuery } from '../../shared/backups/validate.ts';
+import { readJson } from '../body.ts';
+import type { ApiDeps } from '../deps.ts';
+import { reply } from '../reply.ts';
+
+export interface BackupRoutes {
+  app: Hono;
+  /** Closes the service if these routes created it. */
+  close(): Promise<void>;
+}
+
+export function backupRoutes(deps: ApiDeps): BackupRoutes {
+  const { config } = deps;
+  let created: BackupService | undefined;
+  // Created on first use, so an API that never sees a backup call opens no queues.
+  const service = (): BackupService => (deps.backups ??= created = createBackupService(deps));
+  const app = new Hono();
+  const query = (c: { req: { query(k: string): string | undefined } }) =>
+    overridesFromQuery({ bucket: c.req.query('bucket'), path: c.req.query('path') });
+
+  app.post('/:backend', async (c) => reply(c, await service().create(c.req.param('backend'), await readJson(c, config.maxBodyBytes))));
+  app.get('/:backend', async (c) => reply(c, await service().list(c.req.param('backend'), query(c))));
+  app.get('/:backend/:id', async (c) => reply(c, await service().status(c.req.param('backend'), c.req.param('id'), query(c))));
+  app.delete('/:backend/:id', async (c) => {
+    await service().cancel(c.req.param('backend'), c.req.param('id'), query(c));
+    return c.body(null, 204);
+  });
+  app.post('/:backend/:id/restore', async (c) =>
+    reply(c, await service().restore(c.req.param('backend'), c.req.param('id'), await readJson(c, config.maxBodyBytes))),
+  );
+  app.get('/:backend/:id/restore', async (c) => reply(c, await service().restoreStatus(c.req.param('backend'), c.req.param('id'))));
+  app.delete('/:backend/:id/restore', async (c) => {
+    await service().cancelRestore(c.req.param('backend'), c.req.param('id'));
+    return c.body(null, 204);
+  });
+
+  return {
+    app,
+    close: async () => {
+      await created?.close();
+    },
+  };
+}
