@@ -1,0 +1,92 @@
+/**
+ * Backup and restore flows in one process: the API in-process, a real worker (BullMQ over a
+ * private Redis), the filesystem backend in a temp directory. The multi-process cases (kill,
+ * cancel, second cluster) are in backups.e2e.test.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisServer } from '../shared/redis-server.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createWorker, type ShardvaultWorker } from '../worker/worker.ts';
+import { createTestApi, type TestApi } from './support/api.ts';
+import { makeDoc, readIndex, waitForStatus } from './support/backups.ts';
+import { startTestRedis } from './support/redis.ts';
+
+let redis: RedisServer;
+let t: TestApi;
+let worker: ShardvaultWorker;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  t = createTestApi(redis.url);
+  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+  await worker.start();
+  for (const cls of ['Alpha', 'Beta']) {
+    const docs = Array.from({ length: 300 }, (_, i) => makeDoc(cls, i));
+    const results = await t.store.putDocuments(cls, docs);
+    expect(results.every((r) => r.ok)).toBe(true);
+  }
+  await t.store.putMetadata('Alpha', 'owner', { team: 'search' });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await t?.close();
+  await redis?.stop();
+});
+
+describe('backup and restore in one process', () => {
+  it('backs up every class, writes the layout of DESIGN §6, and restores it exactly', async () => {
+    const before = {
+      Alpha: await readIndex(t.config.dataDir, t.config.nodes, 'Alpha'),
+      Beta: await readIndex(t.config.dataDir, t.config.nodes, 'Beta'),
+    };
+    const res = await t.call('POST', '/v1/backups/filesystem', { id: 'flow-1' });
+    expect(res.status).toBe(200);
+    const started = await res.json();
+    expect(started).toMatchObject({ id: 'flow-1', backend: 'filesystem', classes: ['Alpha', 'Beta'], status: 'STARTED' });
+    expect(started.path).toBe(path.join(t.config.backends.filesystem.path, 'flow-1'));
+
+    const done = await waitForStatus(t.call, '/v1/backups/filesystem/flow-1');
+    expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+    expect(done.progress).toMatchObject({ shardsDone: 6, shardsTotal: 6, docs: 600 });
+    expect(done.completedAt).toBeTruthy();
+
+    const root = path.join(t.config.backends.filesystem.path, 'flow-1');
+    const config = JSON.parse(fs.readFileSync(path.join(root, 'backup_config.json'), 'utf8'));
+    expect(config).toMatchObject({ id: 'flow-1', status: 'SUCCESS', nodes: t.config.nodes, classes: ['Alpha', 'Beta'], totals: { shards: 6, docs: 600 } });
+    for (const node of t.config.nodes) {
+      const manifest = JSON.parse(fs.readFileSync(path.join(root, node, 'backup.json'), 'utf8'));
+      expect(manifest.node).toBe(node);
+      for (const shard of manifest.shards) expect(fs.statSync(path.join(t.config.backends.filesystem.path, shard.key)).size).toBe(shard.bytes);
+    }
+
+    const list = await (await t.call('GET', '/v1/backups/filesystem')).json();
+    expect(list).toEqual([expect.objectContaining({ id: 'flow-1', status: 'SUCCESS', classes: ['Alpha', 'Beta'] })]);
+
+    await t.store.deleteIndex('Alpha');
+    await t.store.deleteIndex('Beta');
+    const restore = await t.call('POST', '/v1/backups/filesystem/flow-1/restore', {});
+    expect(restore.status).toBe(200);
+    expect(await restore.json()).toMatchObject({ id: 'flow-1', backend: 'filesystem', classes: ['Alpha', 'Beta'], status: 'STARTED' });
+    const restored = await waitForStatus(t.call, '/v1/backups/filesystem/flow-1/restore');
+    expect(restored.status, JSON.stringify(restored)).toBe('SUCCESS');
+
+    expect(await readIndex(t.config.dataDir, t.config.nodes, 'Alpha')).toEqual(before.Alpha);
+    expect(await readIndex(t.config.dataDir, t.config.nodes, 'Beta')).toEqual(before.Beta);
+    expect(t.store.getMetadata('Alpha', 'owner')).toEqual({ team: 'search' });
+    for (const node of t.config.nodes) expect(fs.existsSync(path.join(t.config.dataDir, node, '.staging', 'filesystem.flow-1'))).toBe(false);
+  });
+
+  it('restores one class with include, and then refuses to restore it again while it exists', async () => {
+    await t.store.deleteIndex('Beta');
+    const res = await t.call('POST', '/v1/backups/filesystem/flow-1/restore', { include: ['Beta'] });
+    expect(res.status).toBe(200);
+    expect((await waitForStatus(t.call, '/v1/backups/filesystem/flow-1/restore')).status).toBe('SUCCESS');
+    expect(t.store.info('Beta').docs).toBe(300);
+    const again = await t.call('POST', '/v1/backups/filesystem/flow-1/restore', { include: ['Beta'] });
+    expect(again.status).toBe(422);
+    expect((await again.json()).error[0].message).toMatch(/"Beta" already exists/);
+  });
+});
