@@ -43,7 +43,7 @@ const configSchema = z
   })
   .nullish();
 
-const createSchema = z.looseObject({ id: z.unknown(), include: classList, exclude: classList, config: configSchema });
+const createSchema = z.looseObject({ id: z.unknown().optional(), include: classList, exclude: classList, config: configSchema });
 
 const restoreSchema = z.looseObject({
   include: classList,
