@@ -26,9 +26,9 @@ let scratch: { dir: string; cleanup: () => void };
 let work: string;
 let source: string;
 
-/** Run a command line through /bin/sh, with `shardvault` standing for `node bin/shardvault.js`. */
+/** Run a command line through /bin/sh, with each `shardvault` command standing for `node bin/shardvault.js`. */
 async function sh(command: string, env: Record<string, string> = {}, cwd = work): Promise<Outcome> {
-  const line = command.replace(/^shardvault\b/, `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)}`);
+  const line = command.replace(/(^|[;&|]\s*)shardvault(?= )/g, (_, before: string) => `${before}${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)}`);
   try {
     const { stdout, stderr } = await run('/bin/sh', ['-c', line], {
       cwd,
@@ -129,6 +129,12 @@ describe('shardvault CLI: dump and restore (issue 5, Xapiand backups page)', () 
     const xapiand = await sh('shardvault --restore="twitter" --in="twitter.msgpack"', { DATA_DIR: path.join(work, 'xapiand') });
     expect(xapiand.code, xapiand.stderr).toBe(0);
     expect(snapshot(path.join(work, 'xapiand'), 'twitter')).toMatchObject({ docs: (restored as { docs: unknown }).docs });
+  });
+
+  it('restores a gzip-compressed dump (a backup shard object is one)', async () => {
+    const out = await sh('gzip -c twitter.docs > twitter.docs.gz && shardvault --restore=gz --in=twitter.docs.gz', { DATA_DIR: path.join(work, 'gz') });
+    expect(out.code, out.stderr).toBe(0);
+    expect(snapshot(path.join(work, 'gz'), 'gz')).toMatchObject({ docs: (snapshot(source, 'twitter') as { docs: unknown }).docs });
   });
 
   it('dumps to stdout and restores from stdin, with --data-dir and --nodes instead of the environment', async () => {

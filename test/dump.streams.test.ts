@@ -92,6 +92,15 @@ async function* chunks2<T>(items: T[]): AsyncGenerator<T> {
   yield* items;
 }
 
+describe('JSON chunks', () => {
+  it('writes dates as ISO-8601 and binary as base64, as toJson does', async () => {
+    const doc = { _id: 1, when: new Date('2016-11-15T13:12:00Z'), blob: Buffer.from('hi'), nested: { at: [new Date(0)] } };
+    const text = Buffer.concat(await collect(jsonArrayChunks(chunks2([doc])))).toString();
+    expect(JSON.parse(text)).toEqual([{ _id: 1, when: '2016-11-15T13:12:00.000Z', blob: 'aGk=', nested: { at: ['1970-01-01T00:00:00.000Z'] } }]);
+    expect(Buffer.concat(await collect(jsonArrayChunks(chunks2([]), { pretty: true }))).toString()).toBe('[]\n');
+  });
+});
+
 describe('MessagePack stream', () => {
   const packr = new Packr({ useRecords: false });
 

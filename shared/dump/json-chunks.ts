@@ -7,16 +7,33 @@ import { toJson } from '../store/schema.ts';
 
 const CHUNK_CHARS = 64 * 1024;
 
+/** True when a value holds binary data somewhere (JSON.stringify would not write it as toJson does). */
+function hasBinary(value: unknown): boolean {
+  if (value === null || typeof value !== 'object' || value instanceof Date) return false;
+  if (value instanceof Uint8Array) return true;
+  if (Array.isArray(value)) return value.some(hasBinary);
+  for (const key in value) if (hasBinary((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+/**
+ * JSON text of a stored document. JSON.stringify already writes Dates as ISO-8601 (their
+ * toJSON), the same as toJson; only binary needs toJson's base64, so only then is it used.
+ */
+function stringify(doc: unknown, indent?: number): string {
+  return JSON.stringify(hasBinary(doc) ? toJson(doc) : doc, null, indent);
+}
+
 export async function* jsonArrayChunks(docs: AsyncIterable<unknown>, options: { pretty?: boolean } = {}): AsyncGenerator<Buffer> {
   const pretty = options.pretty === true;
   let text = '[';
   let first = true;
   for await (const doc of docs) {
     if (pretty) {
-      const body = JSON.stringify(toJson(doc), null, 2).replace(/\n/g, '\n  ');
+      const body = stringify(doc, 2).replace(/\n/g, '\n  ');
       text += `${first ? '\n  ' : ',\n  '}${body}`;
     } else {
-      text += `${first ? '' : ','}${JSON.stringify(toJson(doc))}`;
+      text += `${first ? '' : ','}${stringify(doc)}`;
     }
     first = false;
     if (text.length >= CHUNK_CHARS) {
@@ -31,7 +48,7 @@ export async function* jsonArrayChunks(docs: AsyncIterable<unknown>, options: { 
 export async function* ndjsonChunks(docs: AsyncIterable<unknown>): AsyncGenerator<Buffer> {
   let text = '';
   for await (const doc of docs) {
-    text += `${JSON.stringify(toJson(doc))}\n`;
+    text += `${stringify(doc)}\n`;
     if (text.length >= CHUNK_CHARS) {
       yield Buffer.from(text);
       text = '';

@@ -44,6 +44,8 @@ export class JsonSplitter {
   #escape = false;
   /** A comma inside an element, held back until we know it is not a trailing one. */
   #pendingComma = false;
+  /** Where that comma is in the current chunk; -1 once the chunk it was in has been stored without it. */
+  #commaAt = -1;
   /** In array mode: a value is expected (after `[` or `,`), so `,` or `]` would be early. */
   #expectValue = true;
   #sawComma = false;
@@ -61,7 +63,7 @@ export class JsonSplitter {
   push(chunk: Uint8Array): unknown[] {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const out: unknown[] = [];
-    let segStart = this.#inElement && !this.#pendingComma ? 0 : -1;
+    let segStart = this.#inElement ? 0 : -1;
     const len = buf.length;
     for (let i = 0; i < len; i++) {
       const b = buf[i]!;
@@ -91,8 +93,15 @@ export class JsonSplitter {
           }
           if (this.#pendingComma) {
             this.#pendingComma = false;
-            if (b !== CLOSE_BRACE && b !== CLOSE_BRACKET) this.#addPart(COMMA_BYTES);
-            segStart = i;
+            if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
+              // A trailing comma: leave it out of the element's text.
+              if (this.#commaAt >= 0) {
+                this.#addPart(buf.subarray(segStart, this.#commaAt));
+                segStart = this.#commaAt + 1;
+              }
+            } else if (this.#commaAt < 0) {
+              this.#addPart(COMMA_BYTES); // it was left out at the end of the previous chunk
+            }
           }
           if (b === QUOTE) this.#inString = true;
           else if (b === OPEN_BRACE || b === OPEN_BRACKET) this.#depth++;
@@ -102,9 +111,8 @@ export class JsonSplitter {
               segStart = -1;
             }
           } else if (b === COMMA) {
-            this.#addPart(buf.subarray(segStart, i));
             this.#pendingComma = true;
-            segStart = -1;
+            this.#commaAt = i;
           }
           continue;
         }
@@ -152,7 +160,13 @@ export class JsonSplitter {
       else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) this.#fail(`an unexpected ${describe(b)}`);
       else this.#inScalar = true;
     }
-    if (this.#inElement && segStart >= 0) this.#addPart(buf.subarray(segStart));
+    if (this.#inElement && segStart >= 0) {
+      if (this.#pendingComma && this.#commaAt >= 0) {
+        // Keep the comma out until the next chunk tells whether it is a trailing one.
+        this.#addPart(buf.subarray(segStart, this.#commaAt));
+        this.#commaAt = -1;
+      } else this.#addPart(buf.subarray(segStart));
+    }
     return out;
   }
 

@@ -3,7 +3,7 @@
  * coerced to the index's schema by the store; one that does not fit is reported (its position
  * in the input, its `_id`, why) and the others are kept, as Xapiand's `:restore` does.
  */
-import { isShardvaultError } from '../errors.ts';
+import { CancelledError, isShardvaultError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 
 /** A document that was not restored. */
@@ -88,7 +88,7 @@ export async function restoreDocuments(
   let batch: unknown[] = [];
   try {
     for await (const doc of docs) {
-      options.signal?.throwIfAborted();
+      if (options.signal?.aborted) throw new CancelledError(`the restore into ${index} was cancelled after ${result.processed} documents`);
       batch.push(doc);
       result.processed++;
       if (batch.length >= batchSize) {

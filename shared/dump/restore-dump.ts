@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ConflictError, IntegrityError, ValidationError } from '../errors.ts';
+import { CancelledError, ConflictError, IntegrityError, ValidationError } from '../errors.ts';
 import { decompressStream } from '../formats/compression.ts';
 import { createDumpDecoder, type DumpHeader, type DumpTrailer, type MetaRecord } from '../formats/dump-codec.ts';
 import { coerceDocument, emptySchema, type IndexSchema } from '../store/schema.ts';
@@ -110,7 +110,7 @@ export async function verifyDumpFile(
   const verified = await readDumpFile(
     file,
     (record, header) => {
-      options.signal?.throwIfAborted();
+      if (options.signal?.aborted) throw new CancelledError('the restore was cancelled');
       const position = records++;
       if (header.kind === 'meta') {
         const key = (record as MetaRecord).key;
