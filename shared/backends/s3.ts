@@ -1,0 +1,385 @@
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { addAbortSignal, Readable } from 'node:stream';
+import { CancelledError, ConfigError, IntegrityError, NotFoundError, ShardvaultError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
+import {
+  accessCheckKey,
+  basePrefix,
+  meterBody,
+  readSmall,
+  sortByKey,
+  validateDeletePrefix,
+  validateKey,
+  validatePrefix,
+} from './filesystem.ts';
+import {
+  describeError,
+  fallbackBackendError,
+  httpStatus,
+  isAbortError,
+  PermanentBackendError,
+  withRetry,
+  type RetryOptions,
+} from './retry.ts';
+
+export interface S3BackendOptions {
+  bucket: string;
+  /** Key prefix inside the bucket (`BACKUP_S3_PATH` or a request's `config.Path`); may be empty. */
+  path: string;
+  /** `host:port` or a URL; unset means AWS itself. */
+  endpoint?: string;
+  /** Scheme for an endpoint given without one. */
+  useSSL: boolean;
+  region: string;
+  /** Both or neither; neither means the SDK's default chain (env, profile, instance role). */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  logger?: Logger;
+  /** Multipart part size in bytes; at least 5 MiB. Default 8 MiB. Memory per write ≈ partSize × (queueSize + 1). */
+  partSize?: number;
+  /** Parts uploaded at once per write. Default 2. */
+  queueSize?: number;
+  /** SDK attempts per multipart part / PutObject (the SDK holds the part's bytes). Default 4. */
+  uploadMaxAttempts?: number;
+  /** ListObjectsV2 page size (max 1000). Default 1000; tests use small pages to exercise pagination. */
+  listPageSize?: number;
+  /** Backoff of list/delete/exists/read start (withRetry). */
+  retry?: Pick<RetryOptions, 'attempts' | 'baseMs' | 'maxMs'>;
+}
+
+const MIB = 1024 * 1024;
+const DELETE_BATCH = 1000;
+
+/**
+ * An S3 bucket (AWS or a compatible server: MinIO, s3rver, Ceph…): `<bucket>/<path>/<key>`.
+ *
+ * write streams through lib-storage's Upload: multipart with partSize parts, queueSize at a
+ * time, so memory stays at a few parts whatever the object size; the object appears only when
+ * CompleteMultipartUpload (or, under one part, PutObject) succeeds. On abort or a failing body
+ * the upload is aborted (AbortMultipartUpload) and the call rejects only after that, so nothing
+ * becomes visible. If the abort lands after the object was completed, the object is deleted.
+ *
+ * Retries: parts are retried by the SDK (uploadMaxAttempts; it holds each part's buffer). The
+ * body stream itself cannot be replayed, so a write whose part fails for good rejects and the
+ * caller (the job) retries the whole write. list, deletePrefix, exists and the start of read
+ * use withRetry (full-jitter backoff) on a client that does not retry by itself.
+ */
+export class S3Backend implements Backend {
+  readonly name = 's3' as const;
+  readonly bucket: string;
+  /** `<path>/` or empty. */
+  readonly base: string;
+  private readonly client: S3Client;
+  private readonly uploadClient: S3Client;
+  private readonly endpointLabel: string;
+  private readonly region: string;
+  private readonly logger: Logger | undefined;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly listPageSize: number;
+  private readonly retry: RetryOptions;
+
+  constructor(options: S3BackendOptions) {
+    this.bucket = options.bucket;
+    this.base = basePrefix(options.path);
+    this.region = options.region;
+    this.logger = options.logger;
+    this.partSize = Math.max(5 * MIB, options.partSize ?? 8 * MIB);
+    this.queueSize = Math.max(1, options.queueSize ?? 2);
+    this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
+    this.retry = { ...options.retry, logger: options.logger };
+    const config = s3ClientConfig(options);
+    this.endpointLabel = config.endpoint ? redactUrl(String(config.endpoint)) : `AWS region ${options.region}`;
+    // Single requests are retried by withRetry (logged, abortable), so the SDK does not retry them.
+    this.client = new S3Client({ ...config, maxAttempts: 1 });
+    // Upload parts can only be retried by the SDK, which still holds the part's bytes.
+    this.uploadClient = new S3Client({
+      ...config,
+      maxAttempts: Math.max(1, options.uploadMaxAttempts ?? 4),
+      requestHandler: this.client.config.requestHandler,
+    });
+  }
+
+  locate(key: string): string {
+    return `s3://${this.bucket}/${this.base}${key}`;
+  }
+
+  async write(key: string, body: Readable, options: CallOptions = {}): Promise<{ bytes: number }> {
+    validateKey(key);
+    const { signal } = options;
+    const Key = this.base + key;
+    if (signal?.aborted) {
+      body.destroy();
+      throw new CancelledError(`s3 write ${key} was cancelled`);
+    }
+    const meter = meterBody(body);
+    // On abort the body feed is cut: Upload's reader fails, and Upload aborts the multipart
+    // upload before done() rejects (Upload.abort() instead rejects at once and leaves in-flight
+    // requests — CompleteMultipartUpload included — running, so an object could still appear).
+    const onAbort = () => meter.stream.destroy(abortError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const upload = new Upload({
+      client: this.uploadClient,
+      params: { Bucket: this.bucket, Key, Body: meter.stream, ContentType: 'application/octet-stream' },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      meter.stream.destroy();
+      const bodyError = meter.bodyError();
+      if (bodyError !== undefined && !signal?.aborted) throw bodyError;
+      throw this.mapError(err, `write ${key}`, { signal });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (signal?.aborted) {
+      await this.deleteQuietly(Key);
+      throw new CancelledError(`s3 write ${key} was cancelled`);
+    }
+    const bytes = meter.bytes();
+    this.logger?.debug({ key: this.locate(key), bytes }, 's3 write');
+    return { bytes };
+  }
+
+  async read(key: string, options: CallOptions = {}): Promise<Readable> {
+    validateKey(key);
+    const { signal } = options;
+    try {
+      const out = await withRetry(
+        () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.base + key }), { abortSignal: signal }),
+        { ...this.retry, signal, label: `s3 read ${key}` },
+      );
+      if (!(out.Body instanceof Readable)) throw new Error('GetObject answered without a body stream');
+      return signal ? addAbortSignal(signal, out.Body) : out.Body;
+    } catch (err) {
+      throw this.mapError(err, `read ${key}`, { key, signal });
+    }
+  }
+
+  async list(prefix: string, options: CallOptions = {}): Promise<ObjectInfo[]> {
+    validatePrefix(prefix);
+    const { signal } = options;
+    const found: ObjectInfo[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await withRetry(
+          () =>
+            this.client.send(
+              new ListObjectsV2Command({
+                Bucket: this.bucket,
+                Prefix: this.base + prefix,
+                MaxKeys: this.listPageSize,
+                ContinuationToken: token,
+              }),
+              { abortSignal: signal },
+            ),
+          { ...this.retry, signal, label: `s3 list ${prefix}` },
+        );
+        for (const object of page.Contents ?? []) {
+          const key = object.Key?.slice(this.base.length);
+          // Skip "folder" placeholders (`a/`) that consoles create; they are not objects of ours.
+          if (!key || key.endsWith('/')) continue;
+          found.push({ key, size: object.Size ?? 0 });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw this.mapError(err, `list ${prefix}`, { signal });
+    }
+    return sortByKey(found);
+  }
+
+  async deletePrefix(prefix: string, options: CallOptions = {}): Promise<number> {
+    validateDeletePrefix(prefix);
+    const { signal } = options;
+    const objects = await this.list(prefix, options);
+    let deleted = 0;
+    try {
+      for (let i = 0; i < objects.length; i += DELETE_BATCH) {
+        const batch = objects.slice(i, i + DELETE_BATCH).map((o) => ({ Key: this.base + o.key }));
+        await withRetry(
+          async () => {
+            const out = await this.client.send(
+              new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }),
+              { abortSignal: signal },
+            );
+            const failed = out.Errors ?? [];
+            if (failed.length > 0) {
+              // Deleting again is harmless, so a transient per-key failure retries the batch.
+              const first = failed[0];
+              throw Object.assign(
+                new Error(`${failed.length} of ${batch.length} deletes failed, first ${first?.Key}: ${first?.Message ?? ''}`),
+                { name: first?.Code ?? 'DeleteObjectsError', Code: first?.Code },
+              );
+            }
+          },
+          { ...this.retry, signal, label: `s3 delete ${prefix}` },
+        );
+        deleted += batch.length;
+      }
+    } catch (err) {
+      throw this.mapError(err, `delete ${prefix}`, { signal });
+    }
+    this.logger?.debug({ prefix: this.locate(prefix), deleted }, 's3 deletePrefix');
+    return deleted;
+  }
+
+  async exists(key: string, options: CallOptions = {}): Promise<boolean> {
+    validateKey(key);
+    const { signal } = options;
+    try {
+      await withRetry(
+        () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.base + key }), { abortSignal: signal }),
+        { ...this.retry, signal, label: `s3 exists ${key}` },
+      );
+      return true;
+    } catch (err) {
+      // HEAD has no body, so a missing bucket also answers a bare 404: exists is false then too.
+      if (httpStatus(err) === 404 && !signal?.aborted) return false;
+      throw this.mapError(err, `exists ${key}`, { key, signal });
+    }
+  }
+
+  async checkAccess(options: CallOptions = {}): Promise<void> {
+    const { signal } = options;
+    const key = accessCheckKey();
+    const payload = Buffer.from(`shardvault access check ${new Date().toISOString()}\n`);
+    let attempted = false;
+    try {
+      await withRetry(
+        () =>
+          this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base, MaxKeys: 1 }), {
+            abortSignal: signal,
+          }),
+        { ...this.retry, signal, label: 's3 access check' },
+      );
+      attempted = true;
+      await this.write(key, Readable.from([payload]), options);
+      const back = await readSmall(await this.read(key, options));
+      if (!back.equals(payload)) throw new IntegrityError(`s3 access check read back different bytes from ${this.locate(key)}`);
+    } catch (err) {
+      throw this.mapError(err, 'access check', { signal });
+    } finally {
+      if (attempted) await this.deleteQuietly(this.base + key);
+    }
+  }
+
+  /** Closes the HTTP connections; the backend is unusable afterwards. */
+  close(): void {
+    this.client.destroy();
+    this.uploadClient.destroy();
+  }
+
+  private async deleteQuietly(Key: string): Promise<void> {
+    try {
+      await withRetry(() => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })), {
+        ...this.retry,
+        label: `s3 delete ${Key}`,
+      });
+    } catch (err) {
+      this.logger?.warn({ key: `s3://${this.bucket}/${Key}`, error: describeError(err) }, 's3 cleanup delete failed');
+    }
+  }
+
+  private mapError(err: unknown, what: string, ctx: { key?: string; signal?: AbortSignal | undefined }): ShardvaultError {
+    if (err instanceof ShardvaultError) return err;
+    if (ctx.signal?.aborted || isAbortError(err)) return new CancelledError(`s3 ${what} was cancelled`, { cause: err });
+    const e = err as { name?: unknown; Code?: unknown };
+    const code = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : '';
+    const status = httpStatus(err);
+    if (code === 'NoSuchBucket' || (status === 404 && !ctx.key && code !== 'NoSuchKey')) {
+      return new PermanentBackendError(`s3 bucket "${this.bucket}" does not exist (${this.endpointLabel})`, { cause: err });
+    }
+    if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) {
+      return new NotFoundError(`object not found: ${this.locate(ctx.key ?? '')}`);
+    }
+    if (['AccessDenied', 'AllAccessDisabled', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(code) || status === 401 || status === 403) {
+      return new PermanentBackendError(
+        `s3 ${what} was refused for bucket "${this.bucket}" (${code || `HTTP ${status}`}, ${this.endpointLabel}): ` +
+          'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy',
+        { cause: err },
+      );
+    }
+    if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || status === 301) {
+      return new PermanentBackendError(
+        `s3 bucket "${this.bucket}" is not in AWS_REGION "${this.region}" (${code || `HTTP ${status}`})`,
+        { cause: err },
+      );
+    }
+    if (['BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'].includes(code)) {
+      return new IntegrityError(`s3 ${what}: the server rejected the data's checksum (${code})`, { cause: err });
+    }
+    return fallbackBackendError(err, `s3 ${what} (${this.locate(ctx.key ?? '')})`, ctx.signal);
+  }
+}
+
+/**
+ * S3Client settings from shardvault's config: path-style addressing for custom endpoints (MinIO
+ * and friends rarely have wildcard DNS), checksums only where S3 requires them (many
+ * S3-compatible servers reject the SDK's default CRC32 trailers on streamed uploads), static
+ * credentials only when both halves are configured.
+ */
+export function s3ClientConfig(options: Pick<S3BackendOptions, 'endpoint' | 'useSSL' | 'region' | 'accessKeyId' | 'secretAccessKey'>): S3ClientConfig {
+  if (Boolean(options.accessKeyId) !== Boolean(options.secretAccessKey)) {
+    throw new ConfigError('invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together');
+  }
+  const endpoint = options.endpoint ? s3EndpointUrl(options.endpoint, options.useSSL) : undefined;
+  return {
+    region: options.region,
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    ...(options.accessKeyId && options.secretAccessKey
+      ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
+      : {}),
+    // connectionTimeout: to establish the socket; requestTimeout: longest silence on a socket.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+  };
+}
+
+/**
+ * BACKUP_S3_ENDPOINT as a URL: `minio:9000` gets `https://` or `http://` from BACKUP_S3_USE_SSL;
+ * a value that already has a scheme keeps it.
+ */
+export function s3EndpointUrl(endpoint: string, useSSL: boolean): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `${useSSL ? 'https' : 'http'}://${endpoint}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(`invalid configuration: BACKUP_S3_ENDPOINT: ${JSON.stringify(endpoint)} is not host:port or a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`invalid configuration: BACKUP_S3_ENDPOINT: scheme must be http or https, not ${url.protocol}`);
+  }
+  return url.href.replace(/\/$/, '');
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    url.username = '';
+    url.password = '';
+    return url.href.replace(/\/$/, '');
+  } catch {
+    return '[endpoint]';
+  }
+}

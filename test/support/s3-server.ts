@@ -1,0 +1,156 @@
+/**
+ * A real S3 server for tests: s3rver (a Koa implementation of the S3 REST API storing objects
+ * on disk) on 127.0.0.1, a free port, a fresh temp directory, one bucket.
+ *
+ * It runs in a child process of its own, started from this very file, because:
+ * - s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 (Node >= 17)
+ *   only offers with `--openssl-legacy-provider`; without it every truncated listing (i.e.
+ *   pagination) answers 500. The flag is given to the child only.
+ * - its objects and logger stay out of the test process, so tests can assert that *our*
+ *   memory stays flat while 100 MiB stream through.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface S3Server {
+  /** `http://127.0.0.1:<port>`; use with `forcePathStyle`. */
+  endpoint: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Stops the server and deletes its directory. */
+  stop(): Promise<void>;
+}
+
+export interface StartS3ServerOptions {
+  /** Bucket created before the server answers. Default `shardvault-test`. */
+  bucket?: string;
+}
+
+const THIS_FILE = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(THIS_FILE), '../..');
+const CHILD_FLAG = 'SHARDVAULT_S3RVER_CHILD';
+/** s3rver's built-in account. */
+const ACCESS_KEY = 'S3RVER';
+
+type ChildMessage = { type: 'ready'; port: number } | { type: 'error'; message: string };
+
+export async function startS3Server(options: StartS3ServerOptions = {}): Promise<S3Server> {
+  const bucket = options.bucket ?? 'shardvault-test';
+  const child = fork(THIS_FILE, [JSON.stringify({ bucket })], {
+    cwd: ROOT,
+    execArgv: ['--openssl-legacy-provider', '--import', 'tsx'],
+    env: { ...process.env, [CHILD_FLAG]: '1' },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  const port = await waitForReady(child, 's3rver', 30_000);
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    bucket,
+    region: 'us-east-1',
+    accessKeyId: ACCESS_KEY,
+    secretAccessKey: ACCESS_KEY,
+    stop: () => stopChild(child),
+  };
+}
+
+/** Resolves with the port the child reports, rejects with its stderr if it fails or exits. */
+export function waitForReady(child: ChildProcess, what: string, timeoutMs: number): Promise<number> {
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-8000);
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (why: string) => {
+      cleanup();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      reject(new Error(`${what} did not start: ${why}${stderr ? `\n${stderr}` : ''}`));
+    };
+    const onMessage = (m: ChildMessage) => {
+      if (m.type === 'ready') {
+        cleanup();
+        resolve(m.port);
+      } else fail(m.message);
+    };
+    const onExit = (code: number | null, signal: string | null) => fail(`exited with ${code ?? signal}`);
+    const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+/** Asks the child to stop, waits for it to exit; kills it (this child only) if it hangs. */
+export async function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (child.connected) child.send({ type: 'stop' });
+  else child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+// --- child side ---------------------------------------------------------------------------
+
+interface S3rverOptions {
+  address: string;
+  port: number;
+  silent: boolean;
+  directory: string;
+  configureBuckets: Array<{ name: string }>;
+}
+interface S3rverInstance {
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+type S3rverConstructor = new (options: S3rverOptions) => S3rverInstance;
+
+async function childMain(): Promise<void> {
+  const send = (m: ChildMessage) => process.send?.(m);
+  let directory: string | undefined;
+  let server: S3rverInstance | undefined;
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    await server?.close().catch(() => undefined);
+    if (directory) await rm(directory, { recursive: true, force: true });
+    process.exit(0);
+  };
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type === 'stop') void shutdown();
+  });
+  // The test process went away without stopping us: do not linger.
+  process.on('disconnect', () => void shutdown());
+  try {
+    const { bucket } = JSON.parse(process.argv[2] ?? '{}') as { bucket: string };
+    directory = await mkdtemp(path.join(os.tmpdir(), 'shardvault-s3rver-'));
+    const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
+    server = new S3rver({
+      address: '127.0.0.1',
+      port: 0,
+      silent: true,
+      directory,
+      configureBuckets: [{ name: bucket }],
+    });
+    const { port } = await server.run();
+    send({ type: 'ready', port });
+  } catch (err) {
+    send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    await shutdown();
+  }
+}
+
+if (process.env[CHILD_FLAG] === '1' && process.argv[1] === THIS_FILE && process.send) {
+  void childMain();
+}
