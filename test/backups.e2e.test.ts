@@ -106,7 +106,8 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     backendName = fixture.name;
     const dataA = path.join(tmp.dir, 'data-a');
     await populate(dataA, NODES_A);
-    A = await startCluster({ name: 'A', dataDir: dataA, nodes: NODES_A, backendEnv: fixture.env, workers: 2 });
+    // A short shutdown deadline, so a SIGTERMed worker hands its running job back quickly.
+    A = await startCluster({ name: 'A', dataDir: dataA, nodes: NODES_A, backendEnv: fixture.env, workers: 2, env: { WORKER_SHUTDOWN_SECONDS: '1' } });
     started.push(A);
   }, 180_000);
 
@@ -257,6 +258,28 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     expect(b).toEqual(a);
   }, 240_000);
 
+  it('hands a running shard back on SIGTERM after WORKER_SHUTDOWN_SECONDS; another worker finishes it', async () => {
+    const jobId = `backup.${backendName}.e2e-term.node-1.Bulk.0`;
+    const res = await A.call('POST', `/v1/backups/${backendName}`, { id: 'e2e-term', include: ['Bulk'], config: { CompressionLevel: 'BestCompression' } });
+    expect(res.status, JSON.stringify(await json(res))).toBe(200);
+    const logged = (w: (typeof A.workers)[number], msg: string) => A.jobLines(w).some((l) => l.job === jobId && l.msg === msg);
+    await until('a worker runs the Bulk snapshot', () => A.workers.some((w) => logged(w, 'job started')));
+    await waitForStatus(A.call, `/v1/backups/${backendName}/e2e-term`, (b) => (b.progress?.docs ?? 0) > 0 || final(b));
+    const stopping = A.workers.find((w) => logged(w, 'job started') && !logged(w, 'job completed'));
+    expect(stopping, 'the Bulk snapshot finished before the worker could be stopped; raise BULK_DOCS').toBeDefined();
+    expect(await stopping!.kill('SIGTERM'), 'a SIGTERMed worker exits cleanly').toBe(0);
+    expect(logged(stopping!, 'job aborted by shutdown and returned to its queue')).toBe(true);
+    A.workers.splice(A.workers.indexOf(stopping!), 1);
+
+    const done = await waitForStatus(A.call, `/v1/backups/${backendName}/e2e-term`, final, 120_000);
+    expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+    const finisher = A.workers.find((w) => logged(w, 'job completed'));
+    expect(finisher, 'another worker finished the shard').toBeDefined();
+    // Handed back, not failed: the second run is still the first attempt.
+    expect(A.jobLines(finisher!).find((l) => l.job === jobId && l.msg === 'job started')).toMatchObject({ attempt: 1 });
+    await A.startWorker();
+  }, 120_000);
+
   it('cancels a backup mid-shard: CANCELED, nothing left in the backend', async () => {
     const res = await A.call('POST', `/v1/backups/${backendName}`, {
       id: 'e2e-cancel',
@@ -333,6 +356,7 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     expect(listed.map((b) => [b.id, b.status])).toEqual([
       ['e2e-main', 'SUCCESS'],
       ['e2e-kill', 'SUCCESS'],
+      ['e2e-term', 'SUCCESS'],
     ]);
     // Another cluster sharing the backend sees the same.
     expect(await json(await B.call('GET', `/v1/backups/${backendName}/e2e-kill`))).toMatchObject({ status: 'SUCCESS', progress: { docs: BULK_DOCS } });

@@ -51,16 +51,17 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
       deps.logger.info({ backup: p.backupId, backend: p.backend }, 'backup cancelled; nothing left in the backend');
       return { status: 'CANCELED' };
     }
+    const completedAt = new Date().toISOString();
     const manifest: GlobalManifest = {
       ...baseManifest(p, backend),
       status: 'FAILED',
       error: reason,
-      completedAt: new Date().toISOString(),
+      completedAt,
       totals: { shards: 0, docs: 0, bytes: 0 },
       nodeManifests: {},
     };
     await writeJson(backend, globalManifestKey(p.backupId), manifest);
-    await ops.advance('backup', p.backend, p.backupId, 'FAILED', { error: reason });
+    await ops.advance('backup', p.backend, p.backupId, 'FAILED', { error: reason, completedAt });
     deps.logger.warn({ backup: p.backupId, backend: p.backend, error: reason }, 'backup failed; its objects were deleted');
     return { status: 'FAILED', error: reason };
   }
@@ -123,15 +124,10 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     if (before?.status === 'CANCELLING') return abandon(job, token, backend, undefined);
 
     const totals = shards.reduce((t, s) => ({ shards: t.shards + 1, docs: t.docs + s.docs, bytes: t.bytes + s.bytes }), { shards: 0, docs: 0, bytes: 0 });
-    const manifest: GlobalManifest = {
-      ...baseManifest(p, backend),
-      status: 'SUCCESS',
-      completedAt: new Date().toISOString(),
-      totals,
-      nodeManifests,
-    };
+    const completedAt = new Date().toISOString();
+    const manifest: GlobalManifest = { ...baseManifest(p, backend), status: 'SUCCESS', completedAt, totals, nodeManifests };
     await writeJson(backend, globalManifestKey(p.backupId), manifest, { signal });
-    await ops.advance('backup', p.backend, p.backupId, 'SUCCESS');
+    await ops.advance('backup', p.backend, p.backupId, 'SUCCESS', { completedAt });
     deps.logger.info({ backup: p.backupId, backend: p.backend, ...totals }, 'backup committed');
     return { status: 'SUCCESS' };
   }

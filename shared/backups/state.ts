@@ -133,19 +133,19 @@ export class OperationStore {
 
   /**
    * Move to `to` if the current status allows it; a terminal `to` also records completedAt
-   * and starts the expiry. Answers the status after the call (undefined: no such operation).
+   * (now, unless given: the backend manifest's, so both answer the same) and starts the expiry. Answers the status after the call (undefined: no such operation).
    */
   async advance(
     kind: OperationKind,
     backend: string,
     id: string,
     to: Exclude<Status, 'STARTED'>,
-    fields: { error?: string } = {},
+    fields: { error?: string; completedAt?: string } = {},
   ): Promise<Status | undefined> {
     const [state, progress] = this.keys(kind, backend, id);
     const extra: string[] = [];
     if (fields.error !== undefined) extra.push('error', fields.error);
-    if (isTerminal(to)) extra.push('completedAt', new Date().toISOString());
+    if (isTerminal(to)) extra.push('completedAt', fields.completedAt ?? new Date().toISOString());
     const result = (await this.redis.eval(
       ADVANCE,
       2,

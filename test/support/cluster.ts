@@ -37,6 +37,7 @@ export interface JobLogLine {
   job: string;
   name: string;
   msg: string;
+  attempt?: number;
 }
 
 export interface Cluster {
