@@ -43,9 +43,13 @@ export function usage(): string {
 
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [first, ...rest] = argv;
-  if (first === undefined || first === 'help' || first === '--help' || first === '-h') {
+  if (first === undefined) {
+    io.stderr.write(usage());
+    return EXIT.USAGE;
+  }
+  if (first === 'help' || first === '--help' || first === '-h') {
     io.stdout.write(usage());
-    return first === undefined ? EXIT.USAGE : EXIT.OK;
+    return EXIT.OK;
   }
   const command = COMMANDS.find((c) => c.name === first);
   if (command) return command.run(rest, io);
