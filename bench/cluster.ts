@@ -4,11 +4,12 @@
  * all on loopback. Drives the Weaviate-compatible backup API the way a client would: POST,
  * then poll the status until SUCCESS or FAILED.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, startRedisServer, type RedisServer } from '../shared/redis-server.ts';
-import { spawnNode, type NodeProcess } from '../test/support/process.ts';
+import { ROOT, spawnNode, type NodeProcess } from '../test/support/process.ts';
 import { sleep } from './measure.ts';
 
 export interface ClusterOptions {
@@ -18,8 +19,12 @@ export interface ClusterOptions {
   backupDir: string;
   nodes: string[];
   workers: number;
-  /** Extra node flags for worker processes (e.g. --cpu-prof), passed via NODE_OPTIONS. */
-  workerNodeOptions?: string;
+  /** Extra node flags for worker processes (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  workerNodeFlags?: string[];
+  /** Extra node flags for the API process. */
+  apiNodeFlags?: string[];
+  /** The worker entry point, relative to the project root; default `worker/main.ts`. */
+  workerEntry?: string;
   /** WORKER_CONCURRENCY of each worker; the project's default when undefined. */
   workerConcurrency?: number;
   logLevel?: string;
@@ -66,22 +71,30 @@ export class BenchCluster {
     fs.mkdirSync(o.backupDir, { recursive: true });
     this.redis = await startRedisServer({ dir: path.join(o.workDir, 'redis') });
     const port = await freePort();
-    this.api = spawnNode('api/main.ts', [], this.env({ PORT: String(port) }));
+    const apiEnv = this.env({ PORT: String(port) });
+    this.api = o.apiNodeFlags?.length ? spawnWithFlags('api/main.ts', o.apiNodeFlags, apiEnv) : spawnNode('api/main.ts', [], apiEnv);
     this.baseUrl = `http://127.0.0.1:${port}`;
+    // Start everything at once: the processes load their modules in parallel.
+    const spawned = Array.from({ length: o.workers }, () => this.spawnWorker());
     await this.waitForApi(this.api);
-    for (let i = 0; i < o.workers; i++) await this.addWorker();
+    if (spawned.length) await this.waitForWorkers(this.workers.length, spawned);
     return this;
   }
 
   /** Start one more worker process and wait until it serves every queue. */
   async addWorker(): Promise<NodeProcess> {
+    const w = this.spawnWorker();
+    await this.waitForWorkers(this.workers.length, [w]);
+    return w;
+  }
+
+  private spawnWorker(): NodeProcess {
     const o = this.options;
     const extra: Record<string, string> = {};
-    if (o.workerNodeOptions) extra.NODE_OPTIONS = o.workerNodeOptions;
     if (o.workerConcurrency) extra.WORKER_CONCURRENCY = String(o.workerConcurrency);
-    const w = spawnNode('worker/main.ts', [], this.env(extra));
+    const entry = o.workerEntry ?? 'worker/main.ts';
+    const w = o.workerNodeFlags?.length ? spawnWithFlags(entry, o.workerNodeFlags, this.env(extra)) : spawnNode(entry, [], this.env(extra));
     this.workers.push(w);
-    await this.waitForWorkers(this.workers.length, w);
     return w;
   }
 
@@ -114,24 +127,24 @@ export class BenchCluster {
    * BullMQ names each worker's Redis connection `<prefix>:<base64(queue)>[:w:<name>]`; a worker
    * is ready when every queue it serves (backups, restores, node-<name>) has its connection.
    */
-  private async waitForWorkers(count: number, newest: NodeProcess): Promise<void> {
+  private async waitForWorkers(count: number, starting: NodeProcess[]): Promise<void> {
     const queues = ['backups', 'restores', ...this.options.nodes.map((n) => `node-${n}`)];
     const b64 = queues.map((q) => Buffer.from(q).toString('base64'));
     const client = new Redis(this.redis!.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await client.connect();
-    let exited: number | string | undefined;
-    void newest.exited.then((c) => (exited = c));
+    let exited: { code: number | string; w: NodeProcess } | undefined;
+    for (const w of starting) void w.exited.then((code) => (exited ??= { code, w }));
     try {
-      const deadline = Date.now() + 60_000;
+      const deadline = Date.now() + 90_000;
       while (Date.now() < deadline) {
-        if (exited !== undefined) throw new Error(`a worker exited (${exited}) while starting:\n${newest.output().slice(-2000)}`);
+        if (exited) throw new Error(`a worker exited (${exited.code}) while starting:\n${exited.w.output().slice(-2000)}`);
         const list = String(await client.call('CLIENT', 'LIST'));
         const names = [...list.matchAll(/ name=(\S*)/g)].map((m) => m[1]!);
         const served = b64.map((b) => names.filter((n) => n.endsWith(`:${b}`) || n.includes(`:${b}:w:`)).length);
         if (served.every((n) => n >= count)) return;
         await sleep(100);
       }
-      throw new Error(`workers did not connect to every queue within 60 s:\n${newest.output().slice(-2000)}`);
+      throw new Error(`workers did not connect to every queue within 90 s:\n${starting[0]?.output().slice(-2000)}`);
     } finally {
       client.disconnect();
     }
@@ -212,18 +225,48 @@ export class BenchCluster {
     return get('used_cpu_user') + get('used_cpu_sys');
   }
 
+  /** Stop the API gracefully (its --cpu-prof profile, if any, is written on exit). */
+  async stopApi(): Promise<void> {
+    if (!this.api) return;
+    const api = this.api;
+    const timer = setTimeout(() => void api.kill('SIGKILL'), 15_000);
+    await api.kill('SIGTERM');
+    clearTimeout(timer);
+    this.api = undefined;
+  }
+
   async stop(): Promise<void> {
     this.infoClient?.disconnect();
     this.infoClient = undefined;
-    for (const w of [...this.workers]) await this.stopWorker(w).catch(() => undefined);
-    if (this.api) {
-      const api = this.api;
-      const timer = setTimeout(() => void api.kill('SIGKILL'), 15_000);
-      await api.kill('SIGTERM');
-      clearTimeout(timer);
-      this.api = undefined;
-    }
+    await Promise.all([...this.workers].map((w) => this.stopWorker(w).catch(() => undefined)));
+    await this.stopApi();
     await this.redis?.stop();
     this.redis = undefined;
   }
+}
+
+/**
+ * Like spawnNode (test/support/process.ts), with node flags before `--import tsx`: flags such
+ * as --cpu-prof are refused in NODE_OPTIONS. Only what the bench uses: output, exited, kill.
+ */
+function spawnWithFlags(entry: string, flags: string[], env: Record<string, string>): NodeProcess {
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', path.resolve(ROOT, entry)], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    child,
+    output: () => out,
+    exited,
+    waitFor: () => Promise.reject(new Error('waitFor is not supported by the bench spawner')),
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
 }

@@ -53,9 +53,14 @@ export function processCpu(pid: number): number {
   return statCpu(`/proc/${pid}/stat`) ?? 0;
 }
 
+/** What node 20 calls its threads is not telling (all are `node`): group them by role. */
+export const MAIN_THREAD = 'main thread';
+export const OTHER_THREADS = 'other threads (libuv pool: zlib, fs, hashing; V8 GC and compiler helpers)';
+
 /**
- * CPU seconds per thread group of a process, keyed by thread name: node's main thread is
- * `node`, libuv's pool (zlib, fs, crypto) `libuv-worker`, V8's helpers `V8 DefaultWorke`…
+ * CPU seconds per thread group of a process: the main thread (JavaScript), the other threads
+ * (on node 20 all named `node`: libuv's pool running zlib, file I/O and crypto, and V8's
+ * helpers), and any thread with its own name (e.g. the profiler's `v8:ProfEvntProc`).
  */
 export function threadCpu(pid: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -72,7 +77,8 @@ export function threadCpu(pid: number): Map<string, number> {
     } catch {
       continue;
     }
-    if (tid === String(pid)) name = `${name} (main)`;
+    if (tid === String(pid)) name = MAIN_THREAD;
+    else if (name === 'node' || name.startsWith('libuv-worker') || name.startsWith('V8 ')) name = OTHER_THREADS;
     const cpu = statCpu(`/proc/${pid}/task/${tid}/stat`);
     if (cpu !== undefined) out.set(name, (out.get(name) ?? 0) + cpu);
   }
@@ -86,43 +92,73 @@ export function threadCpuDelta(before: Map<string, number>, after: Map<string, n
   return out;
 }
 
-/** VmRSS and VmHWM (peak resident set) of a process, in bytes. */
-export function memory(pid: number): { rss: number; hwm: number } | undefined {
+export interface MemoryFigures {
+  /** VmRSS: resident pages, including file pages mapped in (LMDB maps its files). */
+  rss: number;
+  /** VmHWM: the kernel's peak of VmRSS over the process's life. */
+  hwm: number;
+  /** RssAnon: resident anonymous memory — heap, buffers: what the process itself holds. */
+  anon: number;
+  /** RssFile: resident file-backed pages (page cache shared with every reader of the file). */
+  file: number;
+}
+
+/** Memory figures of a process from /proc/<pid>/status, in bytes. */
+export function memory(pid: number): MemoryFigures | undefined {
   try {
     const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') };
   } catch {
     return undefined;
   }
 }
 
-/** Samples VmRSS of some processes every `everyMs` until stopped; answers the peaks seen. */
+export interface MemoryPeaks {
+  /** Highest VmRSS sampled. */
+  peakRss: number;
+  /** Highest RssAnon sampled. */
+  peakAnon: number;
+  /** Highest RssFile sampled. */
+  peakFile: number;
+  /** VmHWM when sampling stopped. */
+  hwm: number;
+}
+
+/** Samples the memory of some processes every `everyMs` until stopped; answers the peaks seen. */
 export class MemorySampler {
-  private readonly peaks = new Map<number, number>();
+  private readonly peaks = new Map<number, MemoryPeaks>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly pids: number[], everyMs = 20) {
-    const sample = () => {
-      for (const pid of this.pids) {
-        const m = memory(pid);
-        if (m) this.peaks.set(pid, Math.max(this.peaks.get(pid) ?? 0, m.rss));
-      }
-    };
-    sample();
-    this.timer = setInterval(sample, everyMs);
+    this.timer = setInterval(() => this.sample(), everyMs);
+    this.sample();
   }
 
-  /** Peak sampled VmRSS per pid, plus the kernel's VmHWM (lifetime peak) at this moment. */
-  stop(): Map<number, { peakRss: number; hwm: number }> {
-    clearInterval(this.timer);
-    const out = new Map<number, { peakRss: number; hwm: number }>();
+  private sample(): void {
     for (const pid of this.pids) {
       const m = memory(pid);
-      out.set(pid, { peakRss: Math.max(this.peaks.get(pid) ?? 0, m?.rss ?? 0), hwm: m?.hwm ?? 0 });
+      if (!m) continue;
+      const p = this.peaks.get(pid) ?? { peakRss: 0, peakAnon: 0, peakFile: 0, hwm: 0 };
+      this.peaks.set(pid, {
+        peakRss: Math.max(p.peakRss, m.rss),
+        peakAnon: Math.max(p.peakAnon, m.anon),
+        peakFile: Math.max(p.peakFile, m.file),
+        hwm: m.hwm,
+      });
     }
-    return out;
   }
+
+  stop(): Map<number, MemoryPeaks> {
+    clearInterval(this.timer);
+    this.sample();
+    return new Map(this.peaks);
+  }
+}
+
+/** CLOCK_MONOTONIC in microseconds: the clock V8 stamps .cpuprofile samples with, in every process. */
+export function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 export interface ShellTiming {

@@ -45,6 +45,14 @@ export interface ProfileSummary {
   top: HotFunction[];
   /** Self time grouped by where the code comes from (the project, each package, node internals). */
   byOrigin: { origin: string; selfMs: number; share: number }[];
+  /** True when only the samples inside the operation's time window were counted. */
+  windowed: boolean;
+}
+
+/** A time window on CLOCK_MONOTONIC, in microseconds (see measure.ts monotonicMicros). */
+export interface Window {
+  startUs: number;
+  endUs: number;
 }
 
 function shortUrl(url: string, root: string): string {
@@ -69,13 +77,31 @@ function originOf(url: string, root: string): string {
   return short;
 }
 
-export function summarizeProfile(file: string, root: string, topN = 15): ProfileSummary {
+/**
+ * Self time per function. With a window, only samples taken inside it count (V8 stamps samples
+ * with CLOCK_MONOTONIC, the same clock in every process), so process start-up — module loading
+ * and transpiling — is left out; if no sample falls inside, the whole profile is used.
+ */
+export function summarizeProfile(file: string, root: string, topN = 15, window?: Window): ProfileSummary {
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  let inWindow: (i: number) => boolean = () => true;
+  let windowed = false;
+  if (window) {
+    const stamps: number[] = [];
+    let t = profile.startTime;
+    for (let i = 0; i < profile.samples.length; i++) stamps.push((t += profile.timeDeltas[i] ?? 0));
+    const inside = (i: number) => stamps[i]! >= window.startUs && stamps[i]! <= window.endUs;
+    if (stamps.some((_, i) => inside(i))) {
+      inWindow = inside;
+      windowed = true;
+    }
+  }
   const self = new Map<string, { name: string; where: string; url: string; ms: number }>();
   let idleMs = 0;
   let busyMs = 0;
   for (let i = 0; i < profile.samples.length; i++) {
+    if (!inWindow(i)) continue;
     const node = byId.get(profile.samples[i]!);
     // timeDeltas[i] is the time before sample i; charge it to that sample.
     const ms = (profile.timeDeltas[i] ?? 0) / 1000;
@@ -106,10 +132,14 @@ export function summarizeProfile(file: string, root: string, topN = 15): Profile
   const byOrigin = [...origins.entries()]
     .sort((a, b) => b[1] - a[1])
     .map(([origin, ms]) => ({ origin, selfMs: ms, share: busyMs > 0 ? ms / busyMs : 0 }));
-  return { file, busyMs, idleMs, top, byOrigin };
+  return { file, busyMs, idleMs, top, byOrigin, windowed };
 }
 
-/** The newest `.cpuprofile` in a directory, or undefined. */
+/**
+ * The newest main-thread `.cpuprofile` in a directory, or undefined. Node writes one profile
+ * per thread, named `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`: thread 0 is the main
+ * thread; others are worker threads, such as the one running tsx's module hooks.
+ */
 export function newestProfile(dir: string): string | undefined {
   if (!fs.existsSync(dir)) return undefined;
   const files = fs
@@ -117,5 +147,5 @@ export function newestProfile(dir: string): string | undefined {
     .filter((f) => f.endsWith('.cpuprofile'))
     .map((f) => path.join(dir, f))
     .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
-  return files[0];
+  return files.find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f)) ?? files[0];
 }

@@ -11,7 +11,8 @@
  * smaller one is a quarter of it), --workers 1,2, --levels BestSpeed,DefaultCompression,
  * --work-dir DIR, --out FILE, --keep (leave the work directory), --reuse (reuse data generated
  * by an earlier run with the same size), --skip phase,… (baselines, restic, shardvault,
- * profile, memory, load), --concurrency N (WORKER_CONCURRENCY of each worker).
+ * profile, memory, load), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
+ * FILE (start workers from another entry point than worker/main.ts).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,7 +26,9 @@ import {
   type GeneratedIndex, type IndexPlan,
 } from './generate.ts';
 import { getStatus, postBackups, type LoadRun } from './load.ts';
-import { MemorySampler, memory, processCpu, stats, threadCpu, threadCpuDelta, timeShell, type Stats } from './measure.ts';
+import {
+  MemorySampler, memory, monotonicMicros, processCpu, stats, threadCpu, threadCpuDelta, timeShell, type Stats,
+} from './measure.ts';
 import { newestProfile, summarizeProfile, type ProfileSummary } from './profile.ts';
 import { writeReport } from './report.ts';
 
@@ -47,6 +50,8 @@ export interface Row {
   outputBytes?: number;
   /** Highest VmRSS sampled in any worker during the runs. */
   peakWorkerRss?: number;
+  /** Highest RssAnon (the worker's own memory, without mapped LMDB file pages) sampled. */
+  peakWorkerAnon?: number;
   failures: string[];
 }
 
@@ -57,13 +62,17 @@ export interface MemoryRun {
   shardDiskBytes: number;
   seconds: number;
   idleRss: number;
+  idleAnon: number;
   peakRss: number;
+  peakAnon: number;
+  peakFile: number;
   hwm: number;
   status: string;
 }
 
 export interface ProfileRun {
   name: string;
+  process: 'worker' | 'api';
   seconds: number;
   /** CPU seconds per thread name of the worker during the operation. */
   threads: Record<string, number>;
@@ -132,6 +141,7 @@ function parseArgs(argv: string[]) {
     reuse: argv.includes('--reuse'),
     skip: new Set((value('--skip') ?? '').split(',').filter(Boolean)),
     concurrency: value('--concurrency') ? Number(value('--concurrency')) : undefined,
+    workerEntry: value('--worker-entry') ?? 'worker/main.ts',
     loadRate: 200,
     loadAmount: quick ? 600 : 2000,
   };
@@ -307,16 +317,15 @@ async function shardvaultRuns(args: Args, data: DataSummary, dataDir: string, re
     fs.rmSync(targetDir, { recursive: true, force: true });
     const source = new BenchCluster({
       workDir: path.join(args.workDir, `cluster-source-${tag}`), dataDir, backupDir, nodes: DEFAULT_NODES, workers,
-      workerConcurrency: args.concurrency,
+      workerConcurrency: args.concurrency, workerEntry: args.workerEntry,
     });
     const target = new BenchCluster({
       workDir: path.join(args.workDir, `cluster-target-${tag}`), dataDir: targetDir, backupDir, nodes: DEFAULT_NODES, workers,
-      workerConcurrency: args.concurrency,
+      workerConcurrency: args.concurrency, workerEntry: args.workerEntry,
     });
     try {
       log(`starting clusters with ${workers} worker(s)`);
-      await source.start();
-      await target.start();
+      await Promise.all([source.start(), target.start()]);
       for (const level of args.levels) {
         const backupRow = await measureOps(args, 'backup', source, workers, level, async (i) => {
           const id = `bench-${tag}-${level.toLowerCase()}-${i}-${Date.now().toString(36)}`;
@@ -372,6 +381,7 @@ async function measureOps(
   let lastOk: string | undefined;
   let outputBytes = 0;
   let peakWorkerRss = 0;
+  let peakWorkerAnon = 0;
   for (let i = 0; i < args.reps; i++) {
     const before = await cpuSnapshot(cluster);
     const sampler = new MemorySampler(cluster.pids().workers);
@@ -391,7 +401,10 @@ async function measureOps(
       cpu.push(d.api + d.workers + d.redis);
       if (size) outputBytes = size;
       lastOk = id;
-      for (const p of peaks.values()) peakWorkerRss = Math.max(peakWorkerRss, p.peakRss);
+      for (const p of peaks.values()) {
+        peakWorkerRss = Math.max(peakWorkerRss, p.peakRss);
+        peakWorkerAnon = Math.max(peakWorkerAnon, p.peakAnon);
+      }
       log(
         `  ${kind} ${workers}w ${level} run ${i + 1}: ${r.seconds.toFixed(2)} s, CPU worker ${d.workers.toFixed(2)} s api ${d.api.toFixed(2)} s redis ${d.redis.toFixed(2)} s${size ? `, ${formatBytes(size)}` : ''}`,
       );
@@ -413,6 +426,7 @@ async function measureOps(
       cpuByRole: roles.length ? medianRoles(roles) : undefined,
       outputBytes: outputBytes || undefined,
       peakWorkerRss: peakWorkerRss || undefined,
+      peakWorkerAnon: peakWorkerAnon || undefined,
       failures,
     },
     ids,
@@ -433,13 +447,16 @@ async function profiledOp(
   const worker = cluster.workers[0]!;
   const pid = worker.child.pid!;
   const before = threadCpu(pid);
+  const startUs = monotonicMicros();
   const r = await op();
+  const endUs = monotonicMicros();
   const threads = Object.fromEntries(threadCpuDelta(before, threadCpu(pid)));
   await cluster.stopWorker(worker);
-  if (r.status !== 'SUCCESS') return { name, seconds: r.seconds, threads, error: `${r.status}: ${JSON.stringify(r.body).slice(0, 300)}` };
+  const base = { name, process: 'worker' as const, seconds: r.seconds, threads };
+  if (r.status !== 'SUCCESS') return { ...base, error: `${r.status}: ${JSON.stringify(r.body).slice(0, 300)}` };
   const file = newestProfile(profDir);
-  if (!file) return { name, seconds: r.seconds, threads, error: 'the worker wrote no .cpuprofile on exit' };
-  return { name, seconds: r.seconds, threads, summary: summarizeProfile(file, ROOT, 15) };
+  if (!file) return { ...base, error: 'the worker wrote no .cpuprofile on exit' };
+  return { ...base, summary: summarizeProfile(file, ROOT, 15, { startUs, endUs }) };
 }
 
 async function profileRuns(args: Args, data: DataSummary, dataDir: string, results: BenchResults): Promise<void> {
@@ -448,16 +465,15 @@ async function profileRuns(args: Args, data: DataSummary, dataDir: string, resul
   const targetDir = path.join(args.workDir, 'target-profile');
   fs.rmSync(targetDir, { recursive: true, force: true });
   const profRoot = path.join(args.workDir, 'cpuprofiles');
-  const nodeOptions = (dir: string) => `--cpu-prof --cpu-prof-dir=${dir}`;
-  const source = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-prof-source'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 0, workerConcurrency: args.concurrency });
-  const target = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-prof-target'), dataDir: targetDir, backupDir, nodes: DEFAULT_NODES, workers: 0, workerConcurrency: args.concurrency });
+  const profFlags = (dir: string) => ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const source = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-prof-source'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 0, workerConcurrency: args.concurrency, workerEntry: args.workerEntry });
+  const target = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-prof-target'), dataDir: targetDir, backupDir, nodes: DEFAULT_NODES, workers: 0, workerConcurrency: args.concurrency, workerEntry: args.workerEntry });
   try {
-    await source.start();
-    await target.start();
+    await Promise.all([source.start(), target.start()]);
     let restorable: string | undefined;
     for (const level of args.levels) {
       const dir = path.join(profRoot, `backup-${level}`);
-      source.options.workerNodeOptions = nodeOptions(dir);
+      source.options.workerNodeFlags = profFlags(dir);
       await source.addWorker();
       const id = `profile-${level.toLowerCase()}-${Date.now().toString(36)}`;
       log(`profiling a backup at ${level} (1 worker, --cpu-prof)`);
@@ -467,7 +483,7 @@ async function profileRuns(args: Args, data: DataSummary, dataDir: string, resul
     }
     if (restorable) {
       const dir = path.join(profRoot, 'restore');
-      target.options.workerNodeOptions = nodeOptions(dir);
+      target.options.workerNodeFlags = profFlags(dir);
       await target.addWorker();
       log(`profiling a restore of the ${args.levels[0]} backup (1 worker, --cpu-prof)`);
       results.profiles.push(await profiledOp(`restore, 1 worker, ${args.levels[0]}`, target, dir, () => target.restore(restorable)));
@@ -502,19 +518,25 @@ async function memoryRuns(args: Args, results: BenchResults): Promise<void> {
         fs.rmSync(targetDir, { recursive: true, force: true });
         const cluster = new BenchCluster({
           workDir: path.join(args.workDir, `cluster-memory-${op}`), dataDir: op === 'backup' ? dataDir : targetDir, backupDir,
-          nodes: DEFAULT_NODES, workers: 1, workerConcurrency: args.concurrency,
+          nodes: DEFAULT_NODES, workers: 1, workerConcurrency: args.concurrency, workerEntry: args.workerEntry,
         });
         try {
           await cluster.start();
           const pid = cluster.pids().workers[0]!;
-          const idleRss = memory(pid)?.rss ?? 0;
+          const idle = memory(pid);
           const sampler = new MemorySampler([pid], 10);
           const r = op === 'backup'
             ? await cluster.backup(`memory-${docs}`, { include: ['Memory'], compression: 'DefaultCompression' })
             : await cluster.restore(`memory-${docs}`);
           const peak = sampler.stop().get(pid)!;
-          results.memory.push({ op, docs, jsonBytes, shardDiskBytes, seconds: r.seconds, idleRss, peakRss: peak.peakRss, hwm: peak.hwm, status: r.status });
-          log(`  ${op} of ${formatBytes(jsonBytes)}: ${r.status} in ${r.seconds.toFixed(2)} s, worker RSS idle ${formatBytes(idleRss)}, peak ${formatBytes(peak.peakRss)}, VmHWM ${formatBytes(peak.hwm)}`);
+          results.memory.push({
+            op, docs, jsonBytes, shardDiskBytes, seconds: r.seconds, idleRss: idle?.rss ?? 0, idleAnon: idle?.anon ?? 0,
+            peakRss: peak.peakRss, peakAnon: peak.peakAnon, peakFile: peak.peakFile, hwm: peak.hwm, status: r.status,
+          });
+          log(
+            `  ${op} of ${formatBytes(jsonBytes)}: ${r.status} in ${r.seconds.toFixed(2)} s, worker RSS idle ${formatBytes(idle?.rss ?? 0)}, ` +
+              `peak ${formatBytes(peak.peakRss)} (anonymous ${formatBytes(peak.peakAnon)}, file-backed ${formatBytes(peak.peakFile)}), VmHWM ${formatBytes(peak.hwm)}`,
+          );
           if (r.status !== 'SUCCESS') break;
         } finally {
           await cluster.stop().catch(() => undefined);
@@ -537,7 +559,12 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.rmSync(backupDir, { recursive: true, force: true });
   await generate({ dataDir, bytes: 64 * 1024, plan: [{ name: 'Small', shape: 'event', shards: 3, share: 1 }] });
-  const cluster = new BenchCluster({ workDir: path.join(args.workDir, 'cluster-load'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 1 });
+  const profDir = path.join(args.workDir, 'cpuprofiles', 'api-load');
+  fs.rmSync(profDir, { recursive: true, force: true });
+  const cluster = new BenchCluster({
+    workDir: path.join(args.workDir, 'cluster-load'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 1, workerEntry: args.workerEntry,
+    apiNodeFlags: args.skip.has('profile') ? undefined : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+  });
   try {
     await cluster.start();
     const done = await cluster.backup('load-status', { include: ['Small'], compression: 'BestSpeed' });
@@ -546,13 +573,30 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
     await cluster.stopWorker(cluster.workers[0]!);
     const tag = Date.now().toString(36);
     log(`load: POST at ${args.loadRate} req/s`);
-    results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, rate: args.loadRate, tag: `${tag}-r` }));
+    const apiPid = cluster.pids().api!;
+    const before = threadCpu(apiPid);
+    const startUs = monotonicMicros();
+    const paced = await postBackups(cluster, { index: 'Small', amount: args.loadAmount, rate: args.loadRate, tag: `${tag}-r` });
+    const window = { startUs, endUs: monotonicMicros() };
+    const threads = Object.fromEntries(threadCpuDelta(before, threadCpu(apiPid)));
+    results.load.push(paced);
     log('load: POST flat out');
     results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, tag: `${tag}-f` }));
     log('load: GET status flat out');
     results.load.push(await getStatus(cluster, { id: 'load-status', amount: args.loadAmount * 2 }));
     for (const l of results.load) {
       log(`  ${l.name}: ${l.rps.toFixed(0)} req/s, p50 ${l.p50} ms, p99 ${l.p99} ms, non-2xx ${l.non2xx}, errors ${l.errors}`);
+    }
+    if (!args.skip.has('profile')) {
+      await cluster.stopApi();
+      const file = newestProfile(profDir);
+      results.profiles.push({
+        name: `API during POST /v1/backups/filesystem at ${args.loadRate} req/s`,
+        process: 'api',
+        seconds: paced.seconds,
+        threads,
+        ...(file ? { summary: summarizeProfile(file, ROOT, 15, window) } : { error: 'the API wrote no .cpuprofile on exit' }),
+      });
     }
   } finally {
     await cluster.stop().catch(() => undefined);
@@ -606,10 +650,11 @@ async function main(): Promise<void> {
     if (restic.note) results.notes.push(`restic: ${restic.note}`);
   }
   results.versions = versions(restic.binary);
-  const haveWorker = fs.existsSync(path.join(ROOT, 'worker', 'main.ts'));
+  const haveWorker = fs.existsSync(path.resolve(ROOT, args.workerEntry));
   if (!haveWorker) {
-    results.notes.push('worker/main.ts does not exist yet (backups, issue 3): every shardvault figure is missing from this run');
+    results.notes.push(`${args.workerEntry} does not exist yet (backups, issue 3): every shardvault figure is missing from this run`);
   }
+  if (args.workerEntry !== 'worker/main.ts') results.notes.push(`workers started from ${args.workerEntry} (--worker-entry), not worker/main.ts`);
 
   const dataDir = path.join(args.workDir, 'data');
   let data: DataSummary | undefined;
