@@ -149,7 +149,7 @@ export class GcsBackend implements Backend {
       throw this.mapError(err, `read ${key}`, { key, signal });
     }
     // Pin the generation seen above, so a concurrent overwrite cannot splice two objects.
-    const generation = metadata.generation === undefined ? undefined : Number(metadata.generation);
+    const generation = metadata.generation; // an int64 as a string: kept a string, never a lossy number
     const source = this.bucket
       .file(this.base + key, generation === undefined ? {} : { generation })
       .createReadStream({ validation: this.validation });
@@ -188,7 +188,7 @@ export class GcsBackend implements Backend {
         if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
       } while (pageToken);
     } catch (err) {
-      throw this.mapError(err, `list ${prefix}`, { signal });
+      throw this.mapError(err, `list ${prefix}`, { prefix, signal });
     }
     return sortByKey(found);
   }
@@ -214,7 +214,7 @@ export class GcsBackend implements Backend {
     try {
       await Promise.all(Array.from({ length: Math.min(this.deleteConcurrency, objects.length) }, worker));
     } catch (err) {
-      throw this.mapError(err, `delete ${prefix}`, { signal });
+      throw this.mapError(err, `delete ${prefix}`, { prefix, signal });
     }
     this.logger?.debug({ prefix: this.locate(prefix), deleted }, 'gcs deletePrefix');
     return deleted;
@@ -286,7 +286,11 @@ export class GcsBackend implements Backend {
     }
   }
 
-  private mapError(err: unknown, what: string, ctx: { key?: string; signal?: AbortSignal | undefined }): ShardvaultError {
+  private mapError(
+    err: unknown,
+    what: string,
+    ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined },
+  ): ShardvaultError {
     if (err instanceof ShardvaultError) return err;
     if (ctx.signal?.aborted || isAbortError(err)) return new CancelledError(`gcs ${what} was cancelled`, { cause: err });
     const status = httpStatus(err);
@@ -306,7 +310,7 @@ export class GcsBackend implements Backend {
     if (code === 'CONTENT_DOWNLOAD_MISMATCH' || code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
       return new IntegrityError(`gcs ${what}: CRC32C of the bytes sent and stored differ (${code})`, { cause: err });
     }
-    return fallbackBackendError(err, `gcs ${what} (${this.locate(ctx.key ?? '')})`, ctx.signal);
+    return fallbackBackendError(err, `gcs ${what} (${this.locate(ctx.key ?? ctx.prefix ?? '')})`, ctx.signal);
   }
 }
 

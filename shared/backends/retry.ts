@@ -154,11 +154,12 @@ function classify(err: unknown, depth: number): Verdict {
 }
 
 /**
- * The HTTP status carried by an error from the AWS SDK (`$metadata.httpStatusCode`), the GCS
+ * The HTTP status a remote service answered, as carried by an error from the AWS SDK (`$metadata.httpStatusCode`), the GCS
  * client (`code` as a number, or `response.status`), or anything with `status`/`statusCode`.
  */
 export function httpStatus(err: unknown): number | undefined {
-  if (err === null || typeof err !== 'object') return undefined;
+  // A ShardvaultError's status is the answer shardvault gives, not one a service gave us.
+  if (err === null || typeof err !== 'object' || err instanceof ShardvaultError) return undefined;
   const e = err as Record<string, unknown>;
   const meta = e.$metadata as { httpStatusCode?: unknown } | undefined;
   const response = e.response as { status?: unknown; statusCode?: unknown } | undefined;

@@ -198,7 +198,7 @@ export class S3Backend implements Backend {
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
-      throw this.mapError(err, `list ${prefix}`, { signal });
+      throw this.mapError(err, `list ${prefix}`, { prefix, signal });
     }
     return sortByKey(found);
   }
@@ -232,7 +232,7 @@ export class S3Backend implements Backend {
         deleted += batch.length;
       }
     } catch (err) {
-      throw this.mapError(err, `delete ${prefix}`, { signal });
+      throw this.mapError(err, `delete ${prefix}`, { prefix, signal });
     }
     this.logger?.debug({ prefix: this.locate(prefix), deleted }, 's3 deletePrefix');
     return deleted;
@@ -295,7 +295,11 @@ export class S3Backend implements Backend {
     }
   }
 
-  private mapError(err: unknown, what: string, ctx: { key?: string; signal?: AbortSignal | undefined }): ShardvaultError {
+  private mapError(
+    err: unknown,
+    what: string,
+    ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined },
+  ): ShardvaultError {
     if (err instanceof ShardvaultError) return err;
     if (ctx.signal?.aborted || isAbortError(err)) return new CancelledError(`s3 ${what} was cancelled`, { cause: err });
     const e = err as { name?: unknown; Code?: unknown };
@@ -323,7 +327,7 @@ export class S3Backend implements Backend {
     if (['BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'].includes(code)) {
       return new IntegrityError(`s3 ${what}: the server rejected the data's checksum (${code})`, { cause: err });
     }
-    return fallbackBackendError(err, `s3 ${what} (${this.locate(ctx.key ?? '')})`, ctx.signal);
+    return fallbackBackendError(err, `s3 ${what} (${this.locate(ctx.key ?? ctx.prefix ?? '')})`, ctx.signal);
   }
 }
 
