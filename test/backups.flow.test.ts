@@ -6,6 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../shared/backends/backend.ts';
+import { PermanentBackendError } from '../shared/backends/retry.ts';
+import { configuredBackends } from '../shared/backups/backends.ts';
+import { UnavailableError } from '../shared/errors.ts';
 import type { RedisServer } from '../shared/redis-server.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createWorker, type ShardvaultWorker } from '../worker/worker.ts';
@@ -16,11 +20,41 @@ import { startTestRedis } from './support/redis.ts';
 let redis: RedisServer;
 let t: TestApi;
 let worker: ShardvaultWorker;
+/** Object keys whose next writes fail in the worker (the test's fault injection), with how often. */
+const faults = new Map<string, { error: () => Error; times: number }>();
+
+/** The configured backends, with writes of keys in `faults` failing. */
+function faultyBackends(inner: ReturnType<typeof configuredBackends>): ReturnType<typeof configuredBackends> {
+  return (name, overrides) => {
+    const backend = inner(name, overrides);
+    return new Proxy(backend, {
+      get(target, prop, receiver) {
+        if (prop !== 'write') return Reflect.get(target, prop, receiver);
+        const write: Backend['write'] = async (key, body, options) => {
+          const fault = faults.get(key);
+          if (fault && fault.times > 0) {
+            fault.times--;
+            body.destroy();
+            throw fault.error();
+          }
+          return target.write(key, body, options);
+        };
+        return write;
+      },
+    });
+  };
+}
 
 beforeAll(async () => {
   redis = await startTestRedis();
   t = createTestApi(redis.url);
-  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+  worker = createWorker({
+    config: t.config,
+    logger: createLogger('silent'),
+    redisUrl: redis.url,
+    store: t.store,
+    backends: faultyBackends(configuredBackends(t.config)),
+  });
   await worker.start();
   for (const cls of ['Alpha', 'Beta']) {
     const docs = Array.from({ length: 300 }, (_, i) => makeDoc(cls, i));
@@ -88,5 +122,29 @@ describe('backup and restore in one process', () => {
     const again = await t.call('POST', '/v1/backups/filesystem/flow-1/restore', { include: ['Beta'] });
     expect(again.status).toBe(422);
     expect((await again.json()).error[0].message).toMatch(/"Beta" already exists/);
+  });
+
+  it('records FAILED with the error of the shard and deletes everything else when a shard fails for good', async () => {
+    faults.set('fail-1/node-2/Alpha/1', { error: () => new PermanentBackendError('disk on fire'), times: 1 });
+    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'fail-1' })).status).toBe(200);
+    const done = await waitForStatus(t.call, '/v1/backups/filesystem/fail-1');
+    expect(done.status).toBe('FAILED');
+    expect(done.error).toMatch(/^shard Alpha\/1 on node-2 failed: disk on fire/);
+    const root = path.join(t.config.backends.filesystem.path, 'fail-1');
+    expect(fs.readdirSync(root)).toEqual(['backup_config.json']);
+    const config = JSON.parse(fs.readFileSync(path.join(root, 'backup_config.json'), 'utf8'));
+    expect(config).toMatchObject({ status: 'FAILED', error: done.error });
+    const again = await t.call('POST', '/v1/backups/filesystem', { id: 'fail-1' });
+    expect(again.status).toBe(422);
+    const restore = await t.call('POST', '/v1/backups/filesystem/fail-1/restore', {});
+    expect((await restore.json()).error[0].message).toMatch(/has status FAILED/);
+  });
+
+  it('retries a shard after a transient backend error and succeeds', async () => {
+    faults.set('retry-1/node-1/Beta/0', { error: () => new UnavailableError('backend briefly away'), times: 1 });
+    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'retry-1', include: ['Beta'] })).status).toBe(200);
+    const done = await waitForStatus(t.call, '/v1/backups/filesystem/retry-1');
+    expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+    expect(faults.get('retry-1/node-1/Beta/0')?.times).toBe(0);
   });
 });

@@ -58,16 +58,24 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
       const onAbort = () => source.destroy(new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled`));
       signal.addEventListener('abort', onAbort, { once: true });
       let failed: Error | undefined;
+      let piped!: () => void;
+      const pipelineDone = new Promise<void>((resolve) => (piped = resolve));
       const body = pipeline(source, encoder, compressStream(p.compression), meter, (err) => {
         if (err) failed = err;
+        piped();
       });
       const ticker = setInterval(() => progress.update(encoder.count, meter.bytes), 500);
       try {
         if (signal.aborted) onAbort();
         await backend.write(p.key, body, { signal });
+      } catch (err) {
+        source.destroy(err as Error);
+        throw err;
       } finally {
         clearInterval(ticker);
         signal.removeEventListener('abort', onAbort);
+        // The range iterator must be closed before its read transaction ends.
+        await pipelineDone;
       }
       if (failed) throw failed;
       const result = { node: p.node, index: p.index, shard: p.shard, key: p.key, docs: encoder.count, bytes: meter.bytes, sha256: meter.digest() };
