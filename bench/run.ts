@@ -642,6 +642,11 @@ async function main(): Promise<void> {
       log(`${name} failed: ${(err as Error).message}`);
     }
     log(`${name}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    // A checkpoint after every phase: a run stopped halfway still leaves what it measured.
+    results.finishedAt = new Date().toISOString();
+    results.totalSeconds = (performance.now() - started) / 1000;
+    fs.writeFileSync(path.join(args.workDir, 'results.json'), JSON.stringify(results, null, 2));
+    writeReport(results, args.out);
   };
 
   let restic: { binary?: string; note?: string } = {};
