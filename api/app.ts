@@ -4,9 +4,11 @@
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
+import { openQueues } from '../shared/jobs/queues.ts';
 import { apiKeyAuth } from './auth.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
+import { createApiMetrics } from './metrics.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { dumpRoutes } from './routes/dump.ts';
 import { requestLog } from './request-log.ts';
@@ -24,11 +26,17 @@ export function createApi(deps: ApiDeps): Api {
   const { config, logger } = deps;
   const app = new Hono();
 
+  // Read-side handles on every catalog queue, for /metrics.
+  const queues = openQueues(deps.redis, config.nodes);
+  const metrics = createApiMetrics({ redis: deps.redis, queues });
+
   app.use('*', requestLog(logger));
+  app.use('*', metrics.middleware);
   app.onError(handleError(logger));
   app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
   if (config.auth.enabled) app.use('*', apiKeyAuth(config.auth.keys));
 
+  app.get('/metrics', metrics.handler);
   const backups = backupRoutes(deps);
   app.route('/v1/backups', backups.app);
   app.route('/v1', weaviateRoutes(deps));
@@ -55,6 +63,7 @@ export function createApi(deps: ApiDeps): Api {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await backups.close();
+      await queues.close();
     },
   };
 }

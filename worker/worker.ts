@@ -13,7 +13,7 @@
  * WORKER_SHUTDOWN_SECONDS, then abort them with reason `shutdown`; an aborted job is handed
  * back to its queue (not counted as a failed attempt), so another worker runs it.
  */
-import { UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
+import { MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
@@ -188,6 +188,8 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
           lockDuration: LOCK_DURATION_MS,
           stalledInterval: STALLED_INTERVAL_MS,
           maxStalledCount: MAX_STALLED_COUNT,
+          // Per-minute completed/failed counts, a week of them: /metrics' bullmq_job_*_total.
+          metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
           autorun: false,
         });
         worker.on('error', (err) => logger.warn({ queue, err: err.message }, 'worker error'));
