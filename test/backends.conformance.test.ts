@@ -145,7 +145,7 @@ const collectGarbage = (() => {
   return runInNewContext('gc') as () => void;
 })();
 
-/** Peak growth of live Buffer memory (arrayBuffers) plus heap while fn runs, sampled every 100 ms. */
+/** Peak growth of live Buffer memory (arrayBuffers) plus heap while fn runs, sampled every 250 ms. */
 async function peakMemoryGrowth<T>(fn: () => Promise<T>): Promise<{ result: T; peakMiB: number }> {
   collectGarbage();
   const base = process.memoryUsage();
@@ -156,7 +156,7 @@ async function peakMemoryGrowth<T>(fn: () => Promise<T>): Promise<{ result: T; p
     const m = process.memoryUsage();
     peak = Math.max(peak, m.arrayBuffers + m.heapUsed - baseline);
   };
-  const timer = setInterval(sample, 100);
+  const timer = setInterval(sample, 250);
   try {
     const result = await fn();
     return { result, peakMiB: peak / MIB };
@@ -341,7 +341,19 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('%s backend', (name) => {
     if (name === 'filesystem') expect(where).toBe(path.join(harness.config.filesystem.path, 'b1/node-1/backup.json'));
     if (name === 's3') expect(where).toBe(`s3://${harness.config.s3!.bucket}/conformance/b1/node-1/backup.json`);
     if (name === 'gcs') expect(where).toBe(`gs://${harness.config.gcs!.bucket}/conformance/b1/node-1/backup.json`);
+    // A backup's directory (Weaviate answers it as `path`) and the root can be located too.
+    expect(backend.locate('b1/')).toMatch(/[/:]conformance\/b1\/?$|\/backups\/b1$/);
   });
+
+  it('accepts unusual but safe keys', async () => {
+    const p = fresh();
+    const keys = [`${p}..data`, `${p}.hidden/x`, `${p}with space/ünïcødé`, `${p}a:b@c=d+e`];
+    for (const key of keys) await backend.write(key, body(key));
+    expect((await backend.list(p)).map((o) => o.key)).toEqual(
+      [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+    );
+    for (const key of keys) expect(await text(await backend.read(key))).toBe(key);
+  }, 30_000);
 });
 
 describe('createBackend', () => {

@@ -185,8 +185,10 @@ export class FilesystemBackend implements Backend {
     this.logger = options.logger;
   }
 
+  /** The absolute path of a key, or of a prefix (`b1/`), or the root itself for ``. */
   locate(key: string): string {
-    return this.pathOf(key);
+    validatePrefix(key, 'key');
+    return path.join(this.root, ...key.split('/').filter(Boolean));
   }
 
   async write(key: string, body: Readable, options: CallOptions = {}): Promise<{ bytes: number }> {
@@ -302,7 +304,7 @@ export class FilesystemBackend implements Backend {
     if (!trusted) validateKey(key);
     const full = path.join(this.root, ...key.split('/'));
     const rel = path.relative(this.root, full);
-    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
       throw new ValidationError(`key ${quote(key)} resolves outside the backup root`);
     }
     return full;
