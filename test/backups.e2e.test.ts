@@ -3,8 +3,8 @@
  * cluster of an API and two workers over its own Redis, a second cluster with other node
  * names, and a 2-node cluster, all sharing one backup backend.
  *
- * The backend is a parameter: BACKENDS lists fixtures; the filesystem one is always there, and
- * the cloud-backend tests add S3 and GCS fixtures (the same scenarios, their own servers).
+ * The backend is a parameter: SHARDVAULT_E2E_BACKENDS (default `filesystem`) picks fixtures from
+ * test/support/backend-fixtures.ts; S3 and GCS run the same scenarios on their own servers.
  *
  * "Mid-job" moments come from data size, not sleeps: `Bulk` is one shard of BULK_DOCS
  * documents, big enough that snapshotting or restoring it takes a few seconds.
@@ -13,9 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackend, type Backend, type BackendName } from '../shared/backends/index.ts';
-import { loadConfig } from '../shared/config.ts';
+import type { Backend, BackendName } from '../shared/backends/index.ts';
 import { Store } from '../shared/store/store.ts';
+import { selectedBackends, type BackendFixture } from './support/backend-fixtures.ts';
 import { isConsistent, makeDoc, readIndex, waitForStatus, type StatusBody } from './support/backups.ts';
 import { filesUnder, startCluster, type Cluster } from './support/cluster.ts';
 import { tempDir } from './support/temp.ts';
@@ -26,22 +26,7 @@ const BULK_DOCS = 25_000;
 const NODES_A = ['node-1', 'node-2', 'node-3'];
 const NODES_B = ['alpha', 'beta', 'gamma'];
 
-/** A backup backend under test: the env that selects it, and a handle on it from this process. */
-export interface BackendFixture {
-  name: BackendName;
-  env: Record<string, string>;
-  backend: Backend;
-  stop(): Promise<void>;
-}
-
-async function filesystemFixture(root: string): Promise<BackendFixture> {
-  const env = { BACKUP_FILESYSTEM_PATH: root };
-  return { name: 'filesystem', env, backend: createBackend('filesystem', loadConfig(env).backends), stop: async () => {} };
-}
-
-const BACKENDS: { name: string; make: (dir: string) => Promise<BackendFixture> }[] = [
-  { name: 'filesystem', make: (dir) => filesystemFixture(path.join(dir, 'backups')) },
-];
+const BACKENDS = selectedBackends();
 
 const WORDS = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
 
