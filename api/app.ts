@@ -6,6 +6,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { openQueues } from '../shared/jobs/queues.ts';
 import { apiKeyAuth } from './auth.ts';
+import { dashboardRoutes, isDashboardPath } from './dashboard.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
 import { createApiMetrics } from './metrics.ts';
@@ -26,7 +27,7 @@ export function createApi(deps: ApiDeps): Api {
   const { config, logger } = deps;
   const app = new Hono();
 
-  // Read-side handles on every catalog queue, for /metrics.
+  // Read-side handles on every catalog queue, shared by the dashboard and /metrics.
   const queues = openQueues(deps.redis, config.nodes);
   const metrics = createApiMetrics({ redis: deps.redis, queues });
 
@@ -34,9 +35,14 @@ export function createApi(deps: ApiDeps): Api {
   app.use('*', metrics.middleware);
   app.onError(handleError(logger));
   app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
-  if (config.auth.enabled) app.use('*', apiKeyAuth(config.auth.keys));
+  if (config.auth.enabled) {
+    // The dashboard checks the key itself: a browser also brings it as a cookie (api/dashboard.ts).
+    const auth = apiKeyAuth(config.auth.keys);
+    app.use('*', (c, next) => (isDashboardPath(c.req.path) ? next() : auth(c, next)));
+  }
 
   app.get('/metrics', metrics.handler);
+  app.route('/', dashboardRoutes({ queues, auth: config.auth }));
   const backups = backupRoutes(deps);
   app.route('/v1/backups', backups.app);
   app.route('/v1', weaviateRoutes(deps));

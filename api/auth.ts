@@ -5,7 +5,8 @@ import { UnauthorizedError } from '../shared/errors.ts';
 /** Paths that stay open with auth on (load balancers and orchestrators probe them). */
 const OPEN = new Set(['/v1/.well-known/live', '/v1/.well-known/ready']);
 
-function matches(given: string, keys: string[]): boolean {
+/** Whether `given` is one of `keys` (constant-time per key). */
+export function matches(given: string, keys: string[]): boolean {
   const a = Buffer.from(given);
   return keys.some((k) => {
     const b = Buffer.from(k);
