@@ -68,7 +68,11 @@ export function waitForReady(child: ChildProcess, what: string, timeoutMs: numbe
   return new Promise((resolve, reject) => {
     const fail = (why: string) => {
       cleanup();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) {
+        // A child that reported an error cleans up and exits by itself; only a hung one is killed.
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        child.once('exit', () => clearTimeout(kill));
+      }
       reject(new Error(`${what} did not start: ${why}${stderr ? `\n${stderr}` : ''}`));
     };
     const onMessage = (m: ChildMessage) => {
