@@ -147,4 +147,13 @@ describe('backup and restore in one process', () => {
     expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
     expect(faults.get('retry-1/node-1/Beta/0')?.times).toBe(0);
   });
+
+  it('runs several backups with different ids at the same time', async () => {
+    const ids = ['many-1', 'many-2', 'many-3'];
+    const answers = await Promise.all(ids.map((id) => t.call('POST', '/v1/backups/filesystem', { id, config: { CompressionLevel: 'BestSpeed' } })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    const done = await Promise.all(ids.map((id) => waitForStatus(t.call, `/v1/backups/filesystem/${id}`)));
+    expect(done.map((d) => [d.id, d.status])).toEqual(ids.map((id) => [id, 'SUCCESS']));
+    for (const d of done) expect(d.progress?.docs).toBe(600);
+  });
 });
