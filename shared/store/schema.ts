@@ -223,7 +223,16 @@ export function coerceScalar(type: ScalarType, value: unknown, path: string): un
   }
 }
 
-function coerceValue(field: FieldSchema, value: unknown, path: string, added: { changed: boolean }): unknown {
+/**
+ * How a coercion pass may treat fields the schema lacks: `grow` adds them (to a private
+ * copy of the schema), `frozen` stops at the first one so the caller can copy and retry.
+ * Most documents add nothing, so they are coerced without copying the schema.
+ */
+type Growth = 'grow' | 'frozen';
+
+const NEEDS_GROWTH = Symbol('needs growth');
+
+function coerceValue(field: FieldSchema, value: unknown, path: string, added: Growth): unknown {
   const type = field._type;
   if (type === 'object') {
     if (!isPlainObject(value)) return fail(path, 'an object', value);
@@ -244,7 +253,7 @@ function coerceValue(field: FieldSchema, value: unknown, path: string, added: { 
   return coerceScalar(type as ScalarType, value, path);
 }
 
-function coerceObject(schema: IndexSchema, value: Record<string, unknown>, path: string, added: { changed: boolean }): Record<string, unknown> {
+function coerceObject(schema: IndexSchema, value: Record<string, unknown>, path: string, added: Growth): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     if (path === '' && key === '_id') continue;
@@ -253,9 +262,9 @@ function coerceObject(schema: IndexSchema, value: Record<string, unknown>, path:
     let field = schema[key] as FieldSchema | undefined;
     if (!field) {
       const type = inferType(v, here);
+      if (added === 'frozen') throw NEEDS_GROWTH;
       field = type === 'object' ? ({ _type: 'object' } as FieldSchema) : { _type: type };
       schema[key] = field;
-      added.changed = true;
     }
     out[key] = coerceValue(field, v, here, added);
   }
@@ -274,21 +283,29 @@ export interface Coerced {
  */
 export function coerceDocument(schema: IndexSchema, body: unknown, id?: unknown): Coerced {
   if (!isPlainObject(body)) throw new ValidationError('a document must be a JSON object');
-  const work = structuredClone(schema);
-  const added = { changed: false };
   const rawId = id ?? body._id;
   if (rawId === undefined || rawId === null || rawId === '') throw new ValidationError('field _id: a document needs an _id');
-  if (!work._id) {
-    work._id = { _type: inferIdType(rawId) };
-    added.changed = true;
+  if (schema._id) {
+    try {
+      return { doc: coerceWith(schema, body, rawId, 'frozen') };
+    } catch (err) {
+      if (err !== NEEDS_GROWTH) throw err;
+    }
   }
-  const idType = work._id._type === 'text' ? 'keyword' : (work._id._type as ScalarType);
-  const coercedId = coerceScalar(idType, rawId, '_id') as DocId;
+  // Only a document that adds a field (or the first id type) pays for copying the schema.
+  const work = structuredClone(schema);
+  work._id ??= { _type: inferIdType(rawId) };
+  const doc = coerceWith(work, body, rawId, 'grow');
+  return { doc, schema: work };
+}
+
+function coerceWith(schema: IndexSchema, body: Record<string, unknown>, rawId: unknown, growth: Growth): Document {
+  const t = schema._id!._type;
+  const coercedId = coerceScalar(t === 'text' ? 'keyword' : (t as ScalarType), rawId, '_id') as DocId;
   if (typeof coercedId === 'string' && (coercedId.length === 0 || Buffer.byteLength(coercedId) > 500)) {
     throw new ValidationError('field _id: must be 1 to 500 bytes');
   }
-  const fields = coerceObject(work, body, '', added);
-  return { doc: { _id: coercedId, ...fields }, ...(added.changed ? { schema: work } : {}) };
+  return { _id: coercedId, ...coerceObject(schema, body, '', growth) };
 }
 
 /** Turn a stored document into JSON-friendly values (Dates become ISO strings). */
