@@ -3,7 +3,7 @@
  * cluster of an API and two workers over its own Redis, a second cluster with other node
  * names, and a 2-node cluster, all sharing one backup backend.
  *
- * The backend is a parameter: SHARDVAULT_E2E_BACKENDS (default `filesystem`) picks fixtures from
+ * The backend is a parameter: SHARDVAULT_E2E_BACKENDS (default: all three) picks fixtures from
  * test/support/backend-fixtures.ts; S3 and GCS run the same scenarios on their own servers.
  *
  * "Mid-job" moments come from data size, not sleeps: `Bulk` is one shard of BULK_DOCS

@@ -4,8 +4,8 @@
  * (to list, read or corrupt objects). The filesystem always; S3 (s3rver) and GCS (the
  * firebase emulator) start their own servers.
  *
- * SHARDVAULT_E2E_BACKENDS (comma list, default `filesystem`) picks which ones the e2e suite
- * runs on, e.g. `SHARDVAULT_E2E_BACKENDS=filesystem,s3,gcs npx vitest run test/backups.e2e.test.ts`.
+ * SHARDVAULT_E2E_BACKENDS (comma list, default all three) picks which ones the e2e suite
+ * runs on, e.g. `SHARDVAULT_E2E_BACKENDS=filesystem npx vitest run test/backups.e2e.test.ts`.
  */
 import path from 'node:path';
 import { createBackend, type Backend, type BackendName } from '../../shared/backends/index.ts';
@@ -61,9 +61,9 @@ export const BACKEND_FIXTURES: Record<BackendName, (dir: string) => Promise<Back
   },
 };
 
-/** The fixtures SHARDVAULT_E2E_BACKENDS asks for (default: the filesystem). */
+/** The fixtures SHARDVAULT_E2E_BACKENDS asks for (default: every backend). */
 export function selectedBackends(): { name: BackendName; make: (dir: string) => Promise<BackendFixture> }[] {
-  const names = (process.env.SHARDVAULT_E2E_BACKENDS ?? 'filesystem').split(',').map((s) => s.trim()).filter(Boolean);
+  const names = (process.env.SHARDVAULT_E2E_BACKENDS ?? 'filesystem,s3,gcs').split(',').map((s) => s.trim()).filter(Boolean);
   return names.map((name) => {
     const make = BACKEND_FIXTURES[name as BackendName];
     if (!make) throw new Error(`SHARDVAULT_E2E_BACKENDS: unknown backend ${name}; use filesystem, s3 or gcs`);
