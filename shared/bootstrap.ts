@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createRedis, resolveRedis } from './redis.ts';
 import { Shutdown } from './shutdown.ts';
 import { Store } from './store/store.ts';
+import { checkEnabledBackends } from './backups/backends.ts';
 import type { Redis } from 'ioredis';
 
 export interface Runtime {
@@ -50,5 +51,6 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
   });
   const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
   shutdown.add('store', () => store.close());
+  void checkEnabledBackends(config, logger);
   return { config, logger, redisUrl: resolved.url, redis, store, shutdown };
 }

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { createBackend, type Backend, type BackendName, type BackendOverrides } from '../backends/index.ts';
+import { createBackend, enabledBackends, type Backend, type BackendName, type BackendOverrides } from '../backends/index.ts';
 
 /** The Backend for a name and Weaviate's per-request overrides; throws ValidationError (422) when unusable. */
 export type BackendFactory = (name: BackendName, overrides?: BackendOverrides) => Backend;
@@ -21,4 +21,26 @@ export function configuredBackends(config: Config, logger?: Logger): BackendFact
     }
     return backend;
   };
+}
+
+/**
+ * The start-up access check: every enabled backend writes, reads back and deletes a marker.
+ * A failure is logged with its reason (the process still starts: the filesystem, or a
+ * backend that comes back later, may still be used), and requests to it fail then.
+ */
+export async function checkEnabledBackends(config: Config, logger: Logger, timeoutMs = 15_000): Promise<Record<string, boolean>> {
+  const results: Record<string, boolean> = {};
+  await Promise.all(
+    enabledBackends(config.backends).map(async (name) => {
+      try {
+        await createBackend(name, config.backends, {}, logger).checkAccess({ signal: AbortSignal.timeout(timeoutMs) });
+        logger.info({ backend: name }, 'backup backend reachable');
+        results[name] = true;
+      } catch (err) {
+        logger.error({ backend: name, reason: (err as Error).message }, `backup backend ${name} failed its access check`);
+        results[name] = false;
+      }
+    }),
+  );
+  return results;
 }

@@ -1,0 +1,51 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkEnabledBackends } from '../shared/backups/backends.ts';
+import { loadConfig } from '../shared/config.ts';
+import { startS3Server } from './support/s3-server.ts';
+import { tempDir } from './support/temp.ts';
+
+const tmp = tempDir();
+let s3: Awaited<ReturnType<typeof startS3Server>>;
+
+beforeAll(async () => {
+  s3 = await startS3Server();
+});
+afterAll(async () => {
+  await s3.stop();
+  tmp.cleanup();
+});
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done(); } });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+const s3Env = (bucket: string) => ({
+  BACKUP_FILESYSTEM_PATH: `${tmp.dir}/backups`,
+  BACKUP_S3_BUCKET: bucket,
+  BACKUP_S3_ENDPOINT: new URL(s3.endpoint).host,
+  BACKUP_S3_USE_SSL: 'false',
+  AWS_REGION: s3.region,
+  AWS_ACCESS_KEY_ID: s3.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+});
+
+describe('start-up access check of the enabled backends', () => {
+  it('passes for reachable backends', async () => {
+    const { logger, lines } = capture();
+    expect(await checkEnabledBackends(loadConfig(s3Env(s3.bucket)), logger)).toEqual({ filesystem: true, s3: true });
+    expect(lines.filter((l) => l.msg === 'backup backend reachable')).toHaveLength(2);
+  });
+
+  it('logs a clear error naming the backend and the reason, without credentials', async () => {
+    const { logger, lines } = capture();
+    expect(await checkEnabledBackends(loadConfig(s3Env('no-such-bucket')), logger)).toEqual({ filesystem: true, s3: false });
+    const error = lines.find((l) => l.level === 50)!;
+    expect(error.msg).toBe('backup backend s3 failed its access check');
+    expect(String(error.reason)).toMatch(/no-such-bucket/);
+    expect(JSON.stringify(lines)).not.toContain(s3.secretAccessKey);
+  });
+});
