@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { UnrecoverableError } from 'bullmq';
 import { open, type RootDatabase } from 'lmdb';
 import { stagedShardDir } from '../shared/backups/staging.ts';
-import { CancelledError, IntegrityError } from '../shared/errors.ts';
+import { CancelledError, IntegrityError, NotFoundError } from '../shared/errors.ts';
 import { decompressStream } from '../shared/formats/compression.ts';
 import { createDumpDecoder } from '../shared/formats/dump-codec.ts';
 import { createMeter, sha256OfStream } from '../shared/formats/hashing.ts';
@@ -69,11 +69,15 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
     try {
       const sink = lmdbSink(db, (count) => progress.update(count, meter.bytes));
       try {
-        const source = await backend.read(p.key, { signal });
+        const source = await backend.read(p.key, { signal }).catch((err: unknown) => {
+          // The manifest lists this object: its absence is damage to the backup, not a bad request.
+          if (err instanceof NotFoundError) throw missingError(where, p.sha256);
+          throw err;
+        });
         const decoder = createDumpDecoder({ expectKind: 'docs' });
         await pipeline(source, meter, decompressStream(), decoder, sink, { signal });
       } catch (err) {
-        if (signal.aborted) throw err;
+        if (signal.aborted || err instanceof UnrecoverableError) throw err;
         // The object may be damaged: say so in terms of its checksum when it is.
         const actual = await sha256OfStream(await backend.read(p.key, { signal })).catch(() => undefined);
         if (actual !== undefined && actual !== p.sha256) throw checksumError(where, p.sha256, actual, err);
@@ -102,5 +106,10 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
 function checksumError(where: string, expected: string, actual: string, cause?: unknown): UnrecoverableError {
   const detail = cause instanceof Error ? ` (${cause.message})` : '';
   const err = new IntegrityError(`checksum mismatch for ${where}: expected sha256 ${expected}, got ${actual}${detail}`);
+  return new UnrecoverableError(err.message);
+}
+
+function missingError(where: string, expected: string): UnrecoverableError {
+  const err = new IntegrityError(`${where} is missing: the backup manifest lists it with sha256 ${expected}`);
   return new UnrecoverableError(err.message);
 }

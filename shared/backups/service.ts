@@ -38,6 +38,7 @@ import {
   type NodeManifest,
 } from './manifest.ts';
 import { isTerminal, OperationStore, type OperationState, type Progress, type Status } from './state.ts';
+import { verifyBackup, type VerifyReport } from './verify.ts';
 import { assertBackupId, mapNodes, parseCreateRequest, parseRestoreRequest, selectClasses, type Overrides } from './validate.ts';
 
 // ---- answers (Weaviate's shapes, plus progress fields) -----------------------------------------
@@ -82,6 +83,8 @@ export interface BackupService {
   restore(backend: string, id: string, body: unknown): Promise<OperationStarted>;
   restoreStatus(backend: string, id: string): Promise<OperationStatus>;
   cancelRestore(backend: string, id: string): Promise<void>;
+  /** Check every object of a finished backup against its manifests, without restoring (verify.ts). */
+  verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
   close(): Promise<void>;
 }
 
@@ -366,7 +369,9 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         indexes.push({ name: cls, shards: snap.shards, placement, schema: snap.schema, effectiveSchema: snap.effectiveSchema, metadata: snap.metadata });
         snap.placement.forEach((source, shard) => {
           const object = nodeManifests.get(source)?.shards.find((s) => s.index === cls && s.shard === shard);
-          if (!object) throw new IntegrityError(`${where} is incomplete: no object for shard ${cls}/${shard} of node ${source}`);
+          if (!object) {
+            throw new IntegrityError(`${where} is incomplete: ${backend.locate(nodeManifestKey(id, source))} lists no object for shard ${cls}/${shard}`);
+          }
           children.push(
             flowJob(
               'restore-shard',
@@ -422,6 +427,16 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const name = backendOf(rawBackend);
       const id = assertBackupId(rawId);
       await cancelOperation('restore', name, id, async () => undefined);
+    },
+
+    async verify(rawBackend, rawId, overrides = {}) {
+      const name = backendOf(rawBackend);
+      const id = assertBackupId(rawId);
+      const state = await ops.get('backup', name, id);
+      if (state && !isTerminal(state.status)) {
+        throw new ValidationError(`backup ${JSON.stringify(id)} is not finished (${state.status}); only a SUCCESS backup can be verified`);
+      }
+      return verifyBackup(backends(name, overrides), name, id);
     },
 
     async close() {
