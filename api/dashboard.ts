@@ -132,5 +132,9 @@ export function dashboardRoutes(deps: { queues: QueueSet; auth: { enabled: boole
   if (deps.auth.enabled) app.use(`${DASHBOARD_PATH}/*`, dashboardAuth(deps.auth.keys)).use(DASHBOARD_PATH, dashboardAuth(deps.auth.keys));
   app.use(`${DASHBOARD_PATH}/*`, attach).use(DASHBOARD_PATH, attach);
   app.route(DASHBOARD_PATH, adapter.registerPlugin());
+  // Nothing under /admin/queues falls through to the API's routes (which the dashboard's
+  // cookie must never open): what bull-board does not answer is not found.
+  const notFound = (c: Context) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404);
+  app.all(`${DASHBOARD_PATH}/*`, notFound).all(DASHBOARD_PATH, notFound);
   return app;
 }

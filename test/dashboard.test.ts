@@ -85,9 +85,17 @@ describe('dashboard auth (in-process)', () => {
     const queues = await get('/admin/queues/api/queues', { cookie: `${SESSION_COOKIE}=${token}` });
     expect(queues.status).toBe(200);
 
-    // The cookie opens the dashboard only, never the API.
+    // The cookie opens the dashboard only, never the API, not even through a path under
+    // /admin/queues that bull-board does not answer (Xapiand's PUT /{index}/{id} would).
     expect((await get('/v1/meta', { cookie: `${SESSION_COOKIE}=${token}` })).status).toBe(401);
     expect((await get('/metrics', { cookie: `${SESSION_COOKIE}=${token}` })).status).toBe(401);
+    const put = await secured.api.app.request('/admin/queues', {
+      method: 'PUT',
+      headers: { cookie: `${SESSION_COOKIE}=${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ a: 1 }),
+    });
+    expect(put.status).toBe(404);
+    expect(secured.store.getIndex('admin')).toBeUndefined();
   });
 
   it('keeps other query parameters when it strips the key, and takes the key from the login form', async () => {
