@@ -10,6 +10,8 @@ import { dashboardRoutes, isDashboardPath } from './dashboard.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
 import { createApiMetrics } from './metrics.ts';
+import { isOpenOperation } from './openapi.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { dumpRoutes } from './routes/dump.ts';
 import { requestLog } from './request-log.ts';
@@ -37,12 +39,14 @@ export function createApi(deps: ApiDeps): Api {
   app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
   if (config.auth.enabled) {
     // The dashboard checks the key itself: a browser also brings it as a cookie (api/dashboard.ts).
+    // The API's description (/v1/openapi.json, /docs) holds no data and stays open.
     const auth = apiKeyAuth(config.auth.keys);
-    app.use('*', (c, next) => (isDashboardPath(c.req.path) ? next() : auth(c, next)));
+    app.use('*', (c, next) => (isDashboardPath(c.req.path) || isOpenOperation(c.req.method, c.req.path) ? next() : auth(c, next)));
   }
 
   app.get('/metrics', metrics.handler);
   app.route('/', dashboardRoutes({ queues, auth: config.auth }));
+  app.route('/', docsRoutes());
   const backups = backupRoutes(deps);
   app.route('/v1/backups', backups.app);
   app.route('/v1', weaviateRoutes(deps));

@@ -108,6 +108,21 @@ export const objectSchema = z.object({
   properties: z.record(z.string(), z.unknown()).default({}),
 }).passthrough();
 
+export const BATCH_BODY_MESSAGE = 'body must be {"objects": [...]}';
+
+/**
+ * The body of POST /v1/batch/objects. Each object is checked on its own by putObject (as
+ * objectSchema), so one bad object is answered in its own result and the others are stored.
+ */
+export const batchObjectsSchema = z.looseObject(
+  {
+    objects: z.array(z.unknown().meta({ description: 'a Weaviate object, as for POST /v1/objects; checked one by one' }), {
+      error: BATCH_BODY_MESSAGE,
+    }),
+  },
+  { error: BATCH_BODY_MESSAGE },
+);
+
 /** Store a Weaviate object (the class must exist) and answer it as Weaviate does. */
 export async function putObject(store: Store, body: unknown): Promise<Record<string, unknown>> {
   const parsed = objectSchema.safeParse(body);

@@ -1,7 +1,7 @@
 /** Weaviate's data endpoints: schema (classes), objects, batch, meta, nodes, health. */
 import { Hono } from 'hono';
 import { NotFoundError, ValidationError } from '../../shared/errors.ts';
-import { classOf, objectOf, parseClass, putObject, resolveClass } from '../../shared/weaviate.ts';
+import { BATCH_BODY_MESSAGE, batchObjectsSchema, classOf, objectOf, parseClass, putObject, resolveClass } from '../../shared/weaviate.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
@@ -62,10 +62,10 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
   app.post('/objects', async (c) => reply(c, await putObject(store, await readJson(c, config.maxBodyBytes))));
 
   app.post('/batch/objects', async (c) => {
-    const body = (await readJson(c, config.maxBodyBytes)) as { objects?: unknown } | undefined;
-    if (!body || !Array.isArray(body.objects)) throw new ValidationError('body must be {"objects": [...]}');
+    const body = batchObjectsSchema.safeParse(await readJson(c, config.maxBodyBytes));
+    if (!body.success) throw new ValidationError(BATCH_BODY_MESSAGE);
     const results = [];
-    for (const o of body.objects) {
+    for (const o of body.data.objects) {
       try {
         results.push({ ...(await putObject(store, o)), result: {} });
       } catch (err) {

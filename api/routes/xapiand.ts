@@ -3,21 +3,50 @@
  * (`/twitter/:schema`); Hono sees them as a parameter constrained by a regular expression.
  */
 import { Hono, type Context } from 'hono';
+import { z } from 'zod';
 import { BadRequestError, ValidationError } from '../../shared/errors.ts';
 import { assertIndexName } from '../../shared/store/store.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
 
+/**
+ * The body of PUT /{index}/:schema: `{_schema?, _settings?: {number_of_shards?}}`; without
+ * `_schema`, the body's other keys are the schema.
+ */
+export const schemaBodySchema = z.looseObject(
+  {
+    _schema: z.unknown().optional().meta({ description: 'the schema; when absent, the other keys of the body are the schema' }),
+    _settings: z
+      .looseObject(
+        {
+          number_of_shards: z
+            .int({ error: (iss) => `_settings.number_of_shards must be an integer, got ${JSON.stringify(iss.input)}` })
+            .optional(),
+        },
+        { error: '_settings must be a JSON object' },
+      )
+      .optional(),
+  },
+  { error: 'schema must be a JSON object' },
+);
+
+/** A document body (PUT /{index}/{id}, POST /{index}/); its fields are checked against the index schema. */
+export const documentBodySchema = z.record(z.string(), z.unknown(), { error: 'a document must be a JSON object' });
+
+/**
+ * Check a body with a schema whose messages are complete sentences; answers the body itself
+ * (these schemas transform nothing, and the body keeps every key exactly as sent).
+ */
+function checked<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new ValidationError(parsed.error.issues[0]!.message);
+  return body as T;
+}
+
 function settingsOf(body: unknown): { schema: unknown; shards?: number } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('schema must be a JSON object');
-  const { _schema, _settings, ...rest } = body as Record<string, unknown>;
-  const schema = _schema ?? rest;
-  const shards = (_settings as { number_of_shards?: unknown } | undefined)?.number_of_shards;
-  if (shards !== undefined && (typeof shards !== 'number' || !Number.isInteger(shards))) {
-    throw new ValidationError(`_settings.number_of_shards must be an integer, got ${JSON.stringify(shards)}`);
-  }
-  return { schema, shards };
+  const { _schema, _settings, ...rest } = checked(schemaBodySchema, body);
+  return { schema: _schema ?? rest, shards: _settings?.number_of_shards };
 }
 
 /** A path id; ids that look like commands are refused so a typo is not stored as a document. */
@@ -58,17 +87,17 @@ export function xapiandRoutes({ store, config }: ApiDeps): Hono {
   });
 
   const create = async (c: Context) => {
-    const doc = await body(c);
-    const { _id, created } = await store.putDocument(indexName(c), doc);
-    return reply(c, store.getDocument(indexName(c), _id), created ? 201 : 200);
+    const name = indexName(c);
+    const doc = checked(documentBodySchema, await body(c));
+    const { _id, created } = await store.putDocument(name, doc);
+    return reply(c, store.getDocument(name, _id), created ? 201 : 200);
   };
   app.post('/:index/', create);
   app.post('/:index', create);
 
   app.put('/:index/:id', async (c) => {
     const name = indexName(c);
-    const doc = await body(c);
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ValidationError('a document must be a JSON object');
+    const doc = checked(documentBodySchema, await body(c));
     const { _id, created } = await store.putDocument(name, { ...doc, _id: docId(c) });
     return reply(c, store.getDocument(name, _id), created ? 201 : 200);
   });

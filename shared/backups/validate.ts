@@ -11,20 +11,23 @@ import { COMPRESSION_LEVELS, type CompressionLevel } from '../formats/compressio
 export const BACKUP_ID = /^[a-z0-9_-]+$/;
 export const MAX_BACKUP_ID_LENGTH = 128;
 
+const ID_REQUIRED = 'backup id is required: a string of lowercase letters, digits, "_" or "-"';
+
 /** The id of a backup, as given in a body or a path; checked the same way on every endpoint. */
+export const backupIdSchema = z
+  .string({ error: ID_REQUIRED })
+  .min(1, ID_REQUIRED)
+  .max(MAX_BACKUP_ID_LENGTH, {
+    error: (iss) => `invalid backup id: longer than ${MAX_BACKUP_ID_LENGTH} characters (${String(iss.input).length})`,
+  })
+  .regex(BACKUP_ID, {
+    error: (iss) => `invalid backup id ${JSON.stringify(iss.input)}: use only lowercase letters, digits, "_" or "-" (^[a-z0-9_-]+$)`,
+  });
+
 export function assertBackupId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0) {
-    throw new ValidationError('backup id is required: a string of lowercase letters, digits, "_" or "-"');
-  }
-  if (id.length > MAX_BACKUP_ID_LENGTH) {
-    throw new ValidationError(`invalid backup id: longer than ${MAX_BACKUP_ID_LENGTH} characters (${id.length})`);
-  }
-  if (!BACKUP_ID.test(id)) {
-    throw new ValidationError(
-      `invalid backup id ${JSON.stringify(id)}: use only lowercase letters, digits, "_" or "-" (^[a-z0-9_-]+$)`,
-    );
-  }
-  return id;
+  const parsed = backupIdSchema.safeParse(id);
+  if (!parsed.success) throw new ValidationError(parsed.error.issues[0]!.message);
+  return parsed.data;
 }
 
 const classList = z.array(z.string().min(1, 'class names are not empty')).nullish();
@@ -39,13 +42,22 @@ const configSchema = z
     Endpoint: z.string().nullish(),
     CPUPercentage: z.number().int().min(1).max(80).nullish(),
     ChunkSize: z.number().int().min(2).max(512).nullish(),
-    CompressionLevel: z.string().nullish(),
+    CompressionLevel: z
+      .enum(COMPRESSION_LEVELS, {
+        error: (iss) => `invalid config.CompressionLevel ${JSON.stringify(iss.input)}: use one of ${COMPRESSION_LEVELS.join(', ')}`,
+      })
+      .nullish(),
   })
   .nullish();
 
-const createSchema = z.looseObject({ id: z.unknown().optional(), include: classList, exclude: classList, config: configSchema });
+/**
+ * Weaviate's BackupCreateRequest. `id` comes last so that, as before it was part of the
+ * schema, a body with several faults reports the class lists and config first.
+ */
+export const createSchema = z.looseObject({ include: classList, exclude: classList, config: configSchema, id: backupIdSchema });
 
-const restoreSchema = z.looseObject({
+/** Weaviate's BackupRestoreRequest. */
+export const restoreSchema = z.looseObject({
   include: classList,
   exclude: classList,
   node_mapping: z.record(z.string(), z.string()).nullish(),
@@ -72,9 +84,13 @@ export interface RestoreRequest {
   overrides: Overrides;
 }
 
+/** Fields whose messages name the field themselves; they are answered as they are. */
+const SELF_DESCRIBED = new Set(['id', 'config.CompressionLevel']);
+
 function zodMessage(what: string, error: z.ZodError): ValidationError {
   const issue = error.issues[0]!;
   const where = issue.path.join('.');
+  if (SELF_DESCRIBED.has(where)) return new ValidationError(issue.message);
   return new ValidationError(`invalid ${what}: ${where ? `${where}: ` : ''}${issue.message}`);
 }
 
@@ -101,15 +117,11 @@ export function parseCreateRequest(body: unknown): CreateRequest {
   const parsed = createSchema.safeParse(requireObject(body, 'backup request'));
   if (!parsed.success) throw zodMessage('backup request', parsed.error);
   const b = parsed.data;
-  const id = assertBackupId(b.id);
   const include = b.include ?? [];
   const exclude = b.exclude ?? [];
   exclusive(include, exclude);
-  const level = b.config?.CompressionLevel ?? 'DefaultCompression';
-  if (!(COMPRESSION_LEVELS as readonly string[]).includes(level)) {
-    throw new ValidationError(`invalid config.CompressionLevel ${JSON.stringify(level)}: use one of ${COMPRESSION_LEVELS.join(', ')}`);
-  }
-  return { id, include, exclude, overrides: overridesOf(b.config), compression: level as CompressionLevel };
+  const compression: CompressionLevel = b.config?.CompressionLevel ?? 'DefaultCompression';
+  return { id: b.id, include, exclude, overrides: overridesOf(b.config), compression };
 }
 
 /** BackupRestoreRequest `{include?, exclude?, node_mapping?, config?}`. */
