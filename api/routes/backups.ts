@@ -8,6 +8,8 @@
  *   POST   /v1/backups/{backend}/{id}/restore   {include?, exclude?, node_mapping?, config?} → BackupRestoreResponse
  *   GET    /v1/backups/{backend}/{id}/restore   → BackupRestoreStatusResponse (+ classes, progress)
  *   DELETE /v1/backups/{backend}/{id}/restore   cancel a running restore → 204
+ *   GET    /v1/backups/{backend}/{id}/verify    check every object against the manifests, without restoring
+ *                                               → {id, backend, status: OK|CORRUPT, objects, bytes, problems: [{key, problem}]}
  *
  * Status, list and cancel accept Weaviate's `?bucket=&path=` query overrides.
  */
@@ -48,6 +50,7 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
     await service().cancelRestore(c.req.param('backend'), c.req.param('id'));
     return c.body(null, 204);
   });
+  app.get('/:backend/:id/verify', async (c) => reply(c, await service().verify(c.req.param('backend'), c.req.param('id'), query(c))));
 
   return {
     app,
