@@ -3,7 +3,8 @@ import type { Config } from '../config.ts';
 import { ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BACKEND_NAMES, type Backend, type BackendName, type BackendOverrides } from './backend.ts';
-import { checkRelativePath, FilesystemBackend } from './filesystem.ts';
+import { FilesystemBackend } from './filesystem.ts';
+import { checkRelativePath } from './keys.ts';
 import { GcsBackend } from './gcs.ts';
 import { S3Backend } from './s3.ts';
 

@@ -12,16 +12,8 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { CancelledError, ConfigError, IntegrityError, NotFoundError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
-import {
-  accessCheckKey,
-  basePrefix,
-  meterBody,
-  readSmall,
-  sortByKey,
-  validateDeletePrefix,
-  validateKey,
-  validatePrefix,
-} from './filesystem.ts';
+import { meterBody, readSmall } from './bodies.ts';
+import { accessCheckKey, basePrefix, sortByKey, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
 import {
   describeError,
   fallbackBackendError,

@@ -1,0 +1,58 @@
+/** Stream helpers every backend's write and access check use. */
+import { Readable, Transform } from 'node:stream';
+import { IntegrityError } from '../errors.ts';
+
+/** Longest a write may keep the event loop busy before letting timers and I/O run. */
+const YIELD_EVERY_MS = 20;
+
+/**
+ * Pipes a write's body through a byte counter. If the body itself fails (the caller's data
+ * source, not the backend), bodyError() answers that error so write can rethrow it unchanged
+ * instead of blaming the backend. When the counter closes early (sink failed, aborted), the
+ * body is destroyed so its producer stops.
+ *
+ * It also yields to the event loop at least every 20 ms. On a fast link some clients (the GCS
+ * one in particular) move the whole body through process.nextTick and promise callbacks
+ * without ever returning to the event loop, which starves timers for the entire upload:
+ * abort signals fired from timers, job-lock renewals, health checks.
+ */
+export function meterBody(body: Readable): { stream: Transform; bytes: () => number; bodyError: () => unknown } {
+  let bytes = 0;
+  let failed: unknown;
+  let lastYield = Date.now();
+  const stream = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      if (Date.now() - lastYield < YIELD_EVERY_MS) return callback(null, chunk);
+      setImmediate(() => {
+        lastYield = Date.now();
+        callback(null, chunk);
+      });
+    },
+  });
+  body.once('error', (err) => {
+    failed ??= err;
+    stream.destroy(err);
+  });
+  stream.once('close', () => {
+    if (!body.destroyed && !body.readableEnded) body.destroy();
+  });
+  body.pipe(stream);
+  return { stream, bytes: () => bytes, bodyError: () => failed };
+}
+
+/** Reads a small stream fully; only for checkAccess markers, never for backup objects. */
+export async function readSmall(stream: Readable, limit = 64 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    size += buf.length;
+    if (size > limit) {
+      stream.destroy();
+      throw new IntegrityError(`access-check marker is larger than ${limit} bytes`);
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
