@@ -1,19 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisServer } from '../shared/redis-server.ts';
-import { createTestApi, type TestApi } from './support/api.ts';
-import { startTestRedis } from './support/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestApi } from './support/api.ts';
 
-let redis: RedisServer;
-let t: TestApi;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  t = createTestApi(redis.url);
-});
-afterAll(async () => {
-  await t.close();
-  await redis.stop();
-});
+const t = useTestApi();
 
 const ID1 = '00000000-0000-4000-8000-000000000001';
 

@@ -3,22 +3,10 @@
  * foreign/object schema (trailing commas included) for new_twitter, then the tweets restored
  * into it come back typed by that schema, which lives once in `.schemas` and can be shared.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisServer } from '../shared/redis-server.ts';
-import { createTestApi, type TestApi } from './support/api.ts';
-import { startTestRedis } from './support/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestApi } from './support/api.ts';
 
-let redis: RedisServer;
-let t: TestApi;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  t = createTestApi(redis.url);
-});
-afterAll(async () => {
-  await t.close();
-  await redis.stop();
-});
+const t = useTestApi();
 
 /** The seed's `PUT /new_twitter/:schema` body, byte for byte (its trailing commas too). */
 const SEED_SCHEMA = `{

@@ -9,26 +9,14 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisServer } from '../shared/redis-server.ts';
-import { createTestApi, type TestApi } from './support/api.ts';
-import { startTestRedis } from './support/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestApi } from './support/api.ts';
 
 const LARGE = process.env.SHARDVAULT_LARGE === '1' || process.env.SHARDVAULT_LARGE === 'true';
 const N = LARGE ? 1_000_000 : 100_000;
 const MB = 1024 * 1024;
 
-let redis: RedisServer;
-let t: TestApi;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  t = createTestApi(redis.url);
-});
-afterAll(async () => {
-  await t.close();
-  await redis.stop();
-});
+const t = useTestApi();
 
 function tweet(i: number): Record<string, unknown> {
   return {

@@ -4,22 +4,10 @@
  * `POST /{index}/:restore?pretty` of the two tweets in each format.
  */
 import { Packr, unpackMultiple } from 'msgpackr';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisServer } from '../shared/redis-server.ts';
-import { createTestApi, type TestApi } from './support/api.ts';
-import { startTestRedis } from './support/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestApi } from './support/api.ts';
 
-let redis: RedisServer;
-let t: TestApi;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  t = createTestApi(redis.url, { MAX_BODY_BYTES: '2048' });
-});
-afterAll(async () => {
-  await t.close();
-  await redis.stop();
-});
+const t = useTestApi({ MAX_BODY_BYTES: '2048' });
 
 /** The body of the seed's `POST /twitter/:restore?pretty`, byte for byte. */
 const SEED_TWEETS = `[

@@ -4,6 +4,9 @@ import { createLogger } from '../../shared/logger.ts';
 import { createRedis } from '../../shared/redis.ts';
 import { Store } from '../../shared/store/store.ts';
 import type { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+import type { RedisServer } from '../../shared/redis-server.ts';
+import { startTestRedis } from './redis.ts';
 import { tempDir } from './temp.ts';
 
 export interface TestApi {
@@ -42,5 +45,34 @@ export function createTestApi(redisUrl: string, env: Record<string, string> = {}
       redis.disconnect();
       cleanup();
     },
+  };
+}
+
+/**
+ * A TestApi over a private Redis for one test file: started in beforeAll, closed in
+ * afterAll. The handle forwards to the instance once it exists.
+ */
+export function useTestApi(env: Record<string, string> = {}): TestApi {
+  let server: RedisServer | undefined;
+  let t: TestApi | undefined;
+  beforeAll(async () => {
+    server = await startTestRedis();
+    t = createTestApi(server.url, env);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await server?.stop();
+  });
+  const current = (): TestApi => {
+    if (!t) throw new Error('useTestApi: the API exists only inside tests and hooks');
+    return t;
+  };
+  return {
+    get api() { return current().api; },
+    get config() { return current().config; },
+    get store() { return current().store; },
+    get redis() { return current().redis; },
+    call: (...args) => current().call(...args),
+    close: () => current().close(),
   };
 }
