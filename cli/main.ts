@@ -5,6 +5,7 @@
  * (`--dump=twitter --out=twitter.docs`), handled by the dump/restore command.
  */
 import type { Readable, Writable } from 'node:stream';
+import { backupCommand } from './commands/backup.ts';
 import { dumpRestoreCommand } from './commands/dump-restore.ts';
 import { EXIT } from './exit-codes.ts';
 
@@ -31,7 +32,7 @@ export interface Command {
  * Subcommands by name. The Xapiand-style flags (no subcommand) are the default command.
  * Another command registers here with one line.
  */
-export const COMMANDS: readonly Command[] = [];
+export const COMMANDS: readonly Command[] = [backupCommand];
 
 export function usage(): string {
   const subcommands = COMMANDS.length
