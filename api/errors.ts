@@ -3,13 +3,17 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isShardvaultError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import { isRedisUnavailable } from '../shared/redis.ts';
 
 /** Weaviate's error envelope: `{"error":[{"message":"…"}]}`. */
 export function errorBody(message: string): { error: { message: string }[] } {
   return { error: [{ message }] };
 }
 
-/** Named errors answer their status and message; anything else is logged and answered 500 without detail. */
+/**
+ * Named errors answer their status and message; Redis being away answers 503; anything else is
+ * logged and answered 500 without detail.
+ */
 export function handleError(logger: Logger) {
   return (err: Error, c: Context): Response => {
     if (isShardvaultError(err) && err.status < 500) {
@@ -17,6 +21,11 @@ export function handleError(logger: Logger) {
     }
     if (isShardvaultError(err) && err.status === 503) {
       return c.json(errorBody(err.message), 503);
+    }
+    if (isRedisUnavailable(err)) {
+      logger.warn({ err: err.message, method: c.req.method, path: c.req.path }, 'redis unavailable');
+      c.header('retry-after', '5');
+      return c.json(errorBody('Redis is unavailable; retry later'), 503);
     }
     if (err instanceof HTTPException) {
       return c.json(errorBody(err.message || 'request refused'), err.status);

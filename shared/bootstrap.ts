@@ -5,7 +5,7 @@
 import { loadConfig, type Config } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createRedis, resolveRedis } from './redis.ts';
+import { createApiRedis, resolveRedis } from './redis.ts';
 import { Shutdown } from './shutdown.ts';
 import { Store } from './store/store.ts';
 import { checkEnabledBackends } from './backups/backends.ts';
@@ -15,6 +15,7 @@ export interface Runtime {
   config: Config;
   logger: Logger;
   redisUrl: string;
+  /** The API's fail-fast connection (createApiRedis). */
   redis: Redis;
   store: Store;
   shutdown: Shutdown;
@@ -44,7 +45,8 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
     throw err;
   }
   if (resolved.server) shutdown.add('redis-server', resolved.server.stop);
-  const redis = createRedis(resolved.url);
+  // For the API: fails fast while Redis is away (the workers make their own, patient, connections).
+  const redis = createApiRedis(resolved.url);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   shutdown.add('redis connection', async () => {
     await redis.quit().catch(() => redis.disconnect());

@@ -1,7 +1,9 @@
 /**
  * The one place Redis connections are made. BullMQ needs `maxRetriesPerRequest: null` on
- * connections used by workers; the API uses the same options so a Redis outage makes
- * commands wait for reconnection instead of failing, and the API layer answers 503.
+ * connections used by workers: a job's commands wait for Redis to come back. The API must not
+ * wait (a request would hang for as long as Redis is away), so it has its own, fail-fast
+ * connection (createApiRedis) whose failures isRedisUnavailable recognises and the API
+ * answers with 503.
  */
 import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -18,6 +20,32 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
     retryStrategy: (times) => Math.min(times * 200, 2000),
     ...options,
   });
+}
+
+/** Longest the API waits for Redis to answer one command (a Redis that accepts connections but hangs). */
+export const API_COMMAND_TIMEOUT_MS = 5000;
+
+/**
+ * The API's connection. Commands sent while Redis is away fail at the next reconnection attempt
+ * (`maxRetriesPerRequest: 0`: at most one retryStrategy delay, 2 s), and a command Redis does
+ * not answer fails after API_COMMAND_TIMEOUT_MS; commands sent before the first connection are
+ * still queued until it is ready. Queues and flow producers (never workers) may share it.
+ */
+export function createApiRedis(url: string, options: RedisOptions = {}): Redis {
+  return createRedis(url, { maxRetriesPerRequest: 0, commandTimeout: API_COMMAND_TIMEOUT_MS, ...options });
+}
+
+/** ioredis' messages for commands that never reached Redis or were never answered. */
+const UNAVAILABLE_MESSAGES = [/^Reached the max retries per request limit/, /^Command timed out/, /^Connection is closed/, /^Stream isn't writeable/];
+
+/**
+ * Whether an error says Redis could not be reached or did not answer in time (as opposed to
+ * an error Redis answered, like a script error): the caller may retry later.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return UNAVAILABLE_MESSAGES.some((re) => re.test(err.message));
 }
 
 export interface ResolvedRedis {

@@ -1,7 +1,7 @@
 import { createApi, type Api } from '../../api/app.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
-import { createRedis } from '../../shared/redis.ts';
+import { createApiRedis } from '../../shared/redis.ts';
 import { Store } from '../../shared/store/store.ts';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
@@ -24,7 +24,7 @@ export function createTestApi(redisUrl: string, env: Record<string, string> = {}
   const { dir, cleanup } = tempDir('shardvault-data-');
   const config = loadConfig({ DATA_DIR: `${dir}/data`, BACKUP_FILESYSTEM_PATH: `${dir}/backups`, REDIS_URL: redisUrl, ...env });
   const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
-  const redis = createRedis(redisUrl);
+  const redis = createApiRedis(redisUrl);
   const logger = createLogger('silent');
   const api = createApi({ config, store, logger, redis });
   return {
