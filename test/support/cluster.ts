@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, type RedisServer } from '../../shared/redis-server.ts';
+import { freePort } from '../../shared/redis-server.ts';
 import { spawnNode, type NodeProcess } from './process.ts';
-import { startTestRedis } from './redis.ts';
+import { startTestRedis, type TestRedis } from './redis.ts';
 
 export interface ClusterOptions {
   /** Names the cluster in failure messages. */
@@ -25,6 +25,8 @@ export interface ClusterOptions {
   workers?: number;
   /** Extra environment for every process. */
   env?: Record<string, string>;
+  /** Run Redis with an append-only file, so `redis.halt()` + `redis.restart()` keeps its data. */
+  redisAppendonly?: boolean;
 }
 
 export interface HttpAnswer {
@@ -43,13 +45,13 @@ export interface JobLogLine {
 export interface Cluster {
   name: string;
   url: string;
-  redis: RedisServer;
+  redis: TestRedis;
   dataDir: string;
   nodes: string[];
   api: NodeProcess;
   workers: NodeProcess[];
-  /** HTTP call to the API; bodies are JSON. */
-  call(method: string, path: string, body?: unknown): Promise<HttpAnswer>;
+  /** HTTP call to the API; bodies are JSON. A call that takes longer than `timeoutMs` rejects (TimeoutError). */
+  call(method: string, path: string, body?: unknown, options?: { headers?: Record<string, string>; timeoutMs?: number }): Promise<HttpAnswer>;
   startWorker(env?: Record<string, string>): Promise<NodeProcess>;
   /** The job lines a process logged so far. */
   jobLines(proc: NodeProcess): JobLogLine[];
@@ -59,7 +61,7 @@ export interface Cluster {
 }
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  const redis = await startTestRedis();
+  const redis = await startTestRedis({ appendonly: options.redisAppendonly });
   const port = await freePort();
   fs.mkdirSync(options.dataDir, { recursive: true });
   const env = {
@@ -98,11 +100,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     nodes: options.nodes,
     api,
     workers,
-    async call(method, p, body) {
+    async call(method, p, body, options = {}) {
       const res = await fetch(`${url}${p}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers },
         body: body === undefined ? undefined : JSON.stringify(body),
+        ...(options.timeoutMs ? { signal: AbortSignal.timeout(options.timeoutMs) } : {}),
       });
       const text = await res.text();
       return { status: res.status, json: async () => (text ? JSON.parse(text) : undefined) };

@@ -13,6 +13,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Store } from '../../shared/store/store.ts';
+import { makeDoc } from './backups.ts';
 
 export type ChaosMode = 'short' | 'long';
 
@@ -87,5 +89,37 @@ export async function until(what: string, check: () => boolean | Promise<boolean
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** An index to create for a test: `docs` documents (makeDoc plus `words` words of text) over `shards` shards. */
+export interface IndexSpec {
+  name: string;
+  shards: number;
+  docs: number;
+  /** Words of filler text per document (size, so jobs take a while). Default 0. */
+  words?: number;
+}
+
+const WORDS = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
+
+/** Create and fill indexes directly in a data directory (before the cluster starts), deterministically. */
+export async function populate(dataDir: string, nodes: string[], specs: IndexSpec[]): Promise<void> {
+  const store = new Store({ dataDir, nodes });
+  try {
+    for (const spec of specs) {
+      await store.createIndex(spec.name, { shards: spec.shards });
+      const rng = createRng(spec.docs * 31 + spec.name.length);
+      for (let i = 0; i < spec.docs; i += 1000) {
+        const docs = Array.from({ length: Math.min(1000, spec.docs - i) }, (_, j) =>
+          makeDoc(spec.name, i + j, spec.words ? { text: Array.from({ length: spec.words }, () => rng.pick(WORDS)).join(' ') } : {}),
+        );
+        const results = await store.putDocuments(spec.name, docs);
+        const failed = results.find((r) => !r.ok);
+        if (failed) throw new Error(`populating ${spec.name}: ${JSON.stringify(failed)}`);
+      }
+    }
+  } finally {
+    await store.close();
   }
 }
