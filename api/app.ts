@@ -45,7 +45,7 @@ export function createApi(deps: ApiDeps): Api {
   }
 
   app.get('/metrics', metrics.handler);
-  app.route('/', dashboardRoutes({ queues, auth: config.auth }));
+  app.route('/', dashboardRoutes({ queues, auth: config.auth, redis: deps.redis }));
   app.route('/', docsRoutes());
   const backups = backupRoutes(deps);
   app.route('/v1/backups', backups.app);

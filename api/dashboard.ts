@@ -19,14 +19,18 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { errorHandler as boardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
 import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { html } from 'hono/html';
+import type { Redis } from 'ioredis';
 import type { QueueSet } from '../shared/jobs/queues.ts';
+import { isRedisUnavailable } from '../shared/redis.ts';
 import { matches } from './auth.ts';
 import { errorBody } from './errors.ts';
+import { requireRedis } from './require-redis.ts';
 
 export const DASHBOARD_PATH = '/admin/queues';
 export const SESSION_COOKIE = 'shardvault_dashboard';
@@ -113,13 +117,17 @@ function dashboardAuth(keys: readonly string[]): MiddlewareHandler {
  * The dashboard as a Hono app to mount at `/` (its routes carry the full /admin/queues path).
  * The queues are opened on its first request.
  */
-export function dashboardRoutes(deps: { queues: QueueSet; auth: { enabled: boolean; keys: string[] } }): Hono {
+export function dashboardRoutes(deps: { queues: QueueSet; auth: { enabled: boolean; keys: string[] }; redis?: Redis }): Hono {
   const adapter = new HonoAdapter(serveStatic).setBasePath(DASHBOARD_PATH);
   const board = createBullBoard({
     queues: [],
     serverAdapter: adapter,
     options: { uiConfig: { boardTitle: 'shardvault', hideDocsLink: true } },
   });
+  // bull-board answers every failure 500; Redis being away is a 503 (retry later).
+  adapter.setErrorHandler((err) =>
+    boardErrorHandler(isRedisUnavailable(err) ? Object.assign(new Error('Redis is unavailable; retry later'), { statusCode: 503 }) : err),
+  );
   let attached = false;
   const attach: MiddlewareHandler = async (_c, next) => {
     if (!attached) {
@@ -130,6 +138,8 @@ export function dashboardRoutes(deps: { queues: QueueSet; auth: { enabled: boole
   };
   const app = new Hono();
   if (deps.auth.enabled) app.use(`${DASHBOARD_PATH}/*`, dashboardAuth(deps.auth.keys)).use(DASHBOARD_PATH, dashboardAuth(deps.auth.keys));
+  // Its queues would wait for an absent Redis without bound: its JSON API answers 503 instead.
+  if (deps.redis) app.use(`${DASHBOARD_PATH}/api/*`, requireRedis(deps.redis));
   app.use(`${DASHBOARD_PATH}/*`, attach).use(DASHBOARD_PATH, attach);
   app.route(DASHBOARD_PATH, adapter.registerPlugin());
   // Nothing under /admin/queues falls through to the API's routes (which the dashboard's

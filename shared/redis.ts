@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from './config.ts';
+import { UnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { pingRedis, startRedisServer, type RedisServer } from './redis-server.ts';
 
@@ -46,6 +47,30 @@ export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'MaxRetriesPerRequestError') return true;
   return UNAVAILABLE_MESSAGES.some((re) => re.test(err.message));
+}
+
+/**
+ * Resolves once `redis` is connected and ready, waiting at most timeoutMs; otherwise rejects
+ * with UnavailableError (503). For callers that hand the connection to BullMQ queues: a queue
+ * first used while Redis is away waits for it without bound (its connection setup waits for
+ * `ready`), and no command timeout applies to that wait.
+ */
+export async function whenRedisReady(redis: Redis, timeoutMs = 2000): Promise<void> {
+  if (redis.status === 'ready') return;
+  if (redis.status === 'end') throw new UnavailableError('Redis is unavailable (connection closed)');
+  let onReady: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const ready = await new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true);
+      redis.once('ready', onReady);
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    if (!ready) throw new UnavailableError(`Redis is unavailable (${redis.status} for ${timeoutMs} ms); retry later`);
+  } finally {
+    clearTimeout(timer);
+    if (onReady) redis.off('ready', onReady);
+  }
 }
 
 export interface ResolvedRedis {

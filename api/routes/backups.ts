@@ -19,6 +19,7 @@ import { overridesFromQuery } from '../../shared/backups/validate.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
+import { requireRedis } from '../require-redis.ts';
 
 export interface BackupRoutes {
   app: Hono;
@@ -32,6 +33,8 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
   // Created on first use, so an API that never sees a backup call opens no queues.
   const service = (): BackupService => (deps.backups ??= created = createBackupService(deps));
   const app = new Hono();
+  // The service's queues would wait for an absent Redis without bound: answer 503 instead.
+  app.use('*', requireRedis(deps.redis));
   const query = (c: { req: { query(k: string): string | undefined } }) =>
     overridesFromQuery({ bucket: c.req.query('bucket'), path: c.req.query('path') });
 
