@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
-import type { Logger } from '../shared/logger.ts';
+import { logContext, type Logger } from '../shared/logger.ts';
 
 /**
  * One structured log line per request with a request id (the caller's `x-request-id` when
@@ -13,7 +13,8 @@ export function requestLog(logger: Logger): MiddlewareHandler {
     const started = performance.now();
     c.header('x-request-id', reqId);
     try {
-      await next();
+      // Lines logged while the request is handled (e.g. "backup started") carry its id too.
+      await logContext.run({ reqId }, next);
     } finally {
       const ms = Math.round((performance.now() - started) * 10) / 10;
       logger.info({ reqId, method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');

@@ -1,16 +1,24 @@
-import { pino, type Logger } from 'pino';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
+
+/**
+ * Fields every line logged inside `logContext.run(fields, fn)` carries, whichever logger
+ * writes it: the worker puts a job's id, name, queue and operation there, the API a request's id.
+ */
+export const logContext = new AsyncLocalStorage<Record<string, unknown>>();
 
 /**
  * Structured JSON logs; pretty only when a terminal is attached. Credentials are redacted
  * wherever they might appear in a logged object.
  */
-export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'shardvault'): Logger {
-  const pretty = process.stdout.isTTY && process.env.NODE_ENV !== 'test';
-  return pino({
+export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'shardvault', destination?: DestinationStream): Logger {
+  const pretty = !destination && process.stdout.isTTY && process.env.NODE_ENV !== 'test';
+  const options = {
     name,
     level,
+    mixin: () => logContext.getStore() ?? {},
     redact: {
       paths: [
         '*.secretAccessKey', '*.accessKeyId', '*.AWS_SECRET_ACCESS_KEY', '*.AWS_ACCESS_KEY_ID',
@@ -19,5 +27,6 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', na
       censor: '[redacted]',
     },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -35,7 +35,7 @@ import {
   type ProcessorOf,
   type Processors,
 } from '../shared/jobs/catalog.ts';
-import type { Logger } from '../shared/logger.ts';
+import { logContext, type Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis.ts';
 import type { Store } from '../shared/store/store.ts';
 import { commitBackup } from './commit-backup.ts';
@@ -109,7 +109,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   function processorFor(getWorker: () => Worker) {
     // Three declared parameters (no default values, which would not count): BullMQ passes the
     // AbortSignal only to processors declared with three.
-    return async (job: Job, token?: string, given?: AbortSignal): Promise<unknown> => {
+    const run = async (job: Job, token?: string, given?: AbortSignal): Promise<unknown> => {
       const signal = given ?? new AbortController().signal;
       const name = job.name as JobName;
       const processor = processors[name] as ProcessorOf<JobName> | undefined;
@@ -117,7 +117,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
       const jobId = job.id!;
       const op = operationOfJobId(jobId);
       const [kind, backend, id] = op.split('.') as [OperationKind, string, string];
-      const log = logger.child({ job: jobId, name });
+      const log = logger; // job, jobName, queue and operation come from logContext (below)
       let poll: NodeJS.Timeout | undefined;
       if (CATALOG[name].queue === 'node') {
         running.set(jobId, { worker: getWorker(), op });
@@ -159,6 +159,10 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
         running.delete(jobId);
       }
     };
+    // Every line logged while a job runs, by the processors too, names the job and its operation
+    // (`jobName`, as `name` is the logger's own).
+    return (job: Job, token?: string, given?: AbortSignal): Promise<unknown> =>
+      logContext.run({ job: job.id, jobName: job.name, queue: job.queueName, operation: operationOfJobId(job.id ?? '') }, () => run(job, token, given));
   }
 
   /** A coordinator that failed for good never gets to record it; record it here. */
