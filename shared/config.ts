@@ -47,6 +47,8 @@ export const envSchema = z.object({
   BACKUP_S3_PATH: z.string().default(''),
   BACKUP_S3_ENDPOINT: z.string().min(1).optional(),
   BACKUP_S3_USE_SSL: bool.default(true),
+  /** Longest an S3 request may go without a byte moving before it is abandoned and retried. */
+  BACKUP_S3_REQUEST_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   AWS_REGION: z.string().min(1).default('us-east-1'),
   AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
@@ -81,6 +83,8 @@ export interface Config {
       endpoint?: string;
       useSSL: boolean;
       region: string;
+      /** BACKUP_S3_REQUEST_TIMEOUT_SECONDS in ms (default 120 000). */
+      requestTimeoutMs?: number;
       accessKeyId?: string;
       secretAccessKey?: string;
     };
@@ -137,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
               endpoint: e.BACKUP_S3_ENDPOINT,
               useSSL: e.BACKUP_S3_USE_SSL,
               region: e.AWS_REGION,
+              requestTimeoutMs: e.BACKUP_S3_REQUEST_TIMEOUT_SECONDS * 1000,
               accessKeyId: e.AWS_ACCESS_KEY_ID,
               secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
             },

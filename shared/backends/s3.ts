@@ -47,6 +47,11 @@ export interface S3BackendOptions {
   listPageSize?: number;
   /** Backoff of list/delete/exists/read start (withRetry). */
   retry?: Pick<RetryOptions, 'attempts' | 'baseMs' | 'maxMs'>;
+  /**
+   * Longest a request may go without a byte moving (BACKUP_S3_REQUEST_TIMEOUT_SECONDS); it is
+   * then abandoned with a TimeoutError and retried. Default 120 000.
+   */
+  requestTimeoutMs?: number;
 }
 
 const MIB = 1024 * 1024;
@@ -329,7 +334,9 @@ export class S3Backend implements Backend {
  * S3-compatible servers reject the SDK's default CRC32 trailers on streamed uploads), static
  * credentials only when both halves are configured.
  */
-export function s3ClientConfig(options: Pick<S3BackendOptions, 'endpoint' | 'useSSL' | 'region' | 'accessKeyId' | 'secretAccessKey'>): S3ClientConfig {
+export function s3ClientConfig(
+  options: Pick<S3BackendOptions, 'endpoint' | 'useSSL' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'requestTimeoutMs'>,
+): S3ClientConfig {
   if (Boolean(options.accessKeyId) !== Boolean(options.secretAccessKey)) {
     throw new ConfigError('invalid configuration: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together');
   }
@@ -343,7 +350,7 @@ export function s3ClientConfig(options: Pick<S3BackendOptions, 'endpoint' | 'use
       ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
       : {}),
     // connectionTimeout: to establish the socket; requestTimeout: longest silence on a socket.
-    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: options.requestTimeoutMs ?? 120_000 },
   };
 }
 
