@@ -21,7 +21,8 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backend, BackendName, CallOptions } from '../backends/backend.ts';
-import { IntegrityError, NotFoundError, ValidationError } from '../errors.ts';
+import { describeError, withRetry } from '../backends/retry.ts';
+import { IntegrityError, NotFoundError, ShardvaultError, UnavailableError, ValidationError } from '../errors.ts';
 import { createMeter } from '../formats/hashing.ts';
 import { globalManifestKey, globalManifestSchema, nodeManifestKey, nodeManifestSchema, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import type { z } from 'zod';
@@ -46,8 +47,26 @@ export interface VerifyReport {
 /** Largest manifest read into memory (as in manifest.ts: schemas and shard lists only). */
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Runs a whole read again when it fails part-way for a transient reason (a connection reset
+ * mid-body: the backend's own retries only cover starting a read). A failure that outlasts the
+ * retries is UnavailableError (503), never an unnamed error.
+ */
+async function retried<T>(backend: Backend, key: string, options: CallOptions, read: () => Promise<T>): Promise<T> {
+  try {
+    return await withRetry(read, { attempts: 3, signal: options.signal, label: `verify ${key}` });
+  } catch (err) {
+    if (err instanceof ShardvaultError) throw err;
+    throw new UnavailableError(`reading ${backend.locate(key)} failed: ${describeError(err)}`, { cause: err });
+  }
+}
+
 /** The bytes of an object, or undefined when it does not exist. */
-async function readBytes(backend: Backend, key: string, options: CallOptions): Promise<Buffer | undefined> {
+function readBytes(backend: Backend, key: string, options: CallOptions): Promise<Buffer | undefined> {
+  return retried(backend, key, options, () => readAll(backend, key, options));
+}
+
+async function readAll(backend: Backend, key: string, options: CallOptions): Promise<Buffer | undefined> {
   let stream;
   try {
     stream = await backend.read(key, options);
@@ -70,7 +89,11 @@ async function readBytes(backend: Backend, key: string, options: CallOptions): P
 }
 
 /** sha256 and size of an object, streamed; undefined when it does not exist. */
-async function measure(backend: Backend, key: string, options: CallOptions): Promise<{ sha256: string; bytes: number } | undefined> {
+function measure(backend: Backend, key: string, options: CallOptions): Promise<{ sha256: string; bytes: number } | undefined> {
+  return retried(backend, key, options, () => measureOnce(backend, key, options));
+}
+
+async function measureOnce(backend: Backend, key: string, options: CallOptions): Promise<{ sha256: string; bytes: number } | undefined> {
   let stream;
   try {
     stream = await backend.read(key, options);
