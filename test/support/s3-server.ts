@@ -30,6 +30,8 @@ export interface S3Server {
 export interface StartS3ServerOptions {
   /** Bucket created before the server answers. Default `shardvault-test`. */
   bucket?: string;
+  /** An access key the server accepts besides its built-in S3RVER (it checks the id, not SigV4 signatures). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -42,7 +44,7 @@ type ChildMessage = { type: 'ready'; port: number } | { type: 'error'; message: 
 
 export async function startS3Server(options: StartS3ServerOptions = {}): Promise<S3Server> {
   const bucket = options.bucket ?? 'shardvault-test';
-  const child = fork(THIS_FILE, [JSON.stringify({ bucket })], {
+  const child = fork(THIS_FILE, [JSON.stringify({ bucket, credentials: options.credentials })], {
     cwd: ROOT,
     execArgv: ['--openssl-legacy-provider', '--import', 'tsx'],
     env: { ...process.env, [CHILD_FLAG]: '1' },
@@ -53,8 +55,8 @@ export async function startS3Server(options: StartS3ServerOptions = {}): Promise
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
     region: 'us-east-1',
-    accessKeyId: ACCESS_KEY,
-    secretAccessKey: ACCESS_KEY,
+    accessKeyId: options.credentials?.accessKeyId ?? ACCESS_KEY,
+    secretAccessKey: options.credentials?.secretAccessKey ?? ACCESS_KEY,
     stop: () => stopChild(child),
   };
 }
@@ -137,9 +139,17 @@ async function childMain(): Promise<void> {
   // The test process went away without stopping us: do not linger.
   process.on('disconnect', () => void shutdown());
   try {
-    const { bucket } = JSON.parse(process.argv[2] ?? '{}') as { bucket: string };
+    const { bucket, credentials } = JSON.parse(process.argv[2] ?? '{}') as {
+      bucket: string;
+      credentials?: { accessKeyId: string; secretAccessKey: string };
+    };
     directory = await mkdtemp(path.join(os.tmpdir(), 'shardvault-s3rver-'));
-    const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
+    const require = createRequire(import.meta.url);
+    const S3rver = require('s3rver') as S3rverConstructor;
+    if (credentials) {
+      const account = require('s3rver/lib/models/account.js') as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
+      account.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
+    }
     server = new S3rver({
       address: '127.0.0.1',
       port: 0,
