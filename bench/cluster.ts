@@ -235,6 +235,14 @@ export class BenchCluster {
     this.api = undefined;
   }
 
+  /** Commands redis-server has processed so far (INFO stats total_commands_processed). */
+  async redisCommands(): Promise<number> {
+    if (!this.redis) return 0;
+    this.infoClient ??= new Redis(this.redis.url, { maxRetriesPerRequest: 1 });
+    const info = String(await this.infoClient.info('stats'));
+    return Number(/^total_commands_processed:(\d+)/m.exec(info)?.[1] ?? 0);
+  }
+
   async stop(): Promise<void> {
     this.infoClient?.disconnect();
     this.infoClient = undefined;

@@ -22,6 +22,17 @@ export interface LoadRun {
   errors: number;
   non2xx: number;
   statusCodes: Record<string, number>;
+  /** Redis commands processed per request answered (INFO stats, minus the bench's own INFO calls). */
+  redisCommandsPerRequest?: number;
+}
+
+/** Run a load and count the Redis commands it caused. */
+async function counted(cluster: BenchCluster, run: () => Promise<LoadRun>): Promise<LoadRun> {
+  const before = await cluster.redisCommands();
+  const r = await run();
+  // Two INFO calls of the bench itself fall inside the window.
+  const commands = (await cluster.redisCommands()) - before - 2;
+  return { ...r, redisCommandsPerRequest: r.requests > 0 ? commands / r.requests : undefined };
 }
 
 function summarize(name: string, r: Result, connections: number, targetRate?: number): LoadRun {
@@ -51,30 +62,32 @@ export async function postBackups(
   options: { index: string; amount: number; rate?: number; connections?: number; tag: string },
 ): Promise<LoadRun> {
   const connections = options.connections ?? 10;
+  const name = options.rate ? `POST /v1/backups/filesystem at ${options.rate} req/s` : 'POST /v1/backups/filesystem, flat out';
   let n = 0;
-  const r = await autocannon({
-    url: cluster.baseUrl,
-    connections,
-    amount: options.amount,
-    overallRate: options.rate,
-    timeout: 10,
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/backups/filesystem',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => ({
-          ...req,
-          body: JSON.stringify({ id: `load-${options.tag}-${n++}`, include: [options.index], config: { CompressionLevel: 'BestSpeed' } }),
-        }),
-      },
-    ],
-  });
-  return summarize(
-    options.rate ? `POST /v1/backups/filesystem at ${options.rate} req/s` : 'POST /v1/backups/filesystem, flat out',
-    r,
-    connections,
-    options.rate,
+  return counted(cluster, async () =>
+    summarize(
+      name,
+      await autocannon({
+        url: cluster.baseUrl,
+        connections,
+        amount: options.amount,
+        overallRate: options.rate,
+        timeout: 10,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/backups/filesystem',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify({ id: `load-${options.tag}-${n++}`, include: [options.index], config: { CompressionLevel: 'BestSpeed' } }),
+            }),
+          },
+        ],
+      }),
+      connections,
+      options.rate,
+    ),
   );
 }
 
@@ -84,17 +97,19 @@ export async function getStatus(
   options: { id: string; amount: number; rate?: number; connections?: number },
 ): Promise<LoadRun> {
   const connections = options.connections ?? 10;
-  const r = await autocannon({
-    url: `${cluster.baseUrl}/v1/backups/filesystem/${options.id}`,
-    connections,
-    amount: options.amount,
-    overallRate: options.rate,
-    timeout: 10,
-  });
-  return summarize(
-    options.rate ? `GET /v1/backups/filesystem/{id} at ${options.rate} req/s` : 'GET /v1/backups/filesystem/{id}, flat out',
-    r,
-    connections,
-    options.rate,
+  const name = options.rate ? `GET /v1/backups/filesystem/{id} at ${options.rate} req/s` : 'GET /v1/backups/filesystem/{id}, flat out';
+  return counted(cluster, async () =>
+    summarize(
+      name,
+      await autocannon({
+        url: `${cluster.baseUrl}/v1/backups/filesystem/${options.id}`,
+        connections,
+        amount: options.amount,
+        overallRate: options.rate,
+        timeout: 10,
+      }),
+      connections,
+      options.rate,
+    ),
   );
 }
