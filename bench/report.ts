@@ -238,6 +238,13 @@ function profileSection(results: BenchResults): string[] {
       '',
     );
     const s = p.summary!;
+    const mainCpu = p.threads[MAIN_THREAD] ?? 0;
+    if (s.busyMs / 1000 > mainCpu * 1.2) {
+      lines.push(
+        `V8 samples on a wall-clock timer: the main thread was "not idle" for ${fmt(s.busyMs / 1000)} s of samples but used ${fmt(mainCpu)} s of CPU, so ${fmt(s.busyMs / 1000 - mainCpu)} s were spent runnable but off the CPU (other tenants), or blocked inside a native call, and are charged to whatever function it was in. Read the shares below as where the thread was, not purely what it computed.`,
+        '',
+      );
+    }
     lines.push(
       `Main thread${s.windowed ? ' while the operation ran' : ' (whole process life: the window could not be matched)'}: ${fmt(s.busyMs / 1000)} s not idle (running, or waiting inside a native call), ${fmt(s.idleMs / 1000)} s idle in the event loop. Top self time:`,
       '',
