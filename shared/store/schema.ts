@@ -112,7 +112,7 @@ export function mergeSchema(existing: IndexSchema, incoming: IndexSchema, path =
       continue;
     }
     const here = path ? `${path}.${key}` : key;
-    const before = existing[key] as FieldSchema | undefined;
+    const before = (Object.hasOwn(existing, key) ? existing[key] : undefined) as FieldSchema | undefined;
     const next = value as FieldSchema;
     if (!before) {
       out[key] = next;
@@ -259,7 +259,8 @@ function coerceObject(schema: IndexSchema, value: Record<string, unknown>, path:
     if (path === '' && key === '_id') continue;
     if (key.startsWith('_')) throw new ValidationError(`field ${path ? `${path}.${key}` : key}: names starting with "_" are reserved`);
     const here = path ? `${path}.${key}` : key;
-    let field = schema[key] as FieldSchema | undefined;
+    // Own fields only: a field named like an Object.prototype member ("constructor") is just a field.
+    let field = (Object.hasOwn(schema, key) ? schema[key] : undefined) as FieldSchema | undefined;
     if (!field) {
       const type = inferType(v, here);
       if (added === 'frozen') throw NEEDS_GROWTH;
