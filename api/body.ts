@@ -4,6 +4,7 @@
  */
 import type { Context } from 'hono';
 import { BadRequestError, PayloadTooLargeError } from '../shared/errors.ts';
+import { assertNesting } from '../shared/nesting.ts';
 
 /** Remove commas that stand directly before `}` or `]`, outside strings. */
 export function stripTrailingCommas(text: string): string {
@@ -28,16 +29,20 @@ export function stripTrailingCommas(text: string): string {
   return out;
 }
 
+/** A JSON body; one that nests deeper than MAX_NESTING is refused (422) before anything walks it. */
 export function parseJson(text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     try {
-      return JSON.parse(stripTrailingCommas(text));
+      value = JSON.parse(stripTrailingCommas(text));
     } catch (err) {
       throw new BadRequestError(`malformed JSON body: ${(err as Error).message}`);
     }
   }
+  assertNesting(value, 'the JSON body');
+  return value;
 }
 
 /** The raw body as text, refusing more than `limit` bytes without reading it all first. */

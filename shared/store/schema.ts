@@ -7,6 +7,7 @@
  * has a type it keeps it: a later schema or document that disagrees is refused (422).
  */
 import { ValidationError } from '../errors.ts';
+import { assertNesting } from '../nesting.ts';
 
 export const SCALAR_TYPES = [
   'text', 'keyword', 'integer', 'positive', 'floating', 'boolean', 'datetime', 'date', 'uuid',
@@ -61,6 +62,7 @@ export function emptySchema(): IndexSchema {
  */
 export function normalizeSchema(input: unknown, path = ''): IndexSchema {
   if (!isPlainObject(input)) throw new ValidationError(`schema${path ? ` of field ${path}` : ''} must be an object`);
+  if (path === '') assertNesting(input, 'the schema');
   const out: Record<string, unknown> = { _type: 'object' };
   for (const [key, value] of Object.entries(input)) {
     const here = path ? `${path}.${key}` : key;
@@ -284,6 +286,7 @@ export interface Coerced {
  */
 export function coerceDocument(schema: IndexSchema, body: unknown, id?: unknown): Coerced {
   if (!isPlainObject(body)) throw new ValidationError('a document must be a JSON object');
+  assertNesting(body, 'the document');
   const rawId = id ?? body._id;
   if (rawId === undefined || rawId === null || rawId === '') throw new ValidationError('field _id: a document needs an _id');
   if (schema._id) {
