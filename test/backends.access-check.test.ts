@@ -1,7 +1,9 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkEnabledBackends } from '../shared/backups/backends.ts';
+import fs from 'node:fs';
+import { FilesystemBackend } from '../shared/backends/filesystem.ts';
+import { checkEnabledBackends, rememberedAccessCheck } from '../shared/backups/backends.ts';
 import { loadConfig } from '../shared/config.ts';
 import { startS3Server } from './support/s3-server.ts';
 import { tempDir } from './support/temp.ts';
@@ -47,5 +49,33 @@ describe('start-up access check of the enabled backends', () => {
     expect(error.msg).toBe('backup backend s3 failed its access check');
     expect(String(error.reason)).toMatch(/no-such-bucket/);
     expect(JSON.stringify(lines)).not.toContain(s3.secretAccessKey);
+  });
+});
+
+describe('the access check a create request runs', () => {
+  it('is remembered after it passes, and asked again after it fails', async () => {
+    const root = `${tmp.dir}/remembered`;
+    const backend = new FilesystemBackend({ root });
+    let calls = 0;
+    const check = backend.checkAccess.bind(backend);
+    backend.checkAccess = (options) => {
+      calls++;
+      return check(options);
+    };
+    const checkAccess = rememberedAccessCheck(60_000);
+    await checkAccess(backend);
+    await checkAccess(backend);
+    expect(calls).toBe(1);
+
+    const failing = new FilesystemBackend({ root: `${tmp.dir}/not-a-dir` });
+    fs.writeFileSync(`${tmp.dir}/not-a-dir`, 'a file where the root should be');
+    await expect(checkAccess(failing)).rejects.toThrow();
+    fs.rmSync(`${tmp.dir}/not-a-dir`);
+    await checkAccess(failing);
+
+    const expired = rememberedAccessCheck(0);
+    await expired(backend);
+    await expired(backend);
+    expect(calls).toBe(3);
   });
 });

@@ -24,6 +24,21 @@ export function configuredBackends(config: Config, logger?: Logger): BackendFact
 }
 
 /**
+ * checkAccess, remembered for a while after it passes: a create request checks that its
+ * backend is writable, but a marker write, fsync, read-back and delete on every request
+ * was the largest cost of POST /v1/backups under load. Backends are cached per location
+ * (configuredBackends), so one success covers every request to that location for ttlMs.
+ */
+export function rememberedAccessCheck(ttlMs = 60_000): (backend: Backend) => Promise<void> {
+  const passedUntil = new WeakMap<Backend, number>();
+  return async (backend) => {
+    if ((passedUntil.get(backend) ?? 0) > Date.now()) return;
+    await backend.checkAccess();
+    passedUntil.set(backend, Date.now() + ttlMs);
+  };
+}
+
+/**
  * The start-up access check: every enabled backend writes, reads back and deletes a marker.
  * A failure is logged with its reason (the process still starts: the filesystem, or a
  * backend that comes back later, may still be used), and requests to it fail then.

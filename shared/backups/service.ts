@@ -26,7 +26,7 @@ import {
 } from '../jobs/catalog.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
-import { configuredBackends, type BackendFactory } from './backends.ts';
+import { configuredBackends, rememberedAccessCheck, type BackendFactory } from './backends.ts';
 import {
   globalManifestKey,
   globalManifestSchema,
@@ -105,6 +105,7 @@ function backendOf(raw: string): BackendName {
 export function createBackupService(deps: BackupServiceDeps): BackupService {
   const { config, store, logger } = deps;
   const backends = deps.backends ?? configuredBackends(config, logger);
+  const checkAccess = rememberedAccessCheck();
   const ops = new OperationStore(deps.redis);
   const flows = new FlowProducer({ connection: deps.redis, prefix: PREFIX });
   const queues = new Map<string, Queue>();
@@ -229,7 +230,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       if (await backend.exists(globalManifestKey(req.id))) {
         throw new ConflictError(`backup ${JSON.stringify(req.id)} already exists at ${path}; choose another id`);
       }
-      await backend.checkAccess();
+      await checkAccess(backend);
 
       const indexes = classes.map(snapshotIndex);
       const startedAt = new Date().toISOString();
