@@ -172,8 +172,8 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'delete', path: '/{index}', tag: 'xapiand', summary: 'Delete an index (also with a trailing /)', ok: { status: 200, description: 'deleted', schema: object('{index, result}') } },
   // Operations
   { method: 'get', path: '/metrics', tag: 'operations', summary: 'Prometheus metrics', description: 'HTTP durations, BullMQ queue metrics, backup and restore counters and histograms.', ok: { status: 200, description: 'Prometheus text format 0.0.4', text: 'metrics' } },
-  { method: 'get', path: '/v1/openapi.json', tag: 'operations', summary: 'This document', open: true, ok: { status: 200, description: 'OpenAPI 3.1', schema: object('OpenAPI document') } },
-  { method: 'get', path: '/docs', tag: 'operations', summary: 'This document as a web page', open: true, ok: { status: 200, description: 'HTML', content: { 'text/html': { type: 'string' } } } },
+  { method: 'get', path: '/v1/openapi.json', tag: 'operations', summary: 'This document', ok: { status: 200, description: 'OpenAPI 3.1', schema: object('OpenAPI document') } },
+  { method: 'get', path: '/docs', tag: 'operations', summary: 'This document as a web page', ok: { status: 200, description: 'HTML', content: { 'text/html': { type: 'string' } } } },
 ];
 
 /** `GET /path` of the operations answered without the API key when auth is on (all are GETs without parameters). */

@@ -214,11 +214,15 @@ describe('GET /docs', () => {
     expect(page).toContain('href="/v1/openapi.json"');
   });
 
-  it('is open with auth on, but only for reading', async () => {
+  // Issue 8: with auth on, everything but the two health endpoints needs the key.
+  it('needs the API key when auth is on, like every endpoint but health', async () => {
     const secured = createTestApi(redis.url, { AUTHENTICATION_APIKEY_ENABLED: 'true', AUTHENTICATION_APIKEY_ALLOWED_KEYS: 'k1' });
     try {
-      expect((await secured.api.app.request('/v1/openapi.json')).status).toBe(200);
-      expect((await secured.api.app.request('/docs')).status).toBe(200);
+      expect((await secured.api.app.request('/v1/openapi.json')).status).toBe(401);
+      expect((await secured.api.app.request('/docs')).status).toBe(401);
+      const key = { headers: { authorization: 'Bearer k1' } };
+      expect((await secured.api.app.request('/v1/openapi.json', key)).status).toBe(200);
+      expect((await secured.api.app.request('/docs', key)).status).toBe(200);
       expect((await secured.call('POST', '/docs', { a: 1 })).status).toBe(401);
       expect((await secured.call('PUT', '/docs/1', { a: 1 })).status).toBe(401);
       expect((await secured.api.app.request('/v1/meta')).status).toBe(401);
