@@ -17,6 +17,33 @@ export interface FilesystemBackendOptions {
   logger?: Logger;
 }
 
+/**
+ * Temporaries of `final` left by a write whose process died (SIGKILL, power loss) before it
+ * could delete them: `<final>.<12 hex>.tmp`. A key is written again by the job that retries
+ * the dead one, so that write removes them; nothing else would (list skips them, and only
+ * deletePrefix of a failed or cancelled backup reaches them).
+ */
+async function removeCrashedTemporaries(final: string): Promise<void> {
+  const base = path.basename(final);
+  let names: string[];
+  try {
+    names = await readdir(path.dirname(final));
+  } catch {
+    return;
+  }
+  const prefix = `${base}.`;
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(TMP_SUFFIX) || !/^[0-9a-f]{12}$/.test(name.slice(prefix.length, -TMP_SUFFIX.length))) continue;
+    const file = path.join(path.dirname(final), name);
+    // A write still streaming into its temporary touches it all the time; a dead one's stays still.
+    const st = await stat(file).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > CRASHED_AFTER_MS) await rm(file, { force: true }).catch(() => undefined);
+  }
+}
+
+/** A temporary not written to for this long belongs to a dead write. */
+const CRASHED_AFTER_MS = 5000;
+
 /** Errors that say the root (or a directory on a key's way) cannot be written; never retried. */
 const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOSPC', 'EDQUOT', 'ENAMETOOLONG', 'EISDIR']);
 
@@ -25,7 +52,8 @@ const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'EN
  *
  * write streams to `<final>.<random>.tmp` in the target directory, fsyncs the file, renames
  * it over the final name and fsyncs the directory, so a reader sees the old object or the
- * whole new one; a failed or aborted write deletes its temporary file. list skips `*.tmp`
+ * whole new one; a failed or aborted write deletes its temporary file, and the temporaries
+ * of a write whose process died are deleted by the next write of that key. list skips `*.tmp`
  * files. A key may not be both an object and a "directory" of other keys here (S3 and GCS
  * allow `a` next to `a/b`; a filesystem cannot).
  */
@@ -54,6 +82,7 @@ export class FilesystemBackend implements Backend {
     try {
       if (signal?.aborted) throw new CancelledError(`filesystem write ${key} was cancelled`);
       await mkdir(path.dirname(final), { recursive: true });
+      await removeCrashedTemporaries(final);
       // `wx`: never reuse a name; `flush`: fsync before the stream closes (pipeline waits for it).
       await pipeline(meter.stream, createWriteStream(tmp, { flags: 'wx', flush: true }), signal ? { signal } : {});
       if (signal?.aborted) throw new CancelledError(`filesystem write ${key} was cancelled`);
