@@ -14,7 +14,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FilesystemBackend } from '../shared/backends/filesystem.ts';
 import { readIndex, waitForStatus, type StatusBody } from './support/backups.ts';
 import { filesUnder, startCluster, type Cluster } from './support/cluster.ts';
 import type { NodeProcess } from './support/process.ts';
@@ -184,6 +186,27 @@ describe('worker crashes', () => {
     await Promise.all([running, chaos(PLAN.kills - figures.kills, () => finished === PLAN.restores)]);
 
     for (const node of NODES) expect(fs.existsSync(path.join(A.dataDir, node, '.staging')), `${node}/.staging left behind`).toBe(false);
+    // A write killed mid-way leaves its temporary file; the retried job's write of that key removes it.
     figures.leftoverTmpFiles = filesUnder(path.join(tmp.dir, 'backups')).filter((f) => f.endsWith('.tmp')).length;
+    expect(figures.leftoverTmpFiles, 'temporary files of killed writes left in the backups').toBe(0);
   }, BOUND_MS + 120_000);
+
+  it('a key written again after its writer died removes the dead write\'s temporary file, not a live one', async () => {
+    const root = path.join(tmp.dir, 'fs-unit');
+    const backend = new FilesystemBackend({ root });
+    const dir = path.join(root, 'b', 'node-1', 'Ant');
+    fs.mkdirSync(dir, { recursive: true });
+    const dead = path.join(dir, '0.0123456789ab.tmp');
+    const live = path.join(dir, '0.ba9876543210.tmp');
+    const other = path.join(dir, '1.0123456789ab.tmp');
+    for (const f of [dead, live, other]) fs.writeFileSync(f, 'partial');
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(dead, past, past);
+    fs.utimesSync(other, past, past);
+    await backend.write('b/node-1/Ant/0', Readable.from([Buffer.from('whole')]));
+    expect(fs.readFileSync(path.join(dir, '0'), 'utf8')).toBe('whole');
+    expect(fs.existsSync(dead), 'the dead write of this key').toBe(false);
+    expect(fs.existsSync(live), 'a write of this key still going on').toBe(true);
+    expect(fs.existsSync(other), 'another key\'s').toBe(true);
+  });
 });
