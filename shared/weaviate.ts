@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 import type { FieldSchema, FieldType, IndexSchema } from './store/schema.ts';
-import { SCHEMAS_INDEX, Store, type IndexRecord } from './store/store.ts';
+import { assertIndexName, SCHEMAS_INDEX, Store, type IndexRecord } from './store/store.ts';
 
 const TO_FIELD: Record<string, FieldType> = {
   text: 'text', string: 'keyword', int: 'integer', number: 'floating', boolean: 'boolean',
@@ -42,7 +42,11 @@ export function className(name: string): string {
  * indexes in lower case), else the capitalised name Weaviate would have created.
  */
 export function resolveClass(store: Store, name: string): string {
-  return store.getIndex(name) && name !== SCHEMAS_INDEX ? name : className(name);
+  const resolved = store.getIndex(name) && name !== SCHEMAS_INDEX ? name : className(name);
+  // Never the system index of foreign schemas (capitalising ".schemas" leaves it as it is), nor
+  // any name that cannot be an index: these endpoints must not read, write or drop it.
+  assertIndexName(resolved);
+  return resolved;
 }
 
 function fieldFor(p: z.infer<typeof propertySchema>): FieldSchema {
