@@ -282,9 +282,10 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     async status(rawBackend, rawId, overrides = {}) {
       const name = backendOf(rawBackend);
       const id = assertBackupId(rawId);
+      // Overrides are checked even when Redis answers, so a bad ?path= is refused, never ignored.
+      const backend = backends(name, overrides);
       const state = await ops.get('backup', name, id);
       if (state) return statusOf(state, name);
-      const backend = backends(name, overrides);
       const manifest = await readGlobal(backend, id);
       if (!manifest) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
       return statusFromManifest(manifest, name, backend);
@@ -315,7 +316,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     async cancel(rawBackend, rawId, overrides = {}) {
       const name = backendOf(rawBackend);
       const id = assertBackupId(rawId);
-      await cancelOperation('backup', name, id, async () => (await readGlobal(backends(name, overrides), id))?.status);
+      const backend = backends(name, overrides);
+      await cancelOperation('backup', name, id, async () => (await readGlobal(backend, id))?.status);
     },
 
     async restore(rawBackend, rawId, body) {
