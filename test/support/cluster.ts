@@ -27,6 +27,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Run Redis with an append-only file, so `redis.halt()` + `redis.restart()` keeps its data. */
   redisAppendonly?: boolean;
+  /** LOG_LEVEL of the API process (default warn). */
+  apiLogLevel?: string;
 }
 
 export interface HttpAnswer {
@@ -74,7 +76,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
   const clients: Redis[] = [];
   const workers: NodeProcess[] = [];
-  const api = spawnNode('api/main.ts', [], { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+  const api = spawnNode('api/main.ts', [], { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: options.apiLogLevel ?? 'warn' });
   const url = `http://127.0.0.1:${port}`;
 
   const startWorker = async (extra: Record<string, string> = {}): Promise<NodeProcess> => {
