@@ -67,6 +67,16 @@ export interface Overrides {
 
 export type OperationKind = 'backup' | 'restore';
 
+/** GET /v1/backups/{backend}/{id}/verify. */
+export interface VerifyReport {
+  id: string;
+  backend: string;
+  status: 'OK' | 'CORRUPT';
+  objects: number;
+  bytes: number;
+  problems: { key: string; problem: string }[];
+}
+
 export interface BackupClient {
   readonly url: string;
   create(backend: string, body: Record<string, unknown>): Promise<Started>;
@@ -74,6 +84,7 @@ export interface BackupClient {
   status(kind: OperationKind, backend: string, id: string, overrides?: Overrides): Promise<OperationStatus>;
   list(backend: string, overrides?: Overrides): Promise<ListItem[]>;
   cancel(kind: OperationKind, backend: string, id: string, overrides?: Overrides): Promise<void>;
+  verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
 }
 
 export interface ClientOptions {
@@ -136,5 +147,7 @@ export function createClient(options: ClientOptions = {}): BackupClient {
     cancel: async (kind, backend, id, overrides = {}) => {
       await call('DELETE', operationPath(kind, backend, id), undefined, kind === 'backup' ? overrides : {});
     },
+    verify: async (backend, id, overrides = {}) =>
+      (await call('GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides)) as VerifyReport,
   };
 }

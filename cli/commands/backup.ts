@@ -7,6 +7,7 @@
  *     shardvault backup restore filesystem nightly-1 --node-mapping node-1=node-a --wait
  *     shardvault backup list filesystem
  *     shardvault backup cancel filesystem nightly-1 [--restore]
+ *     shardvault backup verify filesystem nightly-1
  */
 import { parseArgs } from 'node:util';
 import { EXIT } from '../exit-codes.ts';
@@ -22,7 +23,7 @@ import {
   type OperationStatus,
   type Overrides,
 } from '../client.ts';
-import { createOperationProgress, describeProgress, formatDuration } from '../operation-progress.ts';
+import { createOperationProgress, describeProgress, formatBytes, formatDuration } from '../operation-progress.ts';
 
 const HELP = `Usage: shardvault backup <command> [options]   (through a running shardvault's API)
 
@@ -31,6 +32,7 @@ const HELP = `Usage: shardvault backup <command> [options]   (through a running 
   shardvault backup restore BACKEND ID [--include A,B | --exclude A,B] [--node-mapping SRC=DST,…] [--wait]
   shardvault backup list    BACKEND
   shardvault backup cancel  BACKEND ID [--restore] [--wait]
+  shardvault backup verify  BACKEND ID        check every object against the manifests, restoring nothing
 
 BACKEND is filesystem, s3 or gcs. ID is lowercase letters, digits, "_" and "-".
 Classes in --include/--exclude may use * and ? wildcards; the options may be repeated.
@@ -52,11 +54,11 @@ Options:
 The API key is $SHARDVAULT_API_KEY, else the first of $AUTHENTICATION_APIKEY_ALLOWED_KEYS
 (needed when the API runs with AUTHENTICATION_APIKEY_ENABLED=true).
 
-Exit status: 0 done (with --wait: SUCCESS, or CANCELED for cancel --wait); 1 refused by the
-API, unreachable, or ended FAILED or CANCELED; 2 bad arguments.
+Exit status: 0 done (with --wait: SUCCESS, or CANCELED for cancel --wait; verify: OK); 1 refused
+by the API, unreachable, ended FAILED or CANCELED, or verify found damage; 2 bad arguments.
 `;
 
-const SUBCOMMANDS = ['create', 'status', 'restore', 'list', 'cancel'] as const;
+const SUBCOMMANDS = ['create', 'status', 'restore', 'list', 'cancel', 'verify'] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 /** The options each subcommand takes (besides --url, --json, --help). */
@@ -66,6 +68,7 @@ const ALLOWED: Record<Subcommand, string[]> = {
   restore: ['include', 'exclude', 'node-mapping', 'wait', 'bucket', 'path', 'interval'],
   list: ['bucket', 'path'],
   cancel: ['restore', 'wait', 'bucket', 'path', 'interval'],
+  verify: ['bucket', 'path'],
 };
 const POSITIONALS: Record<Subcommand, string[]> = {
   create: ['BACKEND', 'ID'],
@@ -73,6 +76,7 @@ const POSITIONALS: Record<Subcommand, string[]> = {
   restore: ['BACKEND', 'ID'],
   list: ['BACKEND'],
   cancel: ['BACKEND', 'ID'],
+  verify: ['BACKEND', 'ID'],
 };
 
 class UsageError extends Error {}
@@ -123,9 +127,9 @@ function parse(argv: string[]): Parsed | 'help' {
   const { values, positionals } = parsed;
   if (values.help) return 'help';
   const [sub, ...rest] = positionals;
-  if (sub === undefined) throw new UsageError('name a command: create, status, restore, list or cancel');
+  if (sub === undefined) throw new UsageError('name a command: create, status, restore, list, cancel or verify');
   if (!(SUBCOMMANDS as readonly string[]).includes(sub)) {
-    throw new UsageError(`unknown command ${JSON.stringify(sub)}: use create, status, restore, list or cancel`);
+    throw new UsageError(`unknown command ${JSON.stringify(sub)}: use create, status, restore, list, cancel or verify`);
   }
   const command = sub as Subcommand;
   const expected = POSITIONALS[command];
@@ -283,12 +287,24 @@ async function execute(p: Parsed, io: CliIo): Promise<number> {
       const final = await waitUntilFinal(client, kind, p.backend, p.id, overrides, p.intervalMs, io);
       return reportFinal(io, kind, final, json, 'CANCELED');
     }
+    case 'verify': {
+      const report = await client.verify(p.backend, p.id, overrides);
+      if (json) io.stdout.write(`${JSON.stringify(report)}\n`);
+      const line = `backup ${report.id} on ${report.backend}: ${report.status} (${report.objects} objects, ${formatBytes(report.bytes)} checked)`;
+      if (report.status === 'OK') {
+        if (!json) io.stdout.write(`${line}\n`);
+        return EXIT.OK;
+      }
+      io.stderr.write(`shardvault: ${line}, ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}:\n`);
+      for (const { key, problem } of report.problems) io.stderr.write(`  ${key}: ${problem}\n`);
+      return EXIT.FAILED;
+    }
   }
 }
 
 export const backupCommand: Command = {
   name: 'backup',
-  summary: 'create, restore, list, watch and cancel backups through a running API',
+  summary: 'create, restore, list, watch, cancel and verify backups through a running API',
   async run(argv, io) {
     let parsed: Parsed | 'help';
     try {
