@@ -14,10 +14,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../shared/backends/backend.ts';
 import { configuredBackends } from '../shared/backups/backends.ts';
+import { main } from '../cli/main.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { RedisServer } from '../shared/redis-server.ts';
 import { createWorker, type ShardvaultWorker } from '../worker/worker.ts';
@@ -35,6 +36,7 @@ let t: TestApi;
 let worker: ShardvaultWorker;
 let backend: Backend;
 let reference: Map<string, string>;
+let url: string;
 const figures = { cases: 0, verifyReports: 0, restoresRefused: 0, restoresFailed: 0, indexesCreated: 0, documentsCompared: 0 };
 
 interface VerifyBody {
@@ -96,6 +98,14 @@ async function damaging(keys: string[], fn: () => Promise<void>): Promise<void> 
   }
 }
 
+/** `shardvault backup verify filesystem <ID>` against the API, in this process. */
+async function cliVerify(): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const sink = (k: 'stdout' | 'stderr') => new Writable({ write: (c, _e, done) => ((out[k] += String(c)), done()) });
+  const code = await main(['backup', 'verify', 'filesystem', ID, '--url', url], { stdin: Readable.from([]), stdout: sink('stdout'), stderr: sink('stderr'), env: {} });
+  return { code, ...out };
+}
+
 async function verify(): Promise<VerifyBody> {
   const res = await t.call('GET', `/v1/backups/filesystem/${ID}/verify`);
   const body = (await res.json()) as VerifyBody;
@@ -137,7 +147,9 @@ const quoted = (key: string) => key.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 beforeAll(async () => {
   redis = await startTestRedis();
-  t = createTestApi(redis.url);
+  // Listening too, for the CLI.
+  t = createTestApi(redis.url, { PORT: '0' });
+  url = `http://127.0.0.1:${(await t.api.start()).port}`;
   backend = configuredBackends(t.config)('filesystem');
   worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
   await worker.start();
@@ -154,6 +166,7 @@ beforeAll(async () => {
 afterAll(async () => {
   recordFigures('corruption', figures);
   await worker?.stop();
+  await t?.api.stop();
   await t?.close();
   await redis?.stop();
 });
@@ -163,6 +176,8 @@ describe('a damaged backup', () => {
     const report = await verify();
     // backup_config.json, one backup.json per node, 3 shards of each class.
     expect(report).toEqual({ id: ID, backend: 'filesystem', status: 'OK', objects: 1 + 3 + 6, bytes: expect.any(Number), problems: [] });
+    const cli = await cliVerify();
+    expect(cli).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^backup ${ID} on filesystem: OK \\(10 objects, .* checked\\)\n$`)) });
   });
 
   it('a flipped byte in a shard object: verify names it, the restore FAILS naming it', async () => {
@@ -176,6 +191,9 @@ describe('a damaged backup', () => {
       const report = await verify();
       expect(report.status).toBe('CORRUPT');
       expect(report.problems).toEqual([{ key, problem: expect.stringMatching(/^checksum mismatch: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}$/) }]);
+      const cli = await cliVerify();
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toMatch(new RegExp(`: CORRUPT \\(10 objects, .*\\), 1 problem:\n  ${quoted(key)}: checksum mismatch`));
       await expectRestoreFailed(new RegExp(`checksum mismatch for .*${quoted(key)}`));
     });
   });
