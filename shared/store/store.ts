@@ -90,6 +90,13 @@ export class Store {
   readonly nodes: string[];
   private readonly cluster: RootDatabase;
   private readonly shards = new Map<string, { uid: string; db: RootDatabase }>();
+  /**
+   * Indexes this process is deleting, with the deletion. Their directories are being removed, so
+   * no shard of theirs may be opened (that would create files in a directory being removed, or
+   * an orphan that a later index of the same name would inherit), and an index of the same name
+   * is created only once the deletion is over.
+   */
+  private readonly deleting = new Map<string, Promise<void>>();
 
   constructor(options: StoreOptions) {
     this.dataDir = path.resolve(options.dataDir);
@@ -152,6 +159,7 @@ export class Store {
   }
 
   async createIndex(name: string, options: CreateIndexOptions = {}): Promise<IndexRecord> {
+    await this.deleted(name);
     const rec = this.newIndexRecord(name, options);
     const created = await this.cluster.ifNoExists(indexKey(name), () => {
       this.cluster.put(indexKey(name), rec);
@@ -163,6 +171,7 @@ export class Store {
   /** Xapiand creates an index on its first document; so do we. */
   async ensureIndex(name: string): Promise<IndexRecord> {
     assertIndexName(name, true);
+    await this.deleted(name);
     const existing = this.getIndex(name);
     if (existing) return existing;
     try {
@@ -190,20 +199,40 @@ export class Store {
   }
 
   async deleteIndex(name: string): Promise<void> {
+    // A second delete of the same index while the first runs shares it.
+    const running = this.deleting.get(name);
+    if (running) return running;
     const rec = this.requireIndex(name);
-    await this.cluster.transaction(() => {
-      this.cluster.remove(indexKey(name));
-      for (const { key } of this.cluster.getRange({ start: `meta/${name}/`, end: `meta/${name}/\uffff` })) {
-        this.cluster.remove(key);
-      }
-    });
-    this.closeIndexHandles(name);
-    await Promise.all(
-      rec.placement.map((node, shard) => fs.promises.rm(this.shardDir(node, name, shard), { recursive: true, force: true })),
-    );
-    await Promise.all(
-      [...new Set(rec.placement)].map((node) => fs.promises.rmdir(path.join(this.dataDir, node, name)).catch(() => undefined)),
-    );
+    const deletion = (async () => {
+      // From here on no shard of this index is opened in this process (shardDb refuses).
+      this.closeIndexHandles(name);
+      await this.cluster.transaction(() => {
+        this.cluster.remove(indexKey(name));
+        for (const { key } of this.cluster.getRange({ start: `meta/${name}/`, end: `meta/${name}/\uffff` })) {
+          this.cluster.remove(key);
+        }
+      });
+      // Another process (a worker snapshotting it) may still create a file there: retry ENOTEMPTY.
+      await Promise.all(
+        rec.placement.map((node, shard) =>
+          fs.promises.rm(this.shardDir(node, name, shard), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }),
+        ),
+      );
+      await Promise.all(
+        [...new Set(rec.placement)].map((node) => fs.promises.rmdir(path.join(this.dataDir, node, name)).catch(() => undefined)),
+      );
+    })();
+    this.deleting.set(name, deletion);
+    try {
+      await deletion;
+    } finally {
+      this.deleting.delete(name);
+    }
+  }
+
+  /** Resolves once no deletion of `name` is running in this process. */
+  private async deleted(name: string): Promise<void> {
+    await this.deleting.get(name)?.catch(() => undefined);
   }
 
   info(name: string): IndexInfo {
@@ -347,6 +376,7 @@ export class Store {
 
   /** The LMDB database of one shard, opened once per process and reopened if the index was recreated. */
   shardDb(rec: IndexRecord, shard: number): RootDatabase {
+    if (this.deleting.has(rec.name)) throw new NotFoundError(`index ${JSON.stringify(rec.name)} is being deleted`);
     const key = `${rec.name}/${shard}`;
     const cached = this.shards.get(key);
     if (cached && cached.uid === rec.uid) return cached.db;
