@@ -199,4 +199,33 @@ describe('bad input', () => {
     const near = [...markerPaths(path.dirname(tmp.dir), 1), ...markerPaths(os.tmpdir(), 0), ...markerPaths(ROOT, 2), ...markerPaths('/', 0)];
     expect(near.filter((p) => !p.startsWith(dataDir) && !p.startsWith(backupDir))).toEqual([]);
   }, 600_000);
+
+  it('answers concurrent deletes, re-creations and writes of one index without a 5xx', async () => {
+    const ops: [string, string, unknown?][] = [
+      ['PUT', '/Race/d', { a: 1 }],
+      ['DELETE', '/v1/schema/Race'],
+      ['DELETE', '/Race'],
+      ['GET', '/Race/:info'],
+      ['PUT', '/Race/:schema', { _settings: { number_of_shards: 2 }, a: { _type: 'integer' } }],
+      ['GET', '/v1/objects?class=Race'],
+      ['PUT', '/Race/:metadata/k', 1],
+      ['POST', '/v1/objects', { class: 'Race', properties: { a: 2 } }],
+    ];
+    const byStatus: Record<number, number> = {};
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        for (let i = w; i < REQUESTS / 2; i += 6) {
+          const [method, p, body] = ops[(i * 7 + w) % ops.length]!;
+          const res = await A.call(method, p.replace('/d', `/d${i}`), body, { timeoutMs: 30_000 });
+          byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
+          n++;
+        }
+      }),
+    );
+    figures.requests += n;
+    for (const [status, count] of Object.entries(byStatus)) figures.byStatus[status] = (figures.byStatus[status] ?? 0) + count;
+    expect(Object.keys(byStatus).filter((st) => Number(st) >= 500), JSON.stringify(byStatus)).toEqual([]);
+    expect(A.api.output()).not.toMatch(/unhandled error/);
+  }, 300_000);
 });
