@@ -25,6 +25,7 @@ import {
   type GlobalManifest,
   type NodeManifest,
 } from '../shared/backups/manifest.ts';
+import { PermanentBackendError } from '../shared/backends/retry.ts';
 import { ShardvaultError } from '../shared/errors.ts';
 import { ABORT, operationKey, type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
@@ -45,11 +46,26 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     const state = await ops.get('backup', p.backend, p.backupId);
     const cancelled = state?.status === 'CANCELLING';
     const reason = state?.error ?? error ?? 'the backup was abandoned';
-    await backend.deletePrefix(backupPrefix(p.backupId));
+    // A backend that is gone for good (bucket deleted, access revoked) cannot be cleaned up or
+    // told the outcome: record it in Redis, with the reason, rather than fail the coordinator
+    // (whose retries could not help and whose error would hide the reason).
+    let unreachable: string | undefined;
+    try {
+      await backend.deletePrefix(backupPrefix(p.backupId));
+    } catch (err) {
+      if (!(err instanceof PermanentBackendError)) throw err;
+      unreachable = err.message;
+      deps.logger.warn({ backup: p.backupId, backend: p.backend, error: unreachable }, 'could not delete what the backup wrote');
+    }
     if (cancelled) {
       await ops.advance('backup', p.backend, p.backupId, 'CANCELED');
-      deps.logger.info({ backup: p.backupId, backend: p.backend }, 'backup cancelled; nothing left in the backend');
+      deps.logger.info({ backup: p.backupId, backend: p.backend }, unreachable ? 'backup cancelled' : 'backup cancelled; nothing left in the backend');
       return { status: 'CANCELED' };
+    }
+    if (unreachable) {
+      const why = `${reason} (and what it wrote could not be deleted: ${unreachable})`;
+      await ops.advance('backup', p.backend, p.backupId, 'FAILED', { error: why });
+      return { status: 'FAILED', error: why };
     }
     const completedAt = new Date().toISOString();
     const manifest: GlobalManifest = {
