@@ -25,7 +25,7 @@ import { tempDir } from './support/temp.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
 const CLASSES = ['Ant', 'Bee', 'Cat', 'Dog'];
-const DOCS = 3000;
+const DOCS = 4000;
 const PLAN = byMode({ short: { backups: 4, restores: 2, kills: 4 }, long: { backups: 20, restores: 10, kills: 16 } });
 /** Longest an operation may take, counted from the start of its phase. */
 const BOUND_MS = byMode({ short: 150_000, long: 600_000 });
@@ -85,15 +85,19 @@ describe('worker crashes', () => {
   }
 
   /**
-   * Until `done()` or `budget` kills: wait a random 0.5-2.5 s, then SIGKILL a random live
-   * worker — three times in four one that is running a job at that moment, if any is — and
-   * start a replacement. Answers when it stops.
+   * Until `done()` or `budget` kills: at a random moment 0.2-1.5 s after the last kill, once
+   * some worker is running a job (or after 10 s regardless), SIGKILL a random live worker —
+   * three times in four one that is running a job at that moment — and start a replacement in
+   * the background (waiting for it only when no other worker is left). Answers when it stops.
    */
   async function chaos(budget: number, done: () => boolean): Promise<void> {
+    const replacements: Promise<unknown>[] = [];
     for (let k = 0; k < budget && !done(); k++) {
-      const until = Date.now() + rng.int(500, 2500);
-      while (Date.now() < until && !done()) await new Promise((r) => setTimeout(r, 50));
-      if (done()) return;
+      const earliest = Date.now() + rng.int(200, 1500);
+      const latest = earliest + 10_000;
+      const someoneBusy = () => alive().some((w) => runningJobs(w).length > 0);
+      while (!done() && (Date.now() < earliest || (!someoneBusy() && Date.now() < latest))) await new Promise((r) => setTimeout(r, 25));
+      if (done()) break;
       const busy = alive().filter((w) => runningJobs(w).length > 0);
       const victim = busy.length > 0 && rng.chance(0.75) ? rng.pick(busy) : rng.pick(alive());
       const interrupted = runningJobs(victim);
@@ -101,8 +105,11 @@ describe('worker crashes', () => {
       figures.kills++;
       if (interrupted.length > 0) figures.killsMidJob++;
       figures.jobsInterrupted += interrupted.length;
-      await A.startWorker();
+      const replacement = A.startWorker();
+      replacements.push(replacement);
+      if (alive().length <= 1) await replacement;
     }
+    await Promise.all(replacements);
   }
 
   /** Wait for an operation to end; it must within BOUND_MS of `since`. */
