@@ -4,6 +4,7 @@
  * request body limit does not apply to `:restore` — only a single document larger than it
  * is refused. Mounted before the generic Xapiand routes.
  */
+import path from 'node:path';
 import { Hono, type Context } from 'hono';
 import { fromWebStream, toWebStream } from '../../shared/dump/byte-streams.ts';
 import { dumpDocuments, restoreStream, type DocumentFormat } from '../../shared/dump/document-streams.ts';
@@ -11,6 +12,9 @@ import { ValidationError } from '../../shared/errors.ts';
 import { assertIndexName } from '../../shared/store/store.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
+
+/** Where dump files sent to `:restore` are spooled, under DATA_DIR (node names never start with `_`). */
+export const SPOOL_DIR = '_spool';
 
 const MEDIA_TYPES: Record<string, DocumentFormat> = {
   'application/json': 'json',
@@ -88,6 +92,8 @@ export function dumpRoutes({ store, config }: ApiDeps): Hono {
     const result = await restoreStream(store, name, format, body, {
       maxDocumentBytes: config.maxBodyBytes,
       signal: c.req.raw.signal,
+      // Inside DATA_DIR: the server writes nowhere else, and a large dump does not fill a RAM-backed /tmp.
+      spoolDir: path.join(config.dataDir, SPOOL_DIR),
     });
     const { processed, indexed, total, items, refused } = result;
     return reply(c, { processed, indexed, total, items, ...(refused > items.length ? { refused } : {}) });

@@ -51,6 +51,8 @@ export interface RestoreStreamOptions {
   /** Documents per write batch; default 1000. */
   batchSize?: number;
   signal?: AbortSignal;
+  /** Where a dump file is spooled before it is verified and applied; default the system's temporary directory. */
+  spoolDir?: string;
 }
 
 /**
@@ -68,7 +70,7 @@ export async function restoreStream(
 ): Promise<RestoreResult> {
   const { head, stream } = await peekBytes(body, DUMP_MAGIC.length);
   if (format === 'dump' || looksLikeDump(head)) {
-    const { header: _header, trailer: _trailer, ...result } = await restoreDumpStream(store, index, stream, { signal: options.signal });
+    const { header: _header, trailer: _trailer, ...result } = await restoreDumpStream(store, index, stream, { signal: options.signal, tmpDir: options.spoolDir });
     return result;
   }
   const limit = { maxElementBytes: options.maxDocumentBytes, maxValueBytes: options.maxDocumentBytes };

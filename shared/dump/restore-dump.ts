@@ -204,6 +204,7 @@ export async function spoolToFile(
   source: AsyncIterable<Uint8Array> | Readable,
   tmpDir: string = os.tmpdir(),
 ): Promise<{ file: string; cleanup: () => Promise<void> }> {
+  await fs.mkdir(tmpDir, { recursive: true });
   const dir = await fs.mkdtemp(path.join(tmpDir, 'shardvault-restore-'));
   const file = path.join(dir, 'input.dump');
   const cleanup = () => fs.rm(dir, { recursive: true, force: true });
