@@ -150,6 +150,9 @@ describe('bad input', () => {
     const requests = fuzzRequests(rng, REQUESTS, routes, { marker: MARKER, dumpSample: sample, maxBodyBytes: MAX_BODY_BYTES });
     const before = snapshot(tmp.dir);
     const base = new URL(A.url);
+    // Even a file that exists only for a while counts: watch the API's temporary directory.
+    const transient: string[] = [];
+    const watcher = fs.watch(osTmp, (_event, name) => transient.push(String(name)));
 
     const failures: { req: FuzzRequest; answer: FuzzAnswer; why: string }[] = [];
     let next = 0;
@@ -175,6 +178,9 @@ describe('bad input', () => {
       `${f.why}: ${f.req.method} ${f.req.path.slice(0, 200)} [${f.req.kind}] ${JSON.stringify(f.req.headers)} body ${f.req.body?.length ?? 0} B → ${f.answer.status} ${f.answer.body.slice(0, 300)}`;
     const logged = A.api.output().split('\n').filter((l) => /unhandled error/.test(l)).slice(0, 5);
     expect(failures.map(describe), `seed ${seed}; the API logged:\n${logged.join('\n')}`).toEqual([]);
+
+    watcher.close();
+    expect(transient, 'files created in the temporary directory, outside data/').toEqual([]);
 
     const raw = await rawSocketProbes(base, MARKER);
     figures.rawSocketProbes = raw.length;
