@@ -41,8 +41,11 @@ export function meterBody(body: Readable): { stream: Transform; bytes: () => num
   return { stream, bytes: () => bytes, bodyError: () => failed };
 }
 
-/** Reads a small stream fully; only for checkAccess markers, never for backup objects. */
-export async function readSmall(stream: Readable, limit = 64 * 1024): Promise<Buffer> {
+/**
+ * Reads a small stream fully (access-check markers, manifests; never shard objects), refusing
+ * more than `limit` bytes with an IntegrityError that says `what` is too large.
+ */
+export async function readSmall(stream: Readable, limit = 64 * 1024, what = 'access-check marker'): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
@@ -50,7 +53,7 @@ export async function readSmall(stream: Readable, limit = 64 * 1024): Promise<Bu
     size += buf.length;
     if (size > limit) {
       stream.destroy();
-      throw new IntegrityError(`access-check marker is larger than ${limit} bytes`);
+      throw new IntegrityError(`${what} is larger than ${limit} bytes`);
     }
     chunks.push(buf);
   }

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Backend, CallOptions } from '../backends/backend.ts';
+import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError } from '../errors.ts';
 import { FORMAT_VERSION } from '../formats/dump-codec.ts';
 import { COMPRESSION_LEVELS } from '../formats/compression.ts';
@@ -80,19 +81,7 @@ export async function readJson<T>(
   schema: z.ZodType<T>,
   options: CallOptions & { sha256?: string } = {},
 ): Promise<T> {
-  const stream = await backend.read(key, options);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += buf.length;
-    if (size > MAX_MANIFEST_BYTES) {
-      stream.destroy();
-      throw new IntegrityError(`${backend.locate(key)} is larger than ${MAX_MANIFEST_BYTES} bytes: not a manifest`);
-    }
-    chunks.push(buf);
-  }
-  const body = Buffer.concat(chunks);
+  const body = await readSmall(await backend.read(key, options), MAX_MANIFEST_BYTES, `${backend.locate(key)} (not a manifest)`);
   if (options.sha256) {
     const actual = createHash('sha256').update(body).digest('hex');
     if (actual !== options.sha256) {
