@@ -5,11 +5,11 @@
  * is refused. Mounted before the generic Xapiand routes.
  */
 import path from 'node:path';
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import { fromWebStream, toWebStream } from '../../shared/dump/byte-streams.ts';
 import { dumpDocuments, restoreStream, type DocumentFormat } from '../../shared/dump/document-streams.ts';
 import { ValidationError } from '../../shared/errors.ts';
-import { assertIndexName } from '../../shared/store/store.ts';
+import { indexName } from './xapiand.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
 
@@ -64,12 +64,6 @@ export function formatForContentType(contentType: string | undefined): DocumentF
     throw new ValidationError(`cannot restore a ${JSON.stringify(type)} body; send one of ${Object.keys(MEDIA_TYPES).join(', ')}`, 415);
   }
   return format;
-}
-
-function indexName(c: Context): string {
-  const name = c.req.param('index')!;
-  assertIndexName(name);
-  return name;
 }
 
 export function dumpRoutes({ store, config }: ApiDeps): Hono {

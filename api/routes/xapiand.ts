@@ -56,7 +56,8 @@ function docId(c: Context): string {
   return id;
 }
 
-function indexName(c: Context): string {
+/** The `{index}` path parameter, refused (422) unless it is a valid index name. */
+export function indexName(c: Context): string {
   const name = c.req.param('index')!;
   assertIndexName(name);
   return name;
