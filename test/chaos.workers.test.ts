@@ -76,6 +76,8 @@ describe('worker crashes', () => {
   });
 
   const alive = () => A.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
+  /** Live workers that finished starting (a victim is one of these). */
+  const ready = () => alive().filter((w) => w.output().includes('"msg":"worker ready"'));
 
   /** Job ids a worker has started and not yet finished, from its log. */
   function runningJobs(w: NodeProcess): string[] {
@@ -88,18 +90,19 @@ describe('worker crashes', () => {
    * Until `done()` or `budget` kills: at a random moment 0.2-1.5 s after the last kill, once
    * some worker is running a job (or after 10 s regardless), SIGKILL a random live worker —
    * three times in four one that is running a job at that moment — and start a replacement in
-   * the background (waiting for it only when no other worker is left). Answers when it stops.
+   * the background (waiting for it only when no other worker is ready). Answers when it stops.
    */
   async function chaos(budget: number, done: () => boolean): Promise<void> {
     const replacements: Promise<unknown>[] = [];
     for (let k = 0; k < budget && !done(); k++) {
       const earliest = Date.now() + rng.int(200, 1500);
       const latest = earliest + 10_000;
-      const someoneBusy = () => alive().some((w) => runningJobs(w).length > 0);
+      const someoneBusy = () => ready().some((w) => runningJobs(w).length > 0);
       while (!done() && (Date.now() < earliest || (!someoneBusy() && Date.now() < latest))) await new Promise((r) => setTimeout(r, 25));
       if (done()) break;
-      const busy = alive().filter((w) => runningJobs(w).length > 0);
-      const victim = busy.length > 0 && rng.chance(0.75) ? rng.pick(busy) : rng.pick(alive());
+      if (ready().length === 0) await Promise.all(replacements);
+      const busy = ready().filter((w) => runningJobs(w).length > 0);
+      const victim = busy.length > 0 && rng.chance(0.75) ? rng.pick(busy) : rng.pick(ready());
       const interrupted = runningJobs(victim);
       await victim.kill('SIGKILL');
       figures.kills++;
@@ -107,7 +110,7 @@ describe('worker crashes', () => {
       figures.jobsInterrupted += interrupted.length;
       const replacement = A.startWorker();
       replacements.push(replacement);
-      if (alive().length <= 1) await replacement;
+      if (ready().length === 0) await replacement;
     }
     await Promise.all(replacements);
   }
