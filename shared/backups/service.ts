@@ -98,6 +98,9 @@ export interface BackupServiceDeps {
   backends?: BackendFactory;
 }
 
+/** How long an operation may be recorded without its coordinator job before it counts as lost. */
+export const ORPHAN_GRACE_MS = 30_000;
+
 function backendOf(raw: string): BackendName {
   return parseBackendName(raw);
 }
@@ -138,6 +141,32 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         if (child) await child.remove().catch(() => undefined);
       }),
     );
+  }
+
+  /**
+   * The state of an operation, failed first if it can no longer end by itself: its coordinator
+   * job is gone (Redis went away between recording the operation and adding its jobs) or has
+   * failed without recording it (BullMQ fails a job that stalled too often in its stalled check,
+   * which no worker's `failed` handler sees). Without this such an operation would stay
+   * STARTED (or TRANSFERRING…) for ever and its id could never be used again.
+   */
+  async function current(kind: OperationKind, name: BackendName, id: string): Promise<OperationState | undefined> {
+    const state = await ops.get(kind, name, id);
+    if (!state || isTerminal(state.status)) return state;
+    const job = await queue(kind === 'backup' ? 'backups' : 'restores').getJob(operationKey(kind, name, id));
+    let why: string | undefined;
+    if (!job) {
+      // A new operation is recorded a moment before its jobs are added.
+      if (Date.now() - Date.parse(state.startedAt) < ORPHAN_GRACE_MS) return state;
+      why = `the ${kind} was lost: its jobs do not exist (Redis was unavailable while it started, or they were removed)`;
+    } else if (await job.isFailed()) {
+      why = `coordinator failed: ${job.failedReason || 'no reason recorded'}`;
+    } else {
+      return state;
+    }
+    await ops.advance(kind, name, id, 'FAILED', { error: why });
+    logger.warn({ kind, backend: name, id, error: why }, 'operation could not end by itself: recorded FAILED');
+    return ops.get(kind, name, id);
   }
 
   async function readGlobal(backend: Backend, id: string): Promise<GlobalManifest | undefined> {
@@ -193,7 +222,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
   }
 
   async function cancelOperation(kind: OperationKind, name: BackendName, id: string, finished: () => Promise<Status | undefined>): Promise<void> {
-    const state = await ops.get(kind, name, id);
+    const state = await current(kind, name, id);
     if (!state) {
       const done = await finished();
       if (done) throw new ConflictError(`${kind} ${JSON.stringify(id)} has already finished (${done}); only a running ${kind} can be cancelled`);
@@ -222,7 +251,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         req.exclude,
         'this cluster',
       );
-      const running = await ops.get('backup', name, req.id);
+      const running = await current('backup', name, req.id);
       if (running && !isTerminal(running.status)) {
         throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${running.status})`);
       }
@@ -284,7 +313,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const id = assertBackupId(rawId);
       // Overrides are checked even when Redis answers, so a bad ?path= is refused, never ignored.
       const backend = backends(name, overrides);
-      const state = await ops.get('backup', name, id);
+      const state = await current('backup', name, id);
       if (state) return statusOf(state, name);
       const manifest = await readGlobal(backend, id);
       if (!manifest) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
@@ -305,7 +334,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         if (m) items.set(id, { id, classes: m.classes, status: m.status, startedAt: m.startedAt, ...(m.completedAt ? { completedAt: m.completedAt } : {}) });
       }
       for (const id of await ops.ids('backup', name)) {
-        const s = await ops.get('backup', name, id);
+        const s = await current('backup', name, id);
         if (!s) continue;
         if (items.has(id) && isTerminal(s.status) && s.status !== 'CANCELED') continue;
         items.set(id, { id, classes: s.classes, status: s.status, startedAt: s.startedAt, ...(s.completedAt ? { completedAt: s.completedAt } : {}) });
@@ -327,7 +356,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const backend = backends(name, req.overrides);
       const where = `backup ${JSON.stringify(id)}`;
 
-      const backupState = await ops.get('backup', name, id);
+      const backupState = await current('backup', name, id);
       if (backupState && !isTerminal(backupState.status)) {
         throw new ValidationError(`${where} is not finished (${backupState.status}); only a SUCCESS backup can be restored`);
       }
@@ -345,7 +374,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
             'delete before restoring',
         );
       }
-      const running = await ops.get('restore', name, id);
+      const running = await current('restore', name, id);
       if (running && !isTerminal(running.status)) {
         throw new ConflictError(`a restore of ${where} is already in progress (${running.status})`);
       }
@@ -421,7 +450,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     async restoreStatus(rawBackend, rawId) {
       const name = backendOf(rawBackend);
       const id = assertBackupId(rawId);
-      const state = await ops.get('restore', name, id);
+      const state = await current('restore', name, id);
       if (!state) throw new NotFoundError(`no restore of backup ${JSON.stringify(id)} in backend ${name} is known`);
       return statusOf(state, name);
     },
@@ -435,7 +464,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     async verify(rawBackend, rawId, overrides = {}) {
       const name = backendOf(rawBackend);
       const id = assertBackupId(rawId);
-      const state = await ops.get('backup', name, id);
+      const state = await current('backup', name, id);
       if (state && !isTerminal(state.status)) {
         throw new ValidationError(`backup ${JSON.stringify(id)} is not finished (${state.status}); only a SUCCESS backup can be verified`);
       }
