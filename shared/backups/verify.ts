@@ -21,8 +21,9 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backend, BackendName, CallOptions } from '../backends/backend.ts';
+import { readSmall } from '../backends/bodies.ts';
 import { describeError, withRetry } from '../backends/retry.ts';
-import { IntegrityError, NotFoundError, ShardvaultError, UnavailableError, ValidationError } from '../errors.ts';
+import { NotFoundError, ShardvaultError, UnavailableError, ValidationError } from '../errors.ts';
 import { createMeter } from '../formats/hashing.ts';
 import { globalManifestKey, globalManifestSchema, nodeManifestKey, nodeManifestSchema, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import type { z } from 'zod';
@@ -66,26 +67,19 @@ function readBytes(backend: Backend, key: string, options: CallOptions): Promise
   return retried(backend, key, options, () => readAll(backend, key, options));
 }
 
-async function readAll(backend: Backend, key: string, options: CallOptions): Promise<Buffer | undefined> {
-  let stream;
+/** The object's stream, or undefined when it does not exist. */
+async function openIfExists(backend: Backend, key: string, options: CallOptions) {
   try {
-    stream = await backend.read(key, options);
+    return await backend.read(key, options);
   } catch (err) {
     if (err instanceof NotFoundError) return undefined;
     throw err;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += buf.length;
-    if (size > MAX_MANIFEST_BYTES) {
-      stream.destroy();
-      throw new IntegrityError(`${key} is larger than ${MAX_MANIFEST_BYTES} bytes: not a manifest`);
-    }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks);
+}
+
+async function readAll(backend: Backend, key: string, options: CallOptions): Promise<Buffer | undefined> {
+  const stream = await openIfExists(backend, key, options);
+  return stream && readSmall(stream, MAX_MANIFEST_BYTES, `${key} (not a manifest)`);
 }
 
 /** sha256 and size of an object, streamed; undefined when it does not exist. */
@@ -94,13 +88,8 @@ function measure(backend: Backend, key: string, options: CallOptions): Promise<{
 }
 
 async function measureOnce(backend: Backend, key: string, options: CallOptions): Promise<{ sha256: string; bytes: number } | undefined> {
-  let stream;
-  try {
-    stream = await backend.read(key, options);
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  const stream = await openIfExists(backend, key, options);
+  if (!stream) return undefined;
   const meter = createMeter();
   // The meter hashes the bytes as they pass; the sink keeps none of them.
   await pipeline(stream, meter, new Writable({ write: (_chunk, _encoding, done) => done() }));
