@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useTestApi } from './support/api.ts';
+import { SEED_TWEETS } from './support/xapiand-seed.ts';
 
 const t = useTestApi();
 
@@ -32,21 +33,6 @@ const SEED_SCHEMA = `{
     }
   },
 }`;
-
-const SEED_TWEETS = `[
-  {
-    "user": "Kronuz",
-    "postDate": "2016-11-15T13:12:00",
-    "message": "Trying out Xapiand, so far, so good... so what!",
-    "_id": 1
-  },
-  {
-    "user": "Kronuz",
-    "postDate": "2016-10-15T10:31:18",
-    "message": "Another tweet, will it be indexed?",
-    "_id": 2
-  }
-]`;
 
 const SCHEMA_ID = '00000000-0000-1000-8000-010000000000';
 

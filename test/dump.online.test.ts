@@ -6,24 +6,9 @@
 import { Packr, unpackMultiple } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { useTestApi } from './support/api.ts';
+import { SEED_TWEETS } from './support/xapiand-seed.ts';
 
 const t = useTestApi({ MAX_BODY_BYTES: '2048' });
-
-/** The body of the seed's `POST /twitter/:restore?pretty`, byte for byte. */
-const SEED_TWEETS = `[
-  {
-    "user": "Kronuz",
-    "postDate": "2016-11-15T13:12:00",
-    "message": "Trying out Xapiand, so far, so good... so what!",
-    "_id": 1
-  },
-  {
-    "user": "Kronuz",
-    "postDate": "2016-10-15T10:31:18",
-    "message": "Another tweet, will it be indexed?",
-    "_id": 2
-  }
-]`;
 
 const STORED = [
   { _id: 1, user: 'Kronuz', postDate: '2016-11-15T13:12:00.000Z', message: 'Trying out Xapiand, so far, so good... so what!' },
