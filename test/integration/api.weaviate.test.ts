@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { useTestApi } from '../support/api.ts';
+
+const t = useTestApi();
+
+const ID1 = '00000000-0000-4000-8000-000000000001';
+
+describe('Weaviate flavour', () => {
+  it('creates a class with properties and a shard count, visible as an index too', async () => {
+    const res = await t.call('POST', '/v1/schema', {
+      class: 'article',
+      properties: [
+        { name: 'title', dataType: ['text'] },
+        { name: 'slug', dataType: ['text'], tokenization: 'field' },
+        { name: 'words', dataType: ['int'] },
+        { name: 'published', dataType: ['date'] },
+        { name: 'tags', dataType: ['text[]'] },
+      ],
+      shardingConfig: { desiredCount: 6 },
+    });
+    expect(res.status).toBe(200);
+    const cls = await res.json();
+    expect(cls.class).toBe('Article');
+    expect(cls.shardingConfig.desiredCount).toBe(6);
+    expect(cls.properties).toEqual([
+      { name: 'title', dataType: ['text'], tokenization: 'word' },
+      { name: 'slug', dataType: ['text'], tokenization: 'field' },
+      { name: 'words', dataType: ['int'] },
+      { name: 'published', dataType: ['date'] },
+      { name: 'tags', dataType: ['text[]'], tokenization: 'word' },
+    ]);
+    const schema = await (await t.call('GET', '/Article/:schema')).json();
+    expect(schema).toMatchObject({ _id: { _type: 'uuid' }, slug: { _type: 'keyword' }, words: { _type: 'integer' }, published: { _type: 'datetime' } });
+    expect((await (await t.call('GET', '/v1/schema')).json()).classes.map((c: { class: string }) => c.class)).toEqual(['Article']);
+    expect((await t.call('GET', '/v1/schema/Article')).status).toBe(200);
+  });
+
+  it('refuses a class that exists or is invalid with 422', async () => {
+    const again = await t.call('POST', '/v1/schema', { class: 'Article' });
+    expect(again.status).toBe(422);
+    expect((await again.json()).error[0].message).toBe('class name "Article" already exists');
+    expect((await t.call('POST', '/v1/schema', { class: '1bad' })).status).toBe(422);
+    const dt = await t.call('POST', '/v1/schema', { class: 'X', properties: [{ name: 'v', dataType: ['geoCoordinates'] }] });
+    expect(dt.status).toBe(422);
+    expect((await dt.json()).error[0].message).toMatch(/unsupported dataType "geoCoordinates"/);
+  });
+
+  it('stores objects, coerces them to the class, and reads them back', async () => {
+    const res = await t.call('POST', '/v1/objects', { class: 'Article', id: ID1, properties: { title: 'Hello', words: '12', published: '2024-01-02T03:04:05Z' } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ class: 'Article', id: ID1, properties: { title: 'Hello', words: 12, published: '2024-01-02T03:04:05.000Z' } });
+    const got = await (await t.call('GET', `/v1/objects/Article/${ID1}`)).json();
+    expect(got.properties.words).toBe(12);
+    const bad = await t.call('POST', '/v1/objects', { class: 'Article', properties: { words: 'many' } });
+    expect(bad.status).toBe(422);
+    expect((await bad.json()).error[0].message).toBe('field words: expected an integer, got "many"');
+    expect((await t.call('GET', '/v1/objects/Article/00000000-0000-4000-8000-0000000000ff')).status).toBe(404);
+  });
+
+  it('batches objects and reports per-object errors', async () => {
+    const objects = Array.from({ length: 20 }, (_, i) => ({
+      class: 'Article', id: `00000000-0000-4000-8000-${String(i + 100).padStart(12, '0')}`, properties: { title: `t${i}`, words: i },
+    }));
+    objects.push({ class: 'Article', id: '00000000-0000-4000-8000-999999999999', properties: { title: 'x', words: 'NaN' as unknown as number } });
+    const res = await t.call('POST', '/v1/batch/objects', { objects });
+    expect(res.status).toBe(200);
+    const out = await res.json();
+    expect(out).toHaveLength(21);
+    expect(out.filter((o: { result: { errors?: unknown } }) => o.result.errors)).toHaveLength(1);
+    expect(out[20].result.errors.error[0].message).toMatch(/field words/);
+  });
+
+  it('lists objects in id order with a cursor', async () => {
+    const first = await (await t.call('GET', '/v1/objects?class=Article&limit=5')).json();
+    expect(first.objects).toHaveLength(5);
+    const ids = first.objects.map((o: { id: string }) => o.id);
+    expect(ids).toEqual([...ids].sort());
+    const next = await (await t.call('GET', `/v1/objects?class=Article&limit=100&after=${ids[4]}`)).json();
+    expect(next.objects).toHaveLength(21 - 5);
+    expect(next.objects[0].id > ids[4]).toBe(true);
+    expect((await t.call('GET', '/v1/objects?limit=0')).status).toBe(422);
+    expect((await t.call('GET', '/v1/objects?after=x')).status).toBe(422);
+  });
+
+  it('shows nodes with their shards and object counts', async () => {
+    const { nodes } = await (await t.call('GET', '/v1/nodes')).json();
+    expect(nodes.map((n: { name: string }) => n.name)).toEqual(['node-1', 'node-2', 'node-3']);
+    for (const n of nodes) expect(n.shards).toHaveLength(2);
+    expect(nodes.reduce((s: number, n: { stats: { objectCount: number } }) => s + n.stats.objectCount, 0)).toBe(21);
+  });
+
+  it('answers meta and health', async () => {
+    expect((await (await t.call('GET', '/v1/meta')).json()).version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect((await t.call('GET', '/v1/.well-known/live')).status).toBe(200);
+    expect((await t.call('GET', '/v1/.well-known/ready')).status).toBe(200);
+  });
+
+  it('deletes a class', async () => {
+    expect((await t.call('DELETE', '/v1/schema/Article')).status).toBe(200);
+    expect((await t.call('GET', '/v1/schema/Article')).status).toBe(404);
+    expect((await t.call('GET', `/v1/objects/Article/${ID1}`)).status).toBe(404);
+  });
+});

