@@ -13,7 +13,7 @@ const csv = z
 const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /**
- * Every environment variable shardvault reads (DESIGN §2), with its default.
+ * Every environment variable shardvault reads, with its default.
  * Weaviate's names are used where Weaviate has one.
  */
 export const envSchema = z.object({

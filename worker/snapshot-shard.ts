@@ -3,7 +3,7 @@
  *
  * The read transaction is a consistent snapshot of the shard taken when the job starts;
  * writes that go on meanwhile are not seen, and no document is ever half-read. Documents
- * flow lazily, with backpressure, through the docs dump encoder (DESIGN §7), compression at
+ * flow lazily, with backpressure, through the docs dump encoder (docs/formats.md §2), compression at
  * the backup's level and a meter (sha256 + byte count) into backend.write — the shard is
  * never held in memory. The AbortSignal (cancel, shutdown deadline) reaches backend.write and
  * the source, which tears the whole pipeline down; the backend leaves no partial object.

@@ -1,5 +1,5 @@
 /**
- * Weaviate's backup endpoints (DESIGN §4), thin over shared/backups/service.ts:
+ * Weaviate's backup endpoints, thin over shared/backups/service.ts:
  *
  *   POST   /v1/backups/{backend}                {id, include?, exclude?, config?} → BackupCreateResponse
  *   GET    /v1/backups/{backend}                → BackupListResponse

@@ -1,9 +1,9 @@
 /**
- * The backend layout of a backup (DESIGN §6) and its two manifests:
+ * The backend layout of a backup (docs/formats.md §1) and its two manifests:
  *
  *   <id>/backup_config.json          global manifest, written last: status, nodes, classes, sizes
  *   <id>/<node>/backup.json          per-node manifest: indexes, schemas, shards with sha256
- *   <id>/<node>/<index>/<shard>      one shard: the docs dump stream (DESIGN §7), compressed
+ *   <id>/<node>/<index>/<shard>      one shard: the docs dump stream (docs/formats.md §2), compressed
  *
  * A backup exists for readers once backup_config.json exists; a backup that failed keeps only
  * that file (status FAILED and the error), a cancelled one leaves nothing.

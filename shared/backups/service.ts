@@ -1,7 +1,7 @@
 /**
  * Backups and restores as the API (and the CLI) see them: create, status, list, cancel,
  * restore, restore status, restore cancel. Every request is validated completely before
- * anything is written; then one BullMQ flow is added (DESIGN §5) and the call answers at once.
+ * anything is written; then one BullMQ flow is added (ARCHITECTURE.md §5) and the call answers at once.
  *
  * Status lives in Redis while an operation runs (shared/backups/state.ts) and, for backups,
  * in the backend's backup_config.json once finished, so it can be answered after Redis is

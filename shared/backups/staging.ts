@@ -1,5 +1,5 @@
 /**
- * Where a restore puts shards before they become visible (DESIGN §5):
+ * Where a restore puts shards before they become visible (ARCHITECTURE.md §4):
  * `DATA_DIR/<node>/.staging/<restoreKey>/<index>/<shard>/`. Index names never start with `.`,
  * so the staging area can never clash with an index directory. The commit renames each staged
  * shard directory to `DATA_DIR/<node>/<index>/<shard>/` and only then publishes the indexes;

@@ -1,5 +1,5 @@
 /**
- * The state of running backups and restores, in Redis (DESIGN §5). One hash per operation
+ * The state of running backups and restores, in Redis (ARCHITECTURE.md §6). One hash per operation
  * holds its status and what the status endpoints answer; a second hash holds per-shard
  * progress. Status changes go through one Lua script that knows which transitions are
  * allowed, so a late worker can never move a finished operation back to running.

@@ -2,7 +2,7 @@
  * Checking a backup without restoring it (`GET /v1/backups/{backend}/{id}/verify`, CLI
  * `shardvault backup verify`): every object the manifests name is streamed once and its
  * sha256 and size compared with what the manifests recorded, and the manifests are checked
- * against each other (DESIGN §6):
+ * against each other (docs/formats.md §1):
  *
  * - `backup_config.json` must be valid JSON of the manifest's shape, for this id, SUCCESS;
  * - every node manifest it lists must exist, have the recorded sha256 and size, and parse;

@@ -7,7 +7,7 @@
  * | `json`    | one JSON array (indented with `pretty`)       | a JSON array, or JSON values one after another |
  * | `ndjson`  | one JSON document per line                    | the same as `json`                      |
  * | `msgpack` | one MessagePack map per document, back to back | MessagePack values back to back (an array counts as its elements) |
- * | `dump`    | the dump file (DESIGN §7, the shared codec)    | a dump file: verified in full first, then applied |
+ * | `dump`    | the dump file (the codec, docs/formats.md §2)  | a dump file: verified in full first, then applied |
  *
  * Whatever format is announced, a body that starts with the dump file's magic bytes is read as
  * a dump file, so `@twitter.msgpack` written by `shardvault --dump` restores with

@@ -1,5 +1,5 @@
 /**
- * What a dump of one index holds (DESIGN §7), read straight from the store: its metadata
+ * What a dump of one index holds (docs/formats.md §2), read straight from the store: its metadata
  * (`meta`: `{key, value}` records), its schema (`schema`: one record, the body
  * `PUT /{index}/:schema` accepts) or its documents (`docs`, shard after shard, each shard
  * read in one LMDB read transaction, so it is a consistent snapshot while writes go on).

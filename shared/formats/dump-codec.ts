@@ -1,6 +1,6 @@
 /**
  * The one codec for dump files (`--dump-metadata`, `--dump-schema`, `--dump`, `POST /{index}/:dump`)
- * and backup shard objects (DESIGN §7): a self-describing MessagePack stream.
+ * and backup shard objects (docs/formats.md §2): a self-describing MessagePack stream.
  *
  * On disk (format version 1):
  *

@@ -1,7 +1,7 @@
 /**
  * Checksums computed while bytes flow, so nothing is read twice: a backup child meters a shard
  * object as it uploads it, a restore child meters it again as it reads it back, and both sides
- * compare the hex sha256 recorded in the per-node manifest (DESIGN §6).
+ * compare the hex sha256 recorded in the per-node manifest (docs/formats.md §1.3).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';

@@ -1,5 +1,5 @@
 /**
- * The one job catalog (DESIGN §5): the only place that knows queue names, job names, payload
+ * The one job catalog (ARCHITECTURE.md §5): the only place that knows queue names, job names, payload
  * schemas, result schemas and retry/removal policies. Producers build jobs through
  * `flowJob()`, which parses the payload with the job's schema; workers are handed a
  * `Processors` object that TypeScript checks against the catalog, and `assertProcessors()`

@@ -1,5 +1,5 @@
 /**
- * The sharded document store (DESIGN §3).
+ * The sharded document store.
  *
  * Cluster metadata (index records, schemas, metadata) lives in one LMDB environment under
  * `DATA_DIR/_cluster`; each shard is its own LMDB environment under

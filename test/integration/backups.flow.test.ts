@@ -71,7 +71,7 @@ afterAll(async () => {
 });
 
 describe('backup and restore in one process', () => {
-  it('backs up every class, writes the layout of DESIGN §6, and restores it exactly', async () => {
+  it('backs up every class, writes the layout of docs/formats.md, and restores it exactly', async () => {
     const before = {
       Alpha: await readIndex(t.config.dataDir, t.config.nodes, 'Alpha'),
       Beta: await readIndex(t.config.dataDir, t.config.nodes, 'Beta'),
