@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../shared/store/store.ts';
 import { createProgress } from '../../cli/progress.ts';
 import { tempDir } from '../support/temp.ts';
+import { ROOT } from '../support/process.ts';
 
 const run = promisify(execFile);
-const REPO = path.resolve(import.meta.dirname, '..');
+const REPO = ROOT;
 const BIN = path.join(REPO, 'bin', 'shardvault.js');
 const NODES = ['node-1', 'node-2', 'node-3'];
 
