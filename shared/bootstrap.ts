@@ -33,6 +33,7 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
     throw err;
   }
   const logger = createLogger(config.logLevel, options.name);
+  guardProcess(logger);
   const shutdown = new Shutdown(logger);
   let resolved;
   try {
@@ -55,4 +56,16 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
   shutdown.add('store', () => store.close());
   void checkEnabledBackends(config, logger);
   return { config, logger, redisUrl: resolved.url, redis, store, shutdown };
+}
+
+/**
+ * The last line of defence, not the fix: an error that escaped every handler of one job or
+ * request (a stream emitting after its consumer stopped listening, a promise nobody awaited)
+ * is logged with its stack and the process goes on serving the others. Ending the process
+ * would take every running job and, with `npm start`, the API down with it; the job the error
+ * belonged to still ends through its own path (its failure, its abort, or the stalled check).
+ */
+function guardProcess(logger: Logger): void {
+  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (the process goes on)'));
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (the process goes on)'));
 }

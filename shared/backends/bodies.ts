@@ -30,7 +30,13 @@ export function meterBody(body: Readable): { stream: Transform; bytes: () => num
       });
     },
   });
-  body.once('error', (err) => {
+  // The counter may fail before, while or after the backend consumes it (a cancel destroys the
+  // body at any moment, also before the backend's pipeline starts or after it stopped
+  // listening). Its errors reach the backend through that pipeline and the caller through
+  // bodyError(); this listener keeps one that nobody else is listening for from becoming an
+  // uncaught exception that takes the whole process down.
+  stream.on('error', () => undefined);
+  body.on('error', (err) => {
     failed ??= err;
     stream.destroy(err);
   });
