@@ -11,10 +11,11 @@
  */
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { parseBackendName, type Backend, type BackendName } from '../backends/index.ts';
+import { parseBackendName, withRetry, type Backend, type BackendName } from '../backends/index.ts';
 import type { Config } from '../config.ts';
-import { ConflictError, IntegrityError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import {
+  CATALOG,
   flowJob,
   operationKey,
   PREFIX,
@@ -169,9 +170,21 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     return ops.get(kind, name, id);
   }
 
+  /**
+   * A backend check on the request path (does the id exist, may we write, what does the
+   * manifest say) gets the retry policy a shard transfer gets: the backend retries each call
+   * itself, and a call that still fails transiently is tried again with the shard job's
+   * attempts and backoff. Without the outer tries, a burst of resets that a transfer would
+   * ride out answered the request 503.
+   */
+  function precheck<T>(label: string, fn: () => Promise<T>): Promise<T> {
+    const { attempts, backoff } = CATALOG['snapshot-shard'].options;
+    return withRetry(fn, { attempts, baseMs: backoff.delay, logger, label, isTransient: (err) => err instanceof UnavailableError });
+  }
+
   async function readGlobal(backend: Backend, id: string): Promise<GlobalManifest | undefined> {
     try {
-      return await readJson(backend, globalManifestKey(id), globalManifestSchema);
+      return await precheck(`read ${globalManifestKey(id)}`, () => readJson(backend, globalManifestKey(id), globalManifestSchema));
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
@@ -256,10 +269,10 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${running.status})`);
       }
       const path = backend.locate(req.id);
-      if (await backend.exists(globalManifestKey(req.id))) {
+      if (await precheck(`exists ${globalManifestKey(req.id)}`, () => backend.exists(globalManifestKey(req.id)))) {
         throw new ConflictError(`backup ${JSON.stringify(req.id)} already exists at ${path}; choose another id`);
       }
-      await checkAccess(backend);
+      await precheck('access check', () => checkAccess(backend));
 
       const indexes = classes.map(snapshotIndex);
       const startedAt = new Date().toISOString();

@@ -149,6 +149,23 @@ describe('backups and restores through a faulty S3', () => {
     expect(injected).toBeGreaterThan(3);
   }, 600_000);
 
+  it("a burst of resets during create's checks is ridden out like a transfer's: the create answers 200, not 503", async () => {
+    // Every request is reset until the API has tried one check more often than a single backend
+    // call retries by itself (4 tries): only the request path's outer retries get it through.
+    proxy.setRates({ ...NO_FAULTS, reset: 1 });
+    const before = proxy.counts.byFault.reset;
+    try {
+      const answer = A.call('POST', '/v1/backups/s3', { id: 'reset-burst', include: ['Cherry'] }, { timeoutMs: 60_000 });
+      await until('the checks were reset more often than one call retries', () => proxy.counts.byFault.reset - before >= 6, 30_000);
+      proxy.setRates(NO_FAULTS);
+      const res = await answer;
+      expect(res.status, JSON.stringify(await res.json())).toBe(200);
+    } finally {
+      proxy.setRates(NO_FAULTS);
+    }
+    expect((await waitForStatus(A.call, '/v1/backups/s3/reset-burst', final, SETTLE_MS)).status).toBe('SUCCESS');
+  }, 120_000);
+
   it('a bucket deleted while a backup writes fails it with a reason naming the bucket', async () => {
     proxy.setRates(NO_FAULTS);
     const hold = proxy.hold((r) => r.method === 'PUT' && /\/gone-backup\/node-[^/]+\/Apple\/\d+/.test(r.url));
