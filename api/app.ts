@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { openQueues } from '../shared/jobs/queues.ts';
 import { apiKeyAuth } from './auth.ts';
 import { dashboardRoutes, isDashboardPath } from './dashboard.ts';
+import { createGrpcHealthServer } from './grpc-health.ts';
 import type { ApiDeps } from './deps.ts';
 import { errorBody, handleError } from './errors.ts';
 import { createApiMetrics } from './metrics.ts';
@@ -20,8 +21,11 @@ import { xapiandRoutes } from './routes/xapiand.ts';
 
 export interface Api {
   app: Hono;
-  /** Listen on config.host:config.port (port 0 picks a free one); answers the bound address. */
-  start(): Promise<{ host: string; port: number }>;
+  /**
+   * Listen on config.host:config.port (port 0 picks a free one), and serve gRPC health on
+   * config.grpcPort unless it is 0; answers the bound address.
+   */
+  start(): Promise<{ host: string; port: number; grpcPort?: number }>;
   stop(): Promise<void>;
 }
 
@@ -55,18 +59,23 @@ export function createApi(deps: ApiDeps): Api {
   app.route('/', xapiandRoutes(deps));
 
   let server: ServerType | undefined;
+  const grpc = config.grpcPort > 0 ? createGrpcHealthServer({ host: config.host, port: config.grpcPort, logger }) : undefined;
   return {
     app,
-    start: () =>
-      new Promise((resolve, reject) => {
+    start: async () => {
+      const grpcPort = await grpc?.start();
+      const port = await new Promise<number>((resolve, reject) => {
         const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
           logger.info({ host: config.host, port: info.port }, 'api listening');
-          resolve({ host: config.host, port: info.port });
+          resolve(info.port);
         });
         s.once('error', reject);
         server = s;
-      }),
+      });
+      return { host: config.host, port, ...(grpcPort ? { grpcPort } : {}) };
+    },
     stop: async () => {
+      await grpc?.stop();
       await new Promise<void>((resolve) => {
         if (!server) return resolve();
         server.close(() => resolve());

@@ -71,7 +71,7 @@ export class BenchCluster {
     fs.mkdirSync(o.backupDir, { recursive: true });
     this.redis = await startRedisServer({ dir: path.join(o.workDir, 'redis') });
     const port = await freePort();
-    const apiEnv = this.env({ PORT: String(port) });
+    const apiEnv = this.env({ PORT: String(port), GRPC_PORT: '0' });
     this.api = o.apiNodeFlags?.length ? spawnWithFlags('api/main.ts', o.apiNodeFlags, apiEnv) : spawnNode('api/main.ts', [], apiEnv);
     this.baseUrl = `http://127.0.0.1:${port}`;
     // Start everything at once: the processes load their modules in parallel.

@@ -19,6 +19,8 @@ const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const envSchema = z.object({
   /** HTTP port of the API. */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Port of the gRPC health service (grpc.health.v1.Health) Weaviate's clients check; 0 turns it off. */
+  GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
   /** Address the API binds to. */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Redis to use; unset means 127.0.0.1:6379 or, for `npm start`, a private redis-server. */
@@ -65,6 +67,8 @@ export type Env = z.infer<typeof envSchema>;
 
 export interface Config {
   port: number;
+  /** 0: no gRPC server. */
+  grpcPort: number;
   host: string;
   redisUrl: string | undefined;
   dataDir: string;
@@ -121,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return {
     port: e.PORT,
+    grpcPort: e.GRPC_PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     dataDir: path.resolve(e.DATA_DIR),

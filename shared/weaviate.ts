@@ -91,18 +91,67 @@ export function parseClass(body: unknown): { name: string; shards?: number; sche
   return { name: className(c.class), shards: c.shardingConfig?.desiredCount, schema, description: c.description };
 }
 
-/** The Weaviate class JSON of an index. */
+/**
+ * The Weaviate class JSON of an index, with every field a Weaviate server returns (clients
+ * refuse a class without them), each saying what shardvault does:
+ * - no vectors: `vectorizer: "none"`, and the HNSW index Weaviate reports for such a class
+ *   with `skip: true` (Weaviate's own switch for "index no vectors");
+ * - `invertedIndexConfig`: Weaviate's defaults (shardvault keeps no inverted index of its own;
+ *   these are the values a restore into Weaviate would use);
+ * - one copy of each shard, no tenants, no virtual shards (one virtual per physical), FNV-1a
+ *   of `_id` choosing the shard.
+ */
 export function classOf(store: Store, rec: IndexRecord): Record<string, unknown> {
   const schema = store.effectiveSchema(rec);
   const properties = Object.entries(schema)
     .filter(([k]) => !k.startsWith('_'))
-    .map(([name, f]) => ({ name, ...dataTypeOf(f as FieldSchema) }));
+    .map(([name, f]) => {
+      const type = dataTypeOf(f as FieldSchema);
+      return { name, ...type, indexFilterable: true, indexSearchable: type.dataType[0]!.startsWith('text'), indexRangeFilters: false };
+    });
   return {
     class: rec.name,
     properties,
-    shardingConfig: { desiredCount: rec.shards, actualCount: rec.shards, function: 'fnv1a', strategy: 'hash', key: '_id' },
+    invertedIndexConfig: {
+      bm25: { b: 0.75, k1: 1.2 },
+      cleanupIntervalSeconds: 60,
+      stopwords: { preset: 'en', additions: null, removals: null },
+      indexNullState: false,
+      indexPropertyLength: false,
+      indexTimestamps: false,
+    },
+    multiTenancyConfig: { enabled: false, autoTenantCreation: false, autoTenantActivation: false },
+    replicationConfig: { factor: 1, asyncEnabled: false, deletionStrategy: 'NoAutomatedResolution' },
+    shardingConfig: {
+      virtualPerPhysical: 1,
+      desiredCount: rec.shards,
+      actualCount: rec.shards,
+      desiredVirtualCount: rec.shards,
+      actualVirtualCount: rec.shards,
+      function: 'fnv1a',
+      strategy: 'hash',
+      key: '_id',
+    },
     vectorizer: 'none',
-    replicationConfig: { factor: 1 },
+    moduleConfig: {},
+    vectorIndexType: 'hnsw',
+    vectorIndexConfig: {
+      skip: true,
+      distance: 'cosine',
+      cleanupIntervalSeconds: 300,
+      maxConnections: 32,
+      efConstruction: 128,
+      ef: -1,
+      dynamicEfMin: 100,
+      dynamicEfMax: 500,
+      dynamicEfFactor: 8,
+      vectorCacheMaxObjects: 1_000_000_000_000,
+      flatSearchCutoff: 40_000,
+      filterStrategy: 'sweeping',
+      pq: { enabled: false },
+      bq: { enabled: false },
+      sq: { enabled: false },
+    },
   };
 }
 

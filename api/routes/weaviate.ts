@@ -6,7 +6,13 @@ import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
 
-export const VERSION = '1.25.0';
+/**
+ * The Weaviate API level shardvault implements, as `/v1/meta` and `/v1/nodes` report it:
+ * its backup API (create, status, restore, cancel, list; CompressionLevel, CPUPercentage,
+ * Bucket, Path), schema and REST objects. 1.27.0 is also the oldest level Weaviate's current
+ * clients connect to.
+ */
+export const VERSION = '1.27.0';
 
 export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
   const app = new Hono();

@@ -71,6 +71,7 @@ beforeAll(async () => {
     DATA_DIR: path.join(scratch.dir, 'data'),
     BACKUP_FILESYSTEM_PATH: backupsDir,
     PORT: String(port),
+    GRPC_PORT: '0',
     HOST: '127.0.0.1',
     AUTHENTICATION_APIKEY_ENABLED: 'true',
     AUTHENTICATION_APIKEY_ALLOWED_KEYS: `${KEY},second-key`,

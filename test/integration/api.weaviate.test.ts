@@ -22,13 +22,26 @@ describe('Weaviate flavour', () => {
     const cls = await res.json();
     expect(cls.class).toBe('Article');
     expect(cls.shardingConfig.desiredCount).toBe(6);
+    const text = { indexFilterable: true, indexSearchable: true, indexRangeFilters: false };
+    const other = { indexFilterable: true, indexSearchable: false, indexRangeFilters: false };
     expect(cls.properties).toEqual([
-      { name: 'title', dataType: ['text'], tokenization: 'word' },
-      { name: 'slug', dataType: ['text'], tokenization: 'field' },
-      { name: 'words', dataType: ['int'] },
-      { name: 'published', dataType: ['date'] },
-      { name: 'tags', dataType: ['text[]'], tokenization: 'word' },
+      { name: 'title', dataType: ['text'], tokenization: 'word', ...text },
+      { name: 'slug', dataType: ['text'], tokenization: 'field', ...text },
+      { name: 'words', dataType: ['int'], ...other },
+      { name: 'published', dataType: ['date'], ...other },
+      { name: 'tags', dataType: ['text[]'], tokenization: 'word', ...text },
     ]);
+    // What every Weaviate server returns with a class, saying what shardvault does: no vectors,
+    // one copy of each shard, no virtual shards, no tenants.
+    expect(cls).toMatchObject({
+      vectorizer: 'none',
+      vectorIndexType: 'hnsw',
+      vectorIndexConfig: { skip: true },
+      invertedIndexConfig: { bm25: { b: 0.75, k1: 1.2 }, cleanupIntervalSeconds: 60, stopwords: { preset: 'en' } },
+      replicationConfig: { factor: 1 },
+      multiTenancyConfig: { enabled: false },
+      shardingConfig: { desiredCount: 6, actualCount: 6, virtualPerPhysical: 1, desiredVirtualCount: 6, actualVirtualCount: 6, function: 'fnv1a', key: '_id', strategy: 'hash' },
+    });
     const schema = await (await t.call('GET', '/Article/:schema')).json();
     expect(schema).toMatchObject({ _id: { _type: 'uuid' }, slug: { _type: 'keyword' }, words: { _type: 'integer' }, published: { _type: 'datetime' } });
     expect((await (await t.call('GET', '/v1/schema')).json()).classes.map((c: { class: string }) => c.class)).toEqual(['Article']);

@@ -47,6 +47,8 @@ export interface JobLogLine {
 export interface Cluster {
   name: string;
   url: string;
+  /** The API's gRPC health port (grpc.health.v1.Health), for Weaviate's clients. */
+  grpcPort: number;
   redis: TestRedis;
   dataDir: string;
   nodes: string[];
@@ -76,7 +78,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
   const clients: Redis[] = [];
   const workers: NodeProcess[] = [];
-  const api = spawnNode('api/main.ts', [], { ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: options.apiLogLevel ?? 'warn' });
+  const grpcPort = await freePort();
+  const api = spawnNode('api/main.ts', [], { ...env, PORT: String(port), GRPC_PORT: String(grpcPort), HOST: '127.0.0.1', LOG_LEVEL: options.apiLogLevel ?? 'warn' });
   const url = `http://127.0.0.1:${port}`;
 
   const startWorker = async (extra: Record<string, string> = {}): Promise<NodeProcess> => {
@@ -97,6 +100,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   return {
     name: options.name,
     url,
+    grpcPort,
     redis,
     dataDir: options.dataDir,
     nodes: options.nodes,

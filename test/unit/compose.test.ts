@@ -34,6 +34,7 @@ describe('docker-compose.yml', () => {
     expect(s.redis.healthcheck).toBeDefined();
     expect(s.worker.deploy.replicas).toBe(2);
     expect(s.worker.ports).toBeUndefined(); // scalable: no fixed host port
+    expect(s.api.ports).toEqual(expect.arrayContaining(['8080:8080', '50051:50051'])); // REST, and gRPC health for Weaviate's clients
     expect(s.worker.container_name).toBeUndefined();
     const grace = Number(/^(\d+)s$/.exec(s.worker.stop_grace_period)![1]);
     expect(grace).toBeGreaterThan(Number(s.worker.environment.WORKER_SHUTDOWN_SECONDS));
