@@ -22,7 +22,8 @@ export interface TestApi {
 /** An in-process API over a temp data directory and the given Redis. */
 export function createTestApi(redisUrl: string, env: Record<string, string> = {}): TestApi {
   const { dir, cleanup } = tempDir('shardvault-data-');
-  const config = loadConfig({ DATA_DIR: `${dir}/data`, BACKUP_FILESYSTEM_PATH: `${dir}/backups`, REDIS_URL: redisUrl, ...env });
+  // No gRPC port: in-process APIs of parallel test files must not compete for 50051.
+  const config = loadConfig({ DATA_DIR: `${dir}/data`, BACKUP_FILESYSTEM_PATH: `${dir}/backups`, REDIS_URL: redisUrl, GRPC_PORT: '0', ...env });
   const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
   const redis = createApiRedis(redisUrl);
   const logger = createLogger('silent');
