@@ -42,6 +42,11 @@ export const envSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /** Seconds a worker waits for running jobs on SIGTERM before aborting them. */
   WORKER_SHUTDOWN_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /**
+   * Most bytes per second one running shard job moves to or from a backend (stored bytes);
+   * 0 means unlimited. Elasticsearch's max_snapshot_bytes_per_sec / max_restore_bytes_per_sec.
+   */
+  WORKER_MAX_BYTES_PER_SECOND: z.coerce.number().int().min(0).default(0),
   /** Largest request body the API accepts, in bytes (streamed restores are exempt). */
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   BACKUP_FILESYSTEM_PATH: z.string().min(1).default('./backups'),
@@ -76,6 +81,8 @@ export interface Config {
   workerNodes: string[];
   workerConcurrency: number;
   workerShutdownMs: number;
+  /** WORKER_MAX_BYTES_PER_SECOND; 0: unlimited. */
+  workerMaxBytesPerSecond: number;
   maxBodyBytes: number;
   logLevel: Env['LOG_LEVEL'];
   auth: { enabled: boolean; keys: string[] };
@@ -133,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerNodes,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerShutdownMs: e.WORKER_SHUTDOWN_SECONDS * 1000,
+    workerMaxBytesPerSecond: e.WORKER_MAX_BYTES_PER_SECOND,
     maxBodyBytes: e.MAX_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
     auth: { enabled: e.AUTHENTICATION_APIKEY_ENABLED, keys: e.AUTHENTICATION_APIKEY_ALLOWED_KEYS },

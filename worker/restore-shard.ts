@@ -19,6 +19,7 @@ import { CancelledError, IntegrityError, NotFoundError } from '../shared/errors.
 import { decompressStream } from '../shared/formats/compression.ts';
 import { createDumpDecoder } from '../shared/formats/dump-codec.ts';
 import { createMeter, sha256OfStream } from '../shared/formats/hashing.ts';
+import { throttleStream } from '../shared/formats/throttle.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
 import type { Document } from '../shared/store/schema.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
@@ -75,7 +76,7 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
           throw err;
         });
         const decoder = createDumpDecoder({ expectKind: 'docs' });
-        await pipeline(source, meter, decompressStream(), decoder, sink, { signal });
+        await pipeline(source, throttleStream(deps.config.workerMaxBytesPerSecond), meter, decompressStream(), decoder, sink, { signal });
       } catch (err) {
         if (signal.aborted || err instanceof UnrecoverableError) throw err;
         // The object may be damaged: say so in terms of its checksum when it is.

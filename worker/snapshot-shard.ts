@@ -14,6 +14,7 @@ import { CancelledError } from '../shared/errors.ts';
 import { compressStream } from '../shared/formats/compression.ts';
 import { createDumpEncoder } from '../shared/formats/dump-codec.ts';
 import { createMeter } from '../shared/formats/hashing.ts';
+import { throttleStream } from '../shared/formats/throttle.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
 import type { Document } from '../shared/store/schema.ts';
 import { assertWanted, ShardProgress, STOPPED_PREFIX, type JobDeps } from './deps.ts';
@@ -60,7 +61,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
       let failed: Error | undefined;
       let piped!: () => void;
       const pipelineDone = new Promise<void>((resolve) => (piped = resolve));
-      const body = pipeline(source, encoder, compressStream(p.compression), meter, (err) => {
+      const body = pipeline(source, encoder, compressStream(p.compression), throttleStream(deps.config.workerMaxBytesPerSecond), meter, (err) => {
         if (err) failed = err;
         piped();
       });

@@ -28,6 +28,8 @@ import { tempDir } from '../support/temp.ts';
 
 const NODES = ['node-1', 'node-2', 'node-3'];
 const BULK_DOCS = byMode({ short: 15_000, long: 30_000 });
+/** The transfer rate of a shard job in this test (WORKER_MAX_BYTES_PER_SECOND). */
+const BULK_BYTES_PER_SECOND = 512 * 1024;
 /**
  * One round each (a backup and a restore per round): `restart` stops redis-server and starts
  * it again after `ms`; `freeze` stops it with SIGSTOP (connections stay open, nothing answers)
@@ -84,6 +86,9 @@ describe('Redis restart mid-operation', () => {
       backendEnv: { BACKUP_FILESYSTEM_PATH: path.join(tmp.dir, 'backups') },
       workers: 2,
       redisAppendonly: true,
+      // Every outage must fall while the Bulk shard moves: held to a rate, its transfer lasts
+      // seconds whatever the machine's speed (unthrottled it could end before the outage).
+      env: { WORKER_MAX_BYTES_PER_SECOND: String(BULK_BYTES_PER_SECOND) },
     });
     reference = await readIndex(dataDir, NODES, 'Bulk');
   }, 180_000);
