@@ -1,22 +1,34 @@
 # syntax=docker/dockerfile:1
-# Production image: dependencies installed in their own stage (no dev packages), run as the
-# unprivileged `node` user. The same image runs the API (`api/main.ts`) or a worker.
-FROM node:20-bookworm-slim AS deps
+# Production image on the current Node LTS: the TypeScript is compiled in its own stage, the
+# production dependencies are installed in another (no dev packages, no compiler, no TypeScript loader),
+# and the image runs the built JavaScript as the unprivileged `node` user. The same image runs
+# the API (`dist/api/main.js`, the default) or a worker (`dist/worker/main.js`).
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
-
-FROM node:20-bookworm-slim
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_DIR=/data BACKUP_FILESYSTEM_PATH=/backups
-WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json main.ts ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json main.ts ./
 COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
 COPY cli ./cli
+RUN npm run build
+
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would build, and the build is the other stage's; the native
+# packages (lmdb, msgpackr-extract, zstd, blake3) load their prebuilt binaries at run time.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 GRPC_PORT=50051 DATA_DIR=/data BACKUP_FILESYSTEM_PATH=/backups
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
 COPY bin ./bin
 RUN mkdir -p /data /backups && chown node:node /data /backups
 USER node
-EXPOSE 8080
-CMD ["node", "--import", "tsx", "api/main.ts"]
+EXPOSE 8080 50051
+CMD ["node", "dist/api/main.js"]

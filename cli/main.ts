@@ -4,42 +4,31 @@
  * with the remaining arguments; anything else is Xapiand's flag style
  * (`--dump=twitter --out=twitter.docs`), handled by the dump/restore command.
  */
-import type { Readable, Writable } from 'node:stream';
-import { backupCommand } from './commands/backup.ts';
-import { dumpRestoreCommand } from './commands/dump-restore.ts';
+import type { CliIo, Command } from './command.ts';
+import { DUMP_RESTORE_HELP } from './commands/dump-restore-help.ts';
 import { EXIT } from './exit-codes.ts';
 
 export { EXIT };
 
-/** The process's streams and environment, passed in so tests (and other callers) can swap them. */
-export interface CliIo {
-  stdin: Readable & { isTTY?: boolean };
-  stdout: Writable & { isTTY?: boolean };
-  stderr: Writable & { isTTY?: boolean; columns?: number };
-  env: NodeJS.ProcessEnv;
-}
-
-export interface Command {
-  /** The word that selects it (`shardvault <name> …`). */
-  name: string;
-  /** One line for `shardvault --help`. */
-  summary: string;
-  /** Runs with the arguments after the name; answers the exit code. */
-  run(argv: string[], io: CliIo): Promise<number>;
-}
-
 /**
  * Subcommands by name. The Xapiand-style flags (no subcommand) are the default command.
- * Another command registers here with one line.
+ * Another command registers here with one entry. A command's module is loaded only when it
+ * runs, so `--help` loads no store, HTTP client or codec.
  */
-export const COMMANDS: readonly Command[] = [backupCommand];
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'backup',
+    summary: 'create, restore, list, watch, cancel and verify backups through a running API',
+    run: async (argv, io) => (await import('./commands/backup.ts')).runBackupCommand(argv, io),
+  },
+];
 
 export function usage(): string {
   const subcommands = COMMANDS.length
     ? `\nCommands:\n${COMMANDS.map((c) => `  shardvault ${c.name.padEnd(10)} ${c.summary}`).join('\n')}\n` +
       `  (run "shardvault <command> --help" for its options)\n`
     : '';
-  return `${dumpRestoreCommand.help}${subcommands}`;
+  return `${DUMP_RESTORE_HELP}${subcommands}`;
 }
 
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -58,7 +47,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`shardvault: unknown command ${JSON.stringify(first)}; run "shardvault --help"\n`);
     return EXIT.USAGE;
   }
-  return dumpRestoreCommand.run(argv, io);
+  return (await import('./commands/dump-restore.ts')).dumpRestoreCommand.run(argv, io);
 }
 
 /** What bin/shardvault.js calls: runs with the real process and exits with the answer. */

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { EXIT } from '../exit-codes.ts';
-import type { CliIo, Command } from '../main.ts';
+import type { CliIo } from '../command.ts';
 import {
   ApiError,
   apiKeyFromEnv,
@@ -302,34 +302,31 @@ async function execute(p: Parsed, io: CliIo): Promise<number> {
   }
 }
 
-export const backupCommand: Command = {
-  name: 'backup',
-  summary: 'create, restore, list, watch, cancel and verify backups through a running API',
-  async run(argv, io) {
-    let parsed: Parsed | 'help';
-    try {
-      parsed = parse(argv);
-    } catch (err) {
-      if (!(err instanceof UsageError)) throw err;
+/** `shardvault backup …` (registered in cli/main.ts). */
+export async function runBackupCommand(argv: string[], io: CliIo): Promise<number> {
+  let parsed: Parsed | 'help';
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`shardvault backup: ${err.message}\nRun "shardvault backup --help" for usage.\n`);
+    return EXIT.USAGE;
+  }
+  if (parsed === 'help') {
+    io.stdout.write(HELP);
+    return EXIT.OK;
+  }
+  try {
+    return await execute(parsed, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
       io.stderr.write(`shardvault backup: ${err.message}\nRun "shardvault backup --help" for usage.\n`);
       return EXIT.USAGE;
     }
-    if (parsed === 'help') {
-      io.stdout.write(HELP);
-      return EXIT.OK;
+    if (err instanceof ApiError) {
+      io.stderr.write(`shardvault: ${err.message}\n`);
+      return EXIT.FAILED;
     }
-    try {
-      return await execute(parsed, io);
-    } catch (err) {
-      if (err instanceof UsageError) {
-        io.stderr.write(`shardvault backup: ${err.message}\nRun "shardvault backup --help" for usage.\n`);
-        return EXIT.USAGE;
-      }
-      if (err instanceof ApiError) {
-        io.stderr.write(`shardvault: ${err.message}\n`);
-        return EXIT.FAILED;
-      }
-      throw err;
-    }
-  },
-};
+    throw err;
+  }
+}

@@ -20,49 +20,13 @@ import { ConfigError, isShardvaultError } from '../../shared/errors.ts';
 import type { DumpKind } from '../../shared/formats/dump-codec.ts';
 import { Store } from '../../shared/store/store.ts';
 import { EXIT } from '../exit-codes.ts';
-import type { CliIo } from '../main.ts';
+import type { CliIo } from '../command.ts';
+import { DUMP_RESTORE_HELP } from './dump-restore-help.ts';
 import { createProgress } from '../progress.ts';
 
 /** Refused documents printed one per line; the rest are counted. */
 const MAX_REFUSED_LINES = 100;
 
-const HELP = `Usage: shardvault [options]      (dump and restore one index, as Xapiand does)
-
-  shardvault --dump-metadata=INDEX [--out=FILE]   write the index's metadata
-  shardvault --dump-schema=INDEX   [--out=FILE]   write the index's schema
-  shardvault --dump=INDEX          [--out=FILE]   write every document of the index
-  shardvault --restore=INDEX       [--in=FILE]    restore a file written by one of the above
-
-Without --out the dump goes to stdout; without --in the restore reads stdin.
---restore tells metadata, schema and documents apart by the file's header, and may name
-another index than the one dumped (INDEX is created if it does not exist).
-
-Restoring is safe: the whole file is read and checked first (header, format version, record
-count, sha256 checksum in the trailer); a file with a bad header, a wrong checksum or a
-truncated body is refused and nothing is changed. stdin is spooled to a temporary file for
-this. Gzip-compressed dumps (backup shard objects) are read as well.
-
-Documents are checked against the target index's schema as they are restored. A document
-that does not fit (e.g. an _id "abc" where the schema says integer) is reported on stderr
-with the index, its position in the file and its _id, and every other document is still
-restored; the exit status is then 3. With --strict, any such document refuses the whole
-restore instead (found while the file is checked, so nothing is written; exit status 1).
-
-Options:
-  --out=FILE          where a dump is written (written to FILE.tmp-*, then renamed)
-  --in=FILE           the dump file to restore
-  --strict            refuse the whole restore if any document does not fit the schema
-  --data-dir=DIR      the data directory (default: $DATA_DIR, else ./data)
-  --nodes=A,B,C       the cluster's node names (default: $CLUSTER_NODES, else node-1,node-2,node-3)
-  -q, --quiet         no progress bar and no summary line
-  -h, --help          this help
-
-Use the same DATA_DIR and CLUSTER_NODES (or flags) as the server. A progress bar is drawn
-on stderr when it is a terminal.
-
-Exit status: 0 done; 1 failed, nothing changed; 2 bad arguments or configuration;
-3 restored, but some documents were refused.
-`;
 
 interface Flags {
   action: { kind: DumpKind; index: string } | { restore: string };
@@ -259,14 +223,13 @@ async function restore(store: Store, flags: Flags & { action: { restore: string 
 }
 
 export const dumpRestoreCommand = {
-  help: HELP,
   async run(argv: string[], io: CliIo): Promise<number> {
     let flags: Flags | 'help';
     let config: Config;
     try {
       flags = parseFlags(argv);
       if (flags === 'help') {
-        io.stdout.write(HELP);
+        io.stdout.write(DUMP_RESTORE_HELP);
         return EXIT.OK;
       }
       config = configFor(flags, io.env);

@@ -16,7 +16,8 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   grpcPort = await freePort();
-  server = spawnNode('main.ts', [], {
+  // What `npm start` runs: the build, without tsx.
+  server = spawnNode('dist/main.js', [], {
     PORT: String(port), GRPC_PORT: String(grpcPort), DATA_DIR: `${tmp.dir}/data`, BACKUP_FILESYSTEM_PATH: `${tmp.dir}/backups`, REDIS_URL: redis.url,
   });
   await server.waitFor(/api listening/);
@@ -49,7 +50,7 @@ async function grpcHealth(service: string): Promise<number> {
   }
 }
 
-describe('npm start (main.ts) as a child process', () => {
+describe('npm start (dist/main.js, the build) as a child process', () => {
   it("serves gRPC health on GRPC_PORT, SERVING for the server and for the name Weaviate's client asks about", async () => {
     expect(await grpcHealth('')).toBe(1);
     expect(await grpcHealth('/grpc.health.v1.Health/Check')).toBe(1);

@@ -1,6 +1,8 @@
 /**
- * Real child processes for end-to-end tests: `node --import tsx <entry>` spawned directly
- * (not through npm/npx) so a signal reaches the process meant.
+ * Real child processes for end-to-end tests: `node --import tsx <entry>` for a TypeScript
+ * source (the tests run the code as it is, never a stale build), plain `node <entry>` for the
+ * built JavaScript users run (`dist/…`, made by `npm run build`, which `npm test` runs first);
+ * spawned directly (not through npm/npx) so a signal reaches the process meant.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -20,7 +22,8 @@ export interface NodeProcess {
 }
 
 export function spawnNode(entry: string, args: string[] = [], env: Record<string, string> = {}): NodeProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve(ROOT, entry), ...args], {
+  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, path.resolve(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -38,8 +38,9 @@ describe('docker-compose.yml', () => {
     expect(s.worker.container_name).toBeUndefined();
     const grace = Number(/^(\d+)s$/.exec(s.worker.stop_grace_period)![1]);
     expect(grace).toBeGreaterThan(Number(s.worker.environment.WORKER_SHUTDOWN_SECONDS));
-    expect(s.api.command.join(' ')).toContain('api/main.ts');
-    expect(s.worker.command.join(' ')).toContain('worker/main.ts');
+    // The built JavaScript, as the image has it: no TypeScript compiler or tsx in production.
+    expect(s.api.command).toEqual(['node', 'dist/api/main.js']);
+    expect(s.worker.command).toEqual(['node', 'dist/worker/main.js']);
     expect(compose.volumes).toHaveProperty('data');
     expect(compose.volumes).toHaveProperty('backups');
   });
@@ -54,11 +55,17 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('has a Dockerfile that builds in stages, without dev dependencies, as a non-root user', () => {
+  it('has a Dockerfile that builds the JavaScript in its own stage and runs it on Node 24 without dev dependencies, as a non-root user', () => {
     const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-    expect(dockerfile.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);
+    const froms = dockerfile.match(/^FROM .*$/gm)!;
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    for (const from of froms) expect(from).toMatch(/^FROM node:24-/);
+    expect(dockerfile).toMatch(/RUN npm run build/);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toContain('COPY --from=build /app/dist ./dist');
     expect(dockerfile).toMatch(/^USER node$/m);
-    for (const dir of ['shared', 'api', 'worker', 'cli', 'bin']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
+    expect(dockerfile).toMatch(/^CMD \["node", "dist\/api\/main\.js"\]$/m);
+    expect(dockerfile).not.toMatch(/tsx/);
+    for (const dir of ['shared', 'api', 'worker', 'cli']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
   });
 });
