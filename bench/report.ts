@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { formatBytes } from './generate.ts';
 import { MAIN_THREAD, OTHER_THREADS } from './measure.ts';
-import type { BenchResults, ProfileRun, Row } from './run.ts';
+import type { BenchResults, ProfileRun, Row } from './results.ts';
 
 const MB = 1e6;
 const fmt = (n: number | undefined, digits = 2) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits));

@@ -23,99 +23,17 @@ import { ensureRestic, fileBaselines, resticBaseline, toolVersion, type Baseline
 import { BenchCluster } from './cluster.ts';
 import {
   DEFAULT_BYTES, DEFAULT_NODES, QUICK_BYTES, directoryBytes, formatBytes, generate, parseSize,
-  type GeneratedIndex, type IndexPlan,
+  type IndexPlan,
 } from './generate.ts';
-import { getStatus, postBackups, type LoadRun } from './load.ts';
+import { getStatus, postBackups } from './load.ts';
 import {
-  MemorySampler, memory, monotonicMicros, processCpu, stats, threadCpu, threadCpuDelta, timeShell, type Stats,
+  MemorySampler, memory, monotonicMicros, processCpu, stats, threadCpu, threadCpuDelta, timeShell,
 } from './measure.ts';
-import { newestProfile, summarizeProfile, type ProfileSummary } from './profile.ts';
+import { newestProfile, summarizeProfile } from './profile.ts';
 import { writeReport } from './report.ts';
+import type { BenchResults, DataSummary, ProfileRun, Row } from './results.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-// ---- results -----------------------------------------------------------------------------
-
-export interface Row {
-  key: string;
-  kind: 'baseline' | 'backup' | 'restore';
-  label: string;
-  command?: string;
-  workers?: number;
-  compression?: string;
-  seconds: Stats;
-  cpuSeconds: Stats;
-  /** Median CPU seconds per role (worker, api, redis) for shardvault runs. */
-  cpuByRole?: Record<string, number>;
-  outputBytes?: number;
-  /** Highest VmRSS sampled in any worker during the runs. */
-  peakWorkerRss?: number;
-  /** Highest RssAnon (the worker's own memory, without mapped LMDB file pages) sampled. */
-  peakWorkerAnon?: number;
-  failures: string[];
-}
-
-export interface MemoryRun {
-  op: 'backup' | 'restore';
-  docs: number;
-  jsonBytes: number;
-  shardDiskBytes: number;
-  seconds: number;
-  idleRss: number;
-  idleAnon: number;
-  peakRss: number;
-  peakAnon: number;
-  peakFile: number;
-  hwm: number;
-  status: string;
-}
-
-export interface ProfileRun {
-  name: string;
-  process: 'worker' | 'api';
-  seconds: number;
-  /** CPU seconds per thread name of the worker during the operation. */
-  threads: Record<string, number>;
-  summary?: ProfileSummary;
-  error?: string;
-}
-
-export interface DataSummary {
-  docs: number;
-  jsonBytes: number;
-  diskBytes: number;
-  files: number;
-  generatedSeconds: number;
-  reused: boolean;
-  indexes: GeneratedIndex[];
-  largestShard: { path: string; bytes: number };
-}
-
-export interface BenchResults {
-  label: string;
-  startedAt: string;
-  finishedAt: string;
-  totalSeconds: number;
-  options: {
-    bytes: number;
-    reps: number;
-    memBytes: number[];
-    workers: number[];
-    levels: string[];
-    concurrency?: number;
-    loadRate: number;
-    loadAmount: number;
-  };
-  machine: { cpuModel: string; cores: number; memoryBytes: number; kernel: string; fs: string; loadavg: number[] };
-  versions: Record<string, string>;
-  data?: DataSummary;
-  rows: Row[];
-  memory: MemoryRun[];
-  load: LoadRun[];
-  profiles: ProfileRun[];
-  notes: string[];
-  errors: { phase: string; message: string }[];
-}
 
 // ---- arguments ---------------------------------------------------------------------------
 
