@@ -7,7 +7,7 @@ import { BadRequestError, PayloadTooLargeError } from '../shared/errors.ts';
 import { assertNesting } from '../shared/nesting.ts';
 
 /** Remove commas that stand directly before `}` or `]`, outside strings. */
-export function stripTrailingCommas(text: string): string {
+function stripTrailingCommas(text: string): string {
   let out = '';
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -30,7 +30,7 @@ export function stripTrailingCommas(text: string): string {
 }
 
 /** A JSON body; one that nests deeper than MAX_NESTING is refused (422) before anything walks it. */
-export function parseJson(text: string): unknown {
+function parseJson(text: string): unknown {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -46,7 +46,7 @@ export function parseJson(text: string): unknown {
 }
 
 /** The raw body as text, refusing more than `limit` bytes without reading it all first. */
-export async function readText(c: Context, limit: number): Promise<string> {
+async function readText(c: Context, limit: number): Promise<string> {
   const declared = Number(c.req.header('content-length'));
   if (Number.isFinite(declared) && declared > limit) {
     throw new PayloadTooLargeError(`request body of ${declared} bytes is larger than the limit of ${limit} bytes`);

@@ -32,9 +32,9 @@ import { matches } from './auth.ts';
 import { errorBody } from './errors.ts';
 import { requireRedis } from './require-redis.ts';
 
-export const DASHBOARD_PATH = '/admin/queues';
+const DASHBOARD_PATH = '/admin/queues';
 export const SESSION_COOKIE = 'shardvault_dashboard';
-export const SESSION_HOURS = 12;
+const SESSION_HOURS = 12;
 
 /** Whether a request path belongs to the dashboard (which does its own auth). */
 export function isDashboardPath(path: string): boolean {

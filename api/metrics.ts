@@ -65,7 +65,7 @@ function routeLabel(c: Context): string {
 const unescapeLabel = (v: string) => v.replace(/\\(["\\n])/g, (_, ch: string) => (ch === 'n' ? '\n' : ch));
 
 /** Families of a Prometheus text exposition (what BullMQ's exportPrometheusMetrics writes). */
-export function parseExposition(text: string, into = new Map<string, Family>()): Map<string, Family> {
+function parseExposition(text: string, into = new Map<string, Family>()): Map<string, Family> {
   const family = (name: string): Family => {
     const f = into.get(name) ?? { name, help: '', type: 'untyped' as const, values: [] };
     into.set(name, f);
@@ -95,7 +95,7 @@ const HELP: Record<Measure, [suffix: string, help: string]> = {
 };
 
 /** Counters and histograms of finished operations, from the totals in Redis. */
-export function operationFamilies(series: OperationSeries[]): Family[] {
+function operationFamilies(series: OperationSeries[]): Family[] {
   const families: Family[] = [];
   for (const kind of ['backup', 'restore'] as const) {
     const mine = series.filter((s) => s.kind === kind);

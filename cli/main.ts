@@ -15,7 +15,7 @@ export { EXIT };
  * Another command registers here with one entry. A command's module is loaded only when it
  * runs, so `--help` loads no store, HTTP client or codec.
  */
-export const COMMANDS: readonly Command[] = [
+const COMMANDS: readonly Command[] = [
   {
     name: 'backup',
     summary: 'create, restore, list, watch, cancel and verify backups through a running API',

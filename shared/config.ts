@@ -16,7 +16,7 @@ const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
  * Every environment variable shardvault reads, with its default.
  * Weaviate's names are used where Weaviate has one.
  */
-export const envSchema = z.object({
+const envSchema = z.object({
   /** HTTP port of the API. */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Port of the gRPC health service (grpc.health.v1.Health) Weaviate's clients check; 0 turns it off. */

@@ -12,7 +12,7 @@ import { UnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { pingRedis, startRedisServer, type RedisServer } from './redis-server.ts';
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export function createRedis(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, {

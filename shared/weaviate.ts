@@ -16,7 +16,7 @@ const TO_FIELD: Record<string, FieldType> = {
   'uuid[]': 'array/uuid', 'object[]': 'array',
 };
 
-export const propertySchema = z.object({
+const propertySchema = z.object({
   name: z.string().regex(/^[_A-Za-z][_0-9A-Za-z]{0,230}$/, 'property names are letters, digits and _').refine((n) => !n.startsWith('_'), 'property names may not start with _'),
   dataType: z.array(z.string()).length(1, 'dataType holds exactly one type'),
   description: z.string().optional(),
@@ -33,7 +33,7 @@ export const classSchema = z.object({
 export type WeaviateClass = z.infer<typeof classSchema>;
 
 /** Weaviate capitalises the first letter of class names. */
-export function className(name: string): string {
+function className(name: string): string {
   return name.charAt(0).toUpperCase() + name.slice(1);
 }
 

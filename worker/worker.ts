@@ -67,7 +67,7 @@ export interface ShardvaultWorker {
 }
 
 /** The processors of the job catalog, one per file in worker/. */
-export function defaultProcessors(deps: JobDeps): Processors {
+function defaultProcessors(deps: JobDeps): Processors {
   return {
     'commit-backup': commitBackup(deps),
     'snapshot-shard': snapshotShard(deps),

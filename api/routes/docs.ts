@@ -50,7 +50,7 @@ ${op.requestBody
 </details>`;
 }
 
-export function docsPage() {
+function docsPage() {
   const doc = openApiDocument() as {
     info: { title: string; version: string; description: string };
     tags: { name: string; description: string }[];

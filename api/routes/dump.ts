@@ -14,7 +14,7 @@ import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
 
 /** Where dump files sent to `:restore` are spooled, under DATA_DIR (node names never start with `_`). */
-export const SPOOL_DIR = '_spool';
+const SPOOL_DIR = '_spool';
 
 const MEDIA_TYPES: Record<string, DocumentFormat> = {
   'application/json': 'json',
@@ -37,7 +37,7 @@ const CONTENT_TYPES: Record<DocumentFormat, string> = {
 };
 
 /** The format of the first acceptable media type in `Accept` (by q, then order); JSON by default. */
-export function formatForAccept(accept: string | undefined): DocumentFormat {
+function formatForAccept(accept: string | undefined): DocumentFormat {
   if (!accept) return 'json';
   const ranked = accept
     .split(',')
@@ -56,7 +56,7 @@ export function formatForAccept(accept: string | undefined): DocumentFormat {
 }
 
 /** The format of a restore body; curl's default form type and text/plain are read as JSON. */
-export function formatForContentType(contentType: string | undefined): DocumentFormat {
+function formatForContentType(contentType: string | undefined): DocumentFormat {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === '' || type === 'text/plain' || type === 'application/x-www-form-urlencoded') return 'json';
   const format = MEDIA_TYPES[type] ?? (/^application\/[\w.+-]+\+json$/.test(type) ? 'json' : undefined);

@@ -151,7 +151,7 @@ function parse(argv: string[]): Parsed | 'help' {
 }
 
 /** `a=b,c=d` (also given as several --node-mapping options) → {a: 'b', c: 'd'}. */
-export function parseNodeMapping(values: string[]): Record<string, string> {
+function parseNodeMapping(values: string[]): Record<string, string> {
   const mapping: Record<string, string> = {};
   for (const pair of values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean)) {
     const m = /^([^=\s]+)=([^=\s]+)$/.exec(pair);

@@ -307,7 +307,7 @@ export class GcsBackend implements Backend {
 }
 
 /** STORAGE_EMULATOR_HOST as a URL; emulators speak plain HTTP, so `host:port` gets `http://`. */
-export function gcsEmulatorUrl(host: string): string {
+function gcsEmulatorUrl(host: string): string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? host : `http://${host}`;
   return withScheme.replace(/\/+$/, '');
 }

@@ -119,7 +119,7 @@ function cloudPath(value: string): string {
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** S3 bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, letter/digit at both ends. */
-export function validateS3Bucket(bucket: string): string {
+function validateS3Bucket(bucket: string): string {
   const ok =
     /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
     !bucket.includes('..') &&
@@ -140,7 +140,7 @@ export function validateS3Bucket(bucket: string): string {
  * GCS bucket naming rules: 3-63 of a-z 0-9 - _ . (up to 222 when dotted, each part at most 63),
  * letter/digit at both ends, no `..`, not an IP address, no `goog` prefix or `google` inside.
  */
-export function validateGcsBucket(bucket: string): string {
+function validateGcsBucket(bucket: string): string {
   const ok =
     /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket) &&
     (bucket.includes('.') ? bucket.split('.').every((p) => p.length > 0 && p.length <= 63) : bucket.length <= 63) &&

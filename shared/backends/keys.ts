@@ -8,7 +8,7 @@ import { ValidationError } from '../errors.ts';
 
 
 /** Longest key accepted, in UTF-8 bytes (S3's limit, which includes the configured path). */
-export const MAX_KEY_BYTES = 1024;
+const MAX_KEY_BYTES = 1024;
 
 /** Suffix of in-progress filesystem writes; keys may not end with it. */
 export const TMP_SUFFIX = '.tmp';

@@ -30,7 +30,7 @@ export interface RetryOptions {
   isTransient?: (err: unknown) => boolean;
 }
 
-export const RETRY_DEFAULTS = { attempts: 4, baseMs: 200, maxMs: 5000 } as const;
+const RETRY_DEFAULTS = { attempts: 4, baseMs: 200, maxMs: 5000 } as const;
 
 /**
  * Runs fn until it succeeds, it fails with a permanent error, or the attempts are used up;

@@ -334,7 +334,7 @@ export class S3Backend implements Backend {
  * S3-compatible servers reject the SDK's default CRC32 trailers on streamed uploads), static
  * credentials only when both halves are configured.
  */
-export function s3ClientConfig(
+function s3ClientConfig(
   options: Pick<S3BackendOptions, 'endpoint' | 'useSSL' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'requestTimeoutMs'>,
 ): S3ClientConfig {
   if (Boolean(options.accessKeyId) !== Boolean(options.secretAccessKey)) {

@@ -102,10 +102,6 @@ export interface BackupServiceDeps {
 /** How long an operation may be recorded without its coordinator job before it counts as lost. */
 export const ORPHAN_GRACE_MS = 30_000;
 
-function backendOf(raw: string): BackendName {
-  return parseBackendName(raw);
-}
-
 export function createBackupService(deps: BackupServiceDeps): BackupService {
   const { config, store, logger } = deps;
   const backends = deps.backends ?? configuredBackends(config, logger);
@@ -255,7 +251,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
 
   return {
     async create(rawBackend, body) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const req = parseCreateRequest(body);
       const backend = backends(name, req.overrides);
       const classes = selectClasses(
@@ -322,7 +318,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     },
 
     async status(rawBackend, rawId, overrides = {}) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       // Overrides are checked even when Redis answers, so a bad ?path= is refused, never ignored.
       const backend = backends(name, overrides);
@@ -334,7 +330,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     },
 
     async list(rawBackend, overrides = {}) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const backend = backends(name, overrides);
       const objects = await backend.list('');
       const ids = objects.map((o) => /^([a-z0-9_-]+)\/backup_config\.json$/.exec(o.key)?.[1]).filter((x): x is string => !!x);
@@ -356,14 +352,14 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     },
 
     async cancel(rawBackend, rawId, overrides = {}) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       const backend = backends(name, overrides);
       await cancelOperation('backup', name, id, async () => (await readGlobal(backend, id))?.status);
     },
 
     async restore(rawBackend, rawId, body) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       const req = parseRestoreRequest(body);
       const backend = backends(name, req.overrides);
@@ -461,7 +457,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     },
 
     async restoreStatus(rawBackend, rawId) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       const state = await current('restore', name, id);
       if (!state) throw new NotFoundError(`no restore of backup ${JSON.stringify(id)} in backend ${name} is known`);
@@ -469,13 +465,13 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     },
 
     async cancelRestore(rawBackend, rawId) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       await cancelOperation('restore', name, id, async () => undefined);
     },
 
     async verify(rawBackend, rawId, overrides = {}) {
-      const name = backendOf(rawBackend);
+      const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       const state = await current('backup', name, id);
       if (state && !isTerminal(state.status)) {

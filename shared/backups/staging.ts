@@ -8,9 +8,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const STAGING_DIR = '.staging';
+const STAGING_DIR = '.staging';
 
-export function stagingRoot(dataDir: string, node: string, restoreKey: string): string {
+function stagingRoot(dataDir: string, node: string, restoreKey: string): string {
   return path.join(dataDir, node, STAGING_DIR, restoreKey);
 }
 
@@ -24,9 +24,4 @@ export async function removeStaging(dataDir: string, nodes: readonly string[], r
     await fs.promises.rm(stagingRoot(dataDir, node, restoreKey), { recursive: true, force: true });
     await fs.promises.rmdir(path.join(dataDir, node, STAGING_DIR)).catch(() => undefined);
   }
-}
-
-/** True when no node has anything staged for this restore. */
-export function stagingIsEmpty(dataDir: string, nodes: readonly string[], restoreKey: string): boolean {
-  return nodes.every((node) => !fs.existsSync(stagingRoot(dataDir, node, restoreKey)));
 }

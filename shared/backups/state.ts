@@ -17,7 +17,7 @@ import { PREFIX, type OperationKind } from '../jobs/catalog.ts';
 
 export const STATUSES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'SUCCESS', 'FAILED', 'CANCELLING', 'CANCELED'] as const;
 export type Status = (typeof STATUSES)[number];
-export const TERMINAL: ReadonlySet<Status> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
+const TERMINAL: ReadonlySet<Status> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
 export const isTerminal = (s: Status): boolean => TERMINAL.has(s);
 
 /** Finished operations are kept in Redis this long (a week); the backend manifest outlives them. */
@@ -200,12 +200,6 @@ export class OperationStore {
       if (p.done) total.shardsDone++;
     }
     return total;
-  }
-
-  /** Forget one shard's progress (a retried shard starts over). */
-  async clearProgress(kind: OperationKind, backend: string, id: string, shard: string): Promise<void> {
-    const [, progress] = this.keys(kind, backend, id);
-    await this.redis.hdel(progress, shard);
   }
 
   /** Ids of the operations of this kind Redis still knows in a backend (expired ones pruned). */

@@ -10,9 +10,6 @@ import { createDumpEncoder, type DumpEncoder, type DumpHeaderInput, type DumpKin
 import type { Document } from '../store/schema.ts';
 import { SCHEMAS_INDEX, type IndexRecord, type Store } from '../store/store.ts';
 
-/** The file names the CLI's documentation uses for each kind. */
-export const DUMP_EXTENSIONS: Record<DumpKind, string> = { meta: '.meta', schema: '.schm', docs: '.docs' };
-
 /** Every document of an index, shard by shard. */
 export async function* indexDocuments(store: Store, rec: IndexRecord): AsyncGenerator<Document> {
   for (let shard = 0; shard < rec.shards; shard++) {
@@ -27,7 +24,7 @@ export async function* indexDocuments(store: Store, rec: IndexRecord): AsyncGene
  * carries the shared schema (and its description) along, so restoring it into an empty data
  * directory recreates the `.schemas` document as well.
  */
-export function schemaBody(store: Store, rec: IndexRecord): Record<string, unknown> {
+function schemaBody(store: Store, rec: IndexRecord): Record<string, unknown> {
   if (rec.schema._type !== 'foreign/object') return { ...rec.schema };
   const endpoint = (rec.schema as { _endpoint: string })._endpoint;
   const id = endpoint.slice(`${SCHEMAS_INDEX}/`.length);

@@ -96,7 +96,7 @@ function strictRefusal(target: string, refused: RestoreItemError[], count: numbe
  * (records that cannot be applied: a bad metadata key, a schema dump without exactly one
  * object, and with `strict` any document the target's schema refuses).
  */
-export async function verifyDumpFile(
+async function verifyDumpFile(
   store: Store,
   target: string,
   file: string,

@@ -70,7 +70,7 @@ function findCodec(head: Buffer): Codec | undefined {
  * unrecognised format (including NoCompression objects) pass through unchanged. The inner
  * decompressor is paused whenever this stream's reader is slow, so backpressure holds end to end.
  */
-export class AutoDecompress extends Transform {
+class AutoDecompress extends Transform {
   #head: Buffer[] = [];
   #headLength = 0;
   #decided = false;

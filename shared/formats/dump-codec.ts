@@ -37,7 +37,7 @@ export const FORMAT_VERSION = 1 as const;
 /** The fixed 8 bytes every dump starts with. */
 export const DUMP_MAGIC: Buffer = Buffer.from('SVDUMP\x00\x01', 'latin1');
 
-export const DUMP_KINDS = ['meta', 'schema', 'docs'] as const;
+const DUMP_KINDS = ['meta', 'schema', 'docs'] as const;
 export type DumpKind = (typeof DUMP_KINDS)[number];
 
 /** What every dump header holds; producers may add fields of their own (e.g. `shard`, `node`). */
@@ -483,7 +483,7 @@ class DumpParser {
  * what came before it, else the stream fails with IntegrityError (ValidationError for a kind
  * other than `expectKind`).
  */
-export class DumpDecoder extends Transform {
+class DumpDecoder extends Transform {
   readonly header: Promise<DumpHeader>;
   readonly trailer: Promise<DumpTrailer>;
   #parser: DumpParser;

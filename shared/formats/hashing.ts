@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
  * `digest()` may be called at any time, any number of times: it answers the sha256 (hex) of
  * the bytes seen so far, so after `'end'`/`'finish'` it is the checksum of the whole stream.
  */
-export class ByteMeter extends Transform {
+class ByteMeter extends Transform {
   #hash: Hash = createHash('sha256');
   #bytes = 0;
 

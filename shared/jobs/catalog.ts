@@ -46,7 +46,7 @@ export function nodeQueue(node: string): string {
 
 const backendName = z.enum(BACKEND_NAMES);
 /** Weaviate's `config.Bucket` / `config.Path`, fixed for the whole operation. */
-export const overridesSchema = z.object({ bucket: z.string().optional(), path: z.string().optional() });
+const overridesSchema = z.object({ bucket: z.string().optional(), path: z.string().optional() });
 const name = z.string().min(1);
 const schemaObject = z.record(z.string(), z.unknown());
 
@@ -72,7 +72,7 @@ const operation = {
   backupId: name,
 };
 
-export const snapshotShardPayload = z.object({
+const snapshotShardPayload = z.object({
   ...operation,
   node: name,
   index: name,
@@ -97,7 +97,7 @@ export const shardObjectResult = z.object({
 });
 export type ShardObject = z.infer<typeof shardObjectResult>;
 
-export const commitBackupPayload = z.object({
+const commitBackupPayload = z.object({
   ...operation,
   /** Every node of the source cluster, in the cluster's order. */
   nodes: z.array(name).min(1),
@@ -107,13 +107,13 @@ export const commitBackupPayload = z.object({
   indexes: z.array(indexSnapshotSchema).min(1),
 });
 
-export const commitResult = z.object({
+const commitResult = z.object({
   status: z.enum(['SUCCESS', 'FAILED', 'CANCELED']),
   error: z.string().optional(),
 });
 export type CommitResult = z.infer<typeof commitResult>;
 
-export const restoreShardPayload = z.object({
+const restoreShardPayload = z.object({
   ...operation,
   /** Where the staged shard goes: `DATA_DIR/<node>/.staging/<restoreKey>/<index>/<shard>/`. */
   restoreKey: name,
@@ -128,7 +128,7 @@ export const restoreShardPayload = z.object({
   docs: z.number().int().min(0),
 });
 
-export const restoredIndexSchema = z.object({
+const restoredIndexSchema = z.object({
   name,
   shards: z.number().int().min(1),
   /** Target placement: placement[i] is the node of this cluster that gets shard i. */
@@ -139,7 +139,7 @@ export const restoredIndexSchema = z.object({
 });
 export type RestoredIndex = z.infer<typeof restoredIndexSchema>;
 
-export const commitRestorePayload = z.object({
+const commitRestorePayload = z.object({
   ...operation,
   restoreKey: name,
   classes: z.array(name).min(1),
@@ -231,7 +231,7 @@ export function jobsOn(queue: CoordinatorQueue | 'node'): JobName[] {
 }
 
 /** Parse a payload as its job expects it; a bad payload is a programming error. */
-export function parsePayload<N extends JobName>(name: N, data: unknown): PayloadOf<N> {
+function parsePayload<N extends JobName>(name: N, data: unknown): PayloadOf<N> {
   return CATALOG[name].payload.parse(data) as PayloadOf<N>;
 }
 

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { COORDINATOR_QUEUES, nodeQueue, PREFIX } from './catalog.ts';
 
 /** Every queue name of a cluster with these nodes, coordinators first. */
-export function queueNames(nodes: readonly string[]): string[] {
+function queueNames(nodes: readonly string[]): string[] {
   return [...COORDINATOR_QUEUES, ...nodes.map(nodeQueue)];
 }
 

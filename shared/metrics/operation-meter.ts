@@ -19,7 +19,7 @@ import { BACKEND_NAMES } from '../backends/backend.ts';
 import { FINISHED_TTL_S, isTerminal, OperationStore, type Status } from '../backups/state.ts';
 import { PREFIX, type OperationKind } from '../jobs/catalog.ts';
 
-export const OPERATION_KINDS: readonly OperationKind[] = ['backup', 'restore'];
+const OPERATION_KINDS: readonly OperationKind[] = ['backup', 'restore'];
 export type Outcome = Extract<Status, 'SUCCESS' | 'FAILED' | 'CANCELED'>;
 
 /** Upper bounds of the histogram buckets (`+Inf` is implied). */
@@ -46,7 +46,7 @@ export interface OperationSeries {
   buckets: Record<Measure, number[]>;
 }
 
-export const TOTALS_KEY = `${PREFIX}:metrics:operations`;
+const TOTALS_KEY = `${PREFIX}:metrics:operations`;
 const markerKey = (kind: OperationKind, backend: string, id: string) => `${PREFIX}:metrics:metered:${kind}:${backend}:${id}`;
 /** A marker outlives the operation state it guards. */
 const MARKER_TTL_S = FINISHED_TTL_S + 24 * 3600;

@@ -9,11 +9,11 @@
 import { ValidationError } from '../errors.ts';
 import { assertNesting } from '../nesting.ts';
 
-export const SCALAR_TYPES = [
+const SCALAR_TYPES = [
   'text', 'keyword', 'integer', 'positive', 'floating', 'boolean', 'datetime', 'date', 'uuid',
 ] as const;
-export const FIELD_TYPES = [...SCALAR_TYPES, 'object', 'array'] as const;
-export const ID_TYPES = ['integer', 'positive', 'keyword', 'text', 'uuid'] as const;
+const FIELD_TYPES = [...SCALAR_TYPES, 'object', 'array'] as const;
+const ID_TYPES = ['integer', 'positive', 'keyword', 'text', 'uuid'] as const;
 
 export type ScalarType = (typeof SCALAR_TYPES)[number];
 /** `array` holds any values; `array/<scalar>` holds values of that type. */
@@ -41,7 +41,7 @@ const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 const fieldName = (path: string) => path || '_id';
 
-export function isFieldType(t: unknown): t is FieldType {
+function isFieldType(t: unknown): t is FieldType {
   if (typeof t !== 'string') return false;
   if ((FIELD_TYPES as readonly string[]).includes(t)) return true;
   const m = /^array\/(.+)$/.exec(t);
@@ -131,7 +131,7 @@ export function mergeSchema(existing: IndexSchema, incoming: IndexSchema, path =
 }
 
 /** The type a value would get in a field that has none yet. */
-export function inferType(value: unknown, path: string): FieldType {
+function inferType(value: unknown, path: string): FieldType {
   if (typeof value === 'boolean') return 'boolean';
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ValidationError(`field ${fieldName(path)}: ${value} is not a finite number`);
@@ -319,10 +319,6 @@ export function toJson(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(toJson);
   if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJson(v)]));
   return value;
-}
-
-export function idTypeOf(schema: IndexSchema): FieldType | undefined {
-  return schema._id?._type;
 }
 
 /** Coerce an id given in a URL path to the index's id type, so lookups match stored keys. */
