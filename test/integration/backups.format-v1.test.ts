@@ -1,0 +1,70 @@
+/**
+ * Users' backups outlive the code that wrote them. A backup written by repository format
+ * version 1 (one gzip'd docs dump object per shard; docs/formats.md §1), kept as a fixture
+ * (test/fixtures/backup-v1, made by scripts/make-backup-v1-fixture.ts with that version), must
+ * list, verify and restore identical with every later version.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../shared/logger.ts';
+import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
+import { useTestApi } from '../support/api.ts';
+import { readIndex, waitForStatus } from '../support/backups.ts';
+import { ROOT } from '../support/process.ts';
+
+const FIXTURE = path.join(ROOT, 'test/fixtures/backup-v1');
+const ID = 'format-v1';
+const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Record<string, Record<string, string>>;
+
+const t = useTestApi();
+let worker: ShardvaultWorker;
+
+beforeAll(async () => {
+  fs.cpSync(path.join(FIXTURE, ID), path.join(t.config.backends.filesystem.path, ID), { recursive: true });
+  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: t.config.redisUrl!, store: t.store });
+  await worker.start();
+});
+
+afterAll(async () => {
+  await worker?.stop();
+});
+
+describe('a backup of format version 1', () => {
+  it('lists, with its status and classes, read from its manifest alone', async () => {
+    const list = (await (await t.call('GET', '/v1/backups/filesystem')).json()) as { id: string; status: string; classes: string[] }[];
+    expect(list).toEqual([expect.objectContaining({ id: ID, status: 'SUCCESS', classes: ['Article', 'twitter'] })]);
+    const status = await (await t.call('GET', `/v1/backups/filesystem/${ID}`)).json();
+    expect(status).toMatchObject({ id: ID, status: 'SUCCESS', classes: ['Article', 'twitter'] });
+  });
+
+  it('verifies OK: every object against its manifest', async () => {
+    const res = await t.call('GET', `/v1/backups/filesystem/${ID}/verify`);
+    const report = (await res.json()) as { status: string; objects: number; problems: unknown[] };
+    expect(res.status, JSON.stringify(report)).toBe(200);
+    expect(report).toMatchObject({ status: 'OK', problems: [] });
+    // backup_config.json, three backup.json, seven shard objects.
+    expect(report.objects).toBe(11);
+  });
+
+  it('restores identical documents, schemas and metadata', async () => {
+    const res = await t.call('POST', `/v1/backups/filesystem/${ID}/restore`, {});
+    expect(res.status, JSON.stringify(await res.json())).toBe(200);
+    const done = await waitForStatus(t.call, `/v1/backups/filesystem/${ID}/restore`, undefined, 60_000);
+    expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+    for (const index of ['Article', 'twitter']) {
+      const now = Object.fromEntries(await readIndex(t.config.dataDir, t.config.nodes, index));
+      expect(Object.keys(now).length).toBe(Object.keys(expected[index]!).length);
+      expect(now).toEqual(expected[index]);
+    }
+    const article = (await (await t.call('GET', '/v1/schema/Article')).json()) as { properties: { name: string; dataType: string[] }[]; shardingConfig: { actualCount: number } };
+    expect(article.properties.map((p) => [p.name, p.dataType[0]])).toEqual([
+      ['title', 'text'],
+      ['words', 'int'],
+      ['published', 'date'],
+      ['tags', 'text[]'],
+    ]);
+    expect(article.shardingConfig.actualCount).toBe(4);
+    expect(await (await t.call('GET', '/twitter/:metadata/owner')).json()).toEqual({ name: 'fixture' });
+  });
+});
