@@ -4,10 +4,11 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from '
 import path from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, IntegrityError, NotFoundError, ShardvaultError, ValidationError } from '../errors.ts';
+import { CancelledError, NotFoundError, ShardvaultError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
-import { meterBody, readSmall } from './bodies.ts';
+import { meterBody } from './bodies.ts';
+import { markerRoundTrip } from './common-steps.ts';
 import { accessCheckKey, quote, sortByKey, TMP_SUFFIX, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, fallbackBackendError, PermanentBackendError } from './retry.ts';
 
@@ -166,11 +167,8 @@ export class FilesystemBackend implements Backend {
 
   async checkAccess(options: CallOptions = {}): Promise<void> {
     const key = accessCheckKey();
-    const payload = Buffer.from(`shardvault access check ${new Date().toISOString()}\n`);
     try {
-      await this.write(key, Readable.from([payload]), options);
-      const back = await readSmall(await this.read(key, options));
-      if (!back.equals(payload)) throw new IntegrityError(`read back ${back.length} bytes that differ from the marker written`);
+      await markerRoundTrip(this, key, options);
       await rm(this.pathOf(key));
     } catch (err) {
       await rm(this.pathOf(key), { force: true }).catch(() => undefined);

@@ -5,8 +5,9 @@ import { pipeline } from 'node:stream/promises';
 import { CancelledError, IntegrityError, NotFoundError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
-import { meterBody, readSmall } from './bodies.ts';
-import { accessCheckKey, basePrefix, sortByKey, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
+import { meterBody } from './bodies.ts';
+import { collectPages, markerRoundTrip } from './common-steps.ts';
+import { accessCheckKey, basePrefix, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
 import {
   describeError,
   fallbackBackendError,
@@ -157,10 +158,8 @@ export class GcsBackend implements Backend {
   async list(prefix: string, options: CallOptions = {}): Promise<ObjectInfo[]> {
     validatePrefix(prefix);
     const { signal } = options;
-    const found: ObjectInfo[] = [];
-    let pageToken: string | undefined;
     try {
-      do {
+      return await collectPages(this.base, async (pageToken) => {
         const [files, next] = await withRetry(
           () =>
             this.bucket.getFiles({
@@ -171,18 +170,16 @@ export class GcsBackend implements Backend {
             }),
           { ...this.retry, signal, label: `gcs list ${prefix}` },
         );
-        for (const file of files) {
-          const key = file.name.slice(this.base.length);
-          if (!key || key.endsWith('/')) continue;
-          found.push({ key, size: Number(file.metadata.size ?? 0) });
-        }
-        pageToken = (next as { pageToken?: string } | null | undefined)?.pageToken || undefined;
+        // The GCS client does not watch the signal between pages.
         if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
-      } while (pageToken);
+        return {
+          objects: files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0) })),
+          next: (next as { pageToken?: string } | null | undefined)?.pageToken || undefined,
+        };
+      });
     } catch (err) {
       throw this.mapError(err, `list ${prefix}`, { prefix, signal });
     }
-    return sortByKey(found);
   }
 
   async deletePrefix(prefix: string, options: CallOptions = {}): Promise<number> {
@@ -230,7 +227,6 @@ export class GcsBackend implements Backend {
   async checkAccess(options: CallOptions = {}): Promise<void> {
     const { signal } = options;
     const key = accessCheckKey();
-    const payload = Buffer.from(`shardvault access check ${new Date().toISOString()}\n`);
     let attempted = false;
     try {
       await withRetry(() => this.bucket.getFiles({ prefix: this.base, autoPaginate: false, maxResults: 1 }), {
@@ -239,9 +235,7 @@ export class GcsBackend implements Backend {
         label: 'gcs access check',
       });
       attempted = true;
-      await this.write(key, Readable.from([payload]), options);
-      const back = await readSmall(await this.read(key, options));
-      if (!back.equals(payload)) throw new IntegrityError(`gcs access check read back different bytes from ${this.locate(key)}`);
+      await markerRoundTrip(this, key, options);
     } catch (err) {
       throw this.mapError(err, 'access check', { signal });
     } finally {

@@ -12,8 +12,9 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { CancelledError, ConfigError, IntegrityError, NotFoundError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
-import { meterBody, readSmall } from './bodies.ts';
-import { accessCheckKey, basePrefix, sortByKey, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
+import { meterBody } from './bodies.ts';
+import { collectPages, markerRoundTrip } from './common-steps.ts';
+import { accessCheckKey, basePrefix, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
 import {
   describeError,
   fallbackBackendError,
@@ -169,10 +170,8 @@ export class S3Backend implements Backend {
   async list(prefix: string, options: CallOptions = {}): Promise<ObjectInfo[]> {
     validatePrefix(prefix);
     const { signal } = options;
-    const found: ObjectInfo[] = [];
-    let token: string | undefined;
     try {
-      do {
+      return await collectPages(this.base, async (token) => {
         const page = await withRetry(
           () =>
             this.client.send(
@@ -186,18 +185,14 @@ export class S3Backend implements Backend {
             ),
           { ...this.retry, signal, label: `s3 list ${prefix}` },
         );
-        for (const object of page.Contents ?? []) {
-          const key = object.Key?.slice(this.base.length);
-          // Skip "folder" placeholders (`a/`) that consoles create; they are not objects of ours.
-          if (!key || key.endsWith('/')) continue;
-          found.push({ key, size: object.Size ?? 0 });
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
+        return {
+          objects: (page.Contents ?? []).map((o) => ({ name: o.Key, size: o.Size ?? 0 })),
+          next: page.IsTruncated ? page.NextContinuationToken : undefined,
+        };
+      });
     } catch (err) {
       throw this.mapError(err, `list ${prefix}`, { prefix, signal });
     }
-    return sortByKey(found);
   }
 
   async deletePrefix(prefix: string, options: CallOptions = {}): Promise<number> {
@@ -254,7 +249,6 @@ export class S3Backend implements Backend {
   async checkAccess(options: CallOptions = {}): Promise<void> {
     const { signal } = options;
     const key = accessCheckKey();
-    const payload = Buffer.from(`shardvault access check ${new Date().toISOString()}\n`);
     let attempted = false;
     try {
       await withRetry(
@@ -265,9 +259,7 @@ export class S3Backend implements Backend {
         { ...this.retry, signal, label: 's3 access check' },
       );
       attempted = true;
-      await this.write(key, Readable.from([payload]), options);
-      const back = await readSmall(await this.read(key, options));
-      if (!back.equals(payload)) throw new IntegrityError(`s3 access check read back different bytes from ${this.locate(key)}`);
+      await markerRoundTrip(this, key, options);
     } catch (err) {
       throw this.mapError(err, 'access check', { signal });
     } finally {
