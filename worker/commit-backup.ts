@@ -26,10 +26,9 @@ import {
   type NodeManifest,
 } from '../shared/backups/manifest.ts';
 import { PermanentBackendError } from '../shared/backends/retry.ts';
-import { ShardvaultError } from '../shared/errors.ts';
-import { ABORT, operationKey, type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
+import { operationKey, type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
-import { isEchoedFailure, type JobDeps } from './deps.ts';
+import { commitOrAbandon, isEchoedFailure, type JobDeps } from './deps.ts';
 
 type Payload = PayloadOf<'commit-backup'>;
 
@@ -148,18 +147,7 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     return { status: 'SUCCESS' };
   }
 
-  return async (job, token, signal) => {
-    try {
-      return await commit(job, token, signal);
-    } catch (err) {
-      if (err instanceof WaitingChildrenError || signal.reason === ABORT.shutdown) throw err;
-      const permanent = err instanceof ShardvaultError && err.status < 500;
-      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (!permanent && !lastAttempt) throw err;
-      const message = `committing the backup failed: ${err instanceof Error ? err.message : String(err)}`;
-      return abandon(job, token, deps.backends(job.data.backend, job.data.overrides), message);
-    }
-  };
+  return commitOrAbandon('backup', commit, (job, token, reason) => abandon(job, token, deps.backends(job.data.backend, job.data.overrides), reason));
 }
 
 function baseManifest(p: Payload, backend: Backend): Omit<GlobalManifest, 'status' | 'totals' | 'nodeManifests'> {

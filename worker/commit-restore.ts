@@ -18,13 +18,12 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { WaitingChildrenError } from 'bullmq';
 import { removeStaging, stagedShardDir } from '../shared/backups/staging.ts';
-import { ShardvaultError } from '../shared/errors.ts';
-import { ABORT, operationKey, type CommitResult, type JobOf, type ProcessorOf, type RestoredIndex } from '../shared/jobs/catalog.ts';
+import { operationKey, type CommitResult, type JobOf, type ProcessorOf, type RestoredIndex } from '../shared/jobs/catalog.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
 import type { IndexSchema } from '../shared/store/schema.ts';
 import type { IndexRecord } from '../shared/store/store.ts';
 import { describeFailure } from './commit-backup.ts';
-import { isEchoedFailure, type JobDeps } from './deps.ts';
+import { commitOrAbandon, isEchoedFailure, type JobDeps } from './deps.ts';
 
 export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
   const { ops, store, config } = deps;
@@ -131,15 +130,5 @@ export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
     return { status: 'SUCCESS' };
   }
 
-  return async (job, token, signal) => {
-    try {
-      return await commit(job, token);
-    } catch (err) {
-      if (err instanceof WaitingChildrenError || signal.reason === ABORT.shutdown) throw err;
-      const permanent = err instanceof ShardvaultError && err.status < 500;
-      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (!permanent && !lastAttempt) throw err;
-      return abandon(job, token, `committing the restore failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  };
+  return commitOrAbandon('restore', commit, abandon);
 }

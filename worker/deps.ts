@@ -2,11 +2,12 @@
  * What the job processors are given, and the few helpers they share: checking that their
  * operation still wants them, reporting progress, and naming why a job stopped.
  */
-import { UnrecoverableError } from 'bullmq';
+import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
 import type { BackendFactory } from '../shared/backups/backends.ts';
 import type { OperationStore } from '../shared/backups/state.ts';
 import type { Config } from '../shared/config.ts';
-import type { OperationKind } from '../shared/jobs/catalog.ts';
+import { ShardvaultError } from '../shared/errors.ts';
+import { ABORT, type CommitResult, type OperationKind } from '../shared/jobs/catalog.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../shared/store/store.ts';
 
@@ -66,4 +67,28 @@ export class ShardProgress {
     await this.job.updateProgress({ docs, bytes, done: true });
     await this.ops.progress(this.kind, this.backend, this.id, this.shard, { docs, bytes, done: true });
   }
+}
+
+/**
+ * A coordinator's processor: commit, and when the commit throws, let BullMQ retry it while a
+ * retry can help (a transient error with attempts left); otherwise abandon the operation with
+ * the reason, so that it always ends. Waiting for children and a worker's shutdown are handed
+ * back to BullMQ as they are.
+ */
+export function commitOrAbandon<J extends Job>(
+  kind: OperationKind,
+  commit: (job: J, token: string | undefined, signal: AbortSignal) => Promise<CommitResult>,
+  abandon: (job: J, token: string | undefined, reason: string) => Promise<CommitResult>,
+): (job: J, token: string | undefined, signal: AbortSignal) => Promise<CommitResult> {
+  return async (job, token, signal) => {
+    try {
+      return await commit(job, token, signal);
+    } catch (err) {
+      if (err instanceof WaitingChildrenError || signal.reason === ABORT.shutdown) throw err;
+      const permanent = err instanceof ShardvaultError && err.status < 500;
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!permanent && !lastAttempt) throw err;
+      return abandon(job, token, `committing the ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
 }
