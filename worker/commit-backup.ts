@@ -25,8 +25,8 @@ import {
   type GlobalManifest,
   type NodeManifest,
 } from '../shared/backups/manifest.ts';
-import { PermanentBackendError } from '../shared/backends/retry.ts';
 import { operationKey, type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
+import { PermanentBackendError } from '../shared/errors.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
 import { commitOrAbandon, isEchoedFailure, type JobDeps } from './deps.ts';
 

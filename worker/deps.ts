@@ -6,7 +6,7 @@ import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
 import type { BackendFactory } from '../shared/backups/backends.ts';
 import type { OperationStore } from '../shared/backups/state.ts';
 import type { Config } from '../shared/config.ts';
-import { ShardvaultError } from '../shared/errors.ts';
+import { retryCanHelp } from '../shared/errors.ts';
 import { ABORT, type CommitResult, type OperationKind } from '../shared/jobs/catalog.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../shared/store/store.ts';
@@ -85,9 +85,8 @@ export function commitOrAbandon<J extends Job>(
       return await commit(job, token, signal);
     } catch (err) {
       if (err instanceof WaitingChildrenError || signal.reason === ABORT.shutdown) throw err;
-      const permanent = err instanceof ShardvaultError && err.status < 500;
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (!permanent && !lastAttempt) throw err;
+      if (retryCanHelp(err) && !lastAttempt) throw err;
       return abandon(job, token, `committing the ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   };

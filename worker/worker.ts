@@ -18,7 +18,7 @@ import type { Redis } from 'ioredis';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
 import type { Config } from '../shared/config.ts';
-import { ShardvaultError, UnavailableError } from '../shared/errors.ts';
+import { retryCanHelp } from '../shared/errors.ts';
 import {
   ABORT,
   assertProcessors,
@@ -76,10 +76,6 @@ function defaultProcessors(deps: JobDeps): Processors {
   };
 }
 
-/** Errors a retry cannot fix: shardvault's 4xx errors (validation, integrity, not found, permanent backend). */
-function isPermanent(err: unknown): boolean {
-  return err instanceof ShardvaultError && !(err instanceof UnavailableError) && err.status < 500;
-}
 
 export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const { config } = deps;
@@ -152,7 +148,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
           throw new UnrecoverableError(message.startsWith(CANCELLED_PREFIX) ? message : `${CANCELLED_PREFIX} ${message}`);
         }
         log.warn({ err: message }, 'job failed');
-        if (err instanceof UnrecoverableError || !isPermanent(err)) throw err;
+        if (err instanceof UnrecoverableError || retryCanHelp(err)) throw err;
         throw new UnrecoverableError(message);
       } finally {
         if (poll) clearInterval(poll);

@@ -4,13 +4,13 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from '
 import path from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, NotFoundError, ShardvaultError, ValidationError } from '../errors.ts';
+import { CancelledError, NotFoundError, PermanentBackendError, ShardvaultError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { meterBody } from './bodies.ts';
 import { markerRoundTrip } from './common-steps.ts';
 import { accessCheckKey, quote, sortByKey, TMP_SUFFIX, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
-import { describeError, fallbackBackendError, PermanentBackendError } from './retry.ts';
+import { describeError, fallbackBackendError } from './retry.ts';
 
 export interface FilesystemBackendOptions {
   /** Absolute (or cwd-relative) directory everything lives under; created on first write. */

@@ -2,7 +2,7 @@ import { Storage, type Bucket, type File, type FileMetadata } from '@google-clou
 import { randomUUID } from 'node:crypto';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, IntegrityError, NotFoundError, ShardvaultError } from '../errors.ts';
+import { CancelledError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { meterBody } from './bodies.ts';
@@ -13,7 +13,6 @@ import {
   fallbackBackendError,
   httpStatus,
   isAbortError,
-  PermanentBackendError,
   withRetry,
   type RetryOptions,
 } from './retry.ts';

@@ -12,7 +12,7 @@ export type { Backend, BackendName, BackendOverrides, CallOptions, ObjectInfo } 
 export { BACKEND_NAMES } from './backend.ts';
 export { FilesystemBackend } from './filesystem.ts';
 export { GcsBackend } from './gcs.ts';
-export { PermanentBackendError, isTransientError, withRetry } from './retry.ts';
+export { isTransientError, withRetry } from './retry.ts';
 export { S3Backend } from './s3.ts';
 
 /** The variable that enables each optional backend, for error messages. */

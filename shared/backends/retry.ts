@@ -1,17 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CancelledError, ShardvaultError, UnavailableError } from '../errors.ts';
+import { CancelledError, PermanentBackendError, ShardvaultError, UnavailableError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-
-/**
- * A backend failure that retrying cannot fix: the bucket does not exist, the credentials are
- * refused, the filesystem root is not writable. The message names the cause in words an
- * operator can act on (`s3 bucket "x" does not exist`) and never contains a credential.
- *
- * Answers 422 like Weaviate does when a backup cannot start on a misconfigured backend.
- */
-export class PermanentBackendError extends ShardvaultError {
-  override readonly status = 422;
-}
 
 export interface RetryOptions {
   /** Stops waiting and retrying; the call then rejects with CancelledError. */
@@ -122,8 +111,7 @@ type Verdict = 'transient' | 'permanent' | 'unknown';
 
 function classify(err: unknown, depth: number): Verdict {
   if (err === null || typeof err !== 'object' || depth > 5) return 'unknown';
-  if (err instanceof UnavailableError) return 'transient';
-  if (err instanceof ShardvaultError) return 'permanent';
+  if (err instanceof ShardvaultError) return err.retryable ? 'transient' : 'permanent';
 
   const e = err as Record<string, unknown>;
   const names = [e.name, e.code, e.Code, e.errno].filter((v): v is string => typeof v === 'string');

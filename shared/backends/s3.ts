@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { addAbortSignal, Readable } from 'node:stream';
-import { CancelledError, ConfigError, IntegrityError, NotFoundError, ShardvaultError } from '../errors.ts';
+import { CancelledError, ConfigError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { meterBody } from './bodies.ts';
@@ -20,7 +20,6 @@ import {
   fallbackBackendError,
   httpStatus,
   isAbortError,
-  PermanentBackendError,
   withRetry,
   type RetryOptions,
 } from './retry.ts';

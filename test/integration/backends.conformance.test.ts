@@ -18,7 +18,7 @@ import type { Backend, BackendName } from '../../shared/backends/backend.ts';
 import { FilesystemBackend } from '../../shared/backends/filesystem.ts';
 import { GcsBackend } from '../../shared/backends/gcs.ts';
 import { createBackend, enabledBackends, parseBackendName } from '../../shared/backends/index.ts';
-import { PermanentBackendError } from '../../shared/backends/retry.ts';
+import { PermanentBackendError } from '../../shared/errors.ts';
 import { S3Backend, s3EndpointUrl } from '../../shared/backends/s3.ts';
 import { startGcsEmulator } from '../support/gcs-emulator.ts';
 import { startS3Server } from '../support/s3-server.ts';

@@ -10,9 +10,19 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.ts';
+import {
+  CancelledError,
+  ConfigError,
+  ConflictError,
+  IntegrityError,
+  NotFoundError,
+  PermanentBackendError,
+  retryCanHelp,
+  UnavailableError,
+  ValidationError,
+} from '../../shared/errors.ts';
 import { GcsBackend } from '../../shared/backends/gcs.ts';
-import { describeError, httpStatus, isTransientError, PermanentBackendError, withRetry } from '../../shared/backends/retry.ts';
+import { describeError, httpStatus, isTransientError, withRetry } from '../../shared/backends/retry.ts';
 import { S3Backend } from '../../shared/backends/s3.ts';
 
 /** One scripted answer: an HTTP response, or `reset` to destroy the connection unanswered. */
@@ -216,9 +226,16 @@ describe('isTransientError', () => {
       new NotFoundError('gone'),
       new PermanentBackendError('s3 bucket "x" does not exist'),
       new CancelledError('cancelled'),
+      new ConflictError('id already used'),
+      new ConfigError('BACKUP_S3_BUCKET: missing'),
     ]) {
       expect(isTransientError(err), err.name).toBe(false);
+      // A worker fails such a job at once instead of retrying it.
+      expect(retryCanHelp(err), err.name).toBe(false);
     }
+    expect(retryCanHelp(new UnavailableError('redis away'))).toBe(true);
+    // An error of unknown kind (a library's) may pass: jobs retry it per the catalog.
+    expect(retryCanHelp(new Error('socket closed'))).toBe(true);
     expect(isTransientError(Object.assign(new Error('stream aborted'), { name: 'AbortError' }))).toBe(false);
     expect(isTransientError(new Error('something nobody recognises'))).toBe(false);
     expect(isTransientError(undefined)).toBe(false);
