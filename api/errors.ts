@@ -1,7 +1,19 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { isShardvaultError } from '../shared/errors.ts';
+import {
+  BadRequestError,
+  CancelledError,
+  ConflictError,
+  IntegrityError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PermanentBackendError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+  type ShardvaultError,
+} from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { isRedisUnavailable } from '../shared/redis.ts';
 
@@ -11,17 +23,36 @@ export function errorBody(message: string): { error: { message: string }[] } {
 }
 
 /**
+ * The HTTP status of each named error, most specific class first. 422 for input that is
+ * well-formed but refused, as Weaviate answers (a clash with current state, a backend that
+ * cannot be used, a backup that is damaged, too); a dependency that is away is 503.
+ */
+const HTTP_STATUS: [abstract new (...args: never[]) => ShardvaultError, ContentfulStatusCode][] = [
+  [BadRequestError, 400],
+  [PayloadTooLargeError, 413],
+  [ValidationError, 422],
+  [UnauthorizedError, 401],
+  [NotFoundError, 404],
+  [CancelledError, 409],
+  [ConflictError, 422],
+  [IntegrityError, 422],
+  [PermanentBackendError, 422],
+  [UnavailableError, 503],
+];
+
+/** The status an error answers with; 500 for anything not named above. */
+export function httpStatusOf(err: unknown): ContentfulStatusCode {
+  return HTTP_STATUS.find(([type]) => err instanceof type)?.[1] ?? 500;
+}
+
+/**
  * Named errors answer their status and message; Redis being away answers 503; anything else is
  * logged and answered 500 without detail.
  */
 export function handleError(logger: Logger) {
   return (err: Error, c: Context): Response => {
-    if (isShardvaultError(err) && err.status < 500) {
-      return c.json(errorBody(err.message), err.status as ContentfulStatusCode);
-    }
-    if (isShardvaultError(err) && err.status === 503) {
-      return c.json(errorBody(err.message), 503);
-    }
+    const status = httpStatusOf(err);
+    if (status !== 500) return c.json(errorBody(err.message), status);
     if (isRedisUnavailable(err)) {
       logger.warn({ err: err.message, method: c.req.method, path: c.req.path }, 'redis unavailable');
       c.header('retry-after', '5');

@@ -8,52 +8,21 @@
  * backup endpoints are zod schemas too, and the test checks real answers against them.
  */
 import { z } from 'zod';
+import {
+  backupIdSchema,
+  backupListSchema,
+  createSchema,
+  errorResponseSchema,
+  operationStartedSchema,
+  operationStatusSchema,
+  restoreSchema,
+  verifyReportSchema,
+} from '../shared/backups/contract.ts';
 import { BACKEND_NAMES } from '../shared/backends/backend.ts';
-import { STATUSES } from '../shared/backups/state.ts';
-import { backupIdSchema, createSchema, restoreSchema } from '../shared/backups/validate.ts';
 import { INDEX_NAME } from '../shared/store/store.ts';
 import { batchObjectsSchema, classSchema, objectSchema } from '../shared/weaviate.ts';
 import { VERSION } from './routes/weaviate.ts';
 import { documentBodySchema, schemaBodySchema } from './routes/xapiand.ts';
-
-// ---- response shapes (Weaviate's, plus shardvault's progress) -----------------------------------
-
-const backendName = z.enum(BACKEND_NAMES);
-const status = z.enum(STATUSES);
-
-export const errorResponseSchema = z
-  .object({ error: z.array(z.object({ message: z.string() })).min(1) })
-  .meta({ description: "Weaviate's error envelope" });
-
-export const operationStartedSchema = z.object({
-  id: z.string(),
-  backend: backendName,
-  classes: z.array(z.string()),
-  path: z.string().meta({ description: 'where the backup lives in the backend' }),
-  status: z.literal('STARTED'),
-  bucket: z.string().optional(),
-});
-
-export const operationStatusSchema = z.object({
-  id: z.string(),
-  backend: backendName,
-  path: z.string(),
-  status,
-  error: z.string().optional().meta({ description: 'why it FAILED or was CANCELED' }),
-  classes: z.array(z.string()),
-  startedAt: z.string(),
-  completedAt: z.string().optional(),
-  progress: z.object({
-    shardsDone: z.int().min(0),
-    shardsTotal: z.int().min(0),
-    docs: z.int().min(0),
-    bytes: z.int().min(0).meta({ description: 'bytes of shard objects (compressed) moved so far' }),
-  }),
-});
-
-export const backupListSchema = z.array(
-  z.object({ id: z.string(), classes: z.array(z.string()), status, startedAt: z.string(), completedAt: z.string().optional() }),
-);
 
 // ---- the operation table ----------------------------------------------------------------------
 
@@ -81,6 +50,7 @@ const RESPONSE_SCHEMAS = {
   BackupStartedResponse: operationStartedSchema,
   BackupStatusResponse: operationStatusSchema,
   BackupListResponse: backupListSchema,
+  BackupVerifyResponse: verifyReportSchema,
 } as const satisfies Record<string, z.ZodType>;
 
 type Component = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
@@ -128,7 +98,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/v1/backups/{backend}', tag: 'backups', summary: 'List the backups in a backend', query: OVERRIDES, ok: { status: 200, description: 'the backups, oldest first', schema: ref('BackupListResponse') } },
   { method: 'get', path: '/v1/backups/{backend}/{id}', tag: 'backups', summary: 'Status of a backup', description: 'From Redis while it runs, from its backup_config.json afterwards.', query: OVERRIDES, ok: { status: 200, description: 'its status and progress', schema: ref('BackupStatusResponse') } },
   { method: 'delete', path: '/v1/backups/{backend}/{id}', tag: 'backups', summary: 'Cancel a running backup', description: 'Nothing of a cancelled backup is left in the backend.', query: OVERRIDES, ok: { status: 204, description: 'cancel requested' } },
-  { method: 'get', path: '/v1/backups/{backend}/{id}/verify', tag: 'backups', summary: 'Check every object of a finished backup against its manifests, without restoring', query: OVERRIDES, ok: { status: 200, description: 'OK, or CORRUPT with the problems found', schema: object('{id, backend, status: OK|CORRUPT, objects, bytes, problems: [{key, problem}]}') } },
+  { method: 'get', path: '/v1/backups/{backend}/{id}/verify', tag: 'backups', summary: 'Check every object of a finished backup against its manifests, without restoring', query: OVERRIDES, ok: { status: 200, description: 'OK, or CORRUPT with the problems found', schema: ref('BackupVerifyResponse') } },
   { method: 'post', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Start a restore', description: 'The backup must be SUCCESS, the cluster must have as many nodes as the source (node_mapping may rename them) and no restored class may exist. All or nothing.', body: 'BackupRestoreRequest', ok: { status: 200, description: 'started', schema: ref('BackupStartedResponse') } },
   { method: 'get', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Status of a restore', ok: { status: 200, description: 'its status and progress', schema: ref('BackupStatusResponse') } },
   { method: 'delete', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Cancel a running restore', description: 'A cancelled restore creates no class.', ok: { status: 204, description: 'cancel requested' } },

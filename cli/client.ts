@@ -1,8 +1,23 @@
 /**
  * A small HTTP client for shardvault's /v1/backups API, used by `shardvault backup …`.
- * Failures are ApiError with one line that says what went wrong: the API's own message
- * (`{"error":[{"message":…}]}`) with its HTTP status, or why the API could not be reached.
+ * Answers are parsed with the wire contract's schemas (shared/backups/contract.ts), the same
+ * the API answers by, so an API of another version that answers differently is reported, not
+ * half-understood. Failures are ApiError with one line that says what went wrong: the API's own
+ * message (`{"error":[{"message":…}]}`) with its HTTP status, or why the API could not be reached.
  */
+import type { z } from 'zod';
+import {
+  backupListSchema,
+  operationStartedSchema,
+  operationStatusSchema,
+  verifyReportSchema,
+  type BackupListItem,
+  type OperationStarted,
+  type OperationStatus,
+  type VerifyReport,
+} from '../shared/backups/contract.ts';
+import type { Overrides } from '../shared/backups/validate.ts';
+import type { OperationKind } from '../shared/jobs/operation.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
@@ -29,60 +44,12 @@ export class ApiError extends Error {
   }
 }
 
-export type Status = 'STARTED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FINALIZING' | 'SUCCESS' | 'FAILED' | 'CANCELLING' | 'CANCELED';
-export const FINAL: ReadonlySet<Status> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
-
-export interface Started {
-  id: string;
-  backend: string;
-  classes: string[];
-  path: string;
-  status: 'STARTED';
-}
-
-export interface OperationStatus {
-  id: string;
-  backend: string;
-  path: string;
-  status: Status;
-  error?: string;
-  classes?: string[];
-  startedAt?: string;
-  completedAt?: string;
-  progress?: { shardsDone: number; shardsTotal: number; docs: number; bytes: number };
-}
-
-export interface ListItem {
-  id: string;
-  classes: string[];
-  status: Status;
-  startedAt: string;
-  completedAt?: string;
-}
-
-export interface Overrides {
-  bucket?: string;
-  path?: string;
-}
-
-export type OperationKind = 'backup' | 'restore';
-
-/** GET /v1/backups/{backend}/{id}/verify. */
-export interface VerifyReport {
-  id: string;
-  backend: string;
-  status: 'OK' | 'CORRUPT';
-  objects: number;
-  bytes: number;
-  problems: { key: string; problem: string }[];
-}
-
 export interface BackupClient {
   readonly url: string;
-  create(backend: string, body: Record<string, unknown>): Promise<Started>;
-  restore(backend: string, id: string, body: Record<string, unknown>): Promise<Started>;
+  create(backend: string, body: Record<string, unknown>): Promise<OperationStarted>;
+  restore(backend: string, id: string, body: Record<string, unknown>): Promise<OperationStarted>;
   status(kind: OperationKind, backend: string, id: string, overrides?: Overrides): Promise<OperationStatus>;
-  list(backend: string, overrides?: Overrides): Promise<ListItem[]>;
+  list(backend: string, overrides?: Overrides): Promise<BackupListItem[]>;
   cancel(kind: OperationKind, backend: string, id: string, overrides?: Overrides): Promise<void>;
   verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
 }
@@ -133,21 +100,29 @@ export function createClient(options: ClientOptions = {}): BackupClient {
     return data;
   }
 
+  /** One call whose answer must have the contract's shape. */
+  async function answer<T>(schema: z.ZodType<T>, method: string, path: string, body?: unknown, query?: Overrides): Promise<T> {
+    const parsed = schema.safeParse(await call(method, path, body, query));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ApiError(`unexpected answer from ${method} ${path} (${issue.path.join('.') || 'body'}: ${issue.message}); is ${base} a shardvault API of this version?`);
+    }
+    return parsed.data;
+  }
+
   const operationPath = (kind: OperationKind, backend: string, id: string) =>
     `/v1/backups/${segment(backend)}/${segment(id)}${kind === 'restore' ? '/restore' : ''}`;
 
   return {
     url: base,
-    create: async (backend, body) => (await call('POST', `/v1/backups/${segment(backend)}`, body)) as Started,
-    restore: async (backend, id, body) => (await call('POST', operationPath('restore', backend, id), body)) as Started,
+    create: (backend, body) => answer(operationStartedSchema, 'POST', `/v1/backups/${segment(backend)}`, body),
+    restore: (backend, id, body) => answer(operationStartedSchema, 'POST', operationPath('restore', backend, id), body),
     // Restore status and cancel take no overrides: a restore remembers its own.
-    status: async (kind, backend, id, overrides = {}) =>
-      (await call('GET', operationPath(kind, backend, id), undefined, kind === 'backup' ? overrides : {})) as OperationStatus,
-    list: async (backend, overrides = {}) => (await call('GET', `/v1/backups/${segment(backend)}`, undefined, overrides)) as ListItem[],
+    status: (kind, backend, id, overrides = {}) => answer(operationStatusSchema, 'GET', operationPath(kind, backend, id), undefined, kind === 'backup' ? overrides : {}),
+    list: (backend, overrides = {}) => answer(backupListSchema, 'GET', `/v1/backups/${segment(backend)}`, undefined, overrides),
     cancel: async (kind, backend, id, overrides = {}) => {
       await call('DELETE', operationPath(kind, backend, id), undefined, kind === 'backup' ? overrides : {});
     },
-    verify: async (backend, id, overrides = {}) =>
-      (await call('GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides)) as VerifyReport,
+    verify: (backend, id, overrides = {}) => answer(verifyReportSchema, 'GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides),
   };
 }

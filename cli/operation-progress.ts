@@ -3,7 +3,8 @@
  * progress bar redrawn in place (status, shards, documents, bytes, rate, time); otherwise
  * (pipes, logs, CI) one plain line whenever the status changes.
  */
-import type { OperationKind, OperationStatus } from './client.ts';
+import type { OperationStatus } from '../shared/backups/contract.ts';
+import type { OperationKind } from '../shared/jobs/operation.ts';
 
 export interface ProgressStream {
   isTTY?: boolean;

@@ -25,10 +25,10 @@ import {
   type GlobalManifest,
   type NodeManifest,
 } from '../shared/backups/manifest.ts';
-import { operationKey, type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
+import { type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
 import { PermanentBackendError } from '../shared/errors.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
-import { commitOrAbandon, isEchoedFailure, type JobDeps } from './deps.ts';
+import { commitOrAbandon, describeFailure, type JobDeps } from './deps.ts';
 
 type Payload = PayloadOf<'commit-backup'>;
 
@@ -38,11 +38,10 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
   /** Stop the siblings, wait for them, delete what the backup wrote, record the outcome. */
   async function abandon(job: JobOf<'commit-backup'>, token: string | undefined, backend: Backend, error: string | undefined): Promise<CommitResult> {
     const p = job.data;
-    const opKey = operationKey('backup', p.backend, p.backupId);
-    if (error) await ops.markFailing('backup', p.backend, p.backupId, error);
-    await ops.publishCancel(opKey);
+    if (error) await ops.markFailing(p.op, error);
+    await ops.publishCancel(p.op);
     await settleChildren(job, token);
-    const state = await ops.get('backup', p.backend, p.backupId);
+    const state = await ops.get(p.op);
     const cancelled = state?.status === 'CANCELLING';
     const reason = state?.error ?? error ?? 'the backup was abandoned';
     // A backend that is gone for good (bucket deleted, access revoked) cannot be cleaned up or
@@ -50,20 +49,20 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     // (whose retries could not help and whose error would hide the reason).
     let unreachable: string | undefined;
     try {
-      await backend.deletePrefix(backupPrefix(p.backupId));
+      await backend.deletePrefix(backupPrefix(p.op.id));
     } catch (err) {
       if (!(err instanceof PermanentBackendError)) throw err;
       unreachable = err.message;
-      deps.logger.warn({ backup: p.backupId, backend: p.backend, error: unreachable }, 'could not delete what the backup wrote');
+      deps.logger.warn({ backup: p.op.id, backend: p.op.backend, error: unreachable }, 'could not delete what the backup wrote');
     }
     if (cancelled) {
-      await ops.advance('backup', p.backend, p.backupId, 'CANCELED');
-      deps.logger.info({ backup: p.backupId, backend: p.backend }, unreachable ? 'backup cancelled' : 'backup cancelled; nothing left in the backend');
+      await ops.advance(p.op, 'CANCELED');
+      deps.logger.info({ backup: p.op.id, backend: p.op.backend }, unreachable ? 'backup cancelled' : 'backup cancelled; nothing left in the backend');
       return { status: 'CANCELED' };
     }
     if (unreachable) {
       const why = `${reason} (and what it wrote could not be deleted: ${unreachable})`;
-      await ops.advance('backup', p.backend, p.backupId, 'FAILED', { error: why });
+      await ops.advance(p.op, 'FAILED', { error: why });
       return { status: 'FAILED', error: why };
     }
     const completedAt = new Date().toISOString();
@@ -75,9 +74,9 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
       totals: { shards: 0, docs: 0, bytes: 0 },
       nodeManifests: {},
     };
-    await writeJson(backend, globalManifestKey(p.backupId), manifest);
-    await ops.advance('backup', p.backend, p.backupId, 'FAILED', { error: reason, completedAt });
-    deps.logger.warn({ backup: p.backupId, backend: p.backend, error: reason }, 'backup failed; its objects were deleted');
+    await writeJson(backend, globalManifestKey(p.op.id), manifest);
+    await ops.advance(p.op, 'FAILED', { error: reason, completedAt });
+    deps.logger.warn({ backup: p.op.id, backend: p.op.backend, error: reason }, 'backup failed; its objects were deleted');
     return { status: 'FAILED', error: reason };
   }
 
@@ -99,14 +98,13 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
 
   async function commit(job: JobOf<'commit-backup'>, token: string | undefined, signal: AbortSignal): Promise<CommitResult> {
     const p = job.data;
-    const backend = deps.backends(p.backend, p.overrides);
-    const state = await ops.get('backup', p.backend, p.backupId);
+    const backend = deps.backends(p.op.backend, p.overrides);
+    const state = await ops.get(p.op);
     const children = await readChildren(job, 'snapshot-shard');
-    const failure = children.failures.find((f) => !isEchoedFailure(f.reason));
 
     if (!state) return abandon(job, token, backend, 'the backup state was lost from Redis while it ran');
     if (state.status === 'CANCELLING' || state.error || children.failures.length > 0) {
-      return abandon(job, token, backend, failure ? describeFailure(failure.jobId, failure.reason) : undefined);
+      return abandon(job, token, backend, describeFailure(state, children.failures));
     }
     if (children.pending > 0) {
       // Woken while shards are still running (should not happen without a failure): wait for them.
@@ -118,44 +116,44 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     if (shards.length !== expected) {
       return abandon(job, token, backend, `only ${shards.length} of ${expected} shards were written`);
     }
-    await ops.advance('backup', p.backend, p.backupId, 'TRANSFERRED');
+    await ops.advance(p.op, 'TRANSFERRED');
 
     const nodeManifests: GlobalManifest['nodeManifests'] = {};
     const indexes = p.indexes.map(currentSnapshot);
     for (const node of p.nodes) {
       const manifest: NodeManifest = {
         version: MANIFEST_VERSION,
-        id: p.backupId,
+        id: p.op.id,
         node,
         indexes: indexes.filter((i) => i.placement.includes(node)),
         shards: sortShards(shards.filter((s) => s.node === node)),
       };
-      const key = nodeManifestKey(p.backupId, node);
+      const key = nodeManifestKey(p.op.id, node);
       nodeManifests[node] = { key, ...(await writeJson(backend, key, manifest, { signal })) };
     }
 
     // Last chance for a cancel: once backup_config.json says SUCCESS, the backup exists.
-    const before = await ops.get('backup', p.backend, p.backupId);
+    const before = await ops.get(p.op);
     if (before?.status === 'CANCELLING') return abandon(job, token, backend, undefined);
 
     const totals = shards.reduce((t, s) => ({ shards: t.shards + 1, docs: t.docs + s.docs, bytes: t.bytes + s.bytes }), { shards: 0, docs: 0, bytes: 0 });
     const completedAt = new Date().toISOString();
     const manifest: GlobalManifest = { ...baseManifest(p, backend), status: 'SUCCESS', completedAt, totals, nodeManifests };
-    await writeJson(backend, globalManifestKey(p.backupId), manifest, { signal });
-    await ops.advance('backup', p.backend, p.backupId, 'SUCCESS', { completedAt });
-    deps.logger.info({ backup: p.backupId, backend: p.backend, ...totals }, 'backup committed');
+    await writeJson(backend, globalManifestKey(p.op.id), manifest, { signal });
+    await ops.advance(p.op, 'SUCCESS', { completedAt });
+    deps.logger.info({ backup: p.op.id, backend: p.op.backend, ...totals }, 'backup committed');
     return { status: 'SUCCESS' };
   }
 
-  return commitOrAbandon('backup', commit, (job, token, reason) => abandon(job, token, deps.backends(job.data.backend, job.data.overrides), reason));
+  return commitOrAbandon('backup', commit, (job, token, reason) => abandon(job, token, deps.backends(job.data.op.backend, job.data.overrides), reason));
 }
 
 function baseManifest(p: Payload, backend: Backend): Omit<GlobalManifest, 'status' | 'totals' | 'nodeManifests'> {
   return {
     version: MANIFEST_VERSION,
-    id: p.backupId,
-    backend: p.backend,
-    path: backend.locate(p.backupId),
+    id: p.op.id,
+    backend: p.op.backend,
+    path: backend.locate(p.op.id),
     nodes: p.nodes,
     classes: p.classes,
     startedAt: p.startedAt,
@@ -166,10 +164,4 @@ function baseManifest(p: Payload, backend: Backend): Omit<GlobalManifest, 'statu
 
 function sortShards(shards: ShardObject[]): ShardObject[] {
   return [...shards].sort((a, b) => (a.index < b.index ? -1 : a.index > b.index ? 1 : a.shard - b.shard));
-}
-
-/** `shard Article/2 on node-3 failed: <reason>` from a child's job id `<op>.<node>.<index>.<shard>`. */
-export function describeFailure(jobId: string, reason: string): string {
-  const [, , , node, index, shard] = jobId.split('.');
-  return node && index && shard ? `shard ${index}/${shard} on ${node} failed: ${reason}` : `${jobId} failed: ${reason}`;
 }

@@ -18,12 +18,12 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { WaitingChildrenError } from 'bullmq';
 import { removeStaging, stagedShardDir } from '../shared/backups/staging.ts';
-import { operationKey, type CommitResult, type JobOf, type ProcessorOf, type RestoredIndex } from '../shared/jobs/catalog.ts';
+import type { OperationRef } from '../shared/jobs/operation.ts';
+import { type CommitResult, type JobOf, type ProcessorOf, type RestoredIndex } from '../shared/jobs/catalog.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
 import type { IndexSchema } from '../shared/store/schema.ts';
 import type { IndexRecord } from '../shared/store/store.ts';
-import { describeFailure } from './commit-backup.ts';
-import { commitOrAbandon, isEchoedFailure, type JobDeps } from './deps.ts';
+import { commitOrAbandon, describeFailure, type JobDeps } from './deps.ts';
 
 export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
   const { ops, store, config } = deps;
@@ -32,19 +32,19 @@ export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
 
   async function abandon(job: JobOf<'commit-restore'>, token: string | undefined, error: string | undefined): Promise<CommitResult> {
     const p = job.data;
-    if (error) await ops.markFailing('restore', p.backend, p.backupId, error);
-    await ops.publishCancel(operationKey('restore', p.backend, p.backupId));
+    if (error) await ops.markFailing(p.op, error);
+    await ops.publishCancel(p.op);
     await settleChildren(job, token);
-    const state = await ops.get('restore', p.backend, p.backupId);
-    await removeStaging(config.dataDir, targetNodes(p.indexes), p.restoreKey);
+    const state = await ops.get(p.op);
+    await removeStaging(config.dataDir, p.op, targetNodes(p.indexes));
     if (state?.status === 'CANCELLING') {
-      await ops.advance('restore', p.backend, p.backupId, 'CANCELED');
-      deps.logger.info({ backup: p.backupId, backend: p.backend }, 'restore cancelled; staging removed, no class created');
+      await ops.advance(p.op, 'CANCELED');
+      deps.logger.info({ backup: p.op.id, backend: p.op.backend }, 'restore cancelled; staging removed, no class created');
       return { status: 'CANCELED' };
     }
     const reason = state?.error ?? error ?? 'the restore was abandoned';
-    await ops.advance('restore', p.backend, p.backupId, 'FAILED', { error: reason });
-    deps.logger.warn({ backup: p.backupId, backend: p.backend, error: reason }, 'restore failed; staging removed, no class created');
+    await ops.advance(p.op, 'FAILED', { error: reason });
+    deps.logger.warn({ backup: p.op.id, backend: p.op.backend, error: reason }, 'restore failed; staging removed, no class created');
     return { status: 'FAILED', error: reason };
   }
 
@@ -61,12 +61,12 @@ export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
   }
 
   /** Rename every staged shard into place; answers the directories now in place. */
-  async function moveIntoPlace(restoreKey: string, indexes: RestoredIndex[]): Promise<string[]> {
+  async function moveIntoPlace(restore: OperationRef, indexes: RestoredIndex[]): Promise<string[]> {
     const moved: string[] = [];
     for (const index of indexes) {
       for (let shard = 0; shard < index.shards; shard++) {
         const node = index.placement[shard]!;
-        const from = stagedShardDir(config.dataDir, node, restoreKey, index.name, shard);
+        const from = stagedShardDir(config.dataDir, restore, node, index.name, shard);
         const to = store.shardDir(node, index.name, shard);
         if (fs.existsSync(from)) {
           // Nothing registered lives at `to` (the index does not exist): clear any leftover.
@@ -84,27 +84,26 @@ export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
 
   async function commit(job: JobOf<'commit-restore'>, token: string | undefined): Promise<CommitResult> {
     const p = job.data;
-    const state = await ops.get('restore', p.backend, p.backupId);
+    const state = await ops.get(p.op);
     const children = await readChildren(job, 'restore-shard');
-    const failure = children.failures.find((f) => !isEchoedFailure(f.reason));
     if (!state) return abandon(job, token, 'the restore state was lost from Redis while it ran');
     if (state.status === 'CANCELLING' || state.error || children.failures.length > 0) {
-      return abandon(job, token, failure ? describeFailure(failure.jobId, failure.reason) : undefined);
+      return abandon(job, token, describeFailure(state, children.failures));
     }
     if (children.pending > 0 && token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
     const expected = p.indexes.reduce((n, i) => n + i.shards, 0);
     if (children.results.length !== expected) {
       return abandon(job, token, `only ${children.results.length} of ${expected} shards were staged`);
     }
-    await ops.advance('restore', p.backend, p.backupId, 'TRANSFERRED');
+    await ops.advance(p.op, 'TRANSFERRED');
 
     // The last moment a cancel or a clash can stop the restore without leaving anything behind.
-    if ((await ops.get('restore', p.backend, p.backupId))?.status === 'CANCELLING') return abandon(job, token, undefined);
+    if ((await ops.get(p.op))?.status === 'CANCELLING') return abandon(job, token, undefined);
     const clash = p.indexes.find((i) => store.getIndex(i.name));
     if (clash) return abandon(job, token, `class ${JSON.stringify(clash.name)} was created while the restore ran`);
-    await ops.advance('restore', p.backend, p.backupId, 'FINALIZING');
+    await ops.advance(p.op, 'FINALIZING');
 
-    const moved = await moveIntoPlace(p.restoreKey, p.indexes);
+    const moved = await moveIntoPlace(p.op, p.indexes);
     const now = new Date().toISOString();
     const records: IndexRecord[] = p.indexes.map((i) => ({
       name: i.name,
@@ -124,9 +123,9 @@ export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
       }
       throw err;
     }
-    await removeStaging(config.dataDir, targetNodes(p.indexes), p.restoreKey);
-    await ops.advance('restore', p.backend, p.backupId, 'SUCCESS');
-    deps.logger.info({ backup: p.backupId, backend: p.backend, classes: p.classes }, 'restore committed');
+    await removeStaging(config.dataDir, p.op, targetNodes(p.indexes));
+    await ops.advance(p.op, 'SUCCESS');
+    deps.logger.info({ backup: p.op.id, backend: p.op.backend, classes: p.classes }, 'restore committed');
     return { status: 'SUCCESS' };
   }
 

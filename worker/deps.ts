@@ -4,10 +4,12 @@
  */
 import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
 import type { BackendFactory } from '../shared/backups/backends.ts';
-import type { OperationStore } from '../shared/backups/state.ts';
+import type { OperationState, OperationStore, StopReason } from '../shared/backups/state.ts';
 import type { Config } from '../shared/config.ts';
 import { retryCanHelp } from '../shared/errors.ts';
-import { ABORT, type CommitResult, type OperationKind } from '../shared/jobs/catalog.ts';
+import { ABORT, type CommitResult } from '../shared/jobs/catalog.ts';
+import type { ChildFailure } from '../shared/jobs/children.ts';
+import { describeShard, parseJobId, type OperationKind, type OperationRef } from '../shared/jobs/operation.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../shared/store/store.ts';
 
@@ -20,22 +22,30 @@ export interface JobDeps {
 }
 
 /**
- * Failure reasons of shard jobs that only echo a decision made elsewhere (a cancel, or a
- * sibling's failure); a coordinator reports the first failure without one of these prefixes.
+ * A shard job that stops because of a decision made elsewhere — a cancel, a sibling's failure,
+ * the operation being over — rather than failing itself. It is never retried, and it is not
+ * the operation's failure: a shard job that fails for its own reason records that reason in
+ * the operation's state (worker.ts), which is what the coordinator reports.
  */
-export const CANCELLED_PREFIX = 'cancelled:';
-export const STOPPED_PREFIX = 'stopped:';
-
-export function isEchoedFailure(reason: string): boolean {
-  return reason.startsWith(CANCELLED_PREFIX) || reason.startsWith(STOPPED_PREFIX);
+export class StoppedError extends UnrecoverableError {
+  constructor(
+    readonly why: StopReason,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
-/** Throws (without retries) when the operation was cancelled, has failed, or is over. */
-export async function assertWanted(ops: OperationStore, kind: OperationKind, backend: string, id: string): Promise<void> {
-  const why = await ops.stopReason(kind, backend, id);
-  if (why === 'cancel') throw new UnrecoverableError(`${CANCELLED_PREFIX} the ${kind} ${id} was cancelled`);
-  if (why === 'fail') throw new UnrecoverableError(`${STOPPED_PREFIX} the ${kind} ${id} failed on another shard`);
-  if (why === 'gone') throw new UnrecoverableError(`${STOPPED_PREFIX} the ${kind} ${id} is not running any more`);
+const STOP_MESSAGE: Record<StopReason, (kind: OperationKind, id: string) => string> = {
+  cancel: (kind, id) => `the ${kind} ${id} was cancelled`,
+  fail: (kind, id) => `the ${kind} ${id} failed on another shard`,
+  gone: (kind, id) => `the ${kind} ${id} is not running any more`,
+};
+
+/** Throws StoppedError when the operation was cancelled, has failed, or is over. */
+export async function assertWanted(ops: OperationStore, op: OperationRef): Promise<void> {
+  const why = await ops.stopReason(op);
+  if (why) throw new StoppedError(why, STOP_MESSAGE[why](op.kind, op.id));
 }
 
 /** A shard job's progress, to the job (bull-board) and to the operation's progress hash, at most twice a second. */
@@ -46,9 +56,7 @@ export class ShardProgress {
   constructor(
     private readonly job: { updateProgress(p: object): Promise<void> },
     private readonly ops: OperationStore,
-    private readonly kind: OperationKind,
-    private readonly backend: string,
-    private readonly id: string,
+    private readonly op: OperationRef,
     private readonly shard: string,
   ) {}
 
@@ -58,14 +66,14 @@ export class ShardProgress {
     this.last = now;
     this.pending = Promise.all([
       this.job.updateProgress({ docs, bytes }),
-      this.ops.progress(this.kind, this.backend, this.id, this.shard, { docs, bytes, done: false }),
+      this.ops.progress(this.op, this.shard, { docs, bytes, done: false }),
     ]).catch(() => undefined);
   }
 
   async done(docs: number, bytes: number): Promise<void> {
     await this.pending;
     await this.job.updateProgress({ docs, bytes, done: true });
-    await this.ops.progress(this.kind, this.backend, this.id, this.shard, { docs, bytes, done: true });
+    await this.ops.progress(this.op, this.shard, { docs, bytes, done: true });
   }
 }
 
@@ -90,4 +98,18 @@ export function commitOrAbandon<J extends Job>(
       return abandon(job, token, `committing the ${kind} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
+}
+
+/**
+ * Why an operation failed, for its coordinator: the failure a shard job recorded in the
+ * operation's state (worker.ts), else — a shard job that could not record it (killed too often,
+ * Redis away) — the first failed child, named by its shard; undefined for a cancel.
+ */
+export function describeFailure(state: OperationState, failures: ChildFailure[]): string | undefined {
+  if (state.error) return state.error;
+  if (state.status === 'CANCELLING') return undefined;
+  const first = failures[0];
+  if (!first) return undefined;
+  const { shard } = parseJobId(first.jobId);
+  return `${shard ? describeShard(shard) : first.jobId} failed: ${first.reason}`;
 }

@@ -54,16 +54,16 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
   return async (job, _token, signal) => {
     const p = job.data;
     const shardName = `${p.node}.${p.index}.${p.shard}`;
-    await assertWanted(deps.ops, 'restore', p.backend, p.backupId);
-    await deps.ops.advance('restore', p.backend, p.backupId, 'TRANSFERRING');
+    await assertWanted(deps.ops, p.op);
+    await deps.ops.advance(p.op, 'TRANSFERRING');
 
-    const backend = deps.backends(p.backend, p.overrides);
+    const backend = deps.backends(p.op.backend, p.overrides);
     const where = backend.locate(p.key);
-    const dir = stagedShardDir(deps.config.dataDir, p.node, p.restoreKey, p.index, p.shard);
+    const dir = stagedShardDir(deps.config.dataDir, p.op, p.node, p.index, p.shard);
     // A retried job starts over from an empty staging directory.
     await fs.promises.rm(dir, { recursive: true, force: true });
     await fs.promises.mkdir(dir, { recursive: true });
-    const progress = new ShardProgress(job, deps.ops, 'restore', p.backend, p.backupId, shardName);
+    const progress = new ShardProgress(job, deps.ops, p.op, shardName);
     const meter = createMeter();
     const db = open({ path: path.join(dir, 'data.mdb') });
     let ok = false;

@@ -17,25 +17,25 @@ import { createMeter } from '../shared/formats/hashing.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
 import type { Document } from '../shared/store/schema.ts';
-import { assertWanted, ShardProgress, STOPPED_PREFIX, type JobDeps } from './deps.ts';
+import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
 export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
   return async (job, _token, signal) => {
     const p = job.data;
     const shardName = `${p.node}.${p.index}.${p.shard}`;
-    await assertWanted(deps.ops, 'backup', p.backend, p.backupId);
-    await deps.ops.advance('backup', p.backend, p.backupId, 'TRANSFERRING');
+    await assertWanted(deps.ops, p.op);
+    await deps.ops.advance(p.op, 'TRANSFERRING');
 
     const rec = deps.store.getIndex(p.index);
     if (!rec || rec.uid !== p.uid) {
       throw new UnrecoverableError(`index ${p.index} was deleted or recreated while it was being backed up`);
     }
     if (rec.placement[p.shard] !== p.node) {
-      throw new UnrecoverableError(`${STOPPED_PREFIX} shard ${p.index}/${p.shard} is not on node ${p.node}`);
+      throw new UnrecoverableError(`shard ${p.index}/${p.shard} is not on node ${p.node} any more: the index was moved while it was being backed up`);
     }
-    const backend = deps.backends(p.backend, p.overrides);
+    const backend = deps.backends(p.op.backend, p.overrides);
     const db = deps.store.shardDb(rec, p.shard);
-    const progress = new ShardProgress(job, deps.ops, 'backup', p.backend, p.backupId, shardName);
+    const progress = new ShardProgress(job, deps.ops, p.op, shardName);
 
     // A fresh read transaction: the snapshot is taken now, not at some earlier read of this process.
     db.resetReadTxn();
@@ -53,7 +53,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
         index: p.index,
         shard: p.shard,
         node: p.node,
-        backup: p.backupId,
+        backup: p.op.id,
       });
       const meter = createMeter();
       const onAbort = () => source.destroy(new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled`));

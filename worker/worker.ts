@@ -27,20 +27,19 @@ import {
   LOCK_DURATION_MS,
   MAX_STALLED_COUNT,
   nodeQueue,
-  operationOfJobId,
   PREFIX,
   STALLED_INTERVAL_MS,
   type JobName,
-  type OperationKind,
   type ProcessorOf,
   type Processors,
 } from '../shared/jobs/catalog.ts';
+import { describeShard, operationKey, parseJobId, type OperationRef, type ShardRef } from '../shared/jobs/operation.ts';
 import { logContext, type Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis.ts';
 import type { Store } from '../shared/store/store.ts';
 import { commitBackup } from './commit-backup.ts';
 import { commitRestore } from './commit-restore.ts';
-import { CANCELLED_PREFIX, type JobDeps } from './deps.ts';
+import { StoppedError, type JobDeps } from './deps.ts';
 import { restoreShard } from './restore-shard.ts';
 import { snapshotShard } from './snapshot-shard.ts';
 
@@ -76,7 +75,6 @@ function defaultProcessors(deps: JobDeps): Processors {
   };
 }
 
-
 export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const { config } = deps;
   const logger = deps.logger.child({ role: 'worker' });
@@ -105,20 +103,18 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   function processorFor(getWorker: () => Worker) {
     // Three declared parameters (no default values, which would not count): BullMQ passes the
     // AbortSignal only to processors declared with three.
-    const run = async (job: Job, token?: string, given?: AbortSignal): Promise<unknown> => {
+    const run = async (job: Job, { op, shard }: { op: OperationRef; shard?: ShardRef }, token?: string, given?: AbortSignal): Promise<unknown> => {
       const signal = given ?? new AbortController().signal;
       const name = job.name as JobName;
       const processor = processors[name] as ProcessorOf<JobName> | undefined;
       if (!processor || !(name in CATALOG)) throw new UnrecoverableError(`no processor for job ${job.name}`);
       const jobId = job.id!;
-      const op = operationOfJobId(jobId);
-      const [kind, backend, id] = op.split('.') as [OperationKind, string, string];
       const log = logger; // job, jobName, queue and operation come from logContext (below)
       let poll: NodeJS.Timeout | undefined;
       if (CATALOG[name].queue === 'node') {
-        running.set(jobId, { worker: getWorker(), op });
+        running.set(jobId, { worker: getWorker(), op: operationKey(op) });
         poll = setInterval(() => {
-          ops.stopReason(kind, backend, id).then(
+          ops.stopReason(op).then(
             (why) => {
               if (why && !signal.aborted) getWorker().cancelJob(jobId, ABORT.cancel);
             },
@@ -143,11 +139,18 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
           log.warn('job aborted by shutdown and returned to its queue');
           throw new WaitingError();
         }
+        if (err instanceof StoppedError) {
+          log.info({ why: err.why }, 'job stopped');
+          throw err;
+        }
         if (signal.aborted && signal.reason === ABORT.cancel) {
           log.info('job cancelled');
-          throw new UnrecoverableError(message.startsWith(CANCELLED_PREFIX) ? message : `${CANCELLED_PREFIX} ${message}`);
+          throw new StoppedError('cancel', message);
         }
         log.warn({ err: message }, 'job failed');
+        const final = err instanceof UnrecoverableError || !retryCanHelp(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        // The operation's failure is this shard's: recorded before the coordinator hears of it.
+        if (final && shard) await recordFailure(op, `${describeShard(shard)} failed: ${message}`);
         if (err instanceof UnrecoverableError || retryCanHelp(err)) throw err;
         throw new UnrecoverableError(message);
       } finally {
@@ -157,16 +160,27 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
     };
     // Every line logged while a job runs, by the processors too, names the job and its operation
     // (`jobName`, as `name` is the logger's own).
-    return (job: Job, token?: string, given?: AbortSignal): Promise<unknown> =>
-      logContext.run({ job: job.id, jobName: job.name, queue: job.queueName, operation: operationOfJobId(job.id ?? '') }, () => run(job, token, given));
+    return (job: Job, token?: string, given?: AbortSignal): Promise<unknown> => {
+      let ids: ReturnType<typeof parseJobId>;
+      try {
+        ids = parseJobId(job.id ?? '');
+      } catch (err) {
+        return Promise.reject(new UnrecoverableError((err as Error).message));
+      }
+      return logContext.run({ job: job.id, jobName: job.name, queue: job.queueName, operation: operationKey(ids.op) }, () => run(job, ids, token, given));
+    };
+  }
+
+  /** First failure wins; a Redis that is away leaves the coordinator to name the failed shard. */
+  async function recordFailure(op: OperationRef, error: string): Promise<void> {
+    await ops.markFailing(op, error).catch((err: Error) => logger.warn({ err: err.message }, 'recording a shard failure'));
   }
 
   /** A coordinator that failed for good never gets to record it; record it here. */
   async function onFailed(job: Job | undefined, err: Error): Promise<void> {
     if (!job?.id || !(job.name === 'commit-backup' || job.name === 'commit-restore')) return;
     if (job.attemptsMade < (job.opts.attempts ?? 1) && !(err instanceof UnrecoverableError)) return;
-    const [kind, backend, id] = operationOfJobId(job.id).split('.') as [OperationKind, string, string];
-    await ops.advance(kind, backend, id, 'FAILED', { error: `coordinator failed: ${err.message}` });
+    await ops.advance(parseJobId(job.id).op, 'FAILED', { error: `coordinator failed: ${err.message}` });
   }
 
   return {

@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { fromWebStream, toWebStream } from '../../shared/dump/byte-streams.ts';
 import { dumpDocuments, restoreStream, type DocumentFormat } from '../../shared/dump/document-streams.ts';
-import { ValidationError } from '../../shared/errors.ts';
 import { indexName } from './xapiand.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
@@ -52,7 +52,7 @@ function formatForAccept(accept: string | undefined): DocumentFormat {
     if (MEDIA_TYPES[type]) return MEDIA_TYPES[type];
     if (type === '*/*' || type === 'application/*') return 'json';
   }
-  throw new ValidationError(`cannot dump as ${JSON.stringify(accept)}; accept one of ${Object.keys(MEDIA_TYPES).join(', ')}`, 406);
+  throw new HTTPException(406, { message: `cannot dump as ${JSON.stringify(accept)}; accept one of ${Object.keys(MEDIA_TYPES).join(', ')}` });
 }
 
 /** The format of a restore body; curl's default form type and text/plain are read as JSON. */
@@ -61,7 +61,7 @@ function formatForContentType(contentType: string | undefined): DocumentFormat {
   if (type === '' || type === 'text/plain' || type === 'application/x-www-form-urlencoded') return 'json';
   const format = MEDIA_TYPES[type] ?? (/^application\/[\w.+-]+\+json$/.test(type) ? 'json' : undefined);
   if (!format) {
-    throw new ValidationError(`cannot restore a ${JSON.stringify(type)} body; send one of ${Object.keys(MEDIA_TYPES).join(', ')}`, 415);
+    throw new HTTPException(415, { message: `cannot restore a ${JSON.stringify(type)} body; send one of ${Object.keys(MEDIA_TYPES).join(', ')}` });
   }
   return format;
 }

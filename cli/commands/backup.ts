@@ -17,12 +17,11 @@ import {
   apiKeyFromEnv,
   createClient,
   DEFAULT_URL,
-  FINAL,
   type BackupClient,
-  type OperationKind,
-  type OperationStatus,
-  type Overrides,
 } from '../client.ts';
+import { isTerminal, type OperationStatus } from '../../shared/backups/contract.ts';
+import type { Overrides } from '../../shared/backups/validate.ts';
+import type { OperationKind } from '../../shared/jobs/operation.ts';
 import { createOperationProgress, describeProgress, formatBytes, formatDuration } from '../operation-progress.ts';
 
 const HELP = `Usage: shardvault backup <command> [options]   (through a running shardvault's API)
@@ -191,7 +190,7 @@ async function waitUntilFinal(client: BackupClient, kind: OperationKind, backend
         continue;
       }
       progress.update(status);
-      if (FINAL.has(status.status)) return status;
+      if (isTerminal(status.status)) return status;
       await sleep(intervalMs);
     }
   } finally {

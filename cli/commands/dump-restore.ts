@@ -259,7 +259,7 @@ export const dumpRestoreCommand = {
         io.stderr.write(`shardvault: ${err.message}\n`);
         return EXIT.USAGE;
       }
-      if (isShardvaultError(err) && err.status < 500) {
+      if (isShardvaultError(err) && !err.retryable) {
         const what = isDump ? 'dump failed' : 'restore refused, nothing was changed';
         io.stderr.write(`shardvault: ${what}: ${err.message}\n`);
         return EXIT.FAILED;

@@ -17,7 +17,7 @@ import { IntegrityError } from '../errors.ts';
 import { FORMAT_VERSION } from '../formats/dump-codec.ts';
 import { COMPRESSION_LEVELS } from '../formats/compression.ts';
 import { indexSnapshotSchema, shardObjectResult } from '../jobs/catalog.ts';
-import { STATUSES } from './state.ts';
+import { STATUSES } from './contract.ts';
 
 /** Version of the manifests' own shape. */
 export const MANIFEST_VERSION = 1;

@@ -13,12 +13,11 @@
  * keys expire (FINISHED_TTL_S) and are not needed after a Redis flush.
  */
 import type { Redis } from 'ioredis';
-import { PREFIX, type OperationKind } from '../jobs/catalog.ts';
+import { PREFIX } from '../jobs/catalog.ts';
+import type { BackendName } from '../backends/backend.ts';
+import { isTerminal, type Progress, type Status } from './contract.ts';
+import { operationKey, type OperationKind, type OperationRef } from '../jobs/operation.ts';
 
-export const STATUSES = ['STARTED', 'TRANSFERRING', 'TRANSFERRED', 'FINALIZING', 'SUCCESS', 'FAILED', 'CANCELLING', 'CANCELED'] as const;
-export type Status = (typeof STATUSES)[number];
-const TERMINAL: ReadonlySet<Status> = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
-export const isTerminal = (s: Status): boolean => TERMINAL.has(s);
 
 /** Finished operations are kept in Redis this long (a week); the backend manifest outlives them. */
 export const FINISHED_TTL_S = 7 * 24 * 3600;
@@ -48,23 +47,17 @@ export interface OperationInfo {
   /** Source nodes (backup) or the node mapping applied (restore). */
   nodes?: string[];
   nodeMapping?: Record<string, string>;
+  /** Config fields the request gave that are not applied (validate.ts). */
+  notes?: string[];
 }
 
 export interface OperationState extends OperationInfo {
-  kind: OperationKind;
-  backend: string;
-  id: string;
+  op: OperationRef;
   status: Status;
   error?: string;
   completedAt?: string;
 }
 
-export interface Progress {
-  shardsDone: number;
-  shardsTotal: number;
-  docs: number;
-  bytes: number;
-}
 
 // KEYS[1] state, KEYS[2] progress, KEYS[3] id set; ARGV[1] id, ARGV[2] info JSON.
 // Starts the operation unless one with this key is running; answers the running status, or false.
@@ -94,37 +87,42 @@ end
 return ARGV[1]
 `;
 
+/** Why the jobs of an operation should stop (see stopReason). */
+export type StopReason = 'cancel' | 'fail' | 'gone';
+
+/** The set of ids of one kind in one backend; each operation's hash is `<set>:<id>`. */
+const idSet = (kind: OperationKind, backend: string): string => `${PREFIX}:state:${kind}:${backend}`;
+
 export class OperationStore {
   constructor(private readonly redis: Redis) {}
 
-  key(kind: OperationKind, backend: string, id: string): string {
-    return `${PREFIX}:state:${kind}:${backend}:${id}`;
+  /** The Redis hash of an operation's state. */
+  key(op: OperationRef): string {
+    return `${idSet(op.kind, op.backend)}:${op.id}`;
   }
 
-  private keys(kind: OperationKind, backend: string, id: string): [string, string, string] {
-    const key = this.key(kind, backend, id);
-    return [key, `${key}:progress`, `${PREFIX}:state:${kind}:${backend}`];
+  private keys(op: OperationRef): [string, string, string] {
+    const key = this.key(op);
+    return [key, `${key}:progress`, idSet(op.kind, op.backend)];
   }
 
   /**
    * Record a new operation as STARTED. Answers undefined on success, or the status of the
    * operation with the same key that is still running (nothing is changed then).
    */
-  async begin(kind: OperationKind, backend: string, id: string, info: OperationInfo): Promise<Status | undefined> {
-    const [state, progress, ids] = this.keys(kind, backend, id);
-    const running = (await this.redis.eval(BEGIN, 3, state, progress, ids, id, JSON.stringify(info))) as Status | null;
+  async begin(op: OperationRef, info: OperationInfo): Promise<Status | undefined> {
+    const [state, progress, ids] = this.keys(op);
+    const running = (await this.redis.eval(BEGIN, 3, state, progress, ids, op.id, JSON.stringify(info))) as Status | null;
     return running ?? undefined;
   }
 
-  async get(kind: OperationKind, backend: string, id: string): Promise<OperationState | undefined> {
-    const h = await this.redis.hgetall(this.key(kind, backend, id));
+  async get(op: OperationRef): Promise<OperationState | undefined> {
+    const h = await this.redis.hgetall(this.key(op));
     if (!h.status || !h.info) return undefined;
     const info = JSON.parse(h.info) as OperationInfo;
     return {
       ...info,
-      kind,
-      backend,
-      id,
+      op,
       status: h.status as Status,
       ...(h.error ? { error: h.error } : {}),
       ...(h.completedAt ? { completedAt: h.completedAt } : {}),
@@ -135,14 +133,8 @@ export class OperationStore {
    * Move to `to` if the current status allows it; a terminal `to` also records completedAt
    * (now, unless given: the backend manifest's, so both answer the same) and starts the expiry. Answers the status after the call (undefined: no such operation).
    */
-  async advance(
-    kind: OperationKind,
-    backend: string,
-    id: string,
-    to: Exclude<Status, 'STARTED'>,
-    fields: { error?: string; completedAt?: string } = {},
-  ): Promise<Status | undefined> {
-    const [state, progress] = this.keys(kind, backend, id);
+  async advance(op: OperationRef, to: Exclude<Status, 'STARTED'>, fields: { error?: string; completedAt?: string } = {}): Promise<Status | undefined> {
+    const [state, progress] = this.keys(op);
     const extra: string[] = [];
     if (fields.error !== undefined) extra.push('error', fields.error);
     if (isTerminal(to)) extra.push('completedAt', fields.completedAt ?? new Date().toISOString());
@@ -164,8 +156,8 @@ export class OperationStore {
    * asked for, `fail` once its coordinator decided it failed (a sibling shard failed), `gone`
    * when it is finished or Redis no longer knows it.
    */
-  async stopReason(kind: OperationKind, backend: string, id: string): Promise<'cancel' | 'fail' | 'gone' | undefined> {
-    const [status, error] = (await this.redis.hmget(this.key(kind, backend, id), 'status', 'error')) as [Status | null, string | null];
+  async stopReason(op: OperationRef): Promise<StopReason | undefined> {
+    const [status, error] = (await this.redis.hmget(this.key(op), 'status', 'error')) as [Status | null, string | null];
     if (!status || isTerminal(status)) return 'gone';
     if (status === 'CANCELLING') return 'cancel';
     if (error) return 'fail';
@@ -173,24 +165,18 @@ export class OperationStore {
   }
 
   /** Record that the operation failed (first error wins); its shard jobs stop, the coordinator cleans up. */
-  async markFailing(kind: OperationKind, backend: string, id: string, error: string): Promise<void> {
-    await this.redis.hsetnx(this.key(kind, backend, id), 'error', error);
+  async markFailing(op: OperationRef, error: string): Promise<void> {
+    await this.redis.hsetnx(this.key(op), 'error', error);
   }
 
   /** Record one shard's progress (`done` once its object is complete). */
-  async progress(
-    kind: OperationKind,
-    backend: string,
-    id: string,
-    shard: string,
-    value: { docs: number; bytes: number; done: boolean },
-  ): Promise<void> {
-    const [, progress] = this.keys(kind, backend, id);
+  async progress(op: OperationRef, shard: string, value: { docs: number; bytes: number; done: boolean }): Promise<void> {
+    const [, progress] = this.keys(op);
     await this.redis.hset(progress, shard, JSON.stringify(value));
   }
 
-  async readProgress(kind: OperationKind, backend: string, id: string, shardsTotal: number): Promise<Progress> {
-    const [, progress] = this.keys(kind, backend, id);
+  async readProgress(op: OperationRef, shardsTotal: number): Promise<Progress> {
+    const [, progress] = this.keys(op);
     const all = await this.redis.hgetall(progress);
     const total: Progress = { shardsDone: 0, shardsTotal, docs: 0, bytes: 0 };
     for (const raw of Object.values(all)) {
@@ -203,19 +189,19 @@ export class OperationStore {
   }
 
   /** Ids of the operations of this kind Redis still knows in a backend (expired ones pruned). */
-  async ids(kind: OperationKind, backend: string): Promise<string[]> {
-    const [, , set] = this.keys(kind, backend, '');
+  async ids(kind: OperationKind, backend: BackendName): Promise<string[]> {
+    const set = idSet(kind, backend);
     const ids = await this.redis.smembers(set);
     const alive: string[] = [];
     for (const id of ids) {
-      if (await this.redis.exists(this.key(kind, backend, id))) alive.push(id);
+      if (await this.redis.exists(this.key({ kind, backend, id }))) alive.push(id);
       else await this.redis.srem(set, id);
     }
     return alive.sort();
   }
 
   /** Ask every worker running a job of this operation to abort it. */
-  async publishCancel(operationKey: string): Promise<void> {
-    await this.redis.publish(CANCEL_CHANNEL, operationKey);
+  async publishCancel(op: OperationRef): Promise<void> {
+    await this.redis.publish(CANCEL_CHANNEL, operationKey(op));
   }
 }

@@ -6,63 +6,14 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
-import { COMPRESSION_LEVELS, type CompressionLevel } from '../formats/compression.ts';
-
-export const BACKUP_ID = /^[a-z0-9_-]+$/;
-export const MAX_BACKUP_ID_LENGTH = 128;
-
-const ID_REQUIRED = 'backup id is required: a string of lowercase letters, digits, "_" or "-"';
-
-/** The id of a backup, as given in a body or a path; checked the same way on every endpoint. */
-export const backupIdSchema = z
-  .string({ error: ID_REQUIRED })
-  .min(1, ID_REQUIRED)
-  .max(MAX_BACKUP_ID_LENGTH, {
-    error: (iss) => `invalid backup id: longer than ${MAX_BACKUP_ID_LENGTH} characters (${String(iss.input).length})`,
-  })
-  .regex(BACKUP_ID, {
-    error: (iss) => `invalid backup id ${JSON.stringify(iss.input)}: use only lowercase letters, digits, "_" or "-" (^[a-z0-9_-]+$)`,
-  });
+import type { CompressionLevel } from '../formats/compression.ts';
+import { backupIdSchema, createSchema, restoreSchema, type configSchema } from './contract.ts';
 
 export function assertBackupId(id: unknown): string {
   const parsed = backupIdSchema.safeParse(id);
   if (!parsed.success) throw new ValidationError(parsed.error.issues[0]!.message);
   return parsed.data;
 }
-
-const classList = z.array(z.string().min(1, 'class names are not empty')).nullish();
-
-/** Weaviate's config (BackupConfig / RestoreConfig); both spellings of Bucket/Path accepted. */
-const configSchema = z
-  .looseObject({
-    Bucket: z.string().nullish(),
-    bucket: z.string().nullish(),
-    Path: z.string().nullish(),
-    path: z.string().nullish(),
-    Endpoint: z.string().nullish(),
-    CPUPercentage: z.number().int().min(1).max(80).nullish(),
-    ChunkSize: z.number().int().min(2).max(512).nullish(),
-    CompressionLevel: z
-      .enum(COMPRESSION_LEVELS, {
-        error: (iss) => `invalid config.CompressionLevel ${JSON.stringify(iss.input)}: use one of ${COMPRESSION_LEVELS.join(', ')}`,
-      })
-      .nullish(),
-  })
-  .nullish();
-
-/**
- * Weaviate's BackupCreateRequest. `id` comes last so that, as before it was part of the
- * schema, a body with several faults reports the class lists and config first.
- */
-export const createSchema = z.looseObject({ include: classList, exclude: classList, config: configSchema, id: backupIdSchema });
-
-/** Weaviate's BackupRestoreRequest. */
-export const restoreSchema = z.looseObject({
-  include: classList,
-  exclude: classList,
-  node_mapping: z.record(z.string(), z.string()).nullish(),
-  config: configSchema,
-});
 
 export interface Overrides {
   bucket?: string;
@@ -75,6 +26,8 @@ export interface CreateRequest {
   exclude: string[];
   overrides: Overrides;
   compression: CompressionLevel;
+  /** What the request asked for that is not applied, and why. */
+  notes: string[];
 }
 
 export interface RestoreRequest {
@@ -82,6 +35,7 @@ export interface RestoreRequest {
   exclude: string[];
   nodeMapping: Record<string, string>;
   overrides: Overrides;
+  notes: string[];
 }
 
 /** Fields whose messages name the field themselves; they are answered as they are. */
@@ -106,6 +60,21 @@ function overridesOf(config: z.infer<typeof configSchema>): Overrides {
   return { ...(bucket ? { bucket } : {}), ...(path ? { path } : {}) };
 }
 
+/**
+ * Weaviate's config fields shardvault accepts (so Weaviate's clients can send them) but does
+ * not apply, each with why; the create and restore answers and the status carry them as
+ * `notes`, so a caller is told rather than silently ignored.
+ */
+const NOT_APPLIED = {
+  Endpoint: "config.Endpoint is not applied: the S3 endpoint is the server's (S3_ENDPOINT); a request cannot send the server's credentials to another host",
+  CPUPercentage: "config.CPUPercentage is not applied: a worker's share of the machine is set by WORKER_CONCURRENCY and WORKER_MAX_BYTES_PER_SECOND",
+  ChunkSize: 'config.ChunkSize is not applied: shard objects are streamed to the backend, whose own part size applies',
+} as const;
+
+function notesOf(config: z.infer<typeof configSchema>): string[] {
+  return (Object.keys(NOT_APPLIED) as (keyof typeof NOT_APPLIED)[]).filter((k) => config?.[k] != null).map((k) => NOT_APPLIED[k]);
+}
+
 function exclusive(include: string[], exclude: string[]): void {
   if (include.length > 0 && exclude.length > 0) {
     throw new ValidationError('include and exclude are mutually exclusive: give one of them, not both');
@@ -121,7 +90,7 @@ export function parseCreateRequest(body: unknown): CreateRequest {
   const exclude = b.exclude ?? [];
   exclusive(include, exclude);
   const compression: CompressionLevel = b.config?.CompressionLevel ?? 'DefaultCompression';
-  return { id: b.id, include, exclude, overrides: overridesOf(b.config), compression };
+  return { id: b.id, include, exclude, overrides: overridesOf(b.config), compression, notes: notesOf(b.config) };
 }
 
 /** BackupRestoreRequest `{include?, exclude?, node_mapping?, config?}`. */
@@ -132,7 +101,7 @@ export function parseRestoreRequest(body: unknown): RestoreRequest {
   const include = b.include ?? [];
   const exclude = b.exclude ?? [];
   exclusive(include, exclude);
-  return { include, exclude, nodeMapping: b.node_mapping ?? {}, overrides: overridesOf(b.config) };
+  return { include, exclude, nodeMapping: b.node_mapping ?? {}, overrides: overridesOf(b.config), notes: notesOf(b.config) };
 }
 
 /** Overrides given as query parameters (`?bucket=&path=`) on status and cancel calls. */

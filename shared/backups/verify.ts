@@ -25,25 +25,11 @@ import { readSmall } from '../backends/bodies.ts';
 import { describeError, withRetry } from '../backends/retry.ts';
 import { NotFoundError, ShardvaultError, UnavailableError, ValidationError } from '../errors.ts';
 import { createMeter } from '../formats/hashing.ts';
+import type { VerifyReport } from './contract.ts';
 import { globalManifestKey, globalManifestSchema, nodeManifestKey, nodeManifestSchema, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import type { z } from 'zod';
 
-export interface VerifyProblem {
-  /** The object concerned, relative to the backend's root (`<id>/<node>/backup.json`). */
-  key: string;
-  problem: string;
-}
-
-export interface VerifyReport {
-  id: string;
-  backend: BackendName;
-  status: 'OK' | 'CORRUPT';
-  /** Objects read and checked: the two kinds of manifests and every shard object. */
-  objects: number;
-  /** Bytes read. */
-  bytes: number;
-  problems: VerifyProblem[];
-}
+type VerifyProblem = VerifyReport['problems'][number];
 
 /** Largest manifest read into memory (as in manifest.ts: schemas and shard lists only). */
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;

@@ -3,7 +3,7 @@
  * coerced to the index's schema by the store; one that does not fit is reported (its position
  * in the input, its `_id`, why) and the others are kept, as Xapiand's `:restore` does.
  */
-import { CancelledError, isShardvaultError } from '../errors.ts';
+import { CancelledError, isShardvaultError, retryCanHelp } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 
 /** A document that was not restored. */
@@ -75,7 +75,8 @@ export async function restoreDocuments(
         index,
         position: first + i,
         ...(idOf(batch[i]) !== undefined ? { _id: idOf(batch[i]) } : {}),
-        status: isShardvaultError(err) ? err.status : 500,
+        // Xapiand's per-item status: a document refused (422), or the server's failure (500).
+        status: retryCanHelp(err) ? 500 : 422,
         error: err.message,
       };
       result.refused++;
@@ -102,7 +103,7 @@ export async function restoreDocuments(
     if (batch.length > 0) await write(batch, result.processed - batch.length);
   } catch (err) {
     await writing.catch(() => {});
-    if (isShardvaultError(err) && err.status < 500 && result.indexed > 0) {
+    if (isShardvaultError(err) && !err.retryable && result.indexed > 0) {
       err.message = `${err.message}; the restore stopped there, ${result.indexed} documents before it were restored`;
     }
     throw err;

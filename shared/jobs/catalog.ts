@@ -16,8 +16,8 @@
  */
 import type { Job, JobsOptions } from 'bullmq';
 import { z } from 'zod';
-import { BACKEND_NAMES } from '../backends/backend.ts';
 import { COMPRESSION_LEVELS } from '../formats/compression.ts';
+import { operationRefSchema } from './operation.ts';
 
 /** Redis key prefix of every queue; `{…}` is a Redis Cluster hash tag. */
 export const PREFIX = '{shardvault}';
@@ -44,7 +44,6 @@ export function nodeQueue(node: string): string {
 
 // ---- payloads and results ------------------------------------------------------------------
 
-const backendName = z.enum(BACKEND_NAMES);
 /** Weaviate's `config.Bucket` / `config.Path`, fixed for the whole operation. */
 const overridesSchema = z.object({ bucket: z.string().optional(), path: z.string().optional() });
 const name = z.string().min(1);
@@ -67,9 +66,9 @@ export const indexSnapshotSchema = z.object({
 export type IndexSnapshot = z.infer<typeof indexSnapshotSchema>;
 
 const operation = {
-  backend: backendName,
+  /** Which operation the job belongs to (shared/jobs/operation.ts). */
+  op: operationRefSchema,
   overrides: overridesSchema,
-  backupId: name,
 };
 
 const snapshotShardPayload = z.object({
@@ -115,8 +114,6 @@ export type CommitResult = z.infer<typeof commitResult>;
 
 const restoreShardPayload = z.object({
   ...operation,
-  /** Where the staged shard goes: `DATA_DIR/<node>/.staging/<restoreKey>/<index>/<shard>/`. */
-  restoreKey: name,
   sourceNode: name,
   /** Target node (the queue's node). */
   node: name,
@@ -141,7 +138,6 @@ export type RestoredIndex = z.infer<typeof restoredIndexSchema>;
 
 const commitRestorePayload = z.object({
   ...operation,
-  restoreKey: name,
   classes: z.array(name).min(1),
   nodeMapping: z.record(z.string(), z.string()),
   indexes: z.array(restoredIndexSchema).min(1),
@@ -237,27 +233,6 @@ function parsePayload<N extends JobName>(name: N, data: unknown): PayloadOf<N> {
 
 export function parseResult<N extends JobName>(name: N, value: unknown): ResultOf<N> {
   return CATALOG[name].result.parse(value) as ResultOf<N>;
-}
-
-// ---- job ids -------------------------------------------------------------------------------
-// Deterministic and free of `:` (BullMQ's separator). Backend names, backup ids, node names
-// and index names never contain `.`, so `.` separates the parts unambiguously.
-
-export type OperationKind = 'backup' | 'restore';
-
-/** `backup.<backend>.<id>` / `restore.<backend>.<id>`: the parent job's id and the operation's key. */
-export function operationKey(kind: OperationKind, backend: string, backupId: string): string {
-  return `${kind}.${backend}.${backupId}`;
-}
-
-/** A child's id: `<operation key>.<node>.<index>.<shard>`. */
-export function shardJobId(kind: OperationKind, backend: string, backupId: string, node: string, index: string, shard: number): string {
-  return `${operationKey(kind, backend, backupId)}.${node}.${index}.${shard}`;
-}
-
-/** The operation a job id belongs to (its first three parts). */
-export function operationOfJobId(jobId: string): string {
-  return jobId.split('.').slice(0, 3).join('.');
 }
 
 // ---- producing -------------------------------------------------------------------------------

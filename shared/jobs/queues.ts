@@ -1,11 +1,11 @@
 /**
- * Read-side handles on every queue of the job catalog (`backups`, `restores`, `node-<name>`
- * for each cluster node), for the dashboard and the metrics. They never add jobs: producers
- * go through the backup service, which opens its own.
+ * Handles on the queues of the job catalog, the one place they are opened: every queue of a
+ * cluster for the dashboard and the metrics (`openQueues`), and the producer's queues, opened
+ * by name as they are needed, with the FlowProducer that adds flows (`openProducer`).
  */
-import { Queue } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { COORDINATOR_QUEUES, nodeQueue, PREFIX } from './catalog.ts';
+import { COORDINATOR_QUEUES, nodeQueue, PREFIX, type FlowJobSpec } from './catalog.ts';
 
 /** Every queue name of a cluster with these nodes, coordinators first. */
 function queueNames(nodes: readonly string[]): string[] {
@@ -32,6 +32,37 @@ export function openQueues(connection: Redis, nodes: readonly string[]): QueueSe
     },
     async close() {
       await Promise.all((queues ?? []).map((q) => q.close()));
+    },
+  };
+}
+
+export interface Producer {
+  /** The queue of this name, opened on first use and kept. */
+  queue(name: string): Queue;
+  /** Add one flow (a parent and its children) built by `flowJob()`. */
+  addFlow(parent: FlowJobSpec): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What the backup service adds jobs and looks jobs up with, on a shared connection. */
+export function openProducer(connection: Redis): Producer {
+  const flows = new FlowProducer({ connection, prefix: PREFIX });
+  const queues = new Map<string, Queue>();
+  return {
+    queue(name) {
+      let q = queues.get(name);
+      if (!q) {
+        q = new Queue(name, { connection, prefix: PREFIX });
+        queues.set(name, q);
+      }
+      return q;
+    },
+    async addFlow(parent) {
+      await flows.add(parent as Parameters<FlowProducer['add']>[0]);
+    },
+    async close() {
+      await flows.close();
+      await Promise.all([...queues.values()].map((q) => q.close()));
     },
   };
 }

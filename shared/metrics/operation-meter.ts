@@ -16,10 +16,11 @@
  */
 import type { Redis } from 'ioredis';
 import { BACKEND_NAMES } from '../backends/backend.ts';
-import { FINISHED_TTL_S, isTerminal, OperationStore, type Status } from '../backups/state.ts';
-import { PREFIX, type OperationKind } from '../jobs/catalog.ts';
+import { isTerminal, type Status } from '../backups/contract.ts';
+import { FINISHED_TTL_S, OperationStore } from '../backups/state.ts';
+import { PREFIX } from '../jobs/catalog.ts';
+import { OPERATION_KINDS, type OperationKind, type OperationRef } from '../jobs/operation.ts';
 
-const OPERATION_KINDS: readonly OperationKind[] = ['backup', 'restore'];
 export type Outcome = Extract<Status, 'SUCCESS' | 'FAILED' | 'CANCELED'>;
 
 /** Upper bounds of the histogram buckets (`+Inf` is implied). */
@@ -83,7 +84,7 @@ export class OperationMeter {
         if (ids.length === 0) continue;
         const pipeline = this.redis.pipeline();
         for (const id of ids) {
-          pipeline.hmget(this.ops.key(kind, backend, id), 'status', 'completedAt');
+          pipeline.hmget(this.ops.key({ kind, backend, id }), 'status', 'completedAt');
           pipeline.get(markerKey(kind, backend, id));
         }
         const answers = (await pipeline.exec()) ?? [];
@@ -91,17 +92,18 @@ export class OperationMeter {
           const [status, completedAt] = (answers[2 * i]?.[1] ?? []) as [Status | null, string | null];
           const marker = answers[2 * i + 1]?.[1] as string | null;
           if (!status || !completedAt || !isTerminal(status) || marker === completedAt) continue;
-          if (await this.count(kind, backend, ids[i]!)) counted++;
+          if (await this.count({ kind, backend, id: ids[i]! })) counted++;
         }
       }
     }
     return counted;
   }
 
-  private async count(kind: OperationKind, backend: string, id: string): Promise<boolean> {
-    const state = await this.ops.get(kind, backend, id);
+  private async count(op: OperationRef): Promise<boolean> {
+    const { kind, backend, id } = op;
+    const state = await this.ops.get(op);
     if (!state?.completedAt || !isTerminal(state.status)) return false;
-    const progress = await this.ops.readProgress(kind, backend, id, state.shardsTotal);
+    const progress = await this.ops.readProgress(op, state.shardsTotal);
     const seconds = Math.max(0, (Date.parse(state.completedAt) - Date.parse(state.startedAt)) / 1000) || 0;
     const prefix = `${kind}|${backend}|${state.status}`;
     const values: Record<Measure, number> = { seconds, bytes: progress.bytes, documents: progress.docs };
@@ -109,7 +111,7 @@ export class OperationMeter {
     const claimed = await this.redis.eval(
       CLAIM,
       3,
-      this.ops.key(kind, backend, id),
+      this.ops.key(op),
       markerKey(kind, backend, id),
       TOTALS_KEY,
       state.completedAt,

@@ -231,7 +231,7 @@ describe('shardvault backup', () => {
       progressBar({
         kind: 'backup',
         id: 'b1',
-        status: { id: 'b1', backend: 'filesystem', path: '/x', status: 'TRANSFERRING', progress: { shardsDone: 3, shardsTotal: 6, docs: 1200, bytes: 1_234_567 } },
+        status: { id: 'b1', backend: 'filesystem', path: '/x', status: 'TRANSFERRING', classes: ['A'], startedAt: '2026-12-03T00:00:00Z', progress: { shardsDone: 3, shardsTotal: 6, docs: 1200, bytes: 1_234_567 } },
         rate: 400_000,
         elapsedMs: 2100,
         width: 100,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_VERSION } from '../../shared/backups/manifest.ts';
-import { MAX_BACKUP_ID_LENGTH } from '../../shared/backups/validate.ts';
+import { MAX_BACKUP_ID_LENGTH } from '../../shared/backups/contract.ts';
 import { PREFIX } from '../../shared/jobs/catalog.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';

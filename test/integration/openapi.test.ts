@@ -8,15 +8,8 @@
 import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  backupListSchema,
-  errorResponseSchema,
-  jsonSchema,
-  OPERATIONS,
-  operationStartedSchema,
-  operationStatusSchema,
-  REQUEST_SCHEMAS,
-} from '../../api/openapi.ts';
+import { jsonSchema, OPERATIONS, REQUEST_SCHEMAS } from '../../api/openapi.ts';
+import { backupListSchema, errorResponseSchema, operationStartedSchema, operationStatusSchema } from '../../shared/backups/contract.ts';
 import { COMPRESSION_LEVELS } from '../../shared/formats/compression.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';

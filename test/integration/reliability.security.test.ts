@@ -21,7 +21,7 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/clien
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKUP_ID } from '../../shared/backups/validate.ts';
+import { BACKUP_ID } from '../../shared/backups/contract.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';

@@ -10,9 +10,10 @@
  */
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ORPHAN_GRACE_MS } from '../../shared/backups/service.ts';
+import { ORPHAN_GRACE_MS } from '../../shared/backups/repair.ts';
 import { OperationStore } from '../../shared/backups/state.ts';
-import { operationKey, PREFIX } from '../../shared/jobs/catalog.ts';
+import { PREFIX } from '../../shared/jobs/catalog.ts';
+import { operationKey } from '../../shared/jobs/operation.ts';
 import { createRedis } from '../../shared/redis.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
@@ -49,8 +50,8 @@ afterAll(async () => {
 
 describe('an operation that cannot end by itself', () => {
   it('with no coordinator job: left alone during the grace period, then FAILED saying why; the id is free again', async () => {
-    expect(await ops.begin('backup', 'filesystem', 'orphan-new', info(0))).toBeUndefined();
-    expect(await ops.begin('backup', 'filesystem', 'orphan-old', info(ORPHAN_GRACE_MS + 1000))).toBeUndefined();
+    expect(await ops.begin({ kind: 'backup', backend: 'filesystem', id: 'orphan-new' }, info(0))).toBeUndefined();
+    expect(await ops.begin({ kind: 'backup', backend: 'filesystem', id: 'orphan-old' }, info(ORPHAN_GRACE_MS + 1000))).toBeUndefined();
 
     const young = (await (await t.call('GET', '/v1/backups/filesystem/orphan-new')).json()) as { status: string };
     expect(young.status).toBe('STARTED');
@@ -67,7 +68,7 @@ describe('an operation that cannot end by itself', () => {
 
   it('whose coordinator BullMQ failed unseen: FAILED with the job\'s reason', async () => {
     const id = 'dead-coordinator';
-    expect(await ops.begin('restore', 'filesystem', id, info(0))).toBeUndefined();
+    expect(await ops.begin({ kind: 'restore', backend: 'filesystem', id }, info(0))).toBeUndefined();
     // A bare BullMQ worker, not shardvault's: it fails the coordinator job and records nothing.
     const connection = createRedis(redis.url);
     const queue = new Queue('restores', { connection, prefix: PREFIX });
@@ -75,7 +76,7 @@ describe('an operation that cannot end by itself', () => {
       throw new UnrecoverableError('job stalled more than allowable limit');
     }, { connection: createRedis(redis.url), prefix: PREFIX });
     try {
-      const job = await queue.add('commit-restore', {}, { jobId: operationKey('restore', 'filesystem', id), attempts: 1 });
+      const job = await queue.add('commit-restore', {}, { jobId: operationKey({ kind: 'restore', backend: 'filesystem', id }), attempts: 1 });
       await until('the coordinator failed', async () => (await job.getState()) === 'failed', 30_000);
     } finally {
       await worker.close();

@@ -21,6 +21,7 @@ import {
   UnavailableError,
   ValidationError,
 } from '../../shared/errors.ts';
+import { httpStatusOf } from '../../api/errors.ts';
 import { GcsBackend } from '../../shared/backends/gcs.ts';
 import { describeError, httpStatus, isTransientError, withRetry } from '../../shared/backends/retry.ts';
 import { S3Backend } from '../../shared/backends/s3.ts';
@@ -243,7 +244,7 @@ describe('isTransientError', () => {
 
   it('PermanentBackendError is a 422 ShardvaultError whose message is the cause', () => {
     const err = new PermanentBackendError('s3 bucket "x" does not exist');
-    expect(err.status).toBe(422);
+    expect(httpStatusOf(err)).toBe(422);
     expect(err.name).toBe('PermanentBackendError');
     expect(describeError(err)).toBe('PermanentBackendError: s3 bucket "x" does not exist');
   });

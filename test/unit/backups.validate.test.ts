@@ -9,10 +9,16 @@ describe('backup request validation', () => {
       exclude: [],
       overrides: { bucket: 'x', path: 'p' },
       compression: 'BestSpeed',
+      notes: [expect.stringMatching(/^config\.CPUPercentage is not applied: .*WORKER_CONCURRENCY/)],
     });
     expect(parseCreateRequest({ id: 'b', include: null, exclude: null, config: null }).compression).toBe('DefaultCompression');
-    expect(parseRestoreRequest({ node_mapping: { a: 'b' }, config: { path: 'p' } })).toEqual({ include: [], exclude: [], nodeMapping: { a: 'b' }, overrides: { path: 'p' } });
-    expect(parseRestoreRequest(undefined)).toEqual({ include: [], exclude: [], nodeMapping: {}, overrides: {} });
+    expect(parseRestoreRequest({ node_mapping: { a: 'b' }, config: { path: 'p' } })).toEqual({ include: [], exclude: [], nodeMapping: { a: 'b' }, overrides: { path: 'p' }, notes: [] });
+    expect(parseRestoreRequest(undefined)).toEqual({ include: [], exclude: [], nodeMapping: {}, overrides: {}, notes: [] });
+    // Weaviate fields that are accepted but not applied are each named, with why.
+    expect(parseRestoreRequest({ config: { Endpoint: 'minio:9000', ChunkSize: 128 } }).notes).toEqual([
+      expect.stringMatching(/^config\.Endpoint is not applied: /),
+      expect.stringMatching(/^config\.ChunkSize is not applied: /),
+    ]);
   });
 
   it('checks ids', () => {

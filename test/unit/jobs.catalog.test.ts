@@ -5,11 +5,8 @@ import {
   flowJob,
   JOB_NAMES,
   jobsOn,
-  operationKey,
-  operationOfJobId,
   PREFIX,
   queueOf,
-  shardJobId,
 } from '../../shared/jobs/catalog.ts';
 
 const noop = async () => ({}) as never;
@@ -40,20 +37,13 @@ describe('job catalog', () => {
     expect(() => assertProcessors({ 'commit-backup': noop, 'snapshot-shard': noop, 'commit-restore': noop, 'restore-shard': noop })).not.toThrow();
   });
 
-  it('makes deterministic job ids without ":" that name their operation', () => {
-    const id = shardJobId('backup', 'filesystem', 'nightly-1', 'node-3', 'Article', 4);
-    expect(id).toBe('backup.filesystem.nightly-1.node-3.Article.4');
-    expect(id).not.toContain(':');
-    expect(operationOfJobId(id)).toBe(operationKey('backup', 'filesystem', 'nightly-1'));
-  });
-
   it('parses payloads when building flow jobs', () => {
     const job = flowJob(
       'snapshot-shard',
-      { backend: 'filesystem', overrides: {}, backupId: 'b', node: 'node-1', index: 'A', uid: 'u', shard: 0, key: 'b/node-1/A/0', compression: 'BestSpeed' },
+      { op: { kind: 'backup', backend: 'filesystem', id: 'b' }, overrides: {}, node: 'node-1', index: 'A', uid: 'u', shard: 0, key: 'b/node-1/A/0', compression: 'BestSpeed' },
       'backup.filesystem.b.node-1.A.0',
     );
     expect(job).toMatchObject({ name: 'snapshot-shard', queueName: 'node-node-1', opts: { jobId: 'backup.filesystem.b.node-1.A.0', continueParentOnFailure: true } });
-    expect(() => flowJob('snapshot-shard', { backend: 'tape' } as never, 'x')).toThrow();
+    expect(() => flowJob('snapshot-shard', { op: { kind: 'backup', backend: 'tape', id: 'b' } } as never, 'x')).toThrow();
   });
 });
