@@ -1,12 +1,15 @@
 /**
- * The parts of a backend that are the same whatever the SDK under it: the access check's
- * round trip, and collecting a paged listing. Each backend supplies only its SDK calls.
+ * The parts of a bucket backend that are the same whatever the SDK under it: the access
+ * check's round trip, collecting a paged listing, deleting what a listing found, and turning
+ * an SDK's error into a named error. Each backend supplies only its SDK calls, and recognises
+ * its SDK's error codes.
  */
 import { Readable } from 'node:stream';
-import { IntegrityError } from '../errors.ts';
+import { CancelledError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError } from '../errors.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { readSmall } from './bodies.ts';
-import { sortByKey } from './keys.ts';
+import { sortByKey, validateDeletePrefix } from './keys.ts';
+import { fallbackBackendError, isAbortError } from './retry.ts';
 
 /**
  * Writes a marker object at key, reads it back and compares: what checkAccess proves beyond
@@ -44,4 +47,85 @@ export async function collectPages(base: string, page: (token: string | undefine
     token = next;
   } while (token);
   return sortByKey(found);
+}
+
+/**
+ * deletePrefix over a bucket: list, then remove the keys in batches of `batch`, `concurrency`
+ * batches at a time (S3 deletes up to 1000 keys a call; GCS one, so many calls in flight).
+ * `remove` retries its own call; any failure is mapped by the backend and ends the deletion.
+ */
+export async function deleteListed(
+  backend: Backend,
+  prefix: string,
+  options: CallOptions,
+  how: { batch: number; concurrency: number; remove: (keys: string[]) => Promise<void>; mapError: (err: unknown) => ShardvaultError },
+): Promise<number> {
+  validateDeletePrefix(prefix);
+  const keys = (await backend.list(prefix, options)).map((o) => o.key);
+  let deleted = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < keys.length) {
+      const batch = keys.slice(next, next + how.batch);
+      next += batch.length;
+      await how.remove(batch);
+      deleted += batch.length;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(how.concurrency, Math.ceil(keys.length / how.batch)) }, worker));
+  } catch (err) {
+    throw how.mapError(err);
+  }
+  return deleted;
+}
+
+/** What a bucket backend's SDK error means, as the backend recognises it from its codes. */
+export type BucketFault =
+  | { fault: 'no-bucket' | 'not-found' }
+  /** Credentials or policy refused the call; detail names the code or HTTP status. */
+  | { fault: 'refused'; detail: string }
+  /** The bucket is elsewhere (S3's region); detail says where it is not. */
+  | { fault: 'misplaced'; detail: string }
+  /** The server found the bytes' checksum wrong; detail says which. */
+  | { fault: 'checksum'; detail: string };
+
+export interface BucketDescription {
+  name: Backend['name'];
+  bucket: string;
+  /** Where the bucket is served from (`AWS region …`, `emulator …`), for messages. */
+  endpoint: string;
+  /** What an operator should check when a call is refused. */
+  refusedHint: string;
+  locate(key: string): string;
+}
+
+/**
+ * An SDK error as a named error: shardvault's own pass, an abort is a cancel, a fault the
+ * backend recognised gets its message, anything else is transient (retried) or permanent.
+ */
+export function bucketError(
+  b: BucketDescription,
+  err: unknown,
+  what: string,
+  ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined },
+  recognise: (err: unknown) => BucketFault | undefined,
+): ShardvaultError {
+  if (err instanceof ShardvaultError) return err;
+  if (ctx.signal?.aborted || isAbortError(err)) return new CancelledError(`${b.name} ${what} was cancelled`, { cause: err });
+  const found = recognise(err);
+  switch (found?.fault) {
+    case 'no-bucket':
+      return new PermanentBackendError(`${b.name} bucket "${b.bucket}" does not exist (${b.endpoint})`, { cause: err });
+    case 'not-found':
+      return new NotFoundError(`object not found: ${b.locate(ctx.key ?? '')}`);
+    case 'refused':
+      return new PermanentBackendError(`${b.name} ${what} was refused for bucket "${b.bucket}" (${found.detail}, ${b.endpoint}): ${b.refusedHint}`, { cause: err });
+    case 'misplaced':
+      return new PermanentBackendError(`${b.name} bucket "${b.bucket}" ${found.detail}`, { cause: err });
+    case 'checksum':
+      return new IntegrityError(`${b.name} ${what}: ${found.detail}`, { cause: err });
+    default:
+      return fallbackBackendError(err, `${b.name} ${what} (${b.locate(ctx.key ?? ctx.prefix ?? '')})`, ctx.signal);
+  }
 }

@@ -2,20 +2,13 @@ import { Storage, type Bucket, type File, type FileMetadata } from '@google-clou
 import { randomUUID } from 'node:crypto';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError } from '../errors.ts';
+import { CancelledError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { meterBody } from './bodies.ts';
-import { collectPages, markerRoundTrip } from './common-steps.ts';
-import { accessCheckKey, basePrefix, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
-import {
-  describeError,
-  fallbackBackendError,
-  httpStatus,
-  isAbortError,
-  withRetry,
-  type RetryOptions,
-} from './retry.ts';
+import { bucketError, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
+import { accessCheckKey, basePrefix, validateKey, validatePrefix } from './keys.ts';
+import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 
 export interface GcsBackendOptions {
   bucket: string;
@@ -182,28 +175,14 @@ export class GcsBackend implements Backend {
   }
 
   async deletePrefix(prefix: string, options: CallOptions = {}): Promise<number> {
-    validateDeletePrefix(prefix);
     const { signal } = options;
-    const objects = await this.list(prefix, options);
-    let deleted = 0;
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < objects.length) {
-        const object = objects[next++];
-        if (!object) return;
-        await withRetry(() => this.bucket.file(this.base + object.key).delete({ ignoreNotFound: true }), {
-          ...this.retry,
-          signal,
-          label: `gcs delete ${object.key}`,
-        });
-        deleted++;
-      }
-    };
-    try {
-      await Promise.all(Array.from({ length: Math.min(this.deleteConcurrency, objects.length) }, worker));
-    } catch (err) {
-      throw this.mapError(err, `delete ${prefix}`, { prefix, signal });
-    }
+    const deleted = await deleteListed(this, prefix, options, {
+      batch: 1,
+      concurrency: this.deleteConcurrency,
+      remove: ([key]) =>
+        withRetry(() => this.bucket.file(this.base + key).delete({ ignoreNotFound: true }), { ...this.retry, signal, label: `gcs delete ${key}` }).then(() => undefined),
+      mapError: (err) => this.mapError(err, `delete ${prefix}`, { prefix, signal }),
+    });
     this.logger?.debug({ prefix: this.locate(prefix), deleted }, 'gcs deletePrefix');
     return deleted;
   }
@@ -271,31 +250,26 @@ export class GcsBackend implements Backend {
     }
   }
 
-  private mapError(
-    err: unknown,
-    what: string,
-    ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined },
-  ): ShardvaultError {
-    if (err instanceof ShardvaultError) return err;
-    if (ctx.signal?.aborted || isAbortError(err)) return new CancelledError(`gcs ${what} was cancelled`, { cause: err });
-    const status = httpStatus(err);
-    const code = (err as { code?: unknown }).code;
-    const message = err instanceof Error ? err.message : '';
-    if (status === 404 && (!ctx.key || /specified bucket does not exist|no such bucket|bucket_not_found/i.test(message))) {
-      return new PermanentBackendError(`gcs bucket "${this.bucketName}" does not exist (${this.endpointLabel})`, { cause: err });
-    }
-    if (status === 404) return new NotFoundError(`object not found: ${this.locate(ctx.key ?? '')}`);
-    if (status === 401 || status === 403) {
-      return new PermanentBackendError(
-        `gcs ${what} was refused for bucket "${this.bucketName}" (HTTP ${status}, ${this.endpointLabel}): ` +
-          "check the service account's credentials (GOOGLE_APPLICATION_CREDENTIALS) and its roles on the bucket",
-        { cause: err },
-      );
-    }
-    if (code === 'CONTENT_DOWNLOAD_MISMATCH' || code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
-      return new IntegrityError(`gcs ${what}: CRC32C of the bytes sent and stored differ (${code})`, { cause: err });
-    }
-    return fallbackBackendError(err, `gcs ${what} (${this.locate(ctx.key ?? ctx.prefix ?? '')})`, ctx.signal);
+  private mapError(err: unknown, what: string, ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined }): ShardvaultError {
+    const description = {
+      name: this.name,
+      bucket: this.bucketName,
+      endpoint: this.endpointLabel,
+      refusedHint: "check the service account's credentials (GOOGLE_APPLICATION_CREDENTIALS) and its roles on the bucket",
+      locate: (key: string) => this.locate(key),
+    };
+    return bucketError(description, err, what, ctx, (e): BucketFault | undefined => {
+      const status = httpStatus(e);
+      const code = (e as { code?: unknown }).code;
+      const message = e instanceof Error ? e.message : '';
+      if (status === 404 && (!ctx.key || /specified bucket does not exist|no such bucket|bucket_not_found/i.test(message))) return { fault: 'no-bucket' };
+      if (status === 404) return { fault: 'not-found' };
+      if (status === 401 || status === 403) return { fault: 'refused', detail: `HTTP ${status}` };
+      if (code === 'CONTENT_DOWNLOAD_MISMATCH' || code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
+        return { fault: 'checksum', detail: `CRC32C of the bytes sent and stored differ (${code})` };
+      }
+      return undefined;
+    });
   }
 }
 

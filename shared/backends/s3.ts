@@ -9,20 +9,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { addAbortSignal, Readable } from 'node:stream';
-import { CancelledError, ConfigError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError } from '../errors.ts';
+import { CancelledError, ConfigError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { meterBody } from './bodies.ts';
-import { collectPages, markerRoundTrip } from './common-steps.ts';
-import { accessCheckKey, basePrefix, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
-import {
-  describeError,
-  fallbackBackendError,
-  httpStatus,
-  isAbortError,
-  withRetry,
-  type RetryOptions,
-} from './retry.ts';
+import { bucketError, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
+import { accessCheckKey, basePrefix, validateKey, validatePrefix } from './keys.ts';
+import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 
 export interface S3BackendOptions {
   bucket: string;
@@ -71,6 +64,9 @@ const DELETE_BATCH = 1000;
  * caller (the job) retries the whole write. list, deletePrefix, exists and the start of read
  * use withRetry (full-jitter backoff) on a client that does not retry by itself.
  */
+const REFUSED_CODES = ['AccessDenied', 'AllAccessDisabled', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'];
+const CHECKSUM_CODES = ['BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'];
+
 export class S3Backend implements Backend {
   readonly name = 's3' as const;
   readonly bucket: string;
@@ -195,17 +191,15 @@ export class S3Backend implements Backend {
   }
 
   async deletePrefix(prefix: string, options: CallOptions = {}): Promise<number> {
-    validateDeletePrefix(prefix);
     const { signal } = options;
-    const objects = await this.list(prefix, options);
-    let deleted = 0;
-    try {
-      for (let i = 0; i < objects.length; i += DELETE_BATCH) {
-        const batch = objects.slice(i, i + DELETE_BATCH).map((o) => ({ Key: this.base + o.key }));
-        await withRetry(
+    const deleted = await deleteListed(this, prefix, options, {
+      batch: DELETE_BATCH,
+      concurrency: 1,
+      remove: (keys) =>
+        withRetry(
           async () => {
             const out = await this.client.send(
-              new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }),
+              new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((k) => ({ Key: this.base + k })), Quiet: true } }),
               { abortSignal: signal },
             );
             const failed = out.Errors ?? [];
@@ -213,18 +207,15 @@ export class S3Backend implements Backend {
               // Deleting again is harmless, so a transient per-key failure retries the batch.
               const first = failed[0];
               throw Object.assign(
-                new Error(`${failed.length} of ${batch.length} deletes failed, first ${first?.Key}: ${first?.Message ?? ''}`),
+                new Error(`${failed.length} of ${keys.length} deletes failed, first ${first?.Key}: ${first?.Message ?? ''}`),
                 { name: first?.Code ?? 'DeleteObjectsError', Code: first?.Code },
               );
             }
           },
           { ...this.retry, signal, label: `s3 delete ${prefix}` },
-        );
-        deleted += batch.length;
-      }
-    } catch (err) {
-      throw this.mapError(err, `delete ${prefix}`, { prefix, signal });
-    }
+        ),
+      mapError: (err) => this.mapError(err, `delete ${prefix}`, { prefix, signal }),
+    });
     this.logger?.debug({ prefix: this.locate(prefix), deleted }, 's3 deletePrefix');
     return deleted;
   }
@@ -283,39 +274,28 @@ export class S3Backend implements Backend {
     }
   }
 
-  private mapError(
-    err: unknown,
-    what: string,
-    ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined },
-  ): ShardvaultError {
-    if (err instanceof ShardvaultError) return err;
-    if (ctx.signal?.aborted || isAbortError(err)) return new CancelledError(`s3 ${what} was cancelled`, { cause: err });
-    const e = err as { name?: unknown; Code?: unknown };
-    const code = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : '';
-    const status = httpStatus(err);
-    if (code === 'NoSuchBucket' || (status === 404 && !ctx.key && code !== 'NoSuchKey')) {
-      return new PermanentBackendError(`s3 bucket "${this.bucket}" does not exist (${this.endpointLabel})`, { cause: err });
-    }
-    if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) {
-      return new NotFoundError(`object not found: ${this.locate(ctx.key ?? '')}`);
-    }
-    if (['AccessDenied', 'AllAccessDisabled', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'].includes(code) || status === 401 || status === 403) {
-      return new PermanentBackendError(
-        `s3 ${what} was refused for bucket "${this.bucket}" (${code || `HTTP ${status}`}, ${this.endpointLabel}): ` +
-          'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy',
-        { cause: err },
-      );
-    }
-    if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || status === 301) {
-      return new PermanentBackendError(
-        `s3 bucket "${this.bucket}" is not in AWS_REGION "${this.region}" (${code || `HTTP ${status}`})`,
-        { cause: err },
-      );
-    }
-    if (['BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'].includes(code)) {
-      return new IntegrityError(`s3 ${what}: the server rejected the data's checksum (${code})`, { cause: err });
-    }
-    return fallbackBackendError(err, `s3 ${what} (${this.locate(ctx.key ?? ctx.prefix ?? '')})`, ctx.signal);
+  private mapError(err: unknown, what: string, ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined }): ShardvaultError {
+    const description = {
+      name: this.name,
+      bucket: this.bucket,
+      endpoint: this.endpointLabel,
+      refusedHint: 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy',
+      locate: (key: string) => this.locate(key),
+    };
+    return bucketError(description, err, what, ctx, (e): BucketFault | undefined => {
+      const { name, Code } = e as { name?: unknown; Code?: unknown };
+      const code = typeof Code === 'string' ? Code : typeof name === 'string' ? name : '';
+      const status = httpStatus(e);
+      const detail = code || `HTTP ${status}`;
+      if (code === 'NoSuchBucket' || (status === 404 && !ctx.key && code !== 'NoSuchKey')) return { fault: 'no-bucket' };
+      if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) return { fault: 'not-found' };
+      if (REFUSED_CODES.includes(code) || status === 401 || status === 403) return { fault: 'refused', detail };
+      if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || status === 301) {
+        return { fault: 'misplaced', detail: `is not in AWS_REGION "${this.region}" (${detail})` };
+      }
+      if (CHECKSUM_CODES.includes(code)) return { fault: 'checksum', detail: `the server rejected the data's checksum (${code})` };
+      return undefined;
+    });
   }
 }
 
