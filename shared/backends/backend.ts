@@ -14,6 +14,11 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface ReadOptions extends CallOptions {
+  /** Only these bytes of the object (`length` bytes from `start`); the whole object without. */
+  range?: { start: number; length: number };
+}
+
 /**
  * Where backups live. Keys are `/`-separated and relative to the backend's root
  * (`<bucket or root>/<path>`). Every implementation passes test/backends.conformance.test.ts.
@@ -21,7 +26,7 @@ export interface CallOptions {
  * - write streams the body; the object becomes visible only when the whole body is stored
  *   (filesystem: `*.tmp` then rename; S3: multipart upload completed last; GCS: resumable
  *   upload finalised last). An aborted or failed write leaves nothing visible.
- * - read streams the object; a missing key rejects with NotFoundError.
+ * - read streams the object, or one byte range of it; a missing key rejects with NotFoundError.
  * - transient failures are retried inside the call; permanent ones reject with an error
  *   whose message names the cause (never a credential).
  */
@@ -30,7 +35,7 @@ export interface Backend {
   /** Human-readable location of a key, e.g. `s3://bucket/path/<key>` or an absolute file path. */
   locate(key: string): string;
   write(key: string, body: Readable, options?: CallOptions): Promise<{ bytes: number }>;
-  read(key: string, options?: CallOptions): Promise<Readable>;
+  read(key: string, options?: ReadOptions): Promise<Readable>;
   list(prefix: string, options?: CallOptions): Promise<ObjectInfo[]>;
   /** Deletes every object whose key starts with prefix; answers how many were deleted. */
   deletePrefix(prefix: string, options?: CallOptions): Promise<number>;

@@ -6,7 +6,7 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CancelledError, NotFoundError, PermanentBackendError, ShardvaultError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
+import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
 import { meterBody } from './bodies.ts';
 import { markerRoundTrip } from './common-steps.ts';
 import { accessCheckKey, quote, sortByKey, TMP_SUFFIX, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
@@ -99,7 +99,7 @@ export class FilesystemBackend implements Backend {
     }
   }
 
-  async read(key: string, options: CallOptions = {}): Promise<Readable> {
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
     validateKey(key);
     const file = this.pathOf(key);
     let handle: FileHandle | undefined;
@@ -115,7 +115,8 @@ export class FilesystemBackend implements Backend {
       }
       throw this.mapError(err, `read ${key}`, options.signal);
     }
-    const stream = handle.createReadStream();
+    const { range } = options;
+    const stream = handle.createReadStream(range ? { start: range.start, end: range.start + range.length - 1 } : {});
     return options.signal ? addAbortSignal(options.signal, stream) : stream;
   }
 

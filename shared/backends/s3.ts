@@ -11,7 +11,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { addAbortSignal, Readable } from 'node:stream';
 import { CancelledError, ConfigError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
+import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
 import { meterBody } from './bodies.ts';
 import { bucketError, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateKey, validatePrefix } from './keys.ts';
@@ -147,12 +147,16 @@ export class S3Backend implements Backend {
     return { bytes };
   }
 
-  async read(key: string, options: CallOptions = {}): Promise<Readable> {
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
     validateKey(key);
-    const { signal } = options;
+    const { signal, range } = options;
     try {
       const out = await withRetry(
-        () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.base + key }), { abortSignal: signal }),
+        () =>
+          this.client.send(
+            new GetObjectCommand({ Bucket: this.bucket, Key: this.base + key, ...(range ? { Range: `bytes=${range.start}-${range.start + range.length - 1}` } : {}) }),
+            { abortSignal: signal },
+          ),
         { ...this.retry, signal, label: `s3 read ${key}` },
       );
       if (!(out.Body instanceof Readable)) throw new Error('GetObject answered without a body stream');

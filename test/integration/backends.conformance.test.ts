@@ -128,11 +128,13 @@ async function sha256Of(stream: Readable): Promise<{ sha256: string; bytes: numb
   return { sha256: hash.digest('hex'), bytes };
 }
 
-async function text(stream: Readable): Promise<string> {
+async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString();
+  return Buffer.concat(chunks);
 }
+
+const text = async (stream: Readable): Promise<string> => (await readAll(stream)).toString();
 
 const body = (s: string | Buffer) => Readable.from([Buffer.from(s)]);
 
@@ -290,6 +292,18 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('%s backend', (name) => {
     expect(await backend.exists(key)).toBe(false);
     if (harness.rawFiles) expect(await harness.rawFiles(p)).toEqual([]);
   }, 60_000);
+
+  it('reads a byte range: from the start, in the middle, to the end; a missing object is NotFoundError', async () => {
+    const key = `${fresh()}packs/ab/pack`;
+    const bytes = Buffer.from(Array.from({ length: 3 * 4096 + 100 }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
+    await backend.write(key, Readable.from([bytes]));
+    const range = async (start: number, length: number) => readAll(await backend.read(key, { range: { start, length } }));
+    expect(await range(0, 10)).toEqual(bytes.subarray(0, 10));
+    expect(await range(4096, 4096)).toEqual(bytes.subarray(4096, 8192));
+    expect(await range(3 * 4096, 100)).toEqual(bytes.subarray(3 * 4096));
+    expect(await range(5, bytes.length - 5)).toEqual(bytes.subarray(5));
+    await expect(backend.read(`${key}-missing`, { range: { start: 0, length: 10 } })).rejects.toBeInstanceOf(NotFoundError);
+  }, 30_000);
 
   it('a missing object: read rejects with NotFoundError naming it, exists is false', async () => {
     const key = `${fresh()}missing/object`;
