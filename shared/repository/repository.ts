@@ -1,0 +1,429 @@
+/**
+ * A content-addressed repository in one backend location (docs/formats.md §3): shard files cut
+ * into 4 KiB chunks, each named by its SHA-256 and stored once, in compressed blobs packed into
+ * pack objects; index files say which chunks exist, so a new snapshot reuses every chunk any
+ * earlier one stored without listing the packs. One `Repository` per backend location and
+ * process keeps the index files it has read (they never change once written).
+ *
+ * Writing (`write`): chunks are hashed on the JavaScript thread while blobs are compressed on
+ * the thread pool and streamed into the current pack; at most PIPELINE blobs are in flight, so
+ * memory is bounded whatever the file size. Packs are written before the index file that
+ * names them, and the index file before the snapshot that uses it: whatever a snapshot names
+ * exists once the snapshot does.
+ *
+ * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
+ * ranged read (a few ahead of need), decoded, and every chunk checked against its SHA-256
+ * before its bytes are passed on; the whole file's size and SHA-256 are checked at the end. A
+ * missing pack or a corrupt chunk fails with an IntegrityError naming the chunk and the file.
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import type { Backend, CallOptions } from '../backends/backend.ts';
+import { readSmall } from '../backends/bodies.ts';
+import { IntegrityError, NotFoundError } from '../errors.ts';
+import type { CompressionLevel } from '../formats/compression.ts';
+import { decodeBlob, encodeBlob } from './codec.ts';
+import {
+  CHUNK_SIZE,
+  CHUNKS_PER_BLOB,
+  chunksIn,
+  decodeObject,
+  decodeRuns,
+  encodeObject,
+  encodeRuns,
+  HASH_BYTES,
+  INDEX_PREFIX,
+  indexFileSchema,
+  indexKey,
+  MAX_METADATA_BYTES,
+  newId,
+  PACK_TARGET_BYTES,
+  packKey,
+  snapshotSchema,
+  type Blob,
+  type IndexFile,
+  type Snapshot,
+} from './format.ts';
+
+/** Blobs compressed or queued for their pack at once (each ≤ 1 MiB raw). */
+const PIPELINE = 6;
+/** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
+const READ_AHEAD = 4;
+const BLOB_CACHE = 8;
+
+export interface WriteOptions extends CallOptions {
+  level: CompressionLevel;
+  /** Bytes of the file read so far and bytes stored so far; called as they grow. */
+  onProgress?: (read: number, stored: number) => void;
+}
+
+export interface WriteResult {
+  /** Bytes of the file, and their SHA-256. */
+  size: number;
+  sha256: string;
+  chunks: number;
+  /** Chunks this snapshot stored; the rest were in the repository already. */
+  newChunks: number;
+  /** Bytes this snapshot added to the backend: packs, index file, the snapshot itself. */
+  stored: number;
+  /** SHA-256 of the snapshot object (what a manifest records to check it). */
+  snapshotSha256: string;
+}
+
+/** A chunk's place: the index file and blob it is in, and its position there. */
+interface Place {
+  file: string;
+  blob: number;
+}
+
+export class Repository {
+  /** Index files read or written, by id. */
+  private readonly files = new Map<string, IndexFile>();
+  /** Every known chunk: SHA-256 (base64) → place number × CHUNKS_PER_BLOB + position. */
+  private readonly known = new Map<string, number>();
+  private readonly places: Place[] = [];
+  private refreshing: Promise<void> | undefined;
+
+  constructor(readonly backend: Backend) {}
+
+  /** Read the index files written since the last look (by any process). */
+  refresh(options: CallOptions = {}): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const listed = await this.backend.list(INDEX_PREFIX, options);
+        for (const { key } of listed) {
+          const id = key.slice(INDEX_PREFIX.length);
+          if (!this.files.has(id)) this.learn(id, await this.readIndexFile(id, options));
+        }
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Chunks the repository knows of (after refresh). */
+  get chunkCount(): number {
+    return this.known.size;
+  }
+
+  /**
+   * Store a file as a snapshot object at `key`, reusing every chunk the repository has.
+   * Nothing the snapshot names is missing once it exists; a failed write leaves at most packs
+   * no snapshot names (removed by garbage collection).
+   */
+  async write(source: Readable, key: string, options: WriteOptions): Promise<WriteResult> {
+    const { signal } = options;
+    await this.refresh(options);
+    const indexId = newId();
+    const files: string[] = [];
+    const fileNumber = new Map<string, number>();
+    const fileOf = (id: string): number => {
+      let n = fileNumber.get(id);
+      if (n === undefined) {
+        n = files.push(id) - 1;
+        fileNumber.set(id, n);
+      }
+      return n;
+    };
+    const runs: number[] = [];
+    const addRun = (file: number, blob: number, chunk: number): void => {
+      const n = runs.length;
+      if (n > 0 && runs[n - 4] === file && runs[n - 3] === blob && runs[n - 2]! + runs[n - 1]! === chunk) runs[n - 1]!++;
+      else runs.push(file, blob, chunk, 1);
+    };
+    const mine = new Map<string, number>();
+    const packs = new PackWriter(this.backend, options);
+    const whole = createHash('sha256');
+    let size = 0;
+    let chunks = 0;
+    try {
+      for await (const page of pages(source)) {
+        signal?.throwIfAborted();
+        whole.update(page);
+        size += page.length;
+        chunks++;
+        const hash = createHash('sha256').update(page).digest();
+        const name = hash.toString('base64');
+        const seen = this.known.get(name);
+        if (seen !== undefined) {
+          const place = this.places[Math.floor(seen / CHUNKS_PER_BLOB)]!;
+          addRun(fileOf(place.file), place.blob, seen % CHUNKS_PER_BLOB);
+          continue;
+        }
+        let code = mine.get(name);
+        if (code === undefined) {
+          code = packs.add(page, hash);
+          mine.set(name, code);
+        }
+        addRun(fileOf(indexId), Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
+        await packs.backpressure();
+        options.onProgress?.(size, packs.stored);
+      }
+      const added = await packs.finish();
+      let stored = added.stored;
+      if (added.blobs.length > 0) {
+        const file: IndexFile = { version: 1, packs: added.packs, blobs: added.blobs };
+        stored += await this.put(indexKey(indexId), await encodeObject(file), options);
+        this.learn(indexId, file);
+      }
+      const snapshot: Snapshot = { version: 2, size, sha256: whole.digest('hex'), indexes: files, runs: encodeRuns(runs) };
+      const body = await encodeObject(snapshot);
+      stored += await this.put(key, body, options);
+      options.onProgress?.(size, stored);
+      return {
+        size,
+        sha256: snapshot.sha256,
+        chunks,
+        newChunks: mine.size,
+        stored,
+        snapshotSha256: createHash('sha256').update(body).digest('hex'),
+      };
+    } catch (err) {
+      packs.abort(err as Error);
+      throw err;
+    }
+  }
+
+  /**
+   * A snapshot (checked against the SHA-256 a manifest recorded for it, when given) and a
+   * stream of the file it rebuilds; `where` names the file in errors (`shard A/0 on node-1`).
+   */
+  async open(key: string, where: string, options: CallOptions & { sha256?: string } = {}): Promise<{ snapshot: Snapshot; stream: Readable }> {
+    const body = await readSmall(await this.backend.read(key, options), MAX_METADATA_BYTES, 'snapshot');
+    if (options.sha256) {
+      const actual = createHash('sha256').update(body).digest('hex');
+      if (actual !== options.sha256) {
+        throw new IntegrityError(`checksum mismatch for ${this.backend.locate(key)}: expected sha256 ${options.sha256}, got ${actual}`);
+      }
+    }
+    const snapshot = await decodeObject(body, snapshotSchema, this.backend.locate(key));
+    const files = await Promise.all(snapshot.indexes.map((id) => this.indexFile(id, options)));
+    return { snapshot, stream: Readable.from(this.replay(snapshot, files, where, options)) };
+  }
+
+  private async *replay(snapshot: Snapshot, files: IndexFile[], where: string, options: CallOptions): AsyncGenerator<Buffer> {
+    const runs = decodeRuns(snapshot.runs);
+    const order: [number, number][] = [];
+    for (let r = 0; r < runs.length; r += 4) {
+      const last = order.at(-1);
+      if (!last || last[0] !== runs[r] || last[1] !== runs[r + 1]) order.push([runs[r]!, runs[r + 1]!]);
+    }
+    const cache = new Map<string, Promise<Buffer>>();
+    const blobOf = ([f, b]: [number, number]): { blob: Blob; pack: string } => {
+      const file = files[f];
+      const blob = file?.blobs[b];
+      if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
+      return { blob, pack: file.packs[blob.pack]! };
+    };
+    const fetch = (ref: [number, number]): Promise<Buffer> => {
+      const name = `${ref[0]}/${ref[1]}`;
+      let p = cache.get(name);
+      if (!p) {
+        const { blob, pack } = blobOf(ref);
+        p = this.readBlob(blob, pack, where, options);
+        p.catch(() => undefined);
+        cache.set(name, p);
+        while (cache.size > BLOB_CACHE + READ_AHEAD) cache.delete(cache.keys().next().value!);
+      }
+      return p;
+    };
+    const whole = createHash('sha256');
+    let size = 0;
+    let step = 0;
+    for (let r = 0; r < runs.length; r += 4) {
+      const ref: [number, number] = [runs[r]!, runs[r + 1]!];
+      while (step < order.length && (order[step]![0] !== ref[0] || order[step]![1] !== ref[1])) step++;
+      for (let ahead = 1; ahead <= READ_AHEAD && step + ahead < order.length; ahead++) void fetch(order[step + ahead]!).catch(() => undefined);
+      const { blob, pack } = blobOf(ref);
+      const data = await fetch(ref);
+      const first = runs[r + 2]!;
+      const count = runs[r + 3]!;
+      if (first + count > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
+      for (let c = first; c < first + count; c++) {
+        const chunk = data.subarray(c * CHUNK_SIZE, Math.min((c + 1) * CHUNK_SIZE, blob.rawLength));
+        const expected = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES);
+        if (!createHash('sha256').update(chunk).digest().equals(expected)) {
+          throw new IntegrityError(`chunk ${expected.toString('hex')} of ${where} is corrupt: its bytes in ${this.backend.locate(packKey(pack))} do not hash to it`);
+        }
+      }
+      const bytes = data.subarray(first * CHUNK_SIZE, Math.min((first + count) * CHUNK_SIZE, blob.rawLength));
+      whole.update(bytes);
+      size += bytes.length;
+      yield bytes;
+    }
+    const sha256 = whole.digest('hex');
+    if (size !== snapshot.size || sha256 !== snapshot.sha256) {
+      throw new IntegrityError(`${where} rebuilt as ${size} bytes with sha256 ${sha256}; the snapshot says ${snapshot.size} bytes, sha256 ${snapshot.sha256}`);
+    }
+  }
+
+  private async readBlob(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Buffer> {
+    const key = packKey(pack);
+    const firstChunk = blob.hashes.subarray(0, HASH_BYTES).toString('hex');
+    let stored: Buffer;
+    try {
+      stored = await readSmall(await this.backend.read(key, { ...options, range: { start: blob.offset, length: blob.length } }), blob.length, 'blob');
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new IntegrityError(`chunk ${firstChunk} of ${where} is missing: ${this.backend.locate(key)} does not exist`);
+      throw err;
+    }
+    let data: Buffer;
+    try {
+      if (stored.length !== blob.length) throw new Error(`${stored.length} of ${blob.length} bytes`);
+      data = await decodeBlob(blob.codec, stored);
+    } catch (err) {
+      throw new IntegrityError(`chunk ${firstChunk} of ${where} is corrupt: its blob at ${this.backend.locate(key)} (offset ${blob.offset}) cannot be read (${(err as Error).message})`);
+    }
+    if (data.length !== blob.rawLength) {
+      throw new IntegrityError(`chunk ${firstChunk} of ${where} is corrupt: its blob at ${this.backend.locate(key)} decodes to ${data.length} bytes, not ${blob.rawLength}`);
+    }
+    return data;
+  }
+
+  private async indexFile(id: string, options: CallOptions): Promise<IndexFile> {
+    const known = this.files.get(id);
+    if (known) return known;
+    const file = await this.readIndexFile(id, options);
+    this.learn(id, file);
+    return file;
+  }
+
+  private async readIndexFile(id: string, options: CallOptions): Promise<IndexFile> {
+    const key = indexKey(id);
+    let body: Buffer;
+    try {
+      body = await readSmall(await this.backend.read(key, options), MAX_METADATA_BYTES, 'index file');
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new IntegrityError(`index file ${this.backend.locate(key)} is missing`);
+      throw err;
+    }
+    return decodeObject(body, indexFileSchema, this.backend.locate(key));
+  }
+
+  /** Remember an index file and its chunks. */
+  private learn(id: string, file: IndexFile): void {
+    if (this.files.has(id)) return;
+    this.files.set(id, file);
+    file.blobs.forEach((blob, b) => {
+      const place = this.places.push({ file: id, blob: b }) - 1;
+      for (let c = 0; c < chunksIn(blob.rawLength); c++) {
+        const name = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).toString('base64');
+        if (!this.known.has(name)) this.known.set(name, place * CHUNKS_PER_BLOB + c);
+      }
+    });
+  }
+
+  private async put(key: string, body: Buffer, options: CallOptions): Promise<number> {
+    return (await this.backend.write(key, Readable.from([body]), options)).bytes;
+  }
+}
+
+/** A byte stream in CHUNK_SIZE pieces (the last may be shorter). */
+async function* pages(source: Readable): AsyncGenerator<Buffer> {
+  let carry: Buffer = Buffer.alloc(0);
+  for await (const data of source) {
+    let buf = carry.length > 0 ? Buffer.concat([carry, data as Buffer]) : (data as Buffer);
+    let at = 0;
+    while (buf.length - at >= CHUNK_SIZE) {
+      yield buf.subarray(at, at + CHUNK_SIZE);
+      at += CHUNK_SIZE;
+    }
+    carry = Buffer.from(buf.subarray(at));
+    buf = carry;
+  }
+  if (carry.length > 0) yield carry;
+}
+
+/**
+ * New chunks into blobs, blobs into packs: each blob is compressed as soon as it is full (on the
+ * thread pool) and appended to the current pack in order; a pack is closed at PACK_TARGET_BYTES
+ * and its upload finishes in the background.
+ */
+class PackWriter {
+  readonly packs: string[] = [];
+  readonly blobs: Blob[] = [];
+  stored = 0;
+  private pending: Buffer[] = [];
+  private pendingHashes: Buffer[] = [];
+  private next = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly appended: Promise<void>[] = [];
+  private current: { stream: PassThrough; upload: Promise<unknown>; bytes: number } | undefined;
+  private readonly uploads: Promise<unknown>[] = [];
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly options: WriteOptions,
+  ) {}
+
+  /** Queue a new chunk; answers its blob number × CHUNKS_PER_BLOB + position. */
+  add(chunk: Buffer, hash: Buffer): number {
+    const code = this.next * CHUNKS_PER_BLOB + this.pending.length;
+    this.pending.push(chunk);
+    this.pendingHashes.push(hash);
+    if (this.pending.length === CHUNKS_PER_BLOB) this.flush();
+    return code;
+  }
+
+  /** Waits while PIPELINE blobs are still being compressed or appended. */
+  async backpressure(): Promise<void> {
+    const n = this.appended.length;
+    if (n > PIPELINE) await this.appended[n - PIPELINE - 1];
+  }
+
+  async finish(): Promise<{ packs: string[]; blobs: Blob[]; stored: number }> {
+    if (this.pending.length > 0) this.flush();
+    await this.chain;
+    this.closePack();
+    await Promise.all(this.uploads);
+    return { packs: this.packs, blobs: this.blobs, stored: this.stored };
+  }
+
+  abort(err: Error): void {
+    this.current?.stream.destroy(err);
+    for (const u of this.uploads) u.catch(() => undefined);
+    this.chain.catch(() => undefined);
+  }
+
+  private flush(): void {
+    const raw = Buffer.concat(this.pending);
+    const hashes = Buffer.concat(this.pendingHashes);
+    this.pending = [];
+    this.pendingHashes = [];
+    const number = this.next++;
+    const encoded = encodeBlob(raw, this.options.level);
+    encoded.catch(() => undefined);
+    this.chain = this.chain.then(async () => {
+      const { codec, data } = await encoded;
+      const { pack, offset } = await this.append(data);
+      this.blobs[number] = { pack, offset, length: data.length, codec, rawLength: raw.length, hashes };
+    });
+    this.appended.push(this.chain);
+  }
+
+  private async append(data: Buffer): Promise<{ pack: number; offset: number }> {
+    if (!this.current || this.current.bytes >= PACK_TARGET_BYTES) {
+      this.closePack();
+      const id = newId();
+      const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+      const upload = this.backend.write(packKey(id), stream, { signal: this.options.signal });
+      upload.catch(() => undefined);
+      this.packs.push(id);
+      this.uploads.push(upload);
+      this.current = { stream, upload, bytes: 0 };
+    }
+    const current = this.current;
+    const offset = current.bytes;
+    current.bytes += data.length;
+    this.stored += data.length;
+    if (!current.stream.write(data)) await Promise.race([once(current.stream, 'drain'), current.upload]);
+    return { pack: this.packs.length - 1, offset };
+  }
+
+  private closePack(): void {
+    this.current?.stream.end();
+    this.current = undefined;
+  }
+}
