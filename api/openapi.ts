@@ -17,6 +17,7 @@ import {
   operationStatusSchema,
   restoreSchema,
   verifyReportSchema,
+  deleteResultSchema,
 } from '../shared/backups/contract.ts';
 import { BACKEND_NAMES } from '../shared/backends/backend.ts';
 import { INDEX_NAME } from '../shared/store/store.ts';
@@ -51,6 +52,7 @@ const RESPONSE_SCHEMAS = {
   BackupStatusResponse: operationStatusSchema,
   BackupListResponse: backupListSchema,
   BackupVerifyResponse: verifyReportSchema,
+  BackupDeleteResponse: deleteResultSchema,
 } as const satisfies Record<string, z.ZodType>;
 
 type Component = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
@@ -99,6 +101,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/v1/backups/{backend}/{id}', tag: 'backups', summary: 'Status of a backup', description: 'From Redis while it runs, from its backup_config.json afterwards.', query: OVERRIDES, ok: { status: 200, description: 'its status and progress', schema: ref('BackupStatusResponse') } },
   { method: 'delete', path: '/v1/backups/{backend}/{id}', tag: 'backups', summary: 'Cancel a running backup', description: 'Nothing of a cancelled backup is left in the backend.', query: OVERRIDES, ok: { status: 204, description: 'cancel requested' } },
   { method: 'get', path: '/v1/backups/{backend}/{id}/verify', tag: 'backups', summary: 'Check every object of a finished backup against its manifests, without restoring', query: OVERRIDES, ok: { status: 200, description: 'OK, or CORRUPT with the problems found', schema: ref('BackupVerifyResponse') } },
+  { method: 'post', path: '/v1/backups/{backend}/{id}/delete', tag: 'backups', summary: 'Delete a finished backup', description: "Removes the backup's manifests and snapshots, then garbage-collects the location's repository: chunks no remaining backup names are removed, under the repository's exclusive lock (waiting for running backups). Every other backup stays fully restorable. Refused (422) while the backup or a restore of it runs.", query: OVERRIDES, ok: { status: 200, description: 'deleted; what the collection removed', schema: ref('BackupDeleteResponse') } },
   { method: 'post', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Start a restore', description: 'The backup must be SUCCESS, the cluster must have as many nodes as the source (node_mapping may rename them) and no restored class may exist. All or nothing.', body: 'BackupRestoreRequest', ok: { status: 200, description: 'started', schema: ref('BackupStartedResponse') } },
   { method: 'get', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Status of a restore', ok: { status: 200, description: 'its status and progress', schema: ref('BackupStatusResponse') } },
   { method: 'delete', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Cancel a running restore', description: 'A cancelled restore creates no class.', ok: { status: 204, description: 'cancel requested' } },

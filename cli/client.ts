@@ -11,7 +11,9 @@ import {
   operationStartedSchema,
   operationStatusSchema,
   verifyReportSchema,
+  deleteResultSchema,
   type BackupListItem,
+  type DeleteResult,
   type OperationStarted,
   type OperationStatus,
   type VerifyReport,
@@ -52,6 +54,7 @@ export interface BackupClient {
   list(backend: string, overrides?: Overrides): Promise<BackupListItem[]>;
   cancel(kind: OperationKind, backend: string, id: string, overrides?: Overrides): Promise<void>;
   verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
+  delete(backend: string, id: string, overrides?: Overrides): Promise<DeleteResult>;
 }
 
 export interface ClientOptions {
@@ -123,6 +126,7 @@ export function createClient(options: ClientOptions = {}): BackupClient {
     cancel: async (kind, backend, id, overrides = {}) => {
       await call('DELETE', operationPath(kind, backend, id), undefined, kind === 'backup' ? overrides : {});
     },
+    delete: (backend, id, overrides = {}) => answer(deleteResultSchema, 'POST', `${operationPath('backup', backend, id)}/delete`, undefined, overrides),
     verify: (backend, id, overrides = {}) => answer(verifyReportSchema, 'GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides),
   };
 }

@@ -159,6 +159,7 @@ function baseManifest(p: Payload, backend: Backend): Omit<GlobalManifest, 'statu
     startedAt: p.startedAt,
     formatVersion: FORMAT_VERSION,
     compression: p.compression,
+    ...(p.incrementalBase ? { incremental_base_backup_id: p.incrementalBase } : {}),
   };
 }
 

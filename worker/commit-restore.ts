@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { WaitingChildrenError } from 'bullmq';
-import { removeStaging, stagedShardDir } from '../shared/backups/staging.ts';
+import { publishStagedShard, removeStaging, stagedShardDir } from '../shared/store/shard-files.ts';
 import type { OperationRef } from '../shared/jobs/operation.ts';
 import { type CommitResult, type JobOf, type ProcessorOf, type RestoredIndex } from '../shared/jobs/catalog.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
@@ -66,16 +66,8 @@ export function commitRestore(deps: JobDeps): ProcessorOf<'commit-restore'> {
     for (const index of indexes) {
       for (let shard = 0; shard < index.shards; shard++) {
         const node = index.placement[shard]!;
-        const from = stagedShardDir(config.dataDir, restore, node, index.name, shard);
         const to = store.shardDir(node, index.name, shard);
-        if (fs.existsSync(from)) {
-          // Nothing registered lives at `to` (the index does not exist): clear any leftover.
-          await fs.promises.rm(to, { recursive: true, force: true });
-          await fs.promises.mkdir(path.dirname(to), { recursive: true });
-          await fs.promises.rename(from, to);
-        } else if (!fs.existsSync(path.join(to, 'data.mdb'))) {
-          throw new Error(`staged shard ${index.name}/${shard} for node ${node} is missing`);
-        }
+        await publishStagedShard(stagedShardDir(config.dataDir, restore, node, index.name, shard), to, `${index.name}/${shard} for node ${node}`);
         moved.push(to);
       }
     }

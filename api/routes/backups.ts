@@ -10,6 +10,8 @@
  *   DELETE /v1/backups/{backend}/{id}/restore   cancel a running restore → 204
  *   GET    /v1/backups/{backend}/{id}/verify    check every object against the manifests, without restoring
  *                                               → {id, backend, status: OK|CORRUPT, objects, bytes, problems: [{key, problem}]}
+ *   POST   /v1/backups/{backend}/{id}/delete    remove a finished backup, then collect unused chunks
+ *                                               → {id, backend, deleted, collected} (DELETE …/{id} stays Weaviate's cancel)
  *
  * Status, list and cancel accept Weaviate's `?bucket=&path=` query overrides.
  */
@@ -53,6 +55,7 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
     await service().cancelRestore(c.req.param('backend'), c.req.param('id'));
     return c.body(null, 204);
   });
+  app.post('/:backend/:id/delete', async (c) => reply(c, await service().deleteBackup(c.req.param('backend'), c.req.param('id'), query(c))));
   app.get('/:backend/:id/verify', async (c) => reply(c, await service().verify(c.req.param('backend'), c.req.param('id'), query(c))));
 
   return {

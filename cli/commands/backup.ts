@@ -32,6 +32,7 @@ const HELP = `Usage: shardvault backup <command> [options]   (through a running 
   shardvault backup list    BACKEND
   shardvault backup cancel  BACKEND ID [--restore] [--wait]
   shardvault backup verify  BACKEND ID        check every object against the manifests, restoring nothing
+  shardvault backup delete  BACKEND ID        remove a finished backup and the chunks no other backup uses
 
 BACKEND is filesystem, s3 or gcs. ID is lowercase letters, digits, "_" and "-".
 Classes in --include/--exclude may use * and ? wildcards; the options may be repeated.
@@ -57,7 +58,7 @@ Exit status: 0 done (with --wait: SUCCESS, or CANCELED for cancel --wait; verify
 by the API, unreachable, ended FAILED or CANCELED, or verify found damage; 2 bad arguments.
 `;
 
-const SUBCOMMANDS = ['create', 'status', 'restore', 'list', 'cancel', 'verify'] as const;
+const SUBCOMMANDS = ['create', 'status', 'restore', 'list', 'cancel', 'verify', 'delete'] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 /** The options each subcommand takes (besides --url, --json, --help). */
@@ -68,6 +69,7 @@ const ALLOWED: Record<Subcommand, string[]> = {
   list: ['bucket', 'path'],
   cancel: ['restore', 'wait', 'bucket', 'path', 'interval'],
   verify: ['bucket', 'path'],
+  delete: ['bucket', 'path'],
 };
 const POSITIONALS: Record<Subcommand, string[]> = {
   create: ['BACKEND', 'ID'],
@@ -76,6 +78,7 @@ const POSITIONALS: Record<Subcommand, string[]> = {
   list: ['BACKEND'],
   cancel: ['BACKEND', 'ID'],
   verify: ['BACKEND', 'ID'],
+  delete: ['BACKEND', 'ID'],
 };
 
 class UsageError extends Error {}
@@ -285,6 +288,18 @@ async function execute(p: Parsed, io: CliIo): Promise<number> {
       io.stderr.write(`cancel requested for ${kind} ${p.id}\n`);
       const final = await waitUntilFinal(client, kind, p.backend, p.id, overrides, p.intervalMs, io);
       return reportFinal(io, kind, final, json, 'CANCELED');
+    }
+    case 'delete': {
+      const result = await client.delete(p.backend, p.id, overrides);
+      if (json) io.stdout.write(`${JSON.stringify(result)}\n`);
+      else {
+        const { collected } = result;
+        io.stdout.write(
+          `backup ${result.id} deleted from ${result.backend} (${result.deleted} objects); ` +
+            `repository: ${collected.packs} pack${collected.packs === 1 ? '' : 's'} (${formatBytes(collected.bytes)}) removed, ${collected.kept} run${collected.kept === 1 ? '' : 's'} still in use\n`,
+        );
+      }
+      return EXIT.OK;
     }
     case 'verify': {
       const report = await client.verify(p.backend, p.id, overrides);

@@ -59,7 +59,14 @@ export const configSchema = z
  * Weaviate's BackupCreateRequest. `id` comes last so that, as before it was part of the
  * schema, a body with several faults reports the class lists and config first.
  */
-export const createSchema = z.looseObject({ include: classList, exclude: classList, config: configSchema, id: backupIdSchema });
+export const createSchema = z.looseObject({
+  include: classList,
+  exclude: classList,
+  config: configSchema,
+  /** Weaviate's incremental backups: the backup this one builds on (same backend and location, SUCCESS). */
+  incremental_base_backup_id: backupIdSchema.nullish(),
+  id: backupIdSchema,
+});
 
 /** Weaviate's BackupRestoreRequest. */
 export const restoreSchema = z.looseObject({
@@ -98,6 +105,7 @@ export const operationStatusSchema = z.object({
   classes: z.array(z.string()),
   startedAt: z.string(),
   completedAt: z.string().optional(),
+  incremental_base_backup_id: z.string().optional(),
   notes,
   progress: z.object({
     shardsDone: z.int().min(0),
@@ -108,7 +116,14 @@ export const operationStatusSchema = z.object({
 });
 
 export const backupListSchema = z.array(
-  z.object({ id: z.string(), classes: z.array(z.string()), status, startedAt: z.string(), completedAt: z.string().optional() }),
+  z.object({
+    id: z.string(),
+    classes: z.array(z.string()),
+    status,
+    startedAt: z.string(),
+    completedAt: z.string().optional(),
+    incremental_base_backup_id: z.string().optional(),
+  }),
 );
 
 export const verifyReportSchema = z.object({
@@ -120,8 +135,23 @@ export const verifyReportSchema = z.object({
   problems: z.array(z.object({ key: z.string().meta({ description: 'the object, relative to the backend root' }), problem: z.string() })),
 });
 
+export const deleteResultSchema = z.object({
+  id: z.string(),
+  backend: backendName,
+  /** Objects of the backup removed (manifests and snapshots). */
+  deleted: z.int().min(0),
+  /** What garbage collection of the location's repository removed after it. */
+  collected: z.object({
+    runs: z.int().min(0).meta({ description: 'snapshot runs (index files) no backup names any more, removed with their packs' }),
+    packs: z.int().min(0),
+    bytes: z.int().min(0).meta({ description: 'bytes of the packs removed' }),
+    kept: z.int().min(0).meta({ description: 'runs kept because a backup still names them' }),
+  }),
+});
+
 export type OperationStarted = z.infer<typeof operationStartedSchema>;
 export type OperationStatus = z.infer<typeof operationStatusSchema>;
 export type Progress = OperationStatus['progress'];
 export type BackupListItem = z.infer<typeof backupListSchema>[number];
 export type VerifyReport = z.infer<typeof verifyReportSchema>;
+export type DeleteResult = z.infer<typeof deleteResultSchema>;

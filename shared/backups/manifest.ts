@@ -14,7 +14,6 @@ import { z } from 'zod';
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError } from '../errors.ts';
-import { FORMAT_VERSION } from '../formats/dump-codec.ts';
 import { COMPRESSION_LEVELS } from '../formats/compression.ts';
 import { indexSnapshotSchema, shardObjectResult } from '../jobs/catalog.ts';
 import { STATUSES } from './contract.ts';
@@ -53,8 +52,10 @@ export const globalManifestSchema = z.object({
   classes: z.array(z.string()),
   startedAt: z.string(),
   completedAt: z.string().optional(),
-  /** Dump format version of the shard objects. */
+  /** Format of the shard objects (docs/formats.md): 1 one compressed dump each, 2 repository snapshots. */
   formatVersion: z.number().int(),
+  /** The backup this one was asked to be incremental to (Weaviate's name); every backup reuses every stored chunk. */
+  incremental_base_backup_id: z.string().optional(),
   compression: z.enum(COMPRESSION_LEVELS),
   totals: z.object({ shards: z.number().int(), docs: z.number().int(), bytes: z.number().int() }),
   /** Every per-node manifest with its sha256, so a restore can verify them too. */
@@ -62,7 +63,8 @@ export const globalManifestSchema = z.object({
 });
 export type GlobalManifest = z.infer<typeof globalManifestSchema>;
 
-export { FORMAT_VERSION };
+/** The format this version writes. */
+export const FORMAT_VERSION = 2;
 
 /** Write a JSON object; answers its sha256 and size. */
 export async function writeJson(backend: Backend, key: string, value: unknown, options: CallOptions = {}): Promise<{ sha256: string; bytes: number }> {

@@ -27,6 +27,7 @@ export interface BackupPlanInput {
   /** The selected classes, as they are now. */
   indexes: IndexSnapshot[];
   startedAt: string;
+  incrementalBase?: string;
 }
 
 /** One `snapshot-shard` per shard, on the queue of the node that holds it, under `commit-backup`. */
@@ -43,7 +44,16 @@ export function planBackup(input: BackupPlanInput): Plan {
   );
   const parent = flowJob(
     'commit-backup',
-    { op, overrides, nodes: input.nodes, classes: input.indexes.map((i) => i.name), compression, startedAt: input.startedAt, indexes: input.indexes },
+    {
+      op,
+      overrides,
+      nodes: input.nodes,
+      classes: input.indexes.map((i) => i.name),
+      compression,
+      startedAt: input.startedAt,
+      indexes: input.indexes,
+      ...(input.incrementalBase ? { incrementalBase: input.incrementalBase } : {}),
+    },
     operationKey(op),
     children,
   );
@@ -87,7 +97,19 @@ export function planRestore(input: RestorePlanInput): Plan & { indexes: Restored
       children.push(
         flowJob(
           'restore-shard',
-          { op, overrides, sourceNode: source, node, index: cls, shard, key: object.key, sha256: object.sha256, bytes: object.bytes, docs: object.docs },
+          {
+            op,
+            overrides,
+            sourceNode: source,
+            node,
+            index: cls,
+            shard,
+            key: object.key,
+            sha256: object.sha256,
+            bytes: object.bytes,
+            docs: object.docs,
+            ...(object.file ? { file: object.file } : {}),
+          },
           shardJobId(op, { node, index: cls, shard }),
         ),
       );

@@ -11,6 +11,7 @@
  *
  * No Hono here: routes translate HTTP to these calls and back.
  */
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { parseBackendName, withRetry, type Backend } from '../backends/index.ts';
 import type { Config } from '../config.ts';
@@ -21,8 +22,9 @@ import { openProducer } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
 import { configuredBackends, rememberedAccessCheck, type BackendFactory } from './backends.ts';
-import { isTerminal, type BackupListItem, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
-import { globalManifestKey, globalManifestSchema, nodeManifestSchema, readJson, type GlobalManifest, type NodeManifest } from './manifest.ts';
+import { isTerminal, type BackupListItem, type DeleteResult, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
+import { backupPrefix, globalManifestKey, globalManifestSchema, nodeManifestSchema, readJson, type GlobalManifest, type NodeManifest } from './manifest.ts';
+import { collectGarbage } from '../repository/collect.ts';
 import { planBackup, planRestore } from './plan.ts';
 import { readRepairingStuck } from './repair.ts';
 import { listing, statusFromManifest, statusFromState } from './status.ts';
@@ -38,6 +40,11 @@ export interface BackupService {
   restore(backend: string, id: string, body: unknown): Promise<OperationStarted>;
   restoreStatus(backend: string, id: string): Promise<OperationStatus>;
   cancelRestore(backend: string, id: string): Promise<void>;
+  /**
+   * Remove a finished backup (not running, nor being restored), then collect the chunks no
+   * backup of its location names any more.
+   */
+  deleteBackup(backend: string, id: string, overrides?: Overrides): Promise<DeleteResult>;
   /** Check every object of a finished backup against its manifests, without restoring (verify.ts). */
   verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
   close(): Promise<void>;
@@ -134,6 +141,18 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     };
   }
 
+  /**
+   * `incremental_base_backup_id` must name a SUCCESS backup in the same backend and location
+   * (the same repository): anything else is refused, naming it. (Every backup reuses every
+   * chunk its location holds; the base is recorded, and says which backup a user builds on.)
+   */
+  async function checkIncrementalBase(backend: Backend, name: string, base: string): Promise<void> {
+    const where = `incremental_base_backup_id ${JSON.stringify(base)}`;
+    const manifest = await readGlobal(backend, base);
+    if (!manifest) throw new ValidationError(`${where} does not exist in backend ${name} at ${backend.locate(base)}; a base must be in the same backend and location`);
+    if (manifest.status !== 'SUCCESS') throw new ValidationError(`${where} has status ${manifest.status}; a base must be a SUCCESS backup`);
+  }
+
   async function cancelOperation(op: OperationRef, finished: () => Promise<Status | undefined>): Promise<void> {
     const { kind, id, backend } = op;
     const tooLate = (status: Status) =>
@@ -175,9 +194,18 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         throw new ConflictError(`backup ${JSON.stringify(req.id)} already exists at ${path}; choose another id`);
       }
       await precheck('access check', () => checkAccess(backend));
+      if (req.incrementalBase) await checkIncrementalBase(backend, name, req.incrementalBase);
 
       const startedAt = new Date().toISOString();
-      const plan = planBackup({ op, overrides: req.overrides, compression: req.compression, nodes: config.nodes, indexes: classes.map(snapshotIndex), startedAt });
+      const plan = planBackup({
+        op,
+        overrides: req.overrides,
+        compression: req.compression,
+        nodes: config.nodes,
+        indexes: classes.map(snapshotIndex),
+        startedAt,
+        ...(req.incrementalBase ? { incrementalBase: req.incrementalBase } : {}),
+      });
       const already = await ops.begin(op, {
         path,
         classes,
@@ -185,6 +213,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         shardsTotal: plan.shards,
         overrides: req.overrides,
         nodes: config.nodes,
+        ...(req.incrementalBase ? { incrementalBase: req.incrementalBase } : {}),
         ...(req.notes.length ? { notes: req.notes } : {}),
       });
       if (already) throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${already})`);
@@ -308,6 +337,28 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       await cancelOperation(operationRef('restore', name, id), async () => undefined);
+    },
+
+    async deleteBackup(rawBackend, rawId, overrides = {}) {
+      const name = parseBackendName(rawBackend);
+      const id = assertBackupId(rawId);
+      const backend = backends(name, overrides);
+      for (const kind of ['backup', 'restore'] as const) {
+        const state = await current(operationRef(kind, name, id));
+        if (state && !isTerminal(state.status)) {
+          throw new ConflictError(`${kind === 'backup' ? 'backup' : 'a restore of backup'} ${JSON.stringify(id)} is running (${state.status}); cancel it or wait for it to end before deleting`);
+        }
+      }
+      const manifest = await readGlobal(backend, id);
+      const objects = await backend.list(backupPrefix(id));
+      if (!manifest && objects.length === 0) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
+      // backup_config.json first: from then on the backup is gone for list, status and restore.
+      if (manifest) await backend.deletePrefix(globalManifestKey(id));
+      await backend.deletePrefix(backupPrefix(id));
+      await ops.forget(operationRef('backup', name, id));
+      logger.info({ backup: id, backend: name, objects: objects.length }, 'backup deleted');
+      const collected = await collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: delete of ${id}`, logger });
+      return { id, backend: name, deleted: objects.length, collected };
     },
 
     async verify(rawBackend, rawId, overrides = {}) {

@@ -49,6 +49,8 @@ export interface OperationInfo {
   nodeMapping?: Record<string, string>;
   /** Config fields the request gave that are not applied (validate.ts). */
   notes?: string[];
+  /** A backup's `incremental_base_backup_id`. */
+  incrementalBase?: string;
 }
 
 export interface OperationState extends OperationInfo {
@@ -198,6 +200,12 @@ export class OperationStore {
       else await this.redis.srem(set, id);
     }
     return alive.sort();
+  }
+
+  /** Forget a finished operation (its backup was deleted): status answers 404 from then on. */
+  async forget(op: OperationRef): Promise<void> {
+    const [state, progress, ids] = this.keys(op);
+    await this.redis.multi().del(state, progress).srem(ids, op.id).exec();
   }
 
   /** Ask every worker running a job of this operation to abort it. */

@@ -19,6 +19,7 @@ export function statusFromState(state: OperationState, progress: Progress): Oper
     classes: state.classes,
     startedAt: state.startedAt,
     ...(state.completedAt ? { completedAt: state.completedAt } : {}),
+    ...(state.incrementalBase ? { incremental_base_backup_id: state.incrementalBase } : {}),
     ...(state.notes?.length ? { notes: state.notes } : {}),
     progress,
   };
@@ -35,16 +36,18 @@ export function statusFromManifest(m: GlobalManifest, backend: BackendName, loca
     classes: m.classes,
     startedAt: m.startedAt,
     ...(m.completedAt ? { completedAt: m.completedAt } : {}),
+    ...(m.incremental_base_backup_id ? { incremental_base_backup_id: m.incremental_base_backup_id } : {}),
     progress: { shardsDone: m.totals.shards, shardsTotal: m.totals.shards, docs: m.totals.docs, bytes: m.totals.bytes },
   };
 }
 
-const item = (id: string, s: { classes: string[]; status: BackupListItem['status']; startedAt: string; completedAt?: string }): BackupListItem => ({
+const item = (id: string, s: { classes: string[]; status: BackupListItem['status']; startedAt: string; completedAt?: string }, base: string | undefined): BackupListItem => ({
   id,
   classes: s.classes,
   status: s.status,
   startedAt: s.startedAt,
   ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+  ...(base ? { incremental_base_backup_id: base } : {}),
 });
 
 /**
@@ -54,10 +57,10 @@ const item = (id: string, s: { classes: string[]; status: BackupListItem['status
  */
 export function listing(manifests: GlobalManifest[], states: OperationState[]): BackupListItem[] {
   const items = new Map<string, BackupListItem>();
-  for (const m of manifests) items.set(m.id, item(m.id, m));
+  for (const m of manifests) items.set(m.id, item(m.id, m, m.incremental_base_backup_id));
   for (const s of states) {
     if (items.has(s.op.id) && isTerminal(s.status) && s.status !== 'CANCELED') continue;
-    items.set(s.op.id, item(s.op.id, s));
+    items.set(s.op.id, item(s.op.id, s, s.incrementalBase));
   }
   return [...items.values()].sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : a.id < b.id ? -1 : 1));
 }

@@ -26,6 +26,8 @@ export interface CreateRequest {
   exclude: string[];
   overrides: Overrides;
   compression: CompressionLevel;
+  /** `incremental_base_backup_id`: checked by the service (it must exist, be SUCCESS, in the same location). */
+  incrementalBase?: string;
   /** What the request asked for that is not applied, and why. */
   notes: string[];
 }
@@ -90,7 +92,15 @@ export function parseCreateRequest(body: unknown): CreateRequest {
   const exclude = b.exclude ?? [];
   exclusive(include, exclude);
   const compression: CompressionLevel = b.config?.CompressionLevel ?? 'DefaultCompression';
-  return { id: b.id, include, exclude, overrides: overridesOf(b.config), compression, notes: notesOf(b.config) };
+  return {
+    id: b.id,
+    include,
+    exclude,
+    overrides: overridesOf(b.config),
+    compression,
+    ...(b.incremental_base_backup_id ? { incrementalBase: b.incremental_base_backup_id } : {}),
+    notes: notesOf(b.config),
+  };
 }
 
 /** BackupRestoreRequest `{include?, exclude?, node_mapping?, config?}`. */

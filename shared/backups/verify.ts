@@ -8,7 +8,9 @@
  * - every node manifest it lists must exist, have the recorded sha256 and size, and parse;
  * - every shard that a node manifest's indexes place on that node must have exactly one
  *   object entry, and every listed class must be described by a node manifest;
- * - every shard object must exist under `<id>/<node>/`, with the sha256 and size recorded;
+ * - every shard object must exist under `<id>/<node>/`, with the sha256 (and, format 1, the
+ *   size) recorded; a format-2 snapshot is replayed from the repository, every chunk checked
+ *   against its SHA-256 and the rebuilt file against the snapshot's size and SHA-256;
  * - the totals of backup_config.json must be the sums of the shard entries.
  *
  * Damage is reported, not thrown: the answer lists each problem with the object key it
@@ -23,8 +25,10 @@ import { pipeline } from 'node:stream/promises';
 import type { Backend, BackendName, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { describeError, withRetry } from '../backends/retry.ts';
-import { NotFoundError, ShardvaultError, UnavailableError, ValidationError } from '../errors.ts';
+import { IntegrityError, NotFoundError, ShardvaultError, UnavailableError, ValidationError } from '../errors.ts';
 import { createMeter } from '../formats/hashing.ts';
+import { describeShard } from '../jobs/operation.ts';
+import { repositoryOf } from '../repository/repository.ts';
 import type { VerifyReport } from './contract.ts';
 import { globalManifestKey, globalManifestSchema, nodeManifestKey, nodeManifestSchema, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import type { z } from 'zod';
@@ -80,6 +84,19 @@ async function measureOnce(backend: Backend, key: string, options: CallOptions):
   // The meter hashes the bytes as they pass; the sink keeps none of them.
   await pipeline(stream, meter, new Writable({ write: (_chunk, _encoding, done) => done() }));
   return { sha256: meter.digest(), bytes: meter.bytes };
+}
+
+/** A format-2 snapshot rebuilt and checked to the last chunk; answers the damage found, if any. */
+async function replaySnapshot(backend: Backend, key: string, where: string, options: CallOptions): Promise<string | undefined> {
+  try {
+    const { stream } = await repositoryOf(backend).open(key, where, options);
+    await pipeline(stream, new Writable({ write: (_chunk, _encoding, done) => done() }));
+    return undefined;
+  } catch (err) {
+    if (err instanceof NotFoundError) return 'missing';
+    if (err instanceof IntegrityError) return err.message;
+    throw err;
+  }
 }
 
 const sha256 = (body: Buffer): string => createHash('sha256').update(body).digest('hex');
@@ -201,6 +218,11 @@ export async function verifyBackup(backend: Backend, name: BackendName, id: stri
       bytesRead += got.bytes;
       if (got.sha256 !== s.sha256) {
         problems.push({ key: s.key, problem: `checksum mismatch: expected sha256 ${s.sha256}, got ${got.sha256}` });
+      } else if (s.file) {
+        // Format 2: the object is a snapshot; rebuild the file it names from the repository.
+        const problem = await replaySnapshot(backend, s.key, `${describeShard({ node, index: s.index, shard: s.shard })} in backup ${id}`, options);
+        bytesRead += s.file.size;
+        if (problem) problems.push({ key: s.key, problem });
       } else if (got.bytes !== s.bytes) {
         problems.push({ key: s.key, problem: `size mismatch: expected ${s.bytes} bytes, got ${got.bytes}` });
       }

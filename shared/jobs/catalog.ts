@@ -83,16 +83,27 @@ const snapshotShardPayload = z.object({
   compression: z.enum(COMPRESSION_LEVELS),
 });
 
+/** A shard's environment file as a repository snapshot holds it. */
+const shardFileSchema = z.object({
+  size: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  chunks: z.number().int().min(0),
+  /** Chunks the backup stored; the others were in the repository already. */
+  newChunks: z.number().int().min(0),
+});
+
 export const shardObjectResult = z.object({
   node: name,
   index: name,
   shard: z.number().int().min(0),
   key: name,
   docs: z.number().int().min(0),
-  /** Bytes of the stored (compressed) object. */
+  /** Format 1: bytes of the stored (compressed) object. Format 2: bytes this shard added to the backend. */
   bytes: z.number().int().min(0),
-  /** sha256 (hex) of the stored object's bytes. */
+  /** sha256 (hex) of the stored object's bytes (format 2: of the snapshot object). */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Format 2 (docs/formats.md §3): `key` is a repository snapshot of this shard's environment file. */
+  file: shardFileSchema.optional(),
 });
 export type ShardObject = z.infer<typeof shardObjectResult>;
 
@@ -104,6 +115,8 @@ const commitBackupPayload = z.object({
   compression: z.enum(COMPRESSION_LEVELS),
   startedAt: z.string(),
   indexes: z.array(indexSnapshotSchema).min(1),
+  /** `incremental_base_backup_id`, recorded in the manifest. */
+  incrementalBase: name.optional(),
 });
 
 const commitResult = z.object({
@@ -123,6 +136,8 @@ const restoreShardPayload = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   bytes: z.number().int().min(0),
   docs: z.number().int().min(0),
+  /** Present for format 2: the object is a repository snapshot. */
+  file: shardFileSchema.optional(),
 });
 
 const restoredIndexSchema = z.object({

@@ -18,12 +18,14 @@
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { PassThrough, Readable } from 'node:stream';
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { decodeBlob, encodeBlob } from './codec.ts';
+import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
   CHUNKS_PER_BLOB,
@@ -87,11 +89,20 @@ export class Repository {
 
   constructor(readonly backend: Backend) {}
 
-  /** Read the index files written since the last look (by any process). */
+  /**
+   * Read the index files written since the last look (by any process), and forget everything
+   * if one was removed (by garbage collection) — a chunk of a removed run must not be reused.
+   */
   refresh(options: CallOptions = {}): Promise<void> {
     this.refreshing ??= (async () => {
       try {
         const listed = await this.backend.list(INDEX_PREFIX, options);
+        const present = new Set(listed.map((o) => o.key.slice(INDEX_PREFIX.length)));
+        if ([...this.files.keys()].some((id) => !present.has(id))) {
+          this.files.clear();
+          this.known.clear();
+          this.places.length = 0;
+        }
         for (const { key } of listed) {
           const id = key.slice(INDEX_PREFIX.length);
           if (!this.files.has(id)) this.learn(id, await this.readIndexFile(id, options));
@@ -114,6 +125,16 @@ export class Repository {
    * no snapshot names (removed by garbage collection).
    */
   async write(source: Readable, key: string, options: WriteOptions): Promise<WriteResult> {
+    // Shared lock: no garbage collection from before the index is read until the snapshot exists.
+    const lock = await acquireLock(this.backend, false, { signal: options.signal, owner: `${hostname()} pid ${process.pid}: snapshot ${key}` });
+    try {
+      return await this.writeLocked(source, key, options);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async writeLocked(source: Readable, key: string, options: WriteOptions): Promise<WriteResult> {
     const { signal } = options;
     await this.refresh(options);
     const indexId = newId();
@@ -144,6 +165,7 @@ export class Repository {
         whole.update(page);
         size += page.length;
         chunks++;
+        options.onProgress?.(size, packs.stored);
         const hash = createHash('sha256').update(page).digest();
         const name = hash.toString('base64');
         const seen = this.known.get(name);
@@ -159,7 +181,6 @@ export class Repository {
         }
         addRun(fileOf(indexId), Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
         await packs.backpressure();
-        options.onProgress?.(size, packs.stored);
       }
       const added = await packs.finish();
       let stored = added.stored;
@@ -426,4 +447,16 @@ class PackWriter {
     this.current?.stream.end();
     this.current = undefined;
   }
+}
+
+const repositories = new WeakMap<Backend, Repository>();
+
+/** The repository of a backend location, one per process (backends are one per location, shared/backups/backends.ts). */
+export function repositoryOf(backend: Backend): Repository {
+  let repo = repositories.get(backend);
+  if (!repo) {
+    repo = new Repository(backend);
+    repositories.set(backend, repo);
+  }
+  return repo;
 }

@@ -6,8 +6,11 @@
  * The backend is a parameter: SHARDVAULT_E2E_BACKENDS (default: all three) picks fixtures from
  * test/support/backend-fixtures.ts; S3 and GCS run the same scenarios on their own servers.
  *
- * "Mid-job" moments come from data size, not sleeps: `Bulk` is one shard of BULK_DOCS
- * documents, big enough that snapshotting or restoring it takes a few seconds.
+ * "Mid-job" moments come from data size and rate, not sleeps: `Bulk` is one shard of BULK_DOCS
+ * documents (~20 MB), which cluster A's workers snapshot at BULK_BYTES_PER_SECOND
+ * (WORKER_MAX_BYTES_PER_SECOND) — a repository stores an unchanged shard again at almost no
+ * cost, so size alone would not keep a second backup of it running — and restoring it takes a
+ * few seconds.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,6 +26,7 @@ import { tempDir } from '../support/temp.ts';
 const CLASSES = ['Apple', 'Banana', 'Cherry'];
 const DOCS_PER_CLASS = 1500;
 const BULK_DOCS = 25_000;
+const BULK_BYTES_PER_SECOND = 4 * 1024 * 1024;
 const NODES_A = ['node-1', 'node-2', 'node-3'];
 const NODES_B = ['alpha', 'beta', 'gamma'];
 
@@ -92,7 +96,7 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     const dataA = path.join(tmp.dir, 'data-a');
     await populate(dataA, NODES_A);
     // A short shutdown deadline, so a SIGTERMed worker hands its running job back quickly.
-    A = await startCluster({ name: 'A', dataDir: dataA, nodes: NODES_A, backendEnv: fixture.env, workers: 2, env: { WORKER_SHUTDOWN_SECONDS: '1' } });
+    A = await startCluster({ name: 'A', dataDir: dataA, nodes: NODES_A, backendEnv: fixture.env, workers: 2, env: { WORKER_SHUTDOWN_SECONDS: '1', WORKER_MAX_BYTES_PER_SECOND: String(BULK_BYTES_PER_SECOND) } });
     started.push(A);
   }, 180_000);
 

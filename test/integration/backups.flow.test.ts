@@ -3,6 +3,7 @@
  * private Redis), the filesystem backend in a temp directory. The multi-process cases (kill,
  * cancel, second cluster) are in backups.e2e.test.ts.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,8 +93,15 @@ describe('backup and restore in one process', () => {
     for (const node of t.config.nodes) {
       const manifest = JSON.parse(fs.readFileSync(path.join(root, node, 'backup.json'), 'utf8'));
       expect(manifest.node).toBe(node);
-      for (const shard of manifest.shards) expect(fs.statSync(path.join(t.config.backends.filesystem.path, shard.key)).size).toBe(shard.bytes);
+      for (const shard of manifest.shards) {
+        // Format 2: the shard's object is a repository snapshot of its environment file.
+        const snapshot = fs.readFileSync(path.join(t.config.backends.filesystem.path, shard.key));
+        expect(createHash('sha256').update(snapshot).digest('hex')).toBe(shard.sha256);
+        expect(shard.file).toMatchObject({ size: expect.any(Number), chunks: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      }
     }
+    expect(config.formatVersion).toBe(2);
+    expect(fs.readdirSync(path.join(t.config.backends.filesystem.path, '.repository'))).toEqual(expect.arrayContaining(['index', 'packs']));
 
     const list = await (await t.call('GET', '/v1/backups/filesystem')).json();
     expect(list).toEqual([expect.objectContaining({ id: 'flow-1', status: 'SUCCESS', classes: ['Alpha', 'Beta'] })]);

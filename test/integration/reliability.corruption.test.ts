@@ -198,6 +198,28 @@ describe('a damaged backup', () => {
     });
   });
 
+  it('a flipped byte in a pack (format 2): verify names the chunk and the shard, the restore FAILS naming them', async () => {
+    figures.cases++;
+    const packs = (await backend.list('.repository/packs/')).map((o) => o.key);
+    expect(packs.length).toBeGreaterThan(0);
+    await damaging(packs, async () => {
+      // Every pack damaged in its middle: whichever shard's chunks sit there are corrupt.
+      for (const key of packs) {
+        const body = Buffer.from(await readObject(key));
+        body[body.length >> 1] = body[body.length >> 1]! ^ 0x01;
+        await writeObject(key, body);
+      }
+      const report = await verify();
+      expect(report.status).toBe('CORRUPT');
+      expect(report.problems.length).toBeGreaterThan(0);
+      for (const p of report.problems) {
+        expect(p.key).toMatch(new RegExp(`^${ID}/node-\\d/(Alpha|Beta)/\\d$`));
+        expect(p.problem).toMatch(/^chunk [0-9a-f]{64} of shard (Alpha|Beta)\/\d on node-\d in backup damaged is corrupt/);
+      }
+      await expectRestoreFailed(/chunk [0-9a-f]{64} of shard Alpha\/\d on node-\d in backup damaged is corrupt/);
+    });
+  });
+
   it('a truncated shard object: verify names it, the restore FAILS naming it', async () => {
     figures.cases++;
     const { key } = await alphaShard(2);

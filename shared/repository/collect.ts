@@ -1,0 +1,77 @@
+/**
+ * Garbage collection of a repository (docs/formats.md §3.7): removes what no snapshot names any
+ * more, under the repository's exclusive lock (locks.ts), so no snapshot writer runs meanwhile —
+ * a chunk a running backup decided to reuse is never removed.
+ *
+ * Roots are every snapshot object in the location, whatever the state of its backup (a running
+ * backup's snapshots exist before its manifests do): every object `<id>/<node>/<index>/<shard>`
+ * that starts with zstd's magic (format-1 dump objects do not, and are skipped). A snapshot
+ * that cannot be read stops the collection before anything is removed.
+ *
+ * The unit of removal is one snapshot run: its index file and its packs go together once no
+ * snapshot names the index file (the index file first, so no writer can reuse its chunks, then
+ * the packs). Packs that no index file names (a run that failed) and stale locks go too. A run
+ * some of whose chunks are still named stays whole; repacking it is later work.
+ */
+import type { Backend, CallOptions } from '../backends/backend.ts';
+import { readSmall } from '../backends/bodies.ts';
+import { IntegrityError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { decodeObject, INDEX_PREFIX, indexFileSchema, indexKey, MAX_METADATA_BYTES, packKey, REPOSITORY_ROOT, snapshotSchema } from './format.ts';
+import { acquireLock, removeStaleLocks } from './locks.ts';
+
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const PACK_PREFIX = `${REPOSITORY_ROOT}/packs/`;
+
+export interface CollectResult {
+  /** Index files (snapshot runs) removed, and packs with them. */
+  runs: number;
+  packs: number;
+  /** Bytes of the packs removed. */
+  bytes: number;
+  /** Runs kept because a snapshot still names them. */
+  kept: number;
+}
+
+export async function collectGarbage(backend: Backend, options: CallOptions & { owner: string; logger?: Logger }): Promise<CollectResult> {
+  const lock = await acquireLock(backend, true, { ...options, waitMs: 5 * 60_000 });
+  try {
+    const objects = await backend.list('', options);
+    const named = new Set<string>();
+    for (const { key } of objects) {
+      if (key.startsWith(`${REPOSITORY_ROOT}/`) || key.split('/').length !== 4) continue;
+      const head = await readSmall(await backend.read(key, { ...options, range: { start: 0, length: 4 } }), 4, 'object head').catch(() => Buffer.alloc(0));
+      if (!head.equals(ZSTD_MAGIC)) continue;
+      const body = await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'snapshot');
+      const snapshot = await decodeObject(body, snapshotSchema, backend.locate(key)).catch((err: unknown) => {
+        throw new IntegrityError(`garbage collection stopped before removing anything: ${(err as Error).message}`);
+      });
+      for (const id of snapshot.indexes) named.add(id);
+    }
+    const result: CollectResult = { runs: 0, packs: 0, bytes: 0, kept: 0 };
+    const packSizes = new Map(objects.filter((o) => o.key.startsWith(PACK_PREFIX)).map((o) => [o.key, o.size]));
+    const packsInUse = new Set<string>();
+    for (const { key } of objects.filter((o) => o.key.startsWith(INDEX_PREFIX))) {
+      const id = key.slice(INDEX_PREFIX.length);
+      const file = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'index file'), indexFileSchema, backend.locate(key));
+      if (named.has(id)) {
+        result.kept++;
+        for (const p of file.packs) packsInUse.add(packKey(p));
+        continue;
+      }
+      await backend.deletePrefix(indexKey(id), options);
+      result.runs++;
+    }
+    for (const [key, size] of packSizes) {
+      if (packsInUse.has(key)) continue;
+      await backend.deletePrefix(key, options);
+      result.packs++;
+      result.bytes += size;
+    }
+    await removeStaleLocks(backend, options);
+    options.logger?.info({ location: backend.locate(REPOSITORY_ROOT), ...result }, 'repository garbage collected');
+    return result;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Shard files: how a shard lives on disk (`DATA_DIR/<node>/<index>/<shard>/data.mdb`, one LMDB
+ * environment), for everything that moves whole shards — a physical snapshot of a shard for
+ * a backup, the staging of a restored shard, and moving staged shards into place. Nothing
+ * outside `shared/store` opens an LMDB environment or knows its file names.
+ *
+ * - Snapshot: a plain (not compacting) copy of the environment taken under one read
+ *   transaction (lmdb's `backup()`, i.e. `mdb_env_copy2`) while writes go on, into a scratch
+ *   file in `DATA_DIR/<node>/.snapshots/` (same filesystem, so the copy runs at disk speed),
+ *   counted by opening it, streamed, then removed. A plain copy keeps every unchanged page at
+ *   its offset, which is what makes page-sized chunks deduplicate (docs/chunking.md).
+ * - Staging: `DATA_DIR/<node>/.staging/<backend>.<backup id>/<index>/<shard>/`. Index names
+ *   never start with `.`, so neither scratch area can clash with an index. A restore writes the
+ *   environment there (the file itself, or documents in batches for the dump format of version
+ *   1), opens it to check it, and the commit renames it into place.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { open, type RootDatabase } from 'lmdb';
+import type { OperationRef } from '../jobs/operation.ts';
+import type { Document } from './schema.ts';
+import type { IndexRecord, Store } from './store.ts';
+
+const SHARD_FILE = 'data.mdb';
+const LOCK_SUFFIX = '-lock';
+const SNAPSHOT_DIR = '.snapshots';
+const STAGING_DIR = '.staging';
+/** Documents written to a staging environment per LMDB transaction. */
+const BATCH = 1000;
+
+export interface ShardSnapshot {
+  /** Bytes of the copy, and the documents in it. */
+  size: number;
+  docs: number;
+  /** The copy's bytes; read it once. */
+  stream(): Readable;
+  /** Remove the copy. */
+  release(): Promise<void>;
+}
+
+/** A consistent physical copy of one shard, taken now. */
+export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number): Promise<ShardSnapshot> {
+  const db = store.shardDb(rec, shard);
+  const dir = path.join(store.dataDir, rec.placement[shard]!, SNAPSHOT_DIR);
+  await fs.promises.mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${rec.name}.${shard}.${randomUUID()}.mdb`);
+  const release = async () => {
+    await fs.promises.rm(file, { force: true });
+    await fs.promises.rm(file + LOCK_SUFFIX, { force: true });
+  };
+  try {
+    await db.backup(file, false);
+    const docs = await countDocuments(file);
+    const { size } = await fs.promises.stat(file);
+    return { size, docs, stream: () => fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
+/** Documents in an environment file, by opening it read-only (which also checks it opens). */
+async function countDocuments(file: string): Promise<number> {
+  const db = open({ path: file, readOnly: true });
+  try {
+    return (db.getStats() as { entryCount: number }).entryCount;
+  } finally {
+    await db.close();
+    await fs.promises.rm(file + LOCK_SUFFIX, { force: true });
+  }
+}
+
+// ---- restore staging ---------------------------------------------------------------------------
+
+function stagingRoot(dataDir: string, node: string, restore: OperationRef): string {
+  return path.join(dataDir, node, STAGING_DIR, `${restore.backend}.${restore.id}`);
+}
+
+export function stagedShardDir(dataDir: string, restore: OperationRef, node: string, index: string, shard: number): string {
+  return path.join(stagingRoot(dataDir, node, restore), index, String(shard));
+}
+
+/** Delete a restore's staging area on the given nodes (and the `.staging` dirs left empty). */
+export async function removeStaging(dataDir: string, restore: OperationRef, nodes: readonly string[]): Promise<void> {
+  for (const node of new Set(nodes)) {
+    await fs.promises.rm(stagingRoot(dataDir, node, restore), { recursive: true, force: true });
+    await fs.promises.rmdir(path.join(dataDir, node, STAGING_DIR)).catch(() => undefined);
+  }
+}
+
+/** An empty staging directory for one shard (a retried job starts over). */
+export async function clearStagedShard(dir: string): Promise<void> {
+  await fs.promises.rm(dir, { recursive: true, force: true });
+  await fs.promises.mkdir(dir, { recursive: true });
+}
+
+/**
+ * Write a shard's environment file (source, through the given transforms) into its staging
+ * directory, then open it: answers the documents in it.
+ */
+export async function stageShardFile(dir: string, source: Readable, through: Transform[], signal?: AbortSignal): Promise<number> {
+  const file = path.join(dir, SHARD_FILE);
+  await pipeline([source, ...through, fs.createWriteStream(file)], signal ? { signal } : {});
+  return countDocuments(file);
+}
+
+/**
+ * Write documents (source through transforms that end in an object stream of documents) into
+ * a fresh environment in the staging directory, one transaction per batch; answers how many.
+ */
+export async function stageDocuments(dir: string, source: Readable, through: Transform[], onBatch: (count: number) => void, signal?: AbortSignal): Promise<number> {
+  const db = open({ path: path.join(dir, SHARD_FILE) });
+  try {
+    const sink = documentSink(db, onBatch);
+    await pipeline([source, ...through, sink], signal ? { signal } : {});
+    await db.flushed;
+    return sink.count();
+  } finally {
+    await db.close();
+  }
+}
+
+function documentSink(db: RootDatabase, onBatch: (count: number) => void): Writable & { count: () => number } {
+  let count = 0;
+  const sink = new Writable({
+    objectMode: true,
+    highWaterMark: BATCH,
+    writev(chunks, callback) {
+      const docs = chunks.map((c) => c.chunk as Document);
+      db.transaction(() => {
+        for (const doc of docs) db.put(doc._id, doc);
+      }).then(
+        () => {
+          count += docs.length;
+          onBatch(count);
+          callback();
+        },
+        (err: Error) => callback(err),
+      );
+    },
+  });
+  return Object.assign(sink, { count: () => count });
+}
+
+/**
+ * Move one staged shard to its place. Repeatable: a shard already moved (staging gone, the
+ * environment in place) is left as it is; one in neither place is an error.
+ */
+export async function publishStagedShard(from: string, to: string, what: string): Promise<void> {
+  if (fs.existsSync(from)) {
+    // Nothing registered lives at `to` (the index does not exist): clear any leftover.
+    await fs.promises.rm(to, { recursive: true, force: true });
+    await fs.promises.mkdir(path.dirname(to), { recursive: true });
+    await fs.promises.rename(from, to);
+  } else if (!fs.existsSync(path.join(to, SHARD_FILE))) {
+    throw new Error(`staged shard ${what} is missing`);
+  }
+}
