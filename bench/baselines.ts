@@ -19,7 +19,7 @@ export interface BaselineRun {
 }
 
 export interface Baseline {
-  key: 'raw-read' | 'tar-gzip' | 'tar-zstd' | 'restic';
+  key: 'raw-read' | 'tar-gzip' | 'tar-zstd' | 'tar-zstd-mt' | 'restic';
   label: string;
   command: string;
   run(outDir: string): Promise<BaselineRun>;
@@ -68,6 +68,18 @@ export function fileBaselines(dataDir: string): Baseline[] {
         return { seconds: t.real, cpuSeconds: t.cpu, outputBytes: bytes };
       },
     },
+    {
+      key: 'tar-zstd-mt',
+      label: '`tar | zstd -1 -T0`',
+      command: 'tar -cf - DATA_DIR | zstd -1 -T0 > out.tar.zst',
+      run: async (outDir) => {
+        const out = path.join(outDir, 'data-mt.tar.zst');
+        const t = await timeShell(`tar -C ${sh(parent)} -cf - ${sh(name)} | zstd -1 -T0 -q > ${sh(out)}`);
+        const bytes = fileSize(out);
+        fs.rmSync(out, { force: true });
+        return { seconds: t.real, cpuSeconds: t.cpu, outputBytes: bytes };
+      },
+    },
   ];
 }
 
@@ -101,14 +113,35 @@ export function resticBaseline(dataDir: string, binary: string): Baseline {
     label: '`restic backup`',
     command: 'restic init && restic backup DATA_DIR (fresh local repository)',
     run: async (outDir) => {
-      const repo = path.join(outDir, 'restic-repo');
-      fs.rmSync(repo, { recursive: true, force: true });
-      const env = { ...process.env, RESTIC_PASSWORD, RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: path.join(outDir, 'restic-cache') };
-      execFileSync(binary, ['init', '-q'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const repo = resticRepository(dataDir, binary, outDir, 'restic-repo');
+      try {
+        return await repo.backup();
+      } finally {
+        repo.remove();
+      }
+    },
+  };
+}
+
+/**
+ * One restic repository kept across calls: `backup()` runs `restic backup DATA_DIR` into it and
+ * answers the time and the bytes the repository grew by — the first call a full backup, the
+ * next ones deduplicated against it (the anchor for shardvault's incremental backups).
+ */
+export function resticRepository(dataDir: string, binary: string, dir: string, name = 'restic-incremental'): { backup(): Promise<BaselineRun>; remove(): void } {
+  const repo = path.join(dir, name);
+  fs.rmSync(repo, { recursive: true, force: true });
+  const env = { ...process.env, RESTIC_PASSWORD, RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: path.join(dir, `${name}-cache`) };
+  execFileSync(binary, ['init', '-q'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  return {
+    async backup() {
+      const before = directoryBytes(repo).bytes;
       const t = await timeShell(`${sh(binary)} backup -q ${sh(dataDir)}`, env);
-      const bytes = directoryBytes(repo).bytes;
+      return { seconds: t.real, cpuSeconds: t.cpu, outputBytes: directoryBytes(repo).bytes - before };
+    },
+    remove: () => {
       fs.rmSync(repo, { recursive: true, force: true });
-      return { seconds: t.real, cpuSeconds: t.cpu, outputBytes: bytes };
+      fs.rmSync(env.RESTIC_CACHE_DIR, { recursive: true, force: true });
     },
   };
 }

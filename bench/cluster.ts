@@ -184,11 +184,12 @@ export class BenchCluster {
   /** POST a backup and poll its status until it ends. */
   async backup(
     id: string,
-    options: { include?: string[]; compression?: string; timeoutMs?: number; pollMs?: number } = {},
+    options: { include?: string[]; compression?: string; incrementalBase?: string; timeoutMs?: number; pollMs?: number } = {},
   ): Promise<OperationResult> {
     const started = performance.now();
     const config = options.compression ? { CompressionLevel: options.compression } : undefined;
-    const r = await this.request('POST', '/v1/backups/filesystem', { id, include: options.include, config });
+    const base = options.incrementalBase ? { incremental_base_backup_id: options.incrementalBase } : {};
+    const r = await this.request('POST', '/v1/backups/filesystem', { id, include: options.include, config, ...base });
     if (r.status !== 200) throw new Error(`POST /v1/backups/filesystem answered ${r.status}: ${JSON.stringify(r.body)}`);
     return this.poll(`/v1/backups/filesystem/${id}`, started, options.timeoutMs ?? 3_600_000, options.pollMs ?? 25);
   }

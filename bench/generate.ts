@@ -345,6 +345,52 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   };
 }
 
+export interface ChangeResult {
+  updated: number;
+  deleted: number;
+  added: number;
+}
+
+/**
+ * What an incremental backup then has to store: in every index of the plan, 1 % of the
+ * documents get new content (same id), 0.5 % are deleted and 1 % are added, in batches as an
+ * application would write them. Runs beside a cluster that has the same data directory open.
+ */
+export async function changeData(dataDir: string, indexes: readonly GeneratedIndex[], options: { nodes?: string[]; plan?: readonly IndexPlan[]; seed?: number } = {}): Promise<ChangeResult> {
+  const plan = options.plan ?? DEFAULT_PLAN;
+  const store = new Store({ dataDir, nodes: options.nodes ?? DEFAULT_NODES });
+  const random = rng(options.seed ?? 1234);
+  const words = new Words(rng((options.seed ?? 1234) + 1));
+  const out: ChangeResult = { updated: 0, deleted: 0, added: 0 };
+  try {
+    for (const index of indexes) {
+      const p = plan.find((x) => x.name === index.name);
+      if (!p) continue;
+      const id = (seq: number) => `${p.shape[0]}-${String(seq).padStart(9, '0')}`;
+      const write = async (docs: Record<string, unknown>[]) => {
+        for (let i = 0; i < docs.length; i += 1000) {
+          const failed = (await store.putDocuments(index.name, docs.slice(i, i + 1000), { create: false })).find((r) => !r.ok);
+          if (failed && !failed.ok) throw failed.error;
+        }
+      };
+      const updated: Record<string, unknown>[] = [];
+      for (let seq = 0; seq < index.docs; seq += 100) updated.push(makeDoc(p.shape, id(seq), words, random));
+      await write(updated);
+      out.updated += updated.length;
+      for (let seq = 50; seq < index.docs; seq += 200) {
+        await store.deleteDocument(index.name, id(seq));
+        out.deleted++;
+      }
+      const added = Array.from({ length: Math.ceil(index.docs / 100) }, (_, i) => makeDoc(p.shape, id(index.docs + i), words, random));
+      await write(added);
+      out.added += added.length;
+    }
+  } finally {
+    await store.close();
+  }
+  return out;
+}
+
 /** "1GiB", "512MiB", "300MB", "123456" → bytes. */
 export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim());

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { formatBytes } from './generate.ts';
+import { incrementalSection, writeIncrementalChart } from './incremental-report.ts';
 import { MAIN_THREAD, OTHER_THREADS } from './measure.ts';
 import type { BenchResults, ProfileRun, Row } from './results.ts';
 
@@ -311,6 +312,9 @@ export function renderReport(results: BenchResults): string {
     '|---|---|---|',
     ...targets(results).map((t) => `| ${cell(t.target)} | ${cell(t.measured)} | ${cell(t.stands)} |`),
     '',
+    '## Snapshot engine: full, incremental and restore against tar, zstd and restic (issue 13)',
+    '',
+    ...incrementalSection(results.incremental),
     '## Worker memory',
     '',
   );
@@ -400,6 +404,7 @@ export function renderReport(results: BenchResults): string {
 }
 
 export function writeReport(results: BenchResults, file: string): void {
+  writeIncrementalChart(results.incremental, file);
   fs.writeFileSync(file, renderReport(results));
 }
 

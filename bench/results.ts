@@ -62,6 +62,27 @@ export interface DataSummary {
   largestShard: { path: string; bytes: number };
 }
 
+/** One measured step of the incremental comparison (bench/run.ts incrementalRuns). */
+export interface Step {
+  key: 'raw-read' | 'tar-zstd-mt' | 'restic-1' | 'restic-2' | 'full' | 'incremental' | 'restore';
+  label: string;
+  seconds: number;
+  /** Bytes written (archive, repository growth, backup location growth); absent for reads and the restore. */
+  outputBytes?: number;
+  /** Highest RssAnon of any worker during a shardvault step. */
+  peakWorkerAnon?: number;
+}
+
+/** Full backup, a change of 1 % / 0.5 % / 1 %, an incremental backup and its restore, against baselines, in one run. */
+export interface IncrementalComparison {
+  workers: number;
+  compression: string;
+  changed: { updated: number; deleted: number; added: number };
+  steps: Step[];
+  /** The chart written beside the report. */
+  chart?: string;
+}
+
 export interface BenchResults {
   label: string;
   startedAt: string;
@@ -84,6 +105,7 @@ export interface BenchResults {
   memory: MemoryRun[];
   load: LoadRun[];
   profiles: ProfileRun[];
+  incremental?: IncrementalComparison;
   notes: string[];
   errors: { phase: string; message: string }[];
 }

@@ -11,7 +11,7 @@
  * smaller one is a quarter of it), --workers 1,2, --levels BestSpeed,DefaultCompression,
  * --work-dir DIR, --out FILE, --keep (leave the work directory), --reuse (reuse data generated
  * by an earlier run with the same size), --skip phase,… (baselines, restic, shardvault,
- * profile, memory, load), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
+ * profile, incremental, memory, load), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
  * FILE (start workers from another entry point than worker/main.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -19,10 +19,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureRestic, fileBaselines, resticBaseline, toolVersion, type Baseline } from './baselines.ts';
+import { ensureRestic, fileBaselines, resticBaseline, resticRepository, toolVersion, type Baseline } from './baselines.ts';
 import { BenchCluster } from './cluster.ts';
 import {
-  DEFAULT_BYTES, DEFAULT_NODES, QUICK_BYTES, directoryBytes, formatBytes, generate, parseSize,
+  DEFAULT_BYTES, DEFAULT_NODES, QUICK_BYTES, changeData, directoryBytes, formatBytes, generate, parseSize,
   type IndexPlan,
 } from './generate.ts';
 import { getStatus, postBackups } from './load.ts';
@@ -31,7 +31,7 @@ import {
 } from './measure.ts';
 import { newestProfile, summarizeProfile } from './profile.ts';
 import { writeReport } from './report.ts';
-import type { BenchResults, DataSummary, ProfileRun, Row } from './results.ts';
+import type { BenchResults, DataSummary, IncrementalComparison, ProfileRun, Row, Step } from './results.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -352,6 +352,77 @@ async function measureOps(
   };
 }
 
+// ---- incremental ---------------------------------------------------------------------------
+
+/**
+ * The snapshot engine against the tools an operator compares it with, on the same data in one
+ * run: a raw read and `tar | zstd -1 -T0` of the data directory; restic's first backup and
+ * shardvault's full backup into an empty repository; then 1 % of the documents changed, 0.5 %
+ * deleted and 1 % added (changeData); restic's second backup and shardvault's incremental one;
+ * and a restore of the incremental backup into another cluster, checked document for document
+ * by count. Once each (the data changes between steps). Changes the bench data: the marker
+ * that lets --reuse keep it is removed.
+ */
+async function incrementalRuns(args: Args, data: DataSummary, dataDir: string, results: BenchResults, resticBinary: string | undefined): Promise<void> {
+  const workers = Math.max(...args.workers);
+  const compression = 'BestSpeed';
+  const classes = data.indexes.map((i) => i.name);
+  const outDir = path.join(args.workDir, 'incremental-out');
+  const backupDir = path.join(args.workDir, 'backups-incremental');
+  const targetDir = path.join(args.workDir, 'target-incremental');
+  for (const d of [outDir, backupDir, targetDir]) fs.rmSync(d, { recursive: true, force: true });
+  fs.mkdirSync(outDir, { recursive: true });
+  const comparison: IncrementalComparison = { workers, compression, changed: { updated: 0, deleted: 0, added: 0 }, steps: [] };
+  results.incremental = comparison;
+  const step = (s: Step) => {
+    comparison.steps.push(s);
+    log(`  ${s.key}: ${s.seconds.toFixed(2)} s${s.outputBytes !== undefined ? `, ${formatBytes(s.outputBytes)}` : ''}${s.peakWorkerAnon ? `, worker anon ${formatBytes(s.peakWorkerAnon)}` : ''}`);
+  };
+  const baselines = fileBaselines(dataDir);
+  for (const key of ['raw-read', 'tar-zstd-mt'] as const) {
+    const b = baselines.find((x) => x.key === key)!;
+    const r = await b.run(outDir);
+    step({ key, label: b.label, seconds: r.seconds, ...(key === 'raw-read' ? {} : { outputBytes: r.outputBytes }) });
+  }
+  const restic = resticBinary ? resticRepository(dataDir, resticBinary, outDir) : undefined;
+  if (!restic) results.notes.push('incremental: restic is not installed, its two backups are missing');
+  const cluster = (name: string, dir: string) =>
+    new BenchCluster({ workDir: path.join(args.workDir, `cluster-${name}`), dataDir: dir, backupDir, nodes: DEFAULT_NODES, workers, workerConcurrency: args.concurrency, workerEntry: args.workerEntry });
+  const source = cluster('incremental-source', dataDir);
+  const target = cluster('incremental-target', targetDir);
+  const shardvaultBackup = async (key: 'full' | 'incremental', id: string, label: string, extra: { incrementalBase?: string } = {}) => {
+    const before = directoryBytes(backupDir).bytes;
+    const sampler = new MemorySampler(source.pids().workers);
+    const r = await source.backup(id, { include: classes, compression, ...extra });
+    const peaks = sampler.stop();
+    if (r.status !== 'SUCCESS') throw new Error(`${key} backup ended ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+    step({ key, label, seconds: r.seconds, outputBytes: directoryBytes(backupDir).bytes - before, peakWorkerAnon: Math.max(0, ...[...peaks.values()].map((p) => p.peakAnon)) });
+  };
+  try {
+    await Promise.all([source.start(), target.start()]);
+    if (restic) step({ key: 'restic-1', label: "restic's first `backup`", ...(await restic.backup()) });
+    await shardvaultBackup('full', 'inc-full', 'shardvault full backup');
+    fs.rmSync(path.join(dataDir, '..', `${path.basename(dataDir)}.json`), { force: true });
+    comparison.changed = await changeData(dataDir, data.indexes);
+    log(`  changed: ${JSON.stringify(comparison.changed)}`);
+    if (restic) step({ key: 'restic-2', label: "restic's second `backup`", ...(await restic.backup()) });
+    await shardvaultBackup('incremental', 'inc-next', 'shardvault incremental backup', { incrementalBase: 'inc-full' });
+    const restored = await target.restore('inc-next');
+    if (restored.status !== 'SUCCESS') throw new Error(`restore ended ${restored.status}: ${JSON.stringify(restored.body).slice(0, 300)}`);
+    for (const ix of data.indexes) {
+      const expected = ix.docs + Math.ceil(ix.docs / 100) - Math.ceil(Math.max(0, ix.docs - 50) / 200);
+      const docs = await target.docCount(ix.name);
+      if (docs !== expected) throw new Error(`the restored ${ix.name} holds ${docs} documents, expected ${expected}`);
+    }
+    step({ key: 'restore', label: 'shardvault restore of the incremental backup', seconds: restored.seconds });
+  } finally {
+    await source.stop().catch(() => undefined);
+    await target.stop().catch(() => undefined);
+    restic?.remove();
+    for (const d of [outDir, backupDir, targetDir]) fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
 // ---- CPU profile -------------------------------------------------------------------------
 
 async function profiledOp(
@@ -606,6 +677,8 @@ async function main(): Promise<void> {
     if (haveWorker) {
       await phase('shardvault', () => shardvaultRuns(args, d, dataDir, results));
       await phase('profile', () => profileRuns(args, d, dataDir, results));
+      // Last of the phases on the bench data: it changes it.
+      await phase('incremental', () => incrementalRuns(args, d, dataDir, results, restic.binary));
     }
   }
   if (haveWorker) {

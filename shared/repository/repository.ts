@@ -114,11 +114,6 @@ export class Repository {
     return this.refreshing;
   }
 
-  /** Chunks the repository knows of (after refresh). */
-  get chunkCount(): number {
-    return this.known.size;
-  }
-
   /**
    * Store a file as a snapshot object at `key`, reusing every chunk the repository has.
    * Nothing the snapshot names is missing once it exists; a failed write leaves at most packs

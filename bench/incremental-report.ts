@@ -1,0 +1,101 @@
+/**
+ * The snapshot engine's section of BENCHMARKS.md (issue 13) and its chart: the steps of
+ * bench/run.ts incrementalRuns as a table, each target of the issue as a ratio measured in the
+ * same run with whether it is met, and an SVG (time and stored bytes per method) written
+ * beside the report.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { formatBytes } from './generate.ts';
+import type { IncrementalComparison, Step } from './results.ts';
+
+const fmt = (n: number | undefined, digits = 2) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits));
+
+interface Target {
+  target: string;
+  /** The measured ratio, or why it could not be measured. */
+  ratio: number | string;
+  limit: number;
+}
+
+function targets(c: IncrementalComparison): Target[] {
+  const s = (key: Step['key']) => c.steps.find((x) => x.key === key);
+  const ratio = (a: number | undefined, b: number | undefined, what: string): number | string =>
+    a === undefined || b === undefined || b === 0 ? `not measured (${what})` : a / b;
+  const full = s('full');
+  const inc = s('incremental');
+  return [
+    { target: 'full backup time ≤ 1.0 × `tar | zstd -1 -T0`', ratio: ratio(full?.seconds, s('tar-zstd-mt')?.seconds, 'tar | zstd or the full backup missing'), limit: 1.0 },
+    { target: "full backup time ≤ 0.7 × restic's first backup", ratio: ratio(full?.seconds, s('restic-1')?.seconds, 'restic or the full backup missing'), limit: 0.7 },
+    { target: "restore time ≤ 0.6 × the full backup's", ratio: ratio(s('restore')?.seconds, full?.seconds, 'restore or full backup missing'), limit: 0.6 },
+    { target: "incremental writes ≤ 5 % of the full backup's bytes", ratio: ratio(inc?.outputBytes, full?.outputBytes, 'a backup missing'), limit: 0.05 },
+    { target: "incremental time ≤ 20 % of the full backup's", ratio: ratio(inc?.seconds, full?.seconds, 'a backup missing'), limit: 0.2 },
+    { target: "incremental time < restic's second backup", ratio: ratio(inc?.seconds, s('restic-2')?.seconds, 'restic or the incremental missing'), limit: 1.0 },
+    { target: 'stored size of a full backup ≤ `tar | zstd -1`', ratio: ratio(full?.outputBytes, s('tar-zstd-mt')?.outputBytes, 'a size missing'), limit: 1.0 },
+  ];
+}
+
+/** The section's Markdown lines; `chart` is the SVG's file name relative to the report. */
+export function incrementalSection(c: IncrementalComparison | undefined): string[] {
+  if (!c) return ['Not measured in this run (see Errors).', ''];
+  const lines = [
+    `The same data in one run, each step once: a raw read and \`tar | zstd -1 -T0\` of the data directory; restic's first \`backup\` and shardvault's full backup (${c.workers} workers, ${c.compression}) into empty repositories; then **${c.changed.updated.toLocaleString('en-US')} documents updated (1 %), ${c.changed.deleted.toLocaleString('en-US')} deleted (0.5 %) and ${c.changed.added.toLocaleString('en-US')} added (1 %)**; restic's second \`backup\` and shardvault's incremental backup; and a restore of the incremental backup into an empty cluster, its document counts checked. "Written" is what the archive, the restic repository or the backup location grew by. Worker memory is the highest RssAnon (the worker's own memory) of any worker during the step.`,
+    '',
+    '| step | time | written | worker memory (anonymous) |',
+    '|---|---:|---:|---:|',
+    ...c.steps.map((s) => `| ${s.label} | ${fmt(s.seconds)} s | ${s.outputBytes !== undefined ? formatBytes(s.outputBytes) : '–'} | ${s.peakWorkerAnon ? formatBytes(s.peakWorkerAnon) : '–'} |`),
+    '',
+    '| target (issue 13) | measured | met |',
+    '|---|---:|---|',
+    ...targets(c).map((t) => (typeof t.ratio === 'string' ? `| ${t.target} | – | ${t.ratio} |` : `| ${t.target} | ${fmt(t.ratio, 3)} | ${t.ratio <= t.limit ? 'yes' : '**no**'} |`)),
+    '',
+  ];
+  if (c.chart) lines.push(`![time and bytes written per method](${c.chart})`, '');
+  return lines;
+}
+
+/** Two bar charts side by side: seconds and bytes written per step. */
+export function incrementalChart(c: IncrementalComparison): string {
+  const rowH = 26;
+  const labelW = 300;
+  const barW = 260;
+  const top = 40;
+  const height = top + c.steps.length * rowH + 20;
+  const width = labelW + 2 * (barW + 90);
+  const maxS = Math.max(...c.steps.map((s) => s.seconds), 1e-9);
+  const maxB = Math.max(...c.steps.map((s) => s.outputBytes ?? 0), 1);
+  const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/`/g, '');
+  const shardvault = (s: Step) => s.key === 'full' || s.key === 'incremental' || s.key === 'restore';
+  const rows = c.steps.map((s, i) => {
+    const y = top + i * rowH;
+    const color = shardvault(s) ? '#2a6fdb' : '#999';
+    const w1 = (s.seconds / maxS) * barW;
+    const w2 = ((s.outputBytes ?? 0) / maxB) * barW;
+    const x2 = labelW + barW + 90;
+    return [
+      `<text x="${labelW - 8}" y="${y + 17}" text-anchor="end">${esc(s.label)}</text>`,
+      `<rect x="${labelW}" y="${y + 4}" width="${w1.toFixed(1)}" height="18" fill="${color}"/>`,
+      `<text x="${labelW + w1 + 4}" y="${y + 17}">${fmt(s.seconds)} s</text>`,
+      s.outputBytes !== undefined
+        ? `<rect x="${x2}" y="${y + 4}" width="${w2.toFixed(1)}" height="18" fill="${color}"/><text x="${x2 + w2 + 4}" y="${y + 17}">${esc(formatBytes(s.outputBytes))}</text>`
+        : '',
+    ].join('');
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${labelW}" y="22" font-weight="bold">time (s)</text>`,
+    `<text x="${labelW + barW + 90}" y="22" font-weight="bold">bytes written</text>`,
+    ...rows,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/** Write the chart beside the report and record its name. */
+export function writeIncrementalChart(c: IncrementalComparison | undefined, report: string): void {
+  if (!c || c.steps.length === 0) return;
+  const name = `${path.basename(report, '.md')}-incremental.svg`;
+  fs.writeFileSync(path.join(path.dirname(report), name), incrementalChart(c));
+  c.chart = name;
+}
