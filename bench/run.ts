@@ -246,14 +246,16 @@ async function shardvaultRuns(args: Args, data: DataSummary, dataDir: string, re
       await Promise.all([source.start(), target.start()]);
       for (const level of args.levels) {
         const backupRow = await measureOps(args, 'backup', source, workers, level, async (i) => {
+          // Every run is a full backup: an empty location, so its repository reuses nothing
+          // (the incremental phase measures what a repository saves).
+          fs.rmSync(backupDir, { recursive: true, force: true });
           const id = `bench-${tag}-${level.toLowerCase()}-${i}-${Date.now().toString(36)}`;
           const r = await source.backup(id, { include: classes, compression: level });
-          const size = directoryBytes(path.join(backupDir, id)).bytes;
+          const size = directoryBytes(backupDir).bytes;
           return { r, id, size };
         });
         results.rows.push(backupRow.row);
         const keep = backupRow.lastOk;
-        for (const id of backupRow.ids) if (id !== keep) fs.rmSync(path.join(backupDir, id), { recursive: true, force: true });
         if (!keep) {
           results.errors.push({ phase: `restore ${tag} ${level}`, message: 'no successful backup to restore' });
           continue;
@@ -270,7 +272,7 @@ async function shardvaultRuns(args: Args, data: DataSummary, dataDir: string, re
           return { r, id: keep, size: 0 };
         });
         results.rows.push(restoreRow.row);
-        fs.rmSync(path.join(backupDir, keep), { recursive: true, force: true });
+        fs.rmSync(backupDir, { recursive: true, force: true });
       }
     } catch (err) {
       results.errors.push({ phase: `shardvault with ${workers} worker(s)`, message: (err as Error).message });
@@ -290,12 +292,11 @@ async function measureOps(
   workers: number,
   level: string,
   op: (i: number) => Promise<{ r: { status: string; seconds: number; body: Record<string, unknown> }; id: string; size: number }>,
-): Promise<{ row: Row; ids: string[]; lastOk?: string }> {
+): Promise<{ row: Row; lastOk?: string }> {
   const seconds: number[] = [];
   const cpu: number[] = [];
   const roles: Snapshot[] = [];
   const failures: string[] = [];
-  const ids: string[] = [];
   let lastOk: string | undefined;
   let outputBytes = 0;
   let peakWorkerRss = 0;
@@ -305,7 +306,6 @@ async function measureOps(
     const sampler = new MemorySampler(cluster.pids().workers);
     try {
       const { r, id, size } = await op(i);
-      ids.push(id);
       const peaks = sampler.stop();
       const after = await cpuSnapshot(cluster);
       if (r.status !== 'SUCCESS') {
@@ -347,7 +347,6 @@ async function measureOps(
       peakWorkerAnon: peakWorkerAnon || undefined,
       failures,
     },
-    ids,
     lastOk,
   };
 }
@@ -531,7 +530,8 @@ async function memoryRuns(args: Args, results: BenchResults): Promise<void> {
           await cluster.stop().catch(() => undefined);
         }
       }
-      fs.rmSync(path.join(backupDir, `memory-${docs}`), { recursive: true, force: true });
+      // The whole location, repository included: the next size is backed up from scratch.
+      fs.rmSync(backupDir, { recursive: true, force: true });
     }
   } finally {
     fs.rmSync(targetDir, { recursive: true, force: true });

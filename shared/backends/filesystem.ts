@@ -82,10 +82,10 @@ export class FilesystemBackend implements Backend {
     const meter = meterBody(body);
     try {
       if (signal?.aborted) throw new CancelledError(`filesystem write ${key} was cancelled`);
-      await mkdir(path.dirname(final), { recursive: true });
+      const handle = await createInDirectory(tmp);
       await removeCrashedTemporaries(final);
-      // `wx`: never reuse a name; `flush`: fsync before the stream closes (pipeline waits for it).
-      await pipeline(meter.stream, createWriteStream(tmp, { flags: 'wx', flush: true }), signal ? { signal } : {});
+      // `flush`: fsync before the stream closes (pipeline waits for it).
+      await pipeline(meter.stream, createWriteStream(tmp, { fd: handle, flush: true }), signal ? { signal } : {});
       if (signal?.aborted) throw new CancelledError(`filesystem write ${key} was cancelled`);
       await rename(tmp, final);
       await syncDirectory(path.dirname(final));
@@ -269,6 +269,22 @@ export class FilesystemBackend implements Backend {
       });
     }
     return fallbackBackendError(err, `filesystem ${what}`, signal);
+  }
+}
+
+/**
+ * Create a new file (`wx`: never reuse a name) and the directories above it. A concurrent
+ * deletePrefix removes directories it leaves empty, possibly between the mkdir and the open: the
+ * open is tried again then. Nothing of the body has been read yet, so nothing is lost.
+ */
+async function createInDirectory(file: string): Promise<FileHandle> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(path.dirname(file), { recursive: true });
+    try {
+      return await open(file, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
+    }
   }
 }
 

@@ -33,7 +33,7 @@ export interface CollectResult {
   kept: number;
 }
 
-export async function collectGarbage(backend: Backend, options: CallOptions & { owner: string; logger?: Logger }): Promise<CollectResult> {
+export async function collectGarbage(backend: Backend, options: CallOptions & { owner: string; logger?: Logger; staleMs?: number }): Promise<CollectResult> {
   const lock = await acquireLock(backend, true, { ...options, waitMs: 5 * 60_000 });
   try {
     const objects = await backend.list('', options);
@@ -68,7 +68,7 @@ export async function collectGarbage(backend: Backend, options: CallOptions & { 
       result.packs++;
       result.bytes += size;
     }
-    await removeStaleLocks(backend, options);
+    await removeStaleLocks(backend, options, options.staleMs);
     options.logger?.info({ location: backend.locate(REPOSITORY_ROOT), ...result }, 'repository garbage collected');
     return result;
   } finally {

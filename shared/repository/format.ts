@@ -66,7 +66,7 @@ export type IndexFile = z.infer<typeof indexFileSchema>;
 
 export const snapshotSchema = z.object({
   version: z.literal(2),
-  /** Bytes of the shard file and their SHA-256 (hex). */
+  /** Bytes of the shard file, and its fingerprint: the SHA-256 (hex) of its chunks' SHA-256s in order. */
   size: z.number().int().min(0),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** The index files that describe the blobs the runs name. */

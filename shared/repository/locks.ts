@@ -36,6 +36,8 @@ export interface LockOptions extends CallOptions {
   owner: string;
   /** Give up after this long (UnavailableError naming the holder). */
   waitMs?: number;
+  /** Locks not refreshed for this long are taken as dead (default STALE_MS). */
+  staleMs?: number;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -55,21 +57,21 @@ async function readLock(backend: Backend, key: string, options: CallOptions): Pr
 }
 
 /** The live locks other than `own`, with their keys. */
-async function liveLocks(backend: Backend, options: CallOptions, own?: string): Promise<{ key: string; lock: LockBody }[]> {
+async function liveLocks(backend: Backend, options: CallOptions, own: string, staleMs: number): Promise<{ key: string; lock: LockBody }[]> {
   const found: { key: string; lock: LockBody }[] = [];
   for (const { key } of await backend.list(LOCK_PREFIX, options)) {
     if (key === own) continue;
     const lock = await readLock(backend, key, options);
-    if (lock && Date.now() - Date.parse(lock.refreshedAt) < STALE_MS) found.push({ key, lock });
+    if (lock && Date.now() - Date.parse(lock.refreshedAt) < staleMs) found.push({ key, lock });
   }
   return found;
 }
 
 /** Remove the locks of processes that died (not refreshed for STALE_MS). */
-export async function removeStaleLocks(backend: Backend, options: CallOptions): Promise<void> {
+export async function removeStaleLocks(backend: Backend, options: CallOptions, staleMs = STALE_MS): Promise<void> {
   for (const { key } of await backend.list(LOCK_PREFIX, options)) {
     const lock = await readLock(backend, key, options);
-    if (lock && Date.now() - Date.parse(lock.refreshedAt) >= STALE_MS) await backend.deletePrefix(key, options);
+    if (lock && Date.now() - Date.parse(lock.refreshedAt) >= staleMs) await backend.deletePrefix(key, options);
   }
 }
 
@@ -81,7 +83,7 @@ export async function acquireLock(backend: Backend, exclusive: boolean, options:
   const deadline = Date.now() + (options.waitMs ?? 10 * 60_000);
   for (let attempt = 0; ; attempt++) {
     await write();
-    const others = await liveLocks(backend, options, key);
+    const others = await liveLocks(backend, options, key, options.staleMs ?? STALE_MS);
     const conflict = others.find((o) => exclusive || o.lock.exclusive);
     if (!conflict) break;
     await backend.deletePrefix(key, options);

@@ -13,10 +13,11 @@
  *
  * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
  * ranged read (a few ahead of need), decoded, and every chunk checked against its SHA-256
- * before its bytes are passed on; the whole file's size and SHA-256 are checked at the end. A
+ * before its bytes are passed on; the file's size and fingerprint (the SHA-256 of its chunks'
+ * SHA-256s, in order) are checked at the end. A
  * missing pack or a corrupt chunk fails with an IntegrityError naming the chunk and the file.
  */
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { PassThrough, Readable } from 'node:stream';
@@ -25,6 +26,7 @@ import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { decodeBlob, encodeBlob } from './codec.ts';
+import { ChunkTable } from './chunk-table.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -82,8 +84,10 @@ interface Place {
 export class Repository {
   /** Index files read or written, by id. */
   private readonly files = new Map<string, IndexFile>();
-  /** Every known chunk: SHA-256 (base64) → place number × CHUNKS_PER_BLOB + position. */
-  private readonly known = new Map<string, number>();
+  /** Index files whose chunks are in `known` (a restore reads index files without learning them). */
+  private readonly learned = new Set<string>();
+  /** Every known chunk: SHA-256 → place number × CHUNKS_PER_BLOB + position. */
+  private readonly known = new ChunkTable();
   private readonly places: Place[] = [];
   private refreshing: Promise<void> | undefined;
 
@@ -98,15 +102,13 @@ export class Repository {
       try {
         const listed = await this.backend.list(INDEX_PREFIX, options);
         const present = new Set(listed.map((o) => o.key.slice(INDEX_PREFIX.length)));
-        if ([...this.files.keys()].some((id) => !present.has(id))) {
-          this.files.clear();
+        for (const id of this.files.keys()) if (!present.has(id)) this.files.delete(id);
+        if ([...this.learned].some((id) => !present.has(id))) {
+          this.learned.clear();
           this.known.clear();
           this.places.length = 0;
         }
-        for (const { key } of listed) {
-          const id = key.slice(INDEX_PREFIX.length);
-          if (!this.files.has(id)) this.learn(id, await this.readIndexFile(id, options));
-        }
+        for (const id of present) if (!this.learned.has(id)) this.learn(id, await this.indexFile(id, options));
       } finally {
         this.refreshing = undefined;
       }
@@ -149,7 +151,7 @@ export class Repository {
       if (n > 0 && runs[n - 4] === file && runs[n - 3] === blob && runs[n - 2]! + runs[n - 1]! === chunk) runs[n - 1]!++;
       else runs.push(file, blob, chunk, 1);
     };
-    const mine = new Map<string, number>();
+    const mine = new ChunkTable();
     const packs = new PackWriter(this.backend, options);
     const whole = createHash('sha256');
     let size = 0;
@@ -157,22 +159,21 @@ export class Repository {
     try {
       for await (const page of pages(source)) {
         signal?.throwIfAborted();
-        whole.update(page);
         size += page.length;
         chunks++;
         options.onProgress?.(size, packs.stored);
-        const hash = createHash('sha256').update(page).digest();
-        const name = hash.toString('base64');
-        const seen = this.known.get(name);
+        const hash = sha256(page);
+        whole.update(hash);
+        const seen = this.known.get(hash);
         if (seen !== undefined) {
           const place = this.places[Math.floor(seen / CHUNKS_PER_BLOB)]!;
           addRun(fileOf(place.file), place.blob, seen % CHUNKS_PER_BLOB);
           continue;
         }
-        let code = mine.get(name);
+        let code = mine.get(hash);
         if (code === undefined) {
           code = packs.add(page, hash);
-          mine.set(name, code);
+          mine.add(hash, code);
         }
         addRun(fileOf(indexId), Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
         await packs.backpressure();
@@ -260,18 +261,18 @@ export class Repository {
       for (let c = first; c < first + count; c++) {
         const chunk = data.subarray(c * CHUNK_SIZE, Math.min((c + 1) * CHUNK_SIZE, blob.rawLength));
         const expected = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES);
-        if (!createHash('sha256').update(chunk).digest().equals(expected)) {
+        whole.update(expected);
+        if (!sha256(chunk).equals(expected)) {
           throw new IntegrityError(`chunk ${expected.toString('hex')} of ${where} is corrupt: its bytes in ${this.backend.locate(packKey(pack))} do not hash to it`);
         }
       }
       const bytes = data.subarray(first * CHUNK_SIZE, Math.min((first + count) * CHUNK_SIZE, blob.rawLength));
-      whole.update(bytes);
       size += bytes.length;
       yield bytes;
     }
-    const sha256 = whole.digest('hex');
-    if (size !== snapshot.size || sha256 !== snapshot.sha256) {
-      throw new IntegrityError(`${where} rebuilt as ${size} bytes with sha256 ${sha256}; the snapshot says ${snapshot.size} bytes, sha256 ${snapshot.sha256}`);
+    const fingerprint = whole.digest('hex');
+    if (size !== snapshot.size || fingerprint !== snapshot.sha256) {
+      throw new IntegrityError(`${where} rebuilt as ${size} bytes with fingerprint ${fingerprint}; the snapshot says ${snapshot.size} bytes, ${snapshot.sha256}`);
     }
   }
 
@@ -299,14 +300,8 @@ export class Repository {
   }
 
   private async indexFile(id: string, options: CallOptions): Promise<IndexFile> {
-    const known = this.files.get(id);
-    if (known) return known;
-    const file = await this.readIndexFile(id, options);
-    this.learn(id, file);
-    return file;
-  }
-
-  private async readIndexFile(id: string, options: CallOptions): Promise<IndexFile> {
+    const cached = this.files.get(id);
+    if (cached) return cached;
     const key = indexKey(id);
     let body: Buffer;
     try {
@@ -315,19 +310,19 @@ export class Repository {
       if (err instanceof NotFoundError) throw new IntegrityError(`index file ${this.backend.locate(key)} is missing`);
       throw err;
     }
-    return decodeObject(body, indexFileSchema, this.backend.locate(key));
+    const file = await decodeObject(body, indexFileSchema, this.backend.locate(key));
+    this.files.set(id, file);
+    return file;
   }
 
-  /** Remember an index file and its chunks. */
+  /** Remember an index file and its chunks, for snapshots to reuse. */
   private learn(id: string, file: IndexFile): void {
-    if (this.files.has(id)) return;
+    if (this.learned.has(id)) return;
+    this.learned.add(id);
     this.files.set(id, file);
     file.blobs.forEach((blob, b) => {
       const place = this.places.push({ file: id, blob: b }) - 1;
-      for (let c = 0; c < chunksIn(blob.rawLength); c++) {
-        const name = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).toString('base64');
-        if (!this.known.has(name)) this.known.set(name, place * CHUNKS_PER_BLOB + c);
-      }
+      for (let c = 0; c < chunksIn(blob.rawLength); c++) this.known.add(blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES), place * CHUNKS_PER_BLOB + c);
     });
   }
 
@@ -335,6 +330,12 @@ export class Repository {
     return (await this.backend.write(key, Readable.from([body]), options)).bytes;
   }
 }
+
+/** SHA-256 of one chunk: node:crypto's one-shot hash where the running Node has it (20.12+). */
+const sha256: (data: Buffer) => Buffer =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (crypto as unknown as { hash(a: string, d: Buffer, e: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
+    : (data) => createHash('sha256').update(data).digest();
 
 /** A byte stream in CHUNK_SIZE pieces (the last may be shorter). */
 async function* pages(source: Readable): AsyncGenerator<Buffer> {

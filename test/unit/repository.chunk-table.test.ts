@@ -1,0 +1,27 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ChunkTable } from '../../shared/repository/chunk-table.ts';
+
+const hashOf = (n: number) => createHash('sha256').update(`chunk ${n}`).digest();
+
+describe('the chunk table of a repository', () => {
+  it('finds every chunk added, through growth, and nothing else', () => {
+    const table = new ChunkTable(4);
+    for (let i = 0; i < 50_000; i++) table.add(hashOf(i), i * 3);
+    expect(table.size).toBe(50_000);
+    for (let i = 0; i < 50_000; i += 7) expect(table.get(hashOf(i))).toBe(i * 3);
+    for (let i = 50_000; i < 50_100; i++) expect(table.get(hashOf(i))).toBeUndefined();
+  });
+
+  it('keeps the first place of a chunk added twice, and forgets everything on clear', () => {
+    const table = new ChunkTable();
+    table.add(hashOf(1), 10);
+    table.add(hashOf(1), 20);
+    expect(table.get(hashOf(1))).toBe(10);
+    expect(table.size).toBe(1);
+    table.clear();
+    expect(table.get(hashOf(1))).toBeUndefined();
+    expect(table.size).toBe(0);
+    expect(() => table.add(hashOf(2), 0xffffffff)).toThrow(RangeError);
+  });
+});
