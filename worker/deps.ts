@@ -19,6 +19,33 @@ export interface JobDeps {
   logger: Logger;
   ops: OperationStore;
   backends: BackendFactory;
+  /** Shard transfers running at once in this process (see TransferSlots). */
+  transfers: TransferSlots;
+}
+
+/**
+ * How many shard transfers (snapshots and restores) run at once in one worker process: one per
+ * core. A worker takes WORKER_CONCURRENCY jobs from each node queue it serves; more transfers
+ * than cores would only share the cores and add each one's buffers to the worker's memory, so
+ * the others wait here (their BullMQ locks are renewed meanwhile).
+ */
+export class TransferSlots {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly size: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
 }
 
 /**

@@ -43,7 +43,9 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
     const progress = new ShardProgress(job, deps.ops, p.op, `${p.node}.${p.index}.${p.shard}`);
     let ok = false;
     try {
-      const { docs, bytes } = p.file ? await fromSnapshot(deps, backend, p, dir, progress, signal) : await fromDump(deps, backend, p, dir, progress, signal);
+      const { docs, bytes } = await deps.transfers.run(() =>
+        p.file ? fromSnapshot(deps, backend, p, dir, progress, signal) : fromDump(deps, backend, p, dir, progress, signal),
+      );
       if (docs !== p.docs) {
         throw new UnrecoverableError(`${backend.locate(p.key)} holds ${docs} documents; the backup manifest says ${p.docs}`);
       }

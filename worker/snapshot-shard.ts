@@ -8,7 +8,8 @@
  * not have yet (every backup is incremental against everything stored before it in that
  * location) and writes the shard's snapshot object at `<id>/<node>/<index>/<shard>`. The
  * AbortSignal (cancel, shutdown deadline) reaches the repository's writes, which leave nothing a
- * snapshot names half-written; the copy is removed whatever happens.
+ * snapshot names half-written; the copy is removed whatever happens. A worker runs one transfer
+ * per core at once (TransferSlots, worker/deps.ts); the other jobs it took wait for a slot.
  */
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
@@ -16,7 +17,7 @@ import { UnrecoverableError } from 'bullmq';
 import { CancelledError } from '../shared/errors.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
-import { repositoryOf } from '../shared/repository/repository.ts';
+import { repositoryOf, STREAM_BUFFER } from '../shared/repository/repository.ts';
 import { takeSnapshot } from '../shared/store/shard-files.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
@@ -37,37 +38,40 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
     const repo = repositoryOf(deps.backends(p.op.backend, p.overrides));
     const progress = new ShardProgress(job, deps.ops, p.op, shardName);
 
-    const copy = await takeSnapshot(deps.store, rec, p.shard);
-    try {
-      const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-      const reading = pipeline(copy.stream(), throttleStream(deps.config.workerMaxBytesPerSecond), body, { signal });
-      reading.catch(() => undefined);
-      const written = await repo
-        .write(body, p.key, {
-          level: p.compression,
-          signal,
-          onProgress: (read, stored) => progress.update(Math.floor((copy.docs * read) / Math.max(1, copy.size)), stored),
-        })
-        .catch((err: unknown) => {
-          body.destroy();
-          throw signal.aborted ? new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled`, { cause: err }) : err;
-        });
-      await reading;
-      const result = {
-        node: p.node,
-        index: p.index,
-        shard: p.shard,
-        key: p.key,
-        docs: copy.docs,
-        bytes: written.stored,
-        sha256: written.snapshotSha256,
-        file: { size: written.size, sha256: written.sha256, chunks: written.chunks, newChunks: written.newChunks },
-      };
-      await progress.done(result.docs, result.bytes);
-      deps.logger.debug({ job: job.id, ...result }, 'shard snapshot written');
-      return result;
-    } finally {
-      await copy.release();
-    }
+    return deps.transfers.run(async () => {
+      if (signal.aborted) throw new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled before it started`);
+      const copy = await takeSnapshot(deps.store, rec, p.shard);
+      try {
+        const body = new PassThrough({ highWaterMark: STREAM_BUFFER });
+        const reading = pipeline(copy.stream(), throttleStream(deps.config.workerMaxBytesPerSecond), body, { signal });
+        reading.catch(() => undefined);
+        const written = await repo
+          .write(body, p.key, {
+            level: p.compression,
+            signal,
+            onProgress: (read, stored) => progress.update(Math.floor((copy.docs * read) / Math.max(1, copy.size)), stored),
+          })
+          .catch((err: unknown) => {
+            body.destroy();
+            throw signal.aborted ? new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled`, { cause: err }) : err;
+          });
+        await reading;
+        const result = {
+          node: p.node,
+          index: p.index,
+          shard: p.shard,
+          key: p.key,
+          docs: copy.docs,
+          bytes: written.stored,
+          sha256: written.snapshotSha256,
+          file: { size: written.size, sha256: written.sha256, chunks: written.chunks, newChunks: written.newChunks },
+        };
+        await progress.done(result.docs, result.bytes);
+        deps.logger.debug({ job: job.id, ...result }, 'shard snapshot written');
+        return result;
+      } finally {
+        await copy.release();
+      }
+    });
   };
 }

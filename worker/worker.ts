@@ -14,6 +14,7 @@
  * back to its queue (not counted as a failed attempt), so another worker runs it.
  */
 import { MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
+import { availableParallelism } from 'node:os';
 import type { Redis } from 'ioredis';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
@@ -39,7 +40,7 @@ import { createRedis } from '../shared/redis.ts';
 import type { Store } from '../shared/store/store.ts';
 import { commitBackup } from './commit-backup.ts';
 import { commitRestore } from './commit-restore.ts';
-import { StoppedError, type JobDeps } from './deps.ts';
+import { StoppedError, TransferSlots, type JobDeps } from './deps.ts';
 import { restoreShard } from './restore-shard.ts';
 import { snapshotShard } from './snapshot-shard.ts';
 
@@ -83,7 +84,14 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const control = createRedis(deps.redisUrl);
   control.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const ops = new OperationStore(control);
-  const jobDeps: JobDeps = { config, store: deps.store, logger, ops, backends: deps.backends ?? configuredBackends(config, logger) };
+  const jobDeps: JobDeps = {
+    config,
+    store: deps.store,
+    logger,
+    ops,
+    backends: deps.backends ?? configuredBackends(config, logger),
+    transfers: new TransferSlots(availableParallelism()),
+  };
   const processors = { ...defaultProcessors(jobDeps), ...deps.processors };
   assertProcessors(processors);
 

@@ -46,9 +46,10 @@ function zstd(): Promise<Zstd> {
         decompress: (data) => decompress(data),
       };
     }
-    const m = (await import('@mongodb-js/zstd')) as unknown as Zstd & { default?: Zstd };
-    const mod = m.default ?? m;
-    return { compress: (data, level) => mod.compress(data, level), decompress: (data) => mod.decompress(data) };
+    // The package's own wrapper (index.js of 1.2.x) drops the level it declares; its native
+    // bindings take it (and default to 3), so they are called directly.
+    const bindings = await import('@mongodb-js/zstd/bindings.js');
+    return { compress: (data, level) => bindings.compress(data, level), decompress: (data) => bindings.decompress(data) };
   })();
   return loaded;
 }

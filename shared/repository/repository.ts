@@ -50,11 +50,16 @@ import {
   type Snapshot,
 } from './format.ts';
 
-/** Blobs compressed or queued for their pack at once (each ≤ 1 MiB raw). */
-const PIPELINE = 6;
+/**
+ * Blobs compressed or queued for their pack at once (each ≤ 1 MiB raw). A worker runs several
+ * shard jobs at once (WORKER_CONCURRENCY per node queue), so each one keeps little in flight.
+ */
+const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
-const READ_AHEAD = 4;
-const BLOB_CACHE = 8;
+const READ_AHEAD = 2;
+const BLOB_CACHE = 4;
+/** Bytes buffered by each stream stage of a snapshot. */
+export const STREAM_BUFFER = 256 * 1024;
 
 export interface WriteOptions extends CallOptions {
   level: CompressionLevel;
@@ -156,28 +161,38 @@ export class Repository {
     const whole = createHash('sha256');
     let size = 0;
     let chunks = 0;
+    // One chunk: named, then reused or queued for a pack. Synchronous, so a buffer of the
+    // source is cut and handled without a turn of the event loop per chunk.
+    const chunk = (page: Buffer): void => {
+      size += page.length;
+      chunks++;
+      const hash = sha256(page);
+      whole.update(hash);
+      const seen = this.known.get(hash);
+      if (seen !== undefined) {
+        const place = this.places[Math.floor(seen / CHUNKS_PER_BLOB)]!;
+        addRun(fileOf(place.file), place.blob, seen % CHUNKS_PER_BLOB);
+        return;
+      }
+      let code = mine.get(hash);
+      if (code === undefined) {
+        code = packs.add(page, hash);
+        mine.add(hash, code);
+      }
+      addRun(fileOf(indexId), Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
+    };
     try {
-      for await (const page of pages(source)) {
+      let carry: Buffer | undefined;
+      for await (const data of source) {
         signal?.throwIfAborted();
-        size += page.length;
-        chunks++;
+        const buf: Buffer = carry ? Buffer.concat([carry, data as Buffer]) : (data as Buffer);
+        const cut = buf.length - (buf.length % CHUNK_SIZE);
+        for (let at = 0; at < cut; at += CHUNK_SIZE) chunk(buf.subarray(at, at + CHUNK_SIZE));
+        carry = cut < buf.length ? Buffer.from(buf.subarray(cut)) : undefined;
         options.onProgress?.(size, packs.stored);
-        const hash = sha256(page);
-        whole.update(hash);
-        const seen = this.known.get(hash);
-        if (seen !== undefined) {
-          const place = this.places[Math.floor(seen / CHUNKS_PER_BLOB)]!;
-          addRun(fileOf(place.file), place.blob, seen % CHUNKS_PER_BLOB);
-          continue;
-        }
-        let code = mine.get(hash);
-        if (code === undefined) {
-          code = packs.add(page, hash);
-          mine.add(hash, code);
-        }
-        addRun(fileOf(indexId), Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
         await packs.backpressure();
       }
+      if (carry) chunk(carry);
       const added = await packs.finish();
       let stored = added.stored;
       if (added.blobs.length > 0) {
@@ -217,7 +232,7 @@ export class Repository {
     }
     const snapshot = await decodeObject(body, snapshotSchema, this.backend.locate(key));
     const files = await Promise.all(snapshot.indexes.map((id) => this.indexFile(id, options)));
-    return { snapshot, stream: Readable.from(this.replay(snapshot, files, where, options)) };
+    return { snapshot, stream: Readable.from(this.replay(snapshot, files, where, options), { objectMode: false, highWaterMark: STREAM_BUFFER }) };
   }
 
   private async *replay(snapshot: Snapshot, files: IndexFile[], where: string, options: CallOptions): AsyncGenerator<Buffer> {
@@ -337,22 +352,6 @@ const sha256: (data: Buffer) => Buffer =
     ? (data) => (crypto as unknown as { hash(a: string, d: Buffer, e: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
     : (data) => createHash('sha256').update(data).digest();
 
-/** A byte stream in CHUNK_SIZE pieces (the last may be shorter). */
-async function* pages(source: Readable): AsyncGenerator<Buffer> {
-  let carry: Buffer = Buffer.alloc(0);
-  for await (const data of source) {
-    let buf = carry.length > 0 ? Buffer.concat([carry, data as Buffer]) : (data as Buffer);
-    let at = 0;
-    while (buf.length - at >= CHUNK_SIZE) {
-      yield buf.subarray(at, at + CHUNK_SIZE);
-      at += CHUNK_SIZE;
-    }
-    carry = Buffer.from(buf.subarray(at));
-    buf = carry;
-  }
-  if (carry.length > 0) yield carry;
-}
-
 /**
  * New chunks into blobs, blobs into packs: each blob is compressed as soon as it is full (on the
  * thread pool) and appended to the current pack in order; a pack is closed at PACK_TARGET_BYTES
@@ -424,7 +423,7 @@ class PackWriter {
     if (!this.current || this.current.bytes >= PACK_TARGET_BYTES) {
       this.closePack();
       const id = newId();
-      const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+      const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
       const upload = this.backend.write(packKey(id), stream, { signal: this.options.signal });
       upload.catch(() => undefined);
       this.packs.push(id);

@@ -55,7 +55,7 @@ export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number
     await db.backup(file, false);
     const docs = await countDocuments(file);
     const { size } = await fs.promises.stat(file);
-    return { size, docs, stream: () => fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), release };
+    return { size, docs, stream: () => fs.createReadStream(file, { highWaterMark: 256 * 1024 }), release };
   } catch (err) {
     await release();
     throw err;
