@@ -364,7 +364,8 @@ async function measureOps(
  */
 async function incrementalRuns(args: Args, data: DataSummary, dataDir: string, results: BenchResults, resticBinary: string | undefined): Promise<void> {
   const workers = Math.max(...args.workers);
-  const compression = 'BestSpeed';
+  // Weaviate's default level, what a backup gets unless it asks otherwise.
+  const compression = 'DefaultCompression';
   const classes = data.indexes.map((i) => i.name);
   const outDir = path.join(args.workDir, 'incremental-out');
   const backupDir = path.join(args.workDir, 'backups-incremental');

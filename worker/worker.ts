@@ -90,7 +90,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
     logger,
     ops,
     backends: deps.backends ?? configuredBackends(config, logger),
-    transfers: new TransferSlots(availableParallelism()),
+    transfers: new TransferSlots(2 * availableParallelism()),
   };
   const processors = { ...defaultProcessors(jobDeps), ...deps.processors };
   assertProcessors(processors);

@@ -56,7 +56,7 @@ import {
  */
 const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
-const READ_AHEAD = 2;
+const READ_AHEAD = 8;
 const BLOB_CACHE = 4;
 /** Bytes buffered by each stream stage of a snapshot. */
 export const STREAM_BUFFER = 256 * 1024;
