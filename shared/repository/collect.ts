@@ -8,10 +8,11 @@
  * that starts with zstd's magic (format-1 dump objects do not, and are skipped). A snapshot
  * that cannot be read stops the collection before anything is removed.
  *
- * The unit of removal is one snapshot run: its index file and its packs go together once no
- * snapshot names the index file (the index file first, so no writer can reuse its chunks, then
- * the packs). Packs that no index file names (a run that failed) and stale locks go too. A run
- * some of whose chunks are still named stays whole; repacking it is later work.
+ * The unit of removal is an index file and the pack it names (one per pack since the writer
+ * writes them so): they go together once no snapshot names the index file (the index file
+ * first, so no writer can reuse its chunks, then the pack). Packs that no index file names (a
+ * run that failed) and stale locks go too. A pack some of whose chunks are still named stays
+ * whole; repacking it is later work.
  */
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';

@@ -5,8 +5,8 @@
  *
  *   .repository/packs/<hh>/<pack id>   blobs, one after another (a blob: up to 256 chunks of 4 KiB,
  *                                      compressed together as one zstd frame, or stored raw)
- *   .repository/index/<index id>       the blobs one snapshot run added: pack, offset, length, codec,
- *                                      raw length, and the SHA-256 of each of their chunks
+ *   .repository/index/<index id>       the blobs of one pack: offset, length, codec, raw length,
+ *                                      and the SHA-256 of each of their chunks
  *   <snapshot key>                     one shard file: its size and SHA-256, and runs of chunks
  *                                      (index file, blob, first chunk, count) that rebuild it in order
  */

@@ -6,16 +6,17 @@
  * process keeps the index files it has read (they never change once written).
  *
  * Writing (`write`): chunks are hashed on the JavaScript thread while blobs are compressed on
- * the thread pool and streamed into the current pack; at most PIPELINE blobs are in flight, so
- * memory is bounded whatever the file size. Packs are written before the index file that
- * names them, and the index file before the snapshot that uses it: whatever a snapshot names
- * exists once the snapshot does.
+ * the thread pool and streamed into the current pack; at most PIPELINE blobs are in flight, a
+ * pack's blob records are let go once its index file is written, and the table of chunks
+ * queued in this run is bounded, so memory does not grow with the file. A pack is written
+ * before the index file that names it, and every index file before the snapshot that uses
+ * it: whatever a snapshot names exists once the snapshot does.
  *
  * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
  * ranged read (a few ahead of need), decoded, and every chunk checked against its SHA-256
  * before its bytes are passed on; the file's size and fingerprint (the SHA-256 of its chunks'
- * SHA-256s, in order) are checked at the end. A
- * missing pack or a corrupt chunk fails with an IntegrityError naming the chunk and the file.
+ * SHA-256s, in order) are checked at the end. A missing pack or a corrupt chunk fails with an
+ * IntegrityError naming the chunk and the file.
  */
 import crypto, { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -58,6 +59,10 @@ const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
 const READ_AHEAD = 8;
 const BLOB_CACHE = 4;
+/** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
+const MINE_LIMIT = 1 << 17;
+/** In a run's list while it is written: a blob of this run, whose index file is not known yet. */
+const OWN = 0xffffffff;
 /** Bytes buffered by each stream stage of a snapshot. */
 export const STREAM_BUFFER = 256 * 1024;
 
@@ -139,7 +144,6 @@ export class Repository {
   private async writeLocked(source: Readable, key: string, options: WriteOptions): Promise<WriteResult> {
     const { signal } = options;
     await this.refresh(options);
-    const indexId = newId();
     const files: string[] = [];
     const fileNumber = new Map<string, number>();
     const fileOf = (id: string): number => {
@@ -156,6 +160,8 @@ export class Repository {
       if (n > 0 && runs[n - 4] === file && runs[n - 3] === blob && runs[n - 2]! + runs[n - 1]! === chunk) runs[n - 1]!++;
       else runs.push(file, blob, chunk, 1);
     };
+    // Chunks of this run already queued (a file repeats some pages: empty ones, mostly). Bounded:
+    // past MINE_LIMIT it starts again, so a repeat after that is stored twice, never missed.
     const mine = new ChunkTable();
     const packs = new PackWriter(this.backend, options);
     const whole = createHash('sha256');
@@ -176,10 +182,11 @@ export class Repository {
       }
       let code = mine.get(hash);
       if (code === undefined) {
+        if (mine.size >= MINE_LIMIT) mine.clear();
         code = packs.add(page, hash);
         mine.add(hash, code);
       }
-      addRun(fileOf(indexId), Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
+      addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
     };
     try {
       let carry: Buffer | undefined;
@@ -193,13 +200,15 @@ export class Repository {
         await packs.backpressure();
       }
       if (carry) chunk(carry);
-      const added = await packs.finish();
-      let stored = added.stored;
-      if (added.blobs.length > 0) {
-        const file: IndexFile = { version: 1, packs: added.packs, blobs: added.blobs };
-        stored += await this.put(indexKey(indexId), await encodeObject(file), options);
-        this.learn(indexId, file);
+      await packs.finish();
+      // This run's blobs are named by the index file of their pack, known now.
+      for (let r = 0; r < runs.length; r += 4) {
+        if (runs[r] !== OWN) continue;
+        const at = packs.placed[runs[r + 1]!]!;
+        runs[r] = fileOf(at.index);
+        runs[r + 1] = at.blob;
       }
+      let stored = packs.stored;
       const snapshot: Snapshot = { version: 2, size, sha256: whole.digest('hex'), indexes: files, runs: encodeRuns(runs) };
       const body = await encodeObject(snapshot);
       stored += await this.put(key, body, options);
@@ -208,7 +217,7 @@ export class Repository {
         size,
         sha256: snapshot.sha256,
         chunks,
-        newChunks: mine.size,
+        newChunks: packs.chunks,
         stored,
         snapshotSha256: createHash('sha256').update(body).digest('hex'),
       };
@@ -358,25 +367,29 @@ const sha256: (data: Buffer) => Buffer =
  * and its upload finishes in the background.
  */
 class PackWriter {
-  readonly packs: string[] = [];
-  readonly blobs: Blob[] = [];
   stored = 0;
+  /** New chunks queued. */
+  chunks = 0;
+  /** Where each blob of this run went, by its run-local number: index file id and position there. */
+  readonly placed: { index: string; blob: number }[] = [];
   private pending: Buffer[] = [];
   private pendingHashes: Buffer[] = [];
   private next = 0;
   private chain: Promise<void> = Promise.resolve();
   private readonly appended: Promise<void>[] = [];
-  private current: { stream: PassThrough; upload: Promise<unknown>; bytes: number } | undefined;
-  private readonly uploads: Promise<unknown>[] = [];
+  private current: { id: string; stream: PassThrough; upload: Promise<unknown>; bytes: number; blobs: Blob[]; numbers: number[] } | undefined;
+  /** Each closed pack: its upload, then its index file. */
+  private readonly closed: Promise<void>[] = [];
 
   constructor(
     private readonly backend: Backend,
     private readonly options: WriteOptions,
   ) {}
 
-  /** Queue a new chunk; answers its blob number × CHUNKS_PER_BLOB + position. */
+  /** Queue a new chunk; answers its run-local blob number × CHUNKS_PER_BLOB + position. */
   add(chunk: Buffer, hash: Buffer): number {
     const code = this.next * CHUNKS_PER_BLOB + this.pending.length;
+    this.chunks++;
     this.pending.push(chunk);
     this.pendingHashes.push(hash);
     if (this.pending.length === CHUNKS_PER_BLOB) this.flush();
@@ -389,17 +402,17 @@ class PackWriter {
     if (n > PIPELINE) await this.appended[n - PIPELINE - 1];
   }
 
-  async finish(): Promise<{ packs: string[]; blobs: Blob[]; stored: number }> {
+  /** Every blob in a finished pack named by a written index file. */
+  async finish(): Promise<void> {
     if (this.pending.length > 0) this.flush();
     await this.chain;
     this.closePack();
-    await Promise.all(this.uploads);
-    return { packs: this.packs, blobs: this.blobs, stored: this.stored };
+    await Promise.all(this.closed);
   }
 
   abort(err: Error): void {
     this.current?.stream.destroy(err);
-    for (const u of this.uploads) u.catch(() => undefined);
+    for (const c of this.closed) c.catch(() => undefined);
     this.chain.catch(() => undefined);
   }
 
@@ -414,33 +427,48 @@ class PackWriter {
     this.chain = this.chain.then(async () => {
       const { codec, data } = await encoded;
       const { pack, offset } = await this.append(data);
-      this.blobs[number] = { pack, offset, length: data.length, codec, rawLength: raw.length, hashes };
+      pack.blobs.push({ pack: 0, offset, length: data.length, codec, rawLength: raw.length, hashes });
+      pack.numbers.push(number);
     });
     this.appended.push(this.chain);
   }
 
-  private async append(data: Buffer): Promise<{ pack: number; offset: number }> {
+  private async append(data: Buffer): Promise<{ pack: NonNullable<PackWriter['current']>; offset: number }> {
     if (!this.current || this.current.bytes >= PACK_TARGET_BYTES) {
       this.closePack();
       const id = newId();
       const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
       const upload = this.backend.write(packKey(id), stream, { signal: this.options.signal });
       upload.catch(() => undefined);
-      this.packs.push(id);
-      this.uploads.push(upload);
-      this.current = { stream, upload, bytes: 0 };
+      this.current = { id, stream, upload, bytes: 0, blobs: [], numbers: [] };
     }
     const current = this.current;
     const offset = current.bytes;
     current.bytes += data.length;
     this.stored += data.length;
     if (!current.stream.write(data)) await Promise.race([once(current.stream, 'drain'), current.upload]);
-    return { pack: this.packs.length - 1, offset };
+    return { pack: current, offset };
   }
 
+  /**
+   * End the current pack; once its upload is complete, write the index file naming its blobs
+   * (one index file per pack: a run never holds more than one pack's blob records, and
+   * garbage collection frees space pack by pack).
+   */
   private closePack(): void {
-    this.current?.stream.end();
+    const pack = this.current;
+    if (!pack) return;
     this.current = undefined;
+    pack.stream.end();
+    const done = (async () => {
+      await pack.upload;
+      const index = newId();
+      const file: IndexFile = { version: 1, packs: [pack.id], blobs: pack.blobs };
+      this.stored += (await this.backend.write(indexKey(index), Readable.from([await encodeObject(file)]), { signal: this.options.signal })).bytes;
+      pack.numbers.forEach((n, blob) => (this.placed[n] = { index, blob }));
+    })();
+    done.catch(() => undefined);
+    this.closed.push(done);
   }
 }
 
