@@ -28,6 +28,7 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { decodeBlob, encodeBlob } from './codec.ts';
 import { ChunkTable } from './chunk-table.ts';
+import { hashChunks } from './hash-pool.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -61,6 +62,8 @@ const READ_AHEAD = 8;
 const BLOB_CACHE = 4;
 /** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
+/** Source buffers being named at once, beyond the one being handled. */
+const NAMING_AHEAD = 4;
 /** In a run's list while it is written: a blob of this run, whose index file is not known yet. */
 const OWN = 0xffffffff;
 /** Bytes buffered by each stream stage of a snapshot. */
@@ -167,12 +170,11 @@ export class Repository {
     const whole = createHash('sha256');
     let size = 0;
     let chunks = 0;
-    // One chunk: named, then reused or queued for a pack. Synchronous, so a buffer of the
-    // source is cut and handled without a turn of the event loop per chunk.
-    const chunk = (page: Buffer): void => {
+    // One chunk, named already: reused or queued for a pack. Synchronous, so a buffer of the
+    // source is handled without a turn of the event loop per chunk.
+    const chunk = (page: Buffer, hash: Buffer): void => {
       size += page.length;
       chunks++;
-      const hash = sha256(page);
       whole.update(hash);
       const seen = this.known.get(hash);
       if (seen !== undefined) {
@@ -188,18 +190,36 @@ export class Repository {
       }
       addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
     };
+    // Buffers of the source whose chunks are being named (hash-pool.ts), in order, a few ahead.
+    const naming: { buf: Buffer; hashes: Promise<Buffer> }[] = [];
+    const handle = async (keep: number): Promise<void> => {
+      while (naming.length > keep) {
+        const { buf, hashes } = naming.shift()!;
+        const names = await hashes;
+        for (let at = 0, i = 0; at < buf.length; at += CHUNK_SIZE, i++) {
+          chunk(buf.subarray(at, at + CHUNK_SIZE), names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+        }
+        options.onProgress?.(size, packs.stored);
+        await packs.backpressure();
+      }
+    };
+    const name = (buf: Buffer) => {
+      const hashes = hashChunks(buf);
+      hashes.catch(() => undefined);
+      naming.push({ buf, hashes });
+    };
     try {
       let carry: Buffer | undefined;
       for await (const data of source) {
         signal?.throwIfAborted();
         const buf: Buffer = carry ? Buffer.concat([carry, data as Buffer]) : (data as Buffer);
         const cut = buf.length - (buf.length % CHUNK_SIZE);
-        for (let at = 0; at < cut; at += CHUNK_SIZE) chunk(buf.subarray(at, at + CHUNK_SIZE));
+        if (cut > 0) name(buf.subarray(0, cut));
         carry = cut < buf.length ? Buffer.from(buf.subarray(cut)) : undefined;
-        options.onProgress?.(size, packs.stored);
-        await packs.backpressure();
+        await handle(NAMING_AHEAD);
       }
-      if (carry) chunk(carry);
+      if (carry) name(carry);
+      await handle(0);
       await packs.finish();
       // This run's blobs are named by the index file of their pack, known now.
       for (let r = 0; r < runs.length; r += 4) {
