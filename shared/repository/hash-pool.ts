@@ -21,13 +21,19 @@ parentPort.on('message', ({ id, data }) => {
   const n = Math.ceil(buf.length / ${CHUNK_SIZE});
   const out = Buffer.allocUnsafeSlow(n * ${HASH_BYTES});
   for (let i = 0; i < n; i++) one(buf.subarray(i * ${CHUNK_SIZE}, (i + 1) * ${CHUNK_SIZE})).copy(out, i * ${HASH_BYTES});
-  parentPort.postMessage({ id, hashes: out.buffer }, [out.buffer]);
+  parentPort.postMessage({ id, data, hashes: out.buffer }, [data, out.buffer]);
 });
 `;
 
+/** A buffer's bytes (handed back by the thread) and the SHA-256s of its chunks. */
+export interface Named {
+  data: Buffer;
+  hashes: Buffer;
+}
+
 interface Thread {
   worker: Worker;
-  waiting: Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>;
+  waiting: Map<number, { resolve: (n: Named) => void; reject: (e: Error) => void }>;
 }
 
 class HashPool {
@@ -40,8 +46,8 @@ class HashPool {
     this.threads = Array.from({ length: size }, () => {
       const worker = new Worker(THREAD, { eval: true });
       const thread: Thread = { worker, waiting: new Map() };
-      worker.on('message', ({ id, hashes }: { id: number; hashes: ArrayBuffer }) => {
-        thread.waiting.get(id)?.resolve(Buffer.from(hashes));
+      worker.on('message', ({ id, data, hashes }: { id: number; data: ArrayBuffer; hashes: ArrayBuffer }) => {
+        thread.waiting.get(id)?.resolve({ data: Buffer.from(data), hashes: Buffer.from(hashes) });
         thread.waiting.delete(id);
         if (thread.waiting.size === 0) worker.unref();
       });
@@ -59,23 +65,28 @@ class HashPool {
     });
   }
 
-  /** The SHA-256s (HASH_BYTES each, in order) of the CHUNK_SIZE chunks of data. */
-  hash(data: Buffer): Promise<Buffer> {
+  /**
+   * The SHA-256s (HASH_BYTES each, in order) of the CHUNK_SIZE chunks of data. The bytes travel
+   * to the thread and back without a copy when data owns its whole ArrayBuffer (it is unusable
+   * meanwhile: use the `data` answered); otherwise a copy travels.
+   */
+  hash(data: Buffer): Promise<Named> {
     const thread = this.threads[this.next++ % this.threads.length]!;
     const id = this.id++;
+    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    const travelling = own ? (data.buffer as ArrayBuffer) : Uint8Array.prototype.slice.call(data).buffer;
     return new Promise((resolve, reject) => {
       if (thread.waiting.size === 0) thread.worker.ref();
       thread.waiting.set(id, { resolve, reject });
-      // A copy goes to the thread: the caller keeps its bytes for the packs.
-      thread.worker.postMessage({ id, data });
+      thread.worker.postMessage({ id, data: travelling }, [travelling]);
     });
   }
 }
 
 let pool: HashPool | undefined;
 
-/** The SHA-256s of data's chunks, from the process's hash pool. */
-export function hashChunks(data: Buffer): Promise<Buffer> {
+/** data's bytes and the SHA-256s of its chunks, from the process's hash pool (see HashPool.hash). */
+export function hashChunks(data: Buffer): Promise<Named> {
   if (!pool || pool.broken) pool = new HashPool(Math.max(1, availableParallelism() - 1));
   return pool.hash(data);
 }

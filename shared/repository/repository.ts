@@ -28,7 +28,7 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { decodeBlob, encodeBlob } from './codec.ts';
 import { ChunkTable } from './chunk-table.ts';
-import { hashChunks } from './hash-pool.ts';
+import { hashChunks, type Named } from './hash-pool.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -191,22 +191,21 @@ export class Repository {
       addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
     };
     // Buffers of the source whose chunks are being named (hash-pool.ts), in order, a few ahead.
-    const naming: { buf: Buffer; hashes: Promise<Buffer> }[] = [];
+    const naming: Promise<Named>[] = [];
     const handle = async (keep: number): Promise<void> => {
       while (naming.length > keep) {
-        const { buf, hashes } = naming.shift()!;
-        const names = await hashes;
+        const { data: buf, hashes } = await naming.shift()!;
         for (let at = 0, i = 0; at < buf.length; at += CHUNK_SIZE, i++) {
-          chunk(buf.subarray(at, at + CHUNK_SIZE), names.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+          chunk(buf.subarray(at, at + CHUNK_SIZE), hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
         }
         options.onProgress?.(size, packs.stored);
         await packs.backpressure();
       }
     };
     const name = (buf: Buffer) => {
-      const hashes = hashChunks(buf);
-      hashes.catch(() => undefined);
-      naming.push({ buf, hashes });
+      const named = hashChunks(buf);
+      named.catch(() => undefined);
+      naming.push(named);
     };
     try {
       let carry: Buffer | undefined;
