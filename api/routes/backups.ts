@@ -18,6 +18,7 @@
 import { Hono } from 'hono';
 import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
 import { overridesFromQuery } from '../../shared/backups/validate.ts';
+import { ValidationError } from '../../shared/errors.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
@@ -55,7 +56,14 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
     await service().cancelRestore(c.req.param('backend'), c.req.param('id'));
     return c.body(null, 204);
   });
-  app.post('/:backend/:id/delete', async (c) => reply(c, await service().deleteBackup(c.req.param('backend'), c.req.param('id'), query(c))));
+  app.post('/:backend/:id/delete', async (c) => {
+    // No body is needed; one that is sent is read like any other (size, type, JSON) and must be empty or {}.
+    const body = await readJson(c, config.maxBodyBytes);
+    if (body !== undefined && !(typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0)) {
+      throw new ValidationError('POST …/delete takes no body (or an empty JSON object)');
+    }
+    return reply(c, await service().deleteBackup(c.req.param('backend'), c.req.param('id'), query(c)));
+  });
   app.get('/:backend/:id/verify', async (c) => reply(c, await service().verify(c.req.param('backend'), c.req.param('id'), query(c))));
 
   return {

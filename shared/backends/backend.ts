@@ -42,6 +42,14 @@ export interface Backend {
   exists(key: string, options?: CallOptions): Promise<boolean>;
   /** Writes, reads back and deletes a marker object; rejects with the reason if any step fails. */
   checkAccess(options?: CallOptions): Promise<void>;
+  /**
+   * Removes what dead writes left under prefix and nobody will finish: the filesystem's `*.tmp`
+   * files not written to for a while (a key written again cleans its own; content-addressed
+   * keys are never written again). Answers how many. S3 and GCS have nothing to sweep: an
+   * abandoned multipart upload or resumable session never becomes an object (a bucket
+   * lifecycle rule expires the former).
+   */
+  sweepAbandonedWrites?(prefix: string, options?: CallOptions): Promise<number>;
 }
 
 /** Weaviate's per-request overrides (`config.Bucket`, `config.Path`). */

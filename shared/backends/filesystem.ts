@@ -154,6 +154,21 @@ export class FilesystemBackend implements Backend {
     }
   }
 
+  async sweepAbandonedWrites(prefix: string, options: CallOptions = {}): Promise<number> {
+    validatePrefix(prefix);
+    const { files } = await this.walk(prefix, options.signal);
+    let swept = 0;
+    for (const file of files.filter((f) => f.tmp)) {
+      const full = this.pathOf(file.key, true);
+      const st = await stat(full).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > CRASHED_AFTER_MS) {
+        await rm(full, { force: true });
+        swept++;
+      }
+    }
+    return swept;
+  }
+
   async exists(key: string, options: CallOptions = {}): Promise<boolean> {
     validateKey(key);
     if (options.signal?.aborted) throw new CancelledError(`filesystem exists ${key} was cancelled`);

@@ -11,7 +11,7 @@
  * The unit of removal is an index file and the pack it names (one per pack since the writer
  * writes them so): they go together once no snapshot names the index file (the index file
  * first, so no writer can reuse its chunks, then the pack). Packs that no index file names (a
- * run that failed) and stale locks go too. A pack some of whose chunks are still named stays
+ * run that failed), stale locks and what dead writes left (the filesystem's temporaries) go too. A pack some of whose chunks are still named stays
  * whole; repacking it is later work.
  */
 import type { Backend, CallOptions } from '../backends/backend.ts';
@@ -70,6 +70,8 @@ export async function collectGarbage(backend: Backend, options: CallOptions & { 
       result.bytes += size;
     }
     await removeStaleLocks(backend, options, options.staleMs);
+    // Pack writes that died part-way (their keys are never written again to clean them up).
+    await backend.sweepAbandonedWrites?.(`${REPOSITORY_ROOT}/`, options);
     options.logger?.info({ location: backend.locate(REPOSITORY_ROOT), ...result }, 'repository garbage collected');
     return result;
   } finally {
