@@ -12,11 +12,7 @@ import { SCHEMAS_INDEX, type IndexRecord, type Store } from '../store/store.ts';
 
 /** Every document of an index, shard by shard. */
 export async function* indexDocuments(store: Store, rec: IndexRecord): AsyncGenerator<Document> {
-  for (let shard = 0; shard < rec.shards; shard++) {
-    for (const { value } of store.shardDb(rec, shard).getRange({})) {
-      yield value as Document;
-    }
-  }
+  for (let shard = 0; shard < rec.shards; shard++) yield* store.shardDocuments(rec, shard);
 }
 
 /**

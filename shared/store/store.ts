@@ -374,7 +374,16 @@ export class Store {
 
   // ---- documents -----------------------------------------------------------------------
 
-  /** The LMDB database of one shard, opened once per process and reopened if the index was recreated. */
+  /** Every document of one shard, read in one read transaction (a consistent snapshot while writes go on). */
+  *shardDocuments(rec: IndexRecord, shard: number): Generator<Document> {
+    for (const { value } of this.shardDb(rec, shard).getRange({})) yield value as Document;
+  }
+
+  /**
+   * The LMDB database of one shard, opened once per process and reopened if the index was
+   * recreated. For shared/store only (shard-files.ts copies it); everything else goes through
+   * the Store's methods.
+   */
   shardDb(rec: IndexRecord, shard: number): RootDatabase {
     if (this.deleting.has(rec.name)) throw new NotFoundError(`index ${JSON.stringify(rec.name)} is being deleted`);
     const key = `${rec.name}/${shard}`;
