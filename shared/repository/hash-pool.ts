@@ -78,7 +78,13 @@ class HashPool {
     return new Promise((resolve, reject) => {
       if (thread.waiting.size === 0) thread.worker.ref();
       thread.waiting.set(id, { resolve, reject });
-      thread.worker.postMessage({ id, data: travelling }, [travelling]);
+      try {
+        thread.worker.postMessage({ id, data: travelling }, [travelling]);
+      } catch {
+        // A buffer that cannot be transferred (one some native code owns) travels as a copy.
+        const copy = Uint8Array.prototype.slice.call(data).buffer;
+        thread.worker.postMessage({ id, data: copy }, [copy]);
+      }
     });
   }
 }

@@ -13,12 +13,12 @@
  * it: whatever a snapshot names exists once the snapshot does.
  *
  * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
- * ranged read (a few ahead of need), decoded, and every chunk checked against its SHA-256
- * before its bytes are passed on; the file's size and fingerprint (the SHA-256 of its chunks'
+ * ranged read (a few ahead of need), decoded, its chunks named in the hash pool, and every
+ * chunk checked against its SHA-256 before its bytes are passed on; the file's size and fingerprint (the SHA-256 of its chunks'
  * SHA-256s, in order) are checked at the end. A missing pack or a corrupt chunk fails with an
  * IntegrityError naming the chunk and the file.
  */
-import crypto, { createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { PassThrough, Readable } from 'node:stream';
@@ -270,19 +270,20 @@ export class Repository {
       const last = order.at(-1);
       if (!last || last[0] !== runs[r] || last[1] !== runs[r + 1]) order.push([runs[r]!, runs[r + 1]!]);
     }
-    const cache = new Map<string, Promise<Buffer>>();
+    // Each blob read, decoded and its chunks named (in the hash pool), a few ahead of need.
+    const cache = new Map<string, Promise<Named>>();
     const blobOf = ([f, b]: [number, number]): { blob: Blob; pack: string } => {
       const file = files[f];
       const blob = file?.blobs[b];
       if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
       return { blob, pack: file.packs[blob.pack]! };
     };
-    const fetch = (ref: [number, number]): Promise<Buffer> => {
+    const fetch = (ref: [number, number]): Promise<Named> => {
       const name = `${ref[0]}/${ref[1]}`;
       let p = cache.get(name);
       if (!p) {
         const { blob, pack } = blobOf(ref);
-        p = this.readBlob(blob, pack, where, options);
+        p = this.readBlob(blob, pack, where, options).then(hashChunks);
         p.catch(() => undefined);
         cache.set(name, p);
         while (cache.size > BLOB_CACHE + READ_AHEAD) cache.delete(cache.keys().next().value!);
@@ -297,15 +298,14 @@ export class Repository {
       while (step < order.length && (order[step]![0] !== ref[0] || order[step]![1] !== ref[1])) step++;
       for (let ahead = 1; ahead <= READ_AHEAD && step + ahead < order.length; ahead++) void fetch(order[step + ahead]!).catch(() => undefined);
       const { blob, pack } = blobOf(ref);
-      const data = await fetch(ref);
+      const { data, hashes } = await fetch(ref);
       const first = runs[r + 2]!;
       const count = runs[r + 3]!;
       if (first + count > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
       for (let c = first; c < first + count; c++) {
-        const chunk = data.subarray(c * CHUNK_SIZE, Math.min((c + 1) * CHUNK_SIZE, blob.rawLength));
         const expected = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES);
         whole.update(expected);
-        if (!sha256(chunk).equals(expected)) {
+        if (!hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).equals(expected)) {
           throw new IntegrityError(`chunk ${expected.toString('hex')} of ${where} is corrupt: its bytes in ${this.backend.locate(packKey(pack))} do not hash to it`);
         }
       }
@@ -373,12 +373,6 @@ export class Repository {
     return (await this.backend.write(key, Readable.from([body]), options)).bytes;
   }
 }
-
-/** SHA-256 of one chunk: node:crypto's one-shot hash where the running Node has it (20.12+). */
-const sha256: (data: Buffer) => Buffer =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (data) => (crypto as unknown as { hash(a: string, d: Buffer, e: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
-    : (data) => createHash('sha256').update(data).digest();
 
 /**
  * New chunks into blobs, blobs into packs: each blob is compressed as soon as it is full (on the
