@@ -25,7 +25,7 @@ import { throttleStream } from '../shared/formats/throttle.ts';
 import type { PayloadOf, ProcessorOf } from '../shared/jobs/catalog.ts';
 import { describeShard } from '../shared/jobs/operation.ts';
 import { repositoryOf } from '../shared/repository/repository.ts';
-import { clearStagedShard, stagedShardDir, stageDocuments, stageShardFile } from '../shared/store/shard-files.ts';
+import { clearStagedShard, removeStagedShard, stagedShardDir, stageDocuments, stageShardFile } from '../shared/store/shard-files.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
 type Payload = PayloadOf<'restore-shard'>;
@@ -58,7 +58,7 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
       if (err instanceof IntegrityError) throw new UnrecoverableError(err.message);
       throw err;
     } finally {
-      if (!ok) await clearStagedShard(dir).catch(() => undefined);
+      if (!ok) await removeStagedShard(dir).catch(() => undefined);
     }
   };
 }

@@ -93,8 +93,13 @@ export async function removeStaging(dataDir: string, restore: OperationRef, node
 
 /** An empty staging directory for one shard (a retried job starts over). */
 export async function clearStagedShard(dir: string): Promise<void> {
-  await fs.promises.rm(dir, { recursive: true, force: true });
+  await removeStagedShard(dir);
   await fs.promises.mkdir(dir, { recursive: true });
+}
+
+/** Remove one shard's staging directory (a failed or cancelled job's). */
+export async function removeStagedShard(dir: string): Promise<void> {
+  await fs.promises.rm(dir, { recursive: true, force: true });
 }
 
 /**
