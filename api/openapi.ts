@@ -66,7 +66,7 @@ interface Param {
 }
 
 interface Operation {
-  method: 'get' | 'post' | 'put' | 'delete';
+  method: 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
   /** OpenAPI path: `{name}` for a parameter, Xapiand's commands (`:schema`) literally. */
   path: string;
   tag: 'backups' | 'weaviate' | 'xapiand' | 'operations';
@@ -115,8 +115,12 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/v1/schema/{class}', tag: 'weaviate', summary: 'One class', ok: { status: 200, description: 'the class', schema: ref('WeaviateClass') } },
   { method: 'delete', path: '/v1/schema/{class}', tag: 'weaviate', summary: 'Delete a class and its objects', ok: { status: 200, description: 'deleted (or did not exist)' } },
   { method: 'post', path: '/v1/objects', tag: 'weaviate', summary: 'Store an object', body: 'WeaviateObject', ok: { status: 200, description: 'the object', schema: ref('WeaviateObject') } },
-  { method: 'post', path: '/v1/batch/objects', tag: 'weaviate', summary: 'Store many objects', description: 'Each object is answered with its own result; a refused one carries result.errors.', body: 'BatchObjectsRequest', ok: { status: 200, description: 'one result per object', schema: { type: 'array', items: { type: 'object' } } } },
+  { method: 'post', path: '/v1/batch/objects', tag: 'weaviate', summary: 'Store many objects', description: 'Each object is answered with its own result, in order; a refused one carries result.errors. The objects of one class are written as one transaction per shard, and the answer comes once they are on disk.', body: 'BatchObjectsRequest', ok: { status: 200, description: 'one result per object', schema: { type: 'array', items: { type: 'object' } } } },
   { method: 'get', path: '/v1/objects/{class}/{id}', tag: 'weaviate', summary: 'One object', ok: { status: 200, description: 'the object', schema: ref('WeaviateObject') } },
+  { method: 'head', path: '/v1/objects/{class}/{id}', tag: 'weaviate', summary: 'Does the object exist', ok: { status: 204, description: 'it exists (404 when not)' } },
+  { method: 'put', path: '/v1/objects/{class}/{id}', tag: 'weaviate', summary: 'Replace an object', description: "The object's properties become the body's; 404 when there is no such object. The body's class and id, when given, must match the path.", body: 'WeaviateObject', ok: { status: 200, description: 'the object as stored', schema: ref('WeaviateObject') } },
+  { method: 'patch', path: '/v1/objects/{class}/{id}', tag: 'weaviate', summary: 'Merge properties into an object', description: "The body's properties replace those of the same name; the others stay. Read, merge and write are one transaction.", body: 'WeaviateObject', ok: { status: 204, description: 'merged' } },
+  { method: 'delete', path: '/v1/objects/{class}/{id}', tag: 'weaviate', summary: 'Delete an object', ok: { status: 204, description: 'deleted (404 when there was none)' } },
   {
     method: 'get',
     path: '/v1/objects',

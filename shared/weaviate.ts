@@ -176,18 +176,90 @@ export const batchObjectsSchema = z.looseObject(
   { error: BATCH_BODY_MESSAGE },
 );
 
-/** Store a Weaviate object (the class must exist) and answer it as Weaviate does. */
-export async function putObject(store: Store, body: unknown): Promise<Record<string, unknown>> {
-  const parsed = objectSchema.safeParse(body);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new ValidationError(`invalid object: ${i.path.join('.') || 'body'}: ${i.message}`);
+/** A Weaviate object body as the store's class name and document; a bad body is a ValidationError. */
+function parseObject(
+  resolve: (cls: string) => string,
+  body: unknown,
+  path?: { class: string; id: string },
+): { name: string; doc: Record<string, unknown> } {
+  const parsed = objectSchema.safeParse(path ? { class: path.class, ...(isObject(body) ? body : {}) } : body);
+  if (!parsed.success || !isObject(body)) {
+    const i = parsed.success ? undefined : parsed.error.issues[0]!;
+    throw new ValidationError(`invalid object: ${i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'body must be a JSON object'}`);
   }
   const o = parsed.data;
-  const name = resolveClass(store, o.class);
-  const id = o.id?.toLowerCase() ?? randomUUID();
-  const { _id } = await store.putDocument(name, { ...o.properties, _id: id });
-  return objectOf(name, store.getDocument(name, _id));
+  const name = resolve(path?.class ?? o.class);
+  if (path && resolve(o.class) !== name) {
+    throw new ValidationError(`invalid object: class ${JSON.stringify(o.class)} differs from the class in the path (${path.class})`);
+  }
+  if (path && o.id !== undefined && o.id.toLowerCase() !== path.id.toLowerCase()) {
+    throw new ValidationError(`invalid object: id ${o.id} differs from the id in the path (${path.id})`);
+  }
+  const id = path?.id.toLowerCase() ?? o.id?.toLowerCase() ?? randomUUID();
+  return { name, doc: { ...o.properties, _id: id } };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export type ObjectOutcome = { ok: true; object: Record<string, unknown> } | { ok: false; error: Error };
+
+/**
+ * Store Weaviate objects (a class that does not exist yet is created, as Weaviate's
+ * auto-schema does) and answer each as Weaviate does, or its error. The objects of one class
+ * go to the store as one batch: one commit and one sync per shard, whatever the count.
+ */
+export async function putObjects(store: Store, bodies: unknown[]): Promise<ObjectOutcome[]> {
+  const outcomes: ObjectOutcome[] = new Array(bodies.length);
+  const byClass = new Map<string, { at: number; doc: Record<string, unknown> }[]>();
+  // A batch names few classes: each is resolved once, not once per object.
+  const resolved = new Map<string, string>();
+  const resolve = (cls: string) => {
+    let name = resolved.get(cls);
+    if (name === undefined) resolved.set(cls, (name = resolveClass(store, cls)));
+    return name;
+  };
+  bodies.forEach((body, at) => {
+    try {
+      const { name, doc } = parseObject(resolve, body);
+      const items = byClass.get(name) ?? [];
+      if (items.length === 0) byClass.set(name, items);
+      items.push({ at, doc });
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      outcomes[at] = { ok: false, error };
+    }
+  });
+  await Promise.all(
+    [...byClass].map(async ([name, items]) => {
+      const results = await store.putDocuments(name, items.map((i) => i.doc));
+      results.forEach((r, k) => {
+        outcomes[items[k]!.at] = r.ok ? { ok: true, object: objectOf(name, r.result.doc) } : r;
+      });
+    }),
+  );
+  return outcomes;
+}
+
+/** Store one Weaviate object (POST /v1/objects) and answer it as Weaviate does. */
+export async function putObject(store: Store, body: unknown): Promise<Record<string, unknown>> {
+  const [outcome] = await putObjects(store, [body]);
+  if (!outcome!.ok) throw outcome!.error;
+  return outcome!.object;
+}
+
+/** PUT /v1/objects/{class}/{id}: replace the stored object's properties (404 when there is none). */
+export async function replaceObject(store: Store, path: { class: string; id: string }, body: unknown): Promise<Record<string, unknown>> {
+  const { name, doc } = parseObject((cls) => resolveClass(store, cls), body, path);
+  const { doc: stored } = await store.updateDocument(name, path.id, () => doc);
+  return objectOf(name, stored);
+}
+
+/** PATCH /v1/objects/{class}/{id}: merge the body's properties into the stored object's. */
+export async function mergeObject(store: Store, path: { class: string; id: string }, body: unknown): Promise<void> {
+  const { name, doc } = parseObject((cls) => resolveClass(store, cls), body, path);
+  await store.updateDocument(name, path.id, (current) => ({ ...current, ...doc }));
 }
 
 export function objectOf(cls: string, doc: Record<string, unknown>): Record<string, unknown> {

@@ -1,7 +1,9 @@
 /** Weaviate's data endpoints: schema (classes), objects, batch, meta, nodes, health. */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { NotFoundError, ValidationError } from '../../shared/errors.ts';
-import { BATCH_BODY_MESSAGE, batchObjectsSchema, classOf, objectOf, parseClass, putObject, resolveClass } from '../../shared/weaviate.ts';
+import {
+  BATCH_BODY_MESSAGE, batchObjectsSchema, classOf, mergeObject, objectOf, parseClass, putObject, putObjects, replaceObject, resolveClass,
+} from '../../shared/weaviate.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
 import { reply } from '../reply.ts';
@@ -70,21 +72,33 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
   app.post('/batch/objects', async (c) => {
     const body = batchObjectsSchema.safeParse(await readJson(c, config.maxBodyBytes));
     if (!body.success) throw new ValidationError(BATCH_BODY_MESSAGE);
-    const results = [];
-    for (const o of body.data.objects) {
-      try {
-        results.push({ ...(await putObject(store, o)), result: {} });
-      } catch (err) {
-        if (!(err instanceof ValidationError || err instanceof NotFoundError)) throw err;
-        results.push({ ...(typeof o === 'object' && o ? o : {}), result: { errors: { error: [{ message: err.message }] } } });
-      }
-    }
-    return reply(c, results);
+    const outcomes = await putObjects(store, body.data.objects);
+    return reply(
+      c,
+      outcomes.map((o, i) => {
+        if (o.ok) return { ...o.object, result: {} };
+        const sent = body.data.objects[i];
+        return { ...(typeof sent === 'object' && sent ? sent : {}), result: { errors: { error: [{ message: o.error.message }] } } };
+      }),
+    );
   });
 
+  const objectPath = (c: Context) => ({ class: c.req.param('class')!, id: c.req.param('id')! });
+  // Hono answers HEAD with the GET route; Weaviate's HEAD answers 204 or 404 with no body.
   app.get('/objects/:class/:id', (c) => {
     const name = resolveClass(store, c.req.param('class'));
+    if (c.req.method === 'HEAD') return c.body(null, store.getIndex(name) && store.hasDocument(name, c.req.param('id')) ? 204 : 404);
     return reply(c, objectOf(name, store.getDocument(name, c.req.param('id'))));
+  });
+  app.put('/objects/:class/:id', async (c) => reply(c, await replaceObject(store, objectPath(c), await readJson(c, config.maxBodyBytes))));
+  app.patch('/objects/:class/:id', async (c) => {
+    await mergeObject(store, objectPath(c), await readJson(c, config.maxBodyBytes));
+    return c.body(null, 204);
+  });
+  app.delete('/objects/:class/:id', async (c) => {
+    const name = resolveClass(store, c.req.param('class'));
+    await store.deleteDocument(name, c.req.param('id'));
+    return c.body(null, 204);
   });
 
   app.get('/objects', (c) => {

@@ -90,8 +90,8 @@ export function xapiandRoutes({ store, config }: ApiDeps): Hono {
   const create = async (c: Context) => {
     const name = indexName(c);
     const doc = checked(documentBodySchema, await body(c));
-    const { _id, created } = await store.putDocument(name, doc);
-    return reply(c, store.getDocument(name, _id), created ? 201 : 200);
+    const { doc: stored, created } = await store.putDocument(name, doc);
+    return reply(c, stored, created ? 201 : 200);
   };
   app.post('/:index/', create);
   app.post('/:index', create);
@@ -99,8 +99,8 @@ export function xapiandRoutes({ store, config }: ApiDeps): Hono {
   app.put('/:index/:id', async (c) => {
     const name = indexName(c);
     const doc = checked(documentBodySchema, await body(c));
-    const { _id, created } = await store.putDocument(name, { ...doc, _id: docId(c) });
-    return reply(c, store.getDocument(name, _id), created ? 201 : 200);
+    const { doc: stored, created } = await store.putDocument(name, { ...doc, _id: docId(c) });
+    return reply(c, stored, created ? 201 : 200);
   });
   app.get('/:index/:id', (c) => reply(c, store.getDocument(indexName(c), docId(c))));
   app.delete('/:index/:id', async (c) => {

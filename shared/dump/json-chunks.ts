@@ -3,26 +3,9 @@
  * with `pretty`, as Xapiand's `?pretty`) or NDJSON, one document per line. Stored values that
  * JSON has no type for are written as schema.toJson writes them (dates as ISO-8601 strings).
  */
-import { toJson } from '../store/schema.ts';
+import { jsonText as stringify } from '../store/schema.ts';
 
 const CHUNK_CHARS = 64 * 1024;
-
-/** True when a value holds binary data somewhere (JSON.stringify would not write it as toJson does). */
-function hasBinary(value: unknown): boolean {
-  if (value === null || typeof value !== 'object' || value instanceof Date) return false;
-  if (value instanceof Uint8Array) return true;
-  if (Array.isArray(value)) return value.some(hasBinary);
-  for (const key in value) if (hasBinary((value as Record<string, unknown>)[key])) return true;
-  return false;
-}
-
-/**
- * JSON text of a stored document. JSON.stringify already writes Dates as ISO-8601 (their
- * toJSON), the same as toJson; only binary needs toJson's base64, so only then is it used.
- */
-function stringify(doc: unknown, indent?: number): string {
-  return JSON.stringify(hasBinary(doc) ? toJson(doc) : doc, null, indent);
-}
 
 export async function* jsonArrayChunks(docs: AsyncIterable<unknown>, options: { pretty?: boolean } = {}): AsyncGenerator<Buffer> {
   const pretty = options.pretty === true;

@@ -321,6 +321,24 @@ export function toJson(value: unknown): unknown {
   return value;
 }
 
+/** True when a value holds binary data somewhere (JSON.stringify would not write it as toJson does). */
+function hasBinary(value: unknown): boolean {
+  if (value === null || typeof value !== 'object' || value instanceof Date) return false;
+  if (value instanceof Uint8Array) return true;
+  if (Array.isArray(value)) return value.some(hasBinary);
+  for (const key in value) if (hasBinary((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+/**
+ * JSON text of stored values. JSON.stringify already writes Dates as ISO-8601 (their
+ * toJSON), the same as toJson; only binary needs toJson's base64, so only then is the value
+ * copied (a batch answer of a thousand objects is not copied to be written).
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(hasBinary(value) ? toJson(value) : value, null, indent);
+}
+
 /** Coerce an id given in a URL path to the index's id type, so lookups match stored keys. */
 export function coerceId(schema: IndexSchema, raw: string): DocId {
   const t = schema._id?._type;

@@ -14,7 +14,7 @@ import { open, type RootDatabase } from 'lmdb';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { placeShards, shardFor } from './hash.ts';
 import {
-  coerceDocument, coerceId, emptySchema, mergeSchema, normalizeSchema,
+  coerceDocument, coerceId, emptySchema, mergeSchema, normalizeSchema, toJson,
   type DocId, type Document, type IndexSchema,
 } from './schema.ts';
 
@@ -61,6 +61,13 @@ export interface CreateIndexOptions {
 export interface WriteResult {
   _id: DocId;
   created: boolean;
+  /** The document as stored (coerced to the index's schema). */
+  doc: Document;
+}
+
+/** Wait until every write this process made to these shards is on disk (not only committed). */
+async function flushed(dbs: Iterable<RootDatabase>): Promise<void> {
+  await Promise.all([...new Set(dbs)].map((db) => db.flushed));
 }
 
 const indexKey = (name: string) => `index/${name}`;
@@ -410,7 +417,13 @@ export class Store {
     return this.shardDb(rec, shardFor(id, rec.shards)).get(id) as Document | undefined;
   }
 
-  /** Coerce and write a batch of documents; each item answers its id or its error. */
+  /**
+   * Coerce and write a batch of documents; each item answers its id or its error. All the
+   * batch's writes to one shard go into one LMDB transaction (lmdb-js commits the writes issued
+   * in one event turn together, and groups concurrent callers' writes while a commit runs), so
+   * a batch costs one commit and one sync per shard, not one per document. Resolves once every
+   * write is on disk.
+   */
   async putDocuments(
     index: string,
     bodies: unknown[],
@@ -428,15 +441,19 @@ export class Store {
       }
     });
     if (schema !== this.effectiveSchema(rec)) await this.extendSchema(rec, schema);
-    return Promise.all(
+    const touched: RootDatabase[] = [];
+    const results = await Promise.all(
       prepared.map(async (p) => {
         if (!p.ok) return p;
         const db = this.shardDb(rec, shardFor(p.doc._id, rec.shards));
+        touched.push(db);
         const created = db.get(p.doc._id) === undefined;
         await db.put(p.doc._id, p.doc);
-        return { ok: true as const, result: { _id: p.doc._id, created } };
+        return { ok: true as const, result: { _id: p.doc._id, created, doc: p.doc } };
       }),
     );
+    await flushed(touched);
+    return results;
   }
 
   async putDocument(index: string, body: unknown, id?: unknown, options: { create?: boolean } = {}): Promise<WriteResult> {
@@ -460,11 +477,58 @@ export class Store {
     return doc;
   }
 
+  /** True when the index holds a document of this id. */
+  hasDocument(index: string, rawId: string | DocId): boolean {
+    const rec = this.requireIndex(index);
+    const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
+    return this.shardDb(rec, shardFor(id, rec.shards)).doesExist(id);
+  }
+
+  /**
+   * Rewrite an existing document (Weaviate's PUT and PATCH): `change` gets the stored document
+   * (as JSON) and answers the new body. The read and the write happen in one write transaction
+   * of the shard, so a concurrent write is never lost in between. A field the new body adds
+   * extends the schema first, and the change is applied again.
+   */
+  async updateDocument(
+    index: string,
+    rawId: string | DocId,
+    change: (current: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<WriteResult> {
+    const rec = this.requireIndex(index);
+    const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
+    const db = this.shardDb(rec, shardFor(id, rec.shards));
+    for (;;) {
+      const schema = this.effectiveSchema(this.requireIndex(index));
+      let grown: IndexSchema | undefined;
+      let stored: Document | undefined;
+      await db.transaction(() => {
+        const current = db.get(id) as Document | undefined;
+        if (current === undefined) return;
+        const coerced = coerceDocument(schema, { ...change(toJson(current) as Record<string, unknown>), _id: id });
+        if (coerced.schema) {
+          grown = coerced.schema;
+          return;
+        }
+        stored = coerced.doc;
+        db.put(id, stored);
+      });
+      if (grown) {
+        await this.extendSchema(rec, grown);
+        continue;
+      }
+      if (!stored) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+      await flushed([db]);
+      return { _id: id, created: false, doc: stored };
+    }
+  }
+
   async deleteDocument(index: string, rawId: string | DocId): Promise<void> {
     const rec = this.requireIndex(index);
     const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
     const db = this.shardDb(rec, shardFor(id, rec.shards));
     if (db.get(id) === undefined || !(await db.remove(id))) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+    await flushed([db]);
   }
 
   /**

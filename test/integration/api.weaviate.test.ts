@@ -81,6 +81,11 @@ describe('Weaviate flavour', () => {
     expect(out).toHaveLength(21);
     expect(out.filter((o: { result: { errors?: unknown } }) => o.result.errors)).toHaveLength(1);
     expect(out[20].result.errors.error[0].message).toMatch(/field words/);
+    // Every good object is stored, on every one of the class's six shards.
+    const info = t.store.info('Article');
+    expect(info.docs).toBe(21);
+    expect(info.placement.every((p) => p.docs > 0)).toBe(true);
+    expect(out[3]).toEqual({ class: 'Article', id: objects[3]!.id, properties: { title: 't3', words: 3 }, result: {} });
   });
 
   it('lists objects in id order with a cursor', async () => {
@@ -112,5 +117,78 @@ describe('Weaviate flavour', () => {
     expect((await t.call('DELETE', '/v1/schema/Article')).status).toBe(200);
     expect((await t.call('GET', '/v1/schema/Article')).status).toBe(404);
     expect((await t.call('GET', `/v1/objects/Article/${ID1}`)).status).toBe(404);
+  });
+});
+
+describe('Weaviate objects: batch of several classes, replace, merge, delete, exists', () => {
+  const NOTE = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+  it('answers each object of a mixed batch in its place, storing the good ones and naming what is wrong with the others', async () => {
+    await t.call('POST', '/v1/schema', { class: 'Note', properties: [{ name: 'text', dataType: ['text'] }, { name: 'n', dataType: ['int'] }], shardingConfig: { desiredCount: 4 } });
+    const objects: unknown[] = [];
+    for (let i = 0; i < 200; i++) objects.push({ class: i % 2 ? 'Note' : 'Memo', id: NOTE(i), properties: { text: `t${i}`, n: i } });
+    objects.splice(50, 0, { class: 'Note', id: 'not-a-uuid', properties: {} });
+    objects.splice(100, 0, { class: 'bad name!', properties: {} });
+    objects.splice(150, 0, 'not an object');
+    const out = await (await t.call('POST', '/v1/batch/objects', { objects })).json();
+    expect(out).toHaveLength(203);
+    const failed = out.flatMap((o: { result: { errors?: { error: { message: string }[] } } }, i: number) => (o.result.errors ? [[i, o.result.errors.error[0]!.message]] : []));
+    expect(failed).toEqual([
+      [50, 'invalid object: id: id must be a uuid'],
+      [100, expect.stringMatching(/^invalid index name "Bad name!"/)],
+      [150, 'invalid object: body: Invalid input: expected object, received string'],
+    ]);
+    expect(out[0]).toEqual({ class: 'Memo', id: NOTE(0), properties: { text: 't0', n: 0 }, result: {} });
+    // A class that did not exist is created, as Weaviate's auto-schema does.
+    expect(t.store.info('Note').docs).toBe(100);
+    expect(t.store.info('Note').placement.every((p) => p.docs > 0)).toBe(true);
+    expect(t.store.info('Memo').docs).toBe(100);
+  });
+
+  it('replaces with PUT, merges with PATCH, answers HEAD and deletes with DELETE, as Weaviate does', async () => {
+    const put = await t.call('PUT', `/v1/objects/Note/${NOTE(1)}`, { class: 'Note', id: NOTE(1), properties: { text: 'replaced' } });
+    expect(put.status).toBe(200);
+    expect(await put.json()).toEqual({ class: 'Note', id: NOTE(1), properties: { text: 'replaced' } });
+    expect((await (await t.call('GET', `/v1/objects/Note/${NOTE(1)}`)).json()).properties).toEqual({ text: 'replaced' });
+
+    const patch = await t.call('PATCH', `/v1/objects/Note/${NOTE(3)}`, { class: 'Note', properties: { n: 33, extra: 'new field' } });
+    expect(patch.status).toBe(204);
+    expect((await (await t.call('GET', `/v1/objects/Note/${NOTE(3)}`)).json()).properties).toEqual({ text: 't3', n: 33, extra: 'new field' });
+    expect((await (await t.call('GET', '/v1/schema/Note')).json()).properties.map((p: { name: string }) => p.name)).toContain('extra');
+    const badPatch = await t.call('PATCH', `/v1/objects/Note/${NOTE(3)}`, { class: 'Note', properties: { n: 'many' } });
+    expect(badPatch.status).toBe(422);
+    expect((await (await t.call('GET', `/v1/objects/Note/${NOTE(3)}`)).json()).properties.n).toBe(33);
+
+    expect((await t.call('HEAD', `/v1/objects/Note/${NOTE(5)}`)).status).toBe(204);
+    expect((await t.call('DELETE', `/v1/objects/Note/${NOTE(5)}`)).status).toBe(204);
+    expect((await t.call('HEAD', `/v1/objects/Note/${NOTE(5)}`)).status).toBe(404);
+    expect((await t.call('GET', `/v1/objects/Note/${NOTE(5)}`)).status).toBe(404);
+    expect((await t.call('DELETE', `/v1/objects/Note/${NOTE(5)}`)).status).toBe(404);
+    expect((await t.call('HEAD', `/v1/objects/Nothing/${NOTE(5)}`)).status).toBe(404);
+
+    // Nothing to replace or merge: 404, and nothing is created.
+    for (const method of ['PUT', 'PATCH']) {
+      const res = await t.call(method, `/v1/objects/Note/${NOTE(5)}`, { class: 'Note', properties: { text: 'x' } });
+      expect(res.status, method).toBe(404);
+    }
+    expect((await t.call('HEAD', `/v1/objects/Note/${NOTE(5)}`)).status).toBe(404);
+    // The body may not name another object than the path.
+    const other = await t.call('PUT', `/v1/objects/Note/${NOTE(1)}`, { class: 'Note', id: NOTE(7), properties: {} });
+    expect(other.status).toBe(422);
+    expect((await other.json()).error[0].message).toMatch(/differs from the id in the path/);
+  });
+
+  it('lists a whole class with the cursor, page by page, in id order', async () => {
+    const seen: string[] = [];
+    let after = '';
+    for (;;) {
+      const page = await (await t.call('GET', `/v1/objects?class=Note&limit=7${after ? `&after=${after}` : ''}`)).json();
+      if (page.objects.length === 0) break;
+      seen.push(...page.objects.map((o: { id: string }) => o.id));
+      after = seen.at(-1)!;
+    }
+    expect(seen).toHaveLength(99);
+    expect(seen).toEqual([...seen].sort());
+    expect(new Set(seen).size).toBe(99);
   });
 });

@@ -57,11 +57,13 @@ describe('GET /v1/openapi.json', () => {
         .filter((r) => r.method !== 'ALL' && !r.path.startsWith('/admin/'))
         .map((r) => `${r.method} ${openApiPath(r.path)}`),
     );
+    // Hono answers HEAD with the GET route: a documented HEAD is served where that GET is.
+    const served = (op: string) => routes.has(op) || (op.startsWith('HEAD ') && routes.has(op.replace(/^HEAD/, 'GET')));
     const documented = new Set(
       Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${openApiPath(path)}`)),
     );
     expect([...routes].filter((r) => !documented.has(r)), 'routes missing from the document').toEqual([]);
-    expect([...documented].filter((r) => !routes.has(r)), 'documented operations the app does not have').toEqual([]);
+    expect([...documented].filter((r) => !served(r)), 'documented operations the app does not have').toEqual([]);
     expect(routes.size).toBeGreaterThan(30);
   });
 
