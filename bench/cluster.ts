@@ -28,6 +28,8 @@ export interface ClusterOptions {
   /** WORKER_CONCURRENCY of each worker; the project's default when undefined. */
   workerConcurrency?: number;
   logLevel?: string;
+  /** Extra environment of every process (e.g. a backend's BACKUP_* variables). */
+  env?: Record<string, string>;
 }
 
 export type TerminalStatus = 'SUCCESS' | 'FAILED' | 'CANCELED';
@@ -61,6 +63,7 @@ export class BenchCluster {
       NODE_OPTIONS: '',
       BACKUP_S3_BUCKET: '',
       BACKUP_GCS_BUCKET: '',
+      ...o.env,
       ...extra,
     };
   }

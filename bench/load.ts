@@ -91,18 +91,18 @@ export async function postBackups(
   );
 }
 
-/** GET the status of one backup, repeatedly. */
-export async function getStatus(
+/** GET one path repeatedly (a backup's status, the list, liveness); at `rate` req/s when given, else flat out. */
+export async function getRepeatedly(
   cluster: BenchCluster,
-  options: { id: string; amount: number; rate?: number; connections?: number },
+  options: { path: string; name: string; amount: number; rate?: number; connections?: number },
 ): Promise<LoadRun> {
   const connections = options.connections ?? 10;
-  const name = options.rate ? `GET /v1/backups/filesystem/{id} at ${options.rate} req/s` : 'GET /v1/backups/filesystem/{id}, flat out';
+  const name = `GET ${options.name}${options.rate ? ` at ${options.rate} req/s` : ', flat out'}`;
   return counted(cluster, async () =>
     summarize(
       name,
       await autocannon({
-        url: `${cluster.baseUrl}/v1/backups/filesystem/${options.id}`,
+        url: `${cluster.baseUrl}${options.path}`,
         connections,
         amount: options.amount,
         overallRate: options.rate,

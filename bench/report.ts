@@ -216,6 +216,43 @@ function targets(results: BenchResults): TargetLine[] {
       stands: post.p99 <= 25 && achieved >= 0.9 * (post.targetRate ?? 0) && post.non2xx === 0 ? 'met' : 'missed',
     });
   }
+  out.push(...requestTargets(results));
+  return out;
+}
+
+/** Issue 14's targets: bulk import, status under load, the list of a thousand backups. */
+function requestTargets(results: BenchResults): TargetLine[] {
+  const out: TargetLine[] = [];
+  const ingest = results.requestPath?.ingest;
+  const importTarget = '`/v1/batch/objects` ≥ 0.8 × `Store.putDocuments` and ≥ 20,000 objects/s (1000-object batches, 3 nodes, 2 clients)';
+  if (!ingest) out.push({ target: importTarget, measured: '–', stands: 'not measured in this run' });
+  else {
+    const ratio = ingest.api.objectsPerSecond / ingest.store.objectsPerSecond;
+    const misses = [ratio < 0.8 ? `${fmt(ratio)}× of putDocuments` : '', ingest.api.objectsPerSecond < 20_000 ? 'under 20,000/s' : ''].filter(Boolean);
+    out.push({
+      target: importTarget,
+      measured: `${fmt(ingest.api.objectsPerSecond, 0)}/s through the API, ${fmt(ingest.store.objectsPerSecond, 0)}/s through putDocuments: ${fmt(ratio)}×`,
+      stands: misses.length ? `missed (${misses.join(', ')})` : 'met',
+    });
+  }
+  const status = results.load.find((l) => l.name.startsWith('GET /v1/backups/filesystem/{id}') && l.targetRate === 1000);
+  const live = results.load.find((l) => l.name.startsWith('GET /v1/.well-known/live') && l.targetRate === 1000);
+  if (!status) out.push({ target: '`GET` status p99 ≤ 5 ms at 1,000 req/s', measured: '–', stands: 'not measured in this run' });
+  else {
+    out.push({
+      target: '`GET` status p99 ≤ 5 ms at 1,000 req/s',
+      measured: `p99 ${ms(status.p99)} at ${fmt(status.rps, 0)} req/s achieved${live ? ` (liveness, the floor: p99 ${ms(live.p99)})` : ''}`,
+      stands: status.p99 <= 5 && status.rps >= 900 && status.non2xx === 0 ? 'met' : 'missed',
+    });
+  }
+  const list = results.requestPath?.list;
+  out.push({
+    target: '`GET /v1/backups/s3` with 1,000 backups: scales with backups, not objects',
+    measured: list
+      ? `p99 ${ms(list.p99)}, ${fmt(list.rps, 0)} req/s flat out; ${fmt(list.s3RequestsPerRequest, 2)} S3 requests and ${fmt(list.redisCommandsPerRequest, 1)} Redis commands per request (${list.backups} backups beside ${list.repositoryObjects} repository objects)`
+      : '–',
+    stands: list ? 'reported (no figure was set)' : 'not measured in this run',
+  });
   return out;
 }
 
@@ -366,6 +403,30 @@ export function renderReport(results: BenchResults): string {
       '',
     );
   } else lines.push('Not measured in this run (see Errors).', '');
+
+  lines.push('## Request path: bulk import and the list of a thousand backups', '');
+  const rp = results.requestPath;
+  if (rp?.ingest) {
+    const i = rp.ingest;
+    lines.push(
+      `${i.objects.toLocaleString('en-US')} objects of about ${i.objectBytes} bytes of JSON in batches of ${i.batchSize}, ${i.clients} clients at once, into a 3-shard class over 3 nodes: through \`POST /v1/batch/objects\` of an API process (HTTP on loopback, JSON both ways, every object answered), then through \`Store.putDocuments\` in the bench process on the same documents in the same batches (no HTTP, no JSON). Both sync to disk once per batch and shard before answering.`,
+      '',
+      '| path | seconds | objects/s |',
+      '|---|---:|---:|',
+      `| \`POST /v1/batch/objects\` | ${fmt(i.api.seconds, 2)} | ${fmt(i.api.objectsPerSecond, 0)} |`,
+      `| \`Store.putDocuments\` | ${fmt(i.store.seconds, 2)} | ${fmt(i.store.objectsPerSecond, 0)} |`,
+      '',
+      'What the API adds to the store\'s own cost is reading and parsing the request body, checking each object, and writing each stored object back in the answer, on the one main thread of the API process.',
+      '',
+    );
+  } else lines.push('Bulk import: not measured in this run.', '');
+  if (rp?.list) {
+    const l = rp.list;
+    lines.push(
+      `\`GET /v1/backups/s3\` flat out (${l.requests} requests, 10 connections) against s3rver holding ${l.backups} backups (a global and three node manifests each) beside ${l.repositoryObjects} repository objects, with a counting proxy between the API and s3rver: p50 ${ms(l.p50)}, p99 ${ms(l.p99)}, ${fmt(l.rps, 0)} req/s, ${fmt(l.s3RequestsPerRequest, 2)} S3 requests and ${fmt(l.redisCommandsPerRequest, 1)} Redis commands per request. The list reads the bucket's top-level names with the delimiter \`/\` (one request per thousand backups; the repository is never walked) and the manifests it has not read in the last 30 s. That one listing, asked of s3rver alone from the bench process, takes ${ms(l.s3ListingMs)} (median of 9): s3rver answers one request at a time and reads its directory tree to answer it, so with 10 connections most of each request's time is spent queued for s3rver.`,
+      '',
+    );
+  } else lines.push('The list of a thousand backups: not measured in this run.', '');
 
   lines.push('## Where the time goes: CPU profile of the backup path', '', ...profileSection(results));
 

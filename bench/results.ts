@@ -6,6 +6,7 @@ import type { GeneratedIndex } from './generate.ts';
 import type { LoadRun } from './load.ts';
 import type { Stats } from './measure.ts';
 import type { ProfileSummary } from './profile.ts';
+import type { IngestRun, ListRun } from './request-path.ts';
 
 export interface Row {
   key: string;
@@ -106,6 +107,8 @@ export interface BenchResults {
   load: LoadRun[];
   profiles: ProfileRun[];
   incremental?: IncrementalComparison;
+  /** Bulk import and the backup list at scale (bench/request-path.ts). */
+  requestPath?: { ingest?: IngestRun; list?: ListRun };
   notes: string[];
   errors: { phase: string; message: string }[];
 }

@@ -11,7 +11,7 @@
  * smaller one is a quarter of it), --workers 1,2, --levels BestSpeed,DefaultCompression,
  * --work-dir DIR, --out FILE, --keep (leave the work directory), --reuse (reuse data generated
  * by an earlier run with the same size), --skip phase,… (baselines, restic, shardvault,
- * profile, incremental, memory, load), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
+ * profile, incremental, memory, load, requests), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
  * FILE (start workers from another entry point than worker/main.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -25,11 +25,12 @@ import {
   DEFAULT_BYTES, DEFAULT_NODES, QUICK_BYTES, changeData, directoryBytes, formatBytes, generate, parseSize,
   type IndexPlan,
 } from './generate.ts';
-import { getStatus, postBackups } from './load.ts';
+import { getRepeatedly, postBackups } from './load.ts';
 import {
   MemorySampler, memory, monotonicMicros, processCpu, stats, threadCpu, threadCpuDelta, timeShell,
 } from './measure.ts';
 import { newestProfile, summarizeProfile } from './profile.ts';
+import { ingestRun, listRun } from './request-path.ts';
 import { writeReport } from './report.ts';
 import type { BenchResults, DataSummary, IncrementalComparison, ProfileRun, Row, Step } from './results.ts';
 
@@ -572,8 +573,11 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
     results.load.push(paced);
     log('load: POST flat out');
     results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, tag: `${tag}-f` }));
-    log('load: GET status flat out');
-    results.load.push(await getStatus(cluster, { id: 'load-status', amount: args.loadAmount * 2 }));
+    log('load: GET status flat out, then at 1000 req/s beside the liveness floor');
+    const status = { path: '/v1/backups/filesystem/load-status', name: '/v1/backups/filesystem/{id}' };
+    results.load.push(await getRepeatedly(cluster, { ...status, amount: args.loadAmount * 2 }));
+    results.load.push(await getRepeatedly(cluster, { ...status, amount: args.loadAmount * 2, rate: 1000 }));
+    results.load.push(await getRepeatedly(cluster, { path: '/v1/.well-known/live', name: '/v1/.well-known/live', amount: args.loadAmount * 2, rate: 1000 }));
     for (const l of results.load) {
       log(`  ${l.name}: ${l.rps.toFixed(0)} req/s, p50 ${l.p50} ms, p99 ${l.p99} ms, non-2xx ${l.non2xx}, errors ${l.errors}`);
     }
@@ -685,6 +689,16 @@ async function main(): Promise<void> {
   if (haveWorker) {
     await phase('memory', () => memoryRuns(args, results));
     await phase('load', () => loadRuns(args, results));
+    await phase('requests', async () => {
+      log('requests: bulk import through /v1/batch/objects and Store.putDocuments');
+      const ingest = await ingestRun(args.workDir, { batches: args.quick ? 10 : 60, batchSize: 1000, clients: 2 });
+      results.requestPath = { ingest };
+      log(`  ${ingest.api.objectsPerSecond.toFixed(0)} objects/s through the API, ${ingest.store.objectsPerSecond.toFixed(0)}/s through putDocuments`);
+      log('requests: GET /v1/backups/s3 with 1000 backups');
+      const list = await listRun(args.workDir, { backups: 1000, repositoryObjects: args.quick ? 500 : 5000, requests: args.quick ? 100 : 400 });
+      results.requestPath.list = list;
+      log(`  p99 ${list.p99} ms, ${list.s3RequestsPerRequest.toFixed(2)} S3 requests and ${list.redisCommandsPerRequest?.toFixed(1)} Redis commands per request`);
+    });
   }
 
   results.finishedAt = new Date().toISOString();

@@ -2,7 +2,7 @@
  * Weaviate's backup endpoints, thin over shared/backups/service.ts:
  *
  *   POST   /v1/backups/{backend}                {id, include?, exclude?, config?} → BackupCreateResponse
- *   GET    /v1/backups/{backend}                → BackupListResponse
+ *   GET    /v1/backups/{backend}                → BackupListResponse (?limit=&after=: a page, in id order)
  *   GET    /v1/backups/{backend}/{id}           → BackupCreateStatusResponse (+ classes, progress)
  *   DELETE /v1/backups/{backend}/{id}           cancel a running backup → 204
  *   POST   /v1/backups/{backend}/{id}/restore   {include?, exclude?, node_mapping?, config?} → BackupRestoreResponse
@@ -17,7 +17,7 @@
  */
 import { Hono } from 'hono';
 import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
-import { overridesFromQuery } from '../../shared/backups/validate.ts';
+import { listPageFromQuery, overridesFromQuery } from '../../shared/backups/validate.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -42,7 +42,9 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
     overridesFromQuery({ bucket: c.req.query('bucket'), path: c.req.query('path') });
 
   app.post('/:backend', async (c) => reply(c, await service().create(c.req.param('backend'), await readJson(c, config.maxBodyBytes))));
-  app.get('/:backend', async (c) => reply(c, await service().list(c.req.param('backend'), query(c))));
+  app.get('/:backend', async (c) =>
+    reply(c, await service().list(c.req.param('backend'), query(c), listPageFromQuery({ limit: c.req.query('limit'), after: c.req.query('after') }))),
+  );
   app.get('/:backend/:id', async (c) => reply(c, await service().status(c.req.param('backend'), c.req.param('id'), query(c))));
   app.delete('/:backend/:id', async (c) => {
     await service().cancel(c.req.param('backend'), c.req.param('id'), query(c));

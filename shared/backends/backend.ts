@@ -37,6 +37,13 @@ export interface Backend {
   write(key: string, body: Readable, options?: CallOptions): Promise<{ bytes: number }>;
   read(key: string, options?: ReadOptions): Promise<Readable>;
   list(prefix: string, options?: CallOptions): Promise<ObjectInfo[]>;
+  /**
+   * The names of the "directories" directly under `prefix` (which is empty or ends in `/`):
+   * the next path segment of every key below it, sorted, each once, without reading what lies
+   * deeper (S3 and GCS list with the delimiter `/`). What a backup listing needs when a
+   * repository of many objects sits beside the backups.
+   */
+  listDirectories(prefix: string, options?: CallOptions): Promise<string[]>;
   /** Deletes every object whose key starts with prefix; answers how many were deleted. */
   deletePrefix(prefix: string, options?: CallOptions): Promise<number>;
   exists(key: string, options?: CallOptions): Promise<boolean>;

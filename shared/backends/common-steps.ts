@@ -31,6 +31,28 @@ export interface ListPage {
 }
 
 /**
+ * Every directory name of a paged delimiter listing (S3 CommonPrefixes, GCS prefixes: full
+ * names under the bucket ending in `/`), relative to base + prefix, sorted.
+ */
+export async function collectDirectoryPages(
+  base: string,
+  prefix: string,
+  page: (token: string | undefined) => Promise<{ prefixes: (string | undefined)[]; next: string | undefined }>,
+): Promise<string[]> {
+  const found = new Set<string>();
+  let token: string | undefined;
+  do {
+    const { prefixes, next } = await page(token);
+    for (const p of prefixes) {
+      const name = p?.slice(base.length + prefix.length).replace(/\/$/, '');
+      if (name) found.add(name);
+    }
+    token = next;
+  } while (token);
+  return [...found].sort();
+}
+
+/**
  * Every object of a paged listing whose names start with base, as keys relative to base in
  * the order S3 and GCS list in. "Folder" placeholders (`a/`), which consoles create, are not
  * objects of ours and are skipped.

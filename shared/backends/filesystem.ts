@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
 import { meterBody } from './bodies.ts';
 import { markerRoundTrip } from './common-steps.ts';
-import { accessCheckKey, quote, sortByKey, TMP_SUFFIX, validateDeletePrefix, validateKey, validatePrefix } from './keys.ts';
+import { accessCheckKey, quote, sortByKey, TMP_SUFFIX, validateDeletePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, fallbackBackendError } from './retry.ts';
 
 export interface FilesystemBackendOptions {
@@ -125,6 +125,20 @@ export class FilesystemBackend implements Backend {
     try {
       const { files } = await this.walk(prefix, options.signal);
       return sortByKey(files.filter((f) => !f.tmp).map(({ key, size }) => ({ key, size })));
+    } catch (err) {
+      throw this.mapError(err, `list ${prefix}`, options.signal);
+    }
+  }
+
+  async listDirectories(prefix: string, options: CallOptions = {}): Promise<string[]> {
+    validateDirectoryPrefix(prefix);
+    try {
+      const dir = prefix ? path.join(this.root, ...prefix.slice(0, -1).split('/')) : this.root;
+      const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+        throw err;
+      });
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
     } catch (err) {
       throw this.mapError(err, `list ${prefix}`, options.signal);
     }

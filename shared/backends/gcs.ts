@@ -6,8 +6,8 @@ import { CancelledError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
 import { meterBody } from './bodies.ts';
-import { bucketError, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
-import { accessCheckKey, basePrefix, validateKey, validatePrefix } from './keys.ts';
+import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
+import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 
 export interface GcsBackendOptions {
@@ -167,6 +167,33 @@ export class GcsBackend implements Backend {
         if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
         return {
           objects: files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0) })),
+          next: (next as { pageToken?: string } | null | undefined)?.pageToken || undefined,
+        };
+      });
+    } catch (err) {
+      throw this.mapError(err, `list ${prefix}`, { prefix, signal });
+    }
+  }
+
+  async listDirectories(prefix: string, options: CallOptions = {}): Promise<string[]> {
+    validateDirectoryPrefix(prefix);
+    const { signal } = options;
+    try {
+      return await collectDirectoryPages(this.base, prefix, async (pageToken) => {
+        const [, next, response] = await withRetry(
+          () =>
+            this.bucket.getFiles({
+              prefix: this.base + prefix,
+              delimiter: '/',
+              autoPaginate: false,
+              maxResults: this.listPageSize,
+              ...(pageToken ? { pageToken } : {}),
+            }),
+          { ...this.retry, signal, label: `gcs list directories ${prefix}` },
+        );
+        if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
+        return {
+          prefixes: (response as { prefixes?: string[] } | undefined)?.prefixes ?? [],
           next: (next as { pageToken?: string } | null | undefined)?.pageToken || undefined,
         };
       });

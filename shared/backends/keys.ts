@@ -35,6 +35,12 @@ export function validatePrefix(prefix: string, field = 'prefix'): void {
   checkRelativePath(prefix, field, true);
 }
 
+/** A prefix whose directories are listed: empty (the root) or a valid prefix ending in `/`. */
+export function validateDirectoryPrefix(prefix: string): void {
+  validatePrefix(prefix);
+  if (prefix.length > 0 && !prefix.endsWith('/')) throw new ValidationError(`prefix ${quote(prefix)} must end in "/" to list the directories under it`);
+}
+
 /**
  * Checks a relative, `/`-separated path (also used for `config.Path` overrides). With
  * allowTrailingSlash, `a/b/` is accepted; `a//b` never is.

@@ -13,8 +13,8 @@ import { CancelledError, ConfigError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
 import { meterBody } from './bodies.ts';
-import { bucketError, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
-import { accessCheckKey, basePrefix, validateKey, validatePrefix } from './keys.ts';
+import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
+import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 
 export interface S3BackendOptions {
@@ -188,6 +188,32 @@ export class S3Backend implements Backend {
           objects: (page.Contents ?? []).map((o) => ({ name: o.Key, size: o.Size ?? 0 })),
           next: page.IsTruncated ? page.NextContinuationToken : undefined,
         };
+      });
+    } catch (err) {
+      throw this.mapError(err, `list ${prefix}`, { prefix, signal });
+    }
+  }
+
+  async listDirectories(prefix: string, options: CallOptions = {}): Promise<string[]> {
+    validateDirectoryPrefix(prefix);
+    const { signal } = options;
+    try {
+      return await collectDirectoryPages(this.base, prefix, async (token) => {
+        const page = await withRetry(
+          () =>
+            this.client.send(
+              new ListObjectsV2Command({
+                Bucket: this.bucket,
+                Prefix: this.base + prefix,
+                Delimiter: '/',
+                MaxKeys: this.listPageSize,
+                ContinuationToken: token,
+              }),
+              { abortSignal: signal },
+            ),
+          { ...this.retry, signal, label: `s3 list directories ${prefix}` },
+        );
+        return { prefixes: (page.CommonPrefixes ?? []).map((p) => p.Prefix), next: page.IsTruncated ? page.NextContinuationToken : undefined };
       });
     } catch (err) {
       throw this.mapError(err, `list ${prefix}`, { prefix, signal });

@@ -22,9 +22,10 @@ import { openProducer } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
 import { configuredBackends, rememberedAccessCheck, type BackendFactory } from './backends.ts';
-import { isTerminal, type BackupListItem, type DeleteResult, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
+import { BACKUP_ID, isTerminal, type BackupListItem, type DeleteResult, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
 import { backupPrefix, globalManifestKey, globalManifestSchema, nodeManifestSchema, readJson, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import { collectGarbage } from '../repository/collect.ts';
+import { ManifestCache } from './manifest-cache.ts';
 import { planBackup, planRestore } from './plan.ts';
 import { readRepairingStuck } from './repair.ts';
 import { listing, statusFromManifest, statusFromState } from './status.ts';
@@ -32,10 +33,23 @@ import { OperationStore } from './state.ts';
 import { verifyBackup } from './verify.ts';
 import { assertBackupId, mapNodes, parseCreateRequest, parseRestoreRequest, selectClasses, type Overrides } from './validate.ts';
 
+/** A page of the backup list: beyond Weaviate's list, which has no paging. */
+export interface ListPage {
+  limit?: number;
+  after?: string;
+}
+
+/** Manifests read at once while listing. */
+const LIST_READ_CONCURRENCY = 16;
+
 export interface BackupService {
   create(backend: string, body: unknown): Promise<OperationStarted>;
   status(backend: string, id: string, overrides?: Overrides): Promise<OperationStatus>;
-  list(backend: string, overrides?: Overrides): Promise<BackupListItem[]>;
+  /**
+   * The backups of a backend, oldest first; with a page (`limit`, `after`), at most `limit`
+   * of them in id order, after the id `after`.
+   */
+  list(backend: string, overrides?: Overrides, page?: ListPage): Promise<BackupListItem[]>;
   cancel(backend: string, id: string, overrides?: Overrides): Promise<void>;
   restore(backend: string, id: string, body: unknown): Promise<OperationStarted>;
   restoreStatus(backend: string, id: string): Promise<OperationStatus>;
@@ -67,12 +81,17 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
   const ops = new OperationStore(deps.redis);
   const producer = openProducer(deps.redis);
   const current = (op: OperationRef) => readRepairingStuck({ ops, producer, logger }, op);
+  const manifests = new ManifestCache();
 
   /**
    * Remove the jobs a previous run with the same ids left (finished jobs are kept a week), so
    * the deterministic ids can be used again; a job still locked by a worker cannot be removed.
    */
   async function clearPreviousRun(parent: FlowJobSpec): Promise<void> {
+    // A new id (the common case) costs one round trip: none of the flow's job keys exists.
+    const specs = [parent, ...(parent.children ?? [])];
+    const keys = specs.map((spec) => producer.queue(spec.queueName).toKey(String(spec.opts.jobId)));
+    if ((await deps.redis.exists(...keys)) === 0) return;
     const parentId = String(parent.opts.jobId);
     const job = await producer.queue(parent.queueName).getJob(parentId);
     if (job) {
@@ -113,13 +132,38 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     return withRetry(fn, { attempts, baseMs: backoff.delay, logger, label, isTransient: (err) => err instanceof UnavailableError });
   }
 
-  async function readGlobal(backend: Backend, id: string): Promise<GlobalManifest | undefined> {
+  /**
+   * A backup's global manifest, undefined when there is none. `cached`: a finished manifest
+   * read in the last seconds is answered from memory (manifest-cache.ts; list and status only).
+   */
+  async function readGlobal(backend: Backend, id: string, options: { cached?: boolean } = {}): Promise<GlobalManifest | undefined> {
+    const where = backend.locate(globalManifestKey(id));
+    const known = options.cached ? manifests.get(where) : undefined;
+    if (known) return known;
     try {
-      return await precheck(`read ${globalManifestKey(id)}`, () => readJson(backend, globalManifestKey(id), globalManifestSchema));
+      const manifest = await precheck(`read ${globalManifestKey(id)}`, () => readJson(backend, globalManifestKey(id), globalManifestSchema));
+      manifests.set(where, manifest);
+      return manifest;
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
     }
+  }
+
+  /** The manifests of these ids that exist, LIST_READ_CONCURRENCY read at a time; an unreadable one is logged and left out. */
+  async function readManifests(backend: Backend, ids: string[]): Promise<GlobalManifest[]> {
+    const found: (GlobalManifest | undefined)[] = new Array(ids.length);
+    let next = 0;
+    const reader = async () => {
+      for (let i = next++; i < ids.length; i = next++) {
+        found[i] = await readGlobal(backend, ids[i]!, { cached: true }).catch((err: Error) => {
+          logger.warn({ id: ids[i], err: err.message }, 'unreadable backup manifest');
+          return undefined;
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LIST_READ_CONCURRENCY, ids.length) }, reader));
+    return found.filter((m): m is GlobalManifest => m !== undefined);
   }
 
   async function statusOf(op: OperationRef): Promise<OperationStatus | undefined> {
@@ -237,30 +281,35 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const backend = backends(name, overrides);
       const running = await statusOf(operationRef('backup', name, id));
       if (running) return running;
-      const manifest = await readGlobal(backend, id);
+      const manifest = await readGlobal(backend, id, { cached: true });
       if (!manifest) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
       return statusFromManifest(manifest, name, (key) => backend.locate(key));
     },
 
-    async list(rawBackend, overrides = {}) {
+    async list(rawBackend, overrides = {}, page = {}) {
       const name = parseBackendName(rawBackend);
       const backend = backends(name, overrides);
-      const objects = await backend.list('');
-      const ids = objects.map((o) => /^([a-z0-9_-]+)\/backup_config\.json$/.exec(o.key)?.[1]).filter((x): x is string => !!x);
-      const manifests: GlobalManifest[] = [];
-      for (const id of ids) {
-        const m = await readGlobal(backend, id).catch((err: Error) => {
-          logger.warn({ id, err: err.message }, 'unreadable backup manifest');
-          return undefined;
-        });
-        if (m) manifests.push(m);
+      // One listing of the top-level names (the repository's objects are not walked), one
+      // Redis round trip for the states; only operations still running are checked further.
+      const [directories, known] = await Promise.all([
+        precheck('list backups', () => backend.listDirectories('')),
+        ops.all('backup', name),
+      ]);
+      const states = (await Promise.all(known.map((s) => (isTerminal(s.status) ? s : current(s.op))))).filter((s) => s !== undefined);
+      let ids = directories.filter((d) => BACKUP_ID.test(d));
+      if (page.limit === undefined && page.after === undefined) return listing(await readManifests(backend, ids), states);
+      // A page: ids in order after `after`, manifests read only until the page is full.
+      const after = page.after ?? '';
+      const limit = page.limit ?? Infinity;
+      const pageStates = states.filter((s) => s.op.id > after);
+      ids = [...new Set([...ids, ...pageStates.map((s) => s.op.id)])].filter((id) => id > after).sort();
+      const items: BackupListItem[] = [];
+      for (let at = 0; at < ids.length && items.length < limit; at += LIST_READ_CONCURRENCY) {
+        const chunk = ids.slice(at, at + LIST_READ_CONCURRENCY);
+        const chunkItems = listing(await readManifests(backend, chunk), pageStates.filter((s) => chunk.includes(s.op.id)));
+        items.push(...chunkItems.sort((a, b) => (a.id < b.id ? -1 : 1)));
       }
-      const states = [];
-      for (const id of await ops.ids('backup', name)) {
-        const s = await current(operationRef('backup', name, id));
-        if (s) states.push(s);
-      }
-      return listing(manifests, states);
+      return items.slice(0, limit);
     },
 
     async cancel(rawBackend, rawId, overrides = {}) {
@@ -354,6 +403,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       if (!manifest && objects.length === 0) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
       // backup_config.json first: from then on the backup is gone for list, status and restore.
       if (manifest) await backend.deletePrefix(globalManifestKey(id));
+      manifests.forget(backend.locate(globalManifestKey(id)));
       await backend.deletePrefix(backupPrefix(id));
       await ops.forget(operationRef('backup', name, id));
       logger.info({ backup: id, backend: name, objects: objects.length }, 'backup deleted');

@@ -89,6 +89,19 @@ end
 return ARGV[1]
 `;
 
+/** An operation's state from its hash; undefined when Redis no longer knows it. */
+function parseState(op: OperationRef, h: Record<string, string>): OperationState | undefined {
+  if (!h.status || !h.info) return undefined;
+  const info = JSON.parse(h.info) as OperationInfo;
+  return {
+    ...info,
+    op,
+    status: h.status as Status,
+    ...(h.error ? { error: h.error } : {}),
+    ...(h.completedAt ? { completedAt: h.completedAt } : {}),
+  };
+}
+
 /** Why the jobs of an operation should stop (see stopReason). */
 export type StopReason = 'cancel' | 'fail' | 'gone';
 
@@ -119,16 +132,31 @@ export class OperationStore {
   }
 
   async get(op: OperationRef): Promise<OperationState | undefined> {
-    const h = await this.redis.hgetall(this.key(op));
-    if (!h.status || !h.info) return undefined;
-    const info = JSON.parse(h.info) as OperationInfo;
-    return {
-      ...info,
-      op,
-      status: h.status as Status,
-      ...(h.error ? { error: h.error } : {}),
-      ...(h.completedAt ? { completedAt: h.completedAt } : {}),
-    };
+    return parseState(op, await this.redis.hgetall(this.key(op)));
+  }
+
+  /**
+   * Every operation of this kind Redis still knows in a backend, in one round trip for the
+   * ids and one for their states however many there are (expired ones pruned from the set).
+   */
+  async all(kind: OperationKind, backend: BackendName): Promise<OperationState[]> {
+    const set = idSet(kind, backend);
+    const ids = (await this.redis.smembers(set)).sort();
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.key({ kind, backend, id }));
+    const answers = (await pipeline.exec()) ?? [];
+    const states: OperationState[] = [];
+    const expired: string[] = [];
+    ids.forEach((id, i) => {
+      const [err, h] = answers[i] ?? [new Error('no answer')];
+      if (err) throw err;
+      const state = parseState({ kind, backend, id }, h as Record<string, string>);
+      if (state) states.push(state);
+      else expired.push(id);
+    });
+    if (expired.length) await this.redis.srem(set, ...expired);
+    return states;
   }
 
   /**
@@ -192,14 +220,7 @@ export class OperationStore {
 
   /** Ids of the operations of this kind Redis still knows in a backend (expired ones pruned). */
   async ids(kind: OperationKind, backend: BackendName): Promise<string[]> {
-    const set = idSet(kind, backend);
-    const ids = await this.redis.smembers(set);
-    const alive: string[] = [];
-    for (const id of ids) {
-      if (await this.redis.exists(this.key({ kind, backend, id }))) alive.push(id);
-      else await this.redis.srem(set, id);
-    }
-    return alive.sort();
+    return (await this.all(kind, backend)).map((s) => s.op.id);
   }
 
   /** Forget a finished operation (its backup was deleted): status answers 404 from then on. */

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { backupIdSchema, createSchema, restoreSchema, type configSchema } from './contract.ts';
+import { BACKUP_ID, backupIdSchema, createSchema, restoreSchema, type configSchema } from './contract.ts';
 
 export function assertBackupId(id: unknown): string {
   const parsed = backupIdSchema.safeParse(id);
@@ -117,6 +117,26 @@ export function parseRestoreRequest(body: unknown): RestoreRequest {
 /** Overrides given as query parameters (`?bucket=&path=`) on status and cancel calls. */
 export function overridesFromQuery(query: { bucket?: string; path?: string }): Overrides {
   return { ...(query.bucket ? { bucket: query.bucket } : {}), ...(query.path ? { path: query.path } : {}) };
+}
+
+/** Largest page of the backup list. */
+export const MAX_LIST_LIMIT = 10_000;
+
+/** `?limit=&after=` of the backup list (beyond Weaviate's, which has no paging). */
+export function listPageFromQuery(query: { limit?: string; after?: string }): { limit?: number; after?: string } {
+  const page: { limit?: number; after?: string } = {};
+  if (query.limit !== undefined) {
+    const limit = Number(query.limit);
+    if (!/^\d+$/.test(query.limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new ValidationError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${JSON.stringify(query.limit.slice(0, 40))}`);
+    }
+    page.limit = limit;
+  }
+  if (query.after !== undefined) {
+    if (!BACKUP_ID.test(query.after)) throw new ValidationError(`after must be a backup id (the last id of the previous page), got ${JSON.stringify(query.after.slice(0, 140))}`);
+    page.after = query.after;
+  }
+  return page;
 }
 
 // ---- class selection -----------------------------------------------------------------------

@@ -236,6 +236,20 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('%s backend', (name) => {
     expect(await harness.paginated().list(p)).toEqual(await backend.list(p));
   }, 30_000);
 
+  it('lists the directories one level under a prefix, without what lies deeper, across pages', async () => {
+    const p = fresh();
+    for (const key of [`${p}b/node-1/idx/0`, `${p}a/backup_config.json`, `${p}.repository/packs/0a/x`, `${p}c/d/e`, `${p}top-level-file`, `${p}bb/x`]) {
+      await backend.write(key, body('v'));
+    }
+    expect(await backend.listDirectories(p)).toEqual(['.repository', 'a', 'b', 'bb', 'c']);
+    expect(await backend.listDirectories(`${p}b/`)).toEqual(['node-1']);
+    expect(await backend.listDirectories(`${p}.repository/packs/`)).toEqual(['0a']);
+    expect(await backend.listDirectories(`${p}a/`)).toEqual([]);
+    expect(await backend.listDirectories(`${p}nothing-here/`)).toEqual([]);
+    expect(await harness.paginated().listDirectories(p)).toEqual(['.repository', 'a', 'b', 'bb', 'c']);
+    await expect(backend.listDirectories(`${p}b`)).rejects.toThrow(ValidationError);
+  }, 30_000);
+
   it('deletePrefix deletes everything under the prefix, nothing else, and counts it', async () => {
     const p = fresh();
     const keys = [`${p}gone/node-1/a/0`, `${p}gone/node-1/a/1`, `${p}gone/node-2/backup.json`, `${p}gone/top`, `${p}kept/x`, `${p}gonex`];

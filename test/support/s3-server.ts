@@ -10,7 +10,7 @@
  *   memory stays flat while 100 MiB stream through.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,6 +121,52 @@ interface S3rverInstance {
 }
 type S3rverConstructor = new (options: S3rverOptions) => S3rverInstance;
 
+interface ListOptions {
+  delimiter?: string;
+  prefix?: string;
+}
+interface ListResult {
+  objects: unknown[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+}
+interface StoreClass {
+  prototype: { listObjects(this: unknown, bucket: string, options: ListOptions): Promise<ListResult> };
+}
+
+/** True when a directory of s3rver's store holds an object somewhere below it. */
+async function holdsObject(dir: string): Promise<boolean> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  if (entries.some((e) => e.isFile() && e.name.endsWith('._S3rver_object'))) return true;
+  for (const e of entries) if (e.isDirectory() && (await holdsObject(path.join(dir, e.name)))) return true;
+  return false;
+}
+
+/**
+ * s3rver 3.7 prunes its directory walk below a would-be common prefix before it has seen an
+ * object there, so with the delimiter `/` a "directory" whose objects all lie two or more
+ * levels deeper is missing from CommonPrefixes (`b/` of `b/node-1/idx/0`), where S3 lists
+ * it. Its common prefixes are taken here from the store's directories instead (each that
+ * holds an object), as S3 answers them: every one, on the first page.
+ */
+function listEveryCommonPrefix(store: StoreClass): void {
+  const listObjects = store.prototype.listObjects;
+  store.prototype.listObjects = async function (this: { getBucketPath(bucket: string): string }, bucket, options) {
+    const own = await listObjects.call(this, bucket, options);
+    if (options.delimiter !== '/') return own;
+    const prefix = options.prefix ?? '';
+    const cut = prefix.lastIndexOf('/') + 1;
+    const [dirPart, namePart] = [prefix.slice(0, cut), prefix.slice(cut)];
+    const dir = path.join(this.getBucketPath(bucket), ...dirPart.split('/').filter(Boolean));
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    const commonPrefixes: string[] = [];
+    for (const e of entries) {
+      if (e.isDirectory() && e.name.startsWith(namePart) && (await holdsObject(path.join(dir, e.name)))) commonPrefixes.push(`${dirPart}${e.name}/`);
+    }
+    return { ...own, commonPrefixes: commonPrefixes.sort() };
+  };
+}
+
 async function childMain(): Promise<void> {
   const send = (m: ChildMessage) => process.send?.(m);
   let directory: string | undefined;
@@ -146,6 +192,7 @@ async function childMain(): Promise<void> {
     directory = await mkdtemp(path.join(os.tmpdir(), 'shardvault-s3rver-'));
     const require = createRequire(import.meta.url);
     const S3rver = require('s3rver') as S3rverConstructor;
+    listEveryCommonPrefix(require('s3rver/lib/stores/filesystem.js') as StoreClass);
     if (credentials) {
       const account = require('s3rver/lib/models/account.js') as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
       account.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);

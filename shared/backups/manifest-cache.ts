@@ -1,0 +1,42 @@
+/**
+ * Finished backups' global manifests, kept briefly in this process, so that a list of a
+ * thousand backups, polled all day, reads only the manifests it has not seen lately, and a
+ * status poll of a finished backup does not read its manifest every time.
+ *
+ * A finished manifest never changes; it only disappears when its backup is deleted. This
+ * process forgets a manifest when it deletes the backup; a delete made by another process is
+ * seen once the entry expires (TTL_MS). Only the list and status endpoints read through the
+ * cache: create, restore, verify and delete always read the backend.
+ */
+import { isTerminal } from './contract.ts';
+import type { GlobalManifest } from './manifest.ts';
+
+/** How long a manifest is answered from memory. */
+export const TTL_MS = 30_000;
+/** At most this many manifests are kept (the oldest entry goes first). */
+const MAX_ENTRIES = 20_000;
+
+export class ManifestCache {
+  private readonly entries = new Map<string, { manifest: GlobalManifest; until: number }>();
+
+  /** `where` names the manifest with its location (the backend's locate of its key). */
+  get(where: string): GlobalManifest | undefined {
+    const entry = this.entries.get(where);
+    if (!entry) return undefined;
+    if (entry.until > Date.now()) return entry.manifest;
+    this.entries.delete(where);
+    return undefined;
+  }
+
+  /** Keep a manifest; one of an operation that is not finished is never kept. */
+  set(where: string, manifest: GlobalManifest): void {
+    if (!isTerminal(manifest.status)) return;
+    this.entries.delete(where);
+    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(where, { manifest, until: Date.now() + TTL_MS });
+  }
+
+  forget(where: string): void {
+    this.entries.delete(where);
+  }
+}
