@@ -15,6 +15,7 @@ import { isOpenOperation } from './openapi.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { dumpRoutes } from './routes/dump.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { requestLog } from './request-log.ts';
 import { weaviateRoutes } from './routes/weaviate.ts';
 import { xapiandRoutes } from './routes/xapiand.ts';
@@ -53,6 +54,8 @@ export function createApi(deps: ApiDeps): Api {
   app.route('/', docsRoutes());
   const backups = backupRoutes(deps);
   app.route('/v1/backups', backups.app);
+  const schedules = scheduleRoutes(deps);
+  app.route('/v1/backup-schedules', schedules.app);
   app.route('/v1', weaviateRoutes(deps));
   app.route('/', dumpRoutes(deps)); // :dump and :restore stream; before the generic Xapiand routes
   // Xapiand's routes match any /{index}/…: they go last.
@@ -82,6 +85,7 @@ export function createApi(deps: ApiDeps): Api {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await backups.close();
+      await schedules.close();
       await queues.close();
     },
   };

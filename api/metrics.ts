@@ -12,6 +12,10 @@
  *   of finished operations (outcome SUCCESS, FAILED or CANCELED). Workers finish them in
  *   other processes, so these come from totals kept in Redis (shared/metrics/operation-meter.ts),
  *   counted once per operation at the first scrape after it ends;
+ * - `shardvault_schedule_last_success_timestamp_seconds{schedule}` (when the schedule's last
+ *   successful backup completed: what "no successful backup for 26 h" alerts on) and
+ *   `shardvault_schedule_runs_total{schedule,outcome}` (SUCCESS, FAILED, CANCELED, SKIPPED), from
+ *   the schedules' state in Redis;
  * - the usual `process_*` and `nodejs_*` metrics of this process.
  *
  * Queue and operation metrics are cluster-wide: every API instance answers the same values
@@ -23,6 +27,7 @@ import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry, type Metric } from 'prom-client';
 import type { QueueSet } from '../shared/jobs/queues.ts';
 import { BUCKETS, OperationMeter, type Measure, type OperationSeries } from '../shared/metrics/operation-meter.ts';
+import { RUN_OUTCOMES, ScheduleStore } from '../shared/schedules/store.ts';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -128,6 +133,30 @@ function operationFamilies(series: OperationSeries[]): Family[] {
 export function createApiMetrics(deps: { redis: Redis; queues: QueueSet }): ApiMetrics {
   const registry = new Registry();
   const meter = new OperationMeter(deps.redis);
+  const schedules = new ScheduleStore(deps.redis);
+
+  /** The schedules' gauges and counters, read for this scrape. */
+  async function scheduleFamilies(): Promise<Family[]> {
+    const defs = await schedules.list();
+    const states = await Promise.all(defs.map((d) => schedules.state(d.name)));
+    return [
+      {
+        name: 'shardvault_schedule_last_success_timestamp_seconds',
+        help: "When each schedule's last successful backup completed (Unix seconds); absent before its first",
+        type: 'gauge',
+        values: defs.flatMap((d, i) => {
+          const at = states[i]!.lastSuccess?.completedAt;
+          return at ? [{ labels: { schedule: d.name }, value: Date.parse(at) / 1000 }] : [];
+        }),
+      },
+      {
+        name: 'shardvault_schedule_runs_total',
+        help: 'Runs of each backup schedule, by outcome (SUCCESS, FAILED, CANCELED, SKIPPED: due while the previous run went on)',
+        type: 'counter',
+        values: defs.flatMap((d, i) => RUN_OUTCOMES.map((outcome) => ({ labels: { schedule: d.name, outcome }, value: states[i]!.runs[outcome] }))),
+      },
+    ];
+  }
   const http = new Histogram({
     name: 'shardvault_http_request_duration_seconds',
     help: 'HTTP requests answered by this API instance, by method, route pattern and status (time to the response headers)',
@@ -144,11 +173,11 @@ export function createApiMetrics(deps: { redis: Redis; queues: QueueSet }): ApiM
       collectDefaultMetrics({ register: registry });
     }
     await meter.sweep();
-    const [series, texts] = await Promise.all([meter.read(), Promise.all(deps.queues.queues.map((q) => q.exportPrometheusMetrics()))]);
+    const [series, texts, scheduled] = await Promise.all([meter.read(), Promise.all(deps.queues.queues.map((q) => q.exportPrometheusMetrics())), scheduleFamilies()]);
     const queueFamilies = new Map<string, Family>();
     for (const text of texts) parseExposition(text, queueFamilies);
     const scrape = new Registry();
-    for (const f of [...queueFamilies.values(), ...operationFamilies(series)]) scrape.registerMetric(fixedMetric(f));
+    for (const f of [...queueFamilies.values(), ...operationFamilies(series), ...scheduled]) scrape.registerMetric(fixedMetric(f));
     return Registry.merge([registry, scrape]).metrics();
   }
 

@@ -22,6 +22,7 @@ import {
 import { MAX_LIST_LIMIT } from '../shared/backups/validate.ts';
 import { BACKEND_NAMES } from '../shared/backends/backend.ts';
 import { INDEX_NAME } from '../shared/store/store.ts';
+import { SCHEDULE_NAME, scheduleBodySchema } from '../shared/schedules/definition.ts';
 import { batchObjectsSchema, classSchema, objectSchema } from '../shared/weaviate.ts';
 import { VERSION } from './routes/weaviate.ts';
 import { documentBodySchema, schemaBodySchema } from './routes/xapiand.ts';
@@ -45,6 +46,7 @@ export const REQUEST_SCHEMAS = {
   BatchObjectsRequest: batchObjectsSchema,
   XapiandSchemaRequest: schemaBodySchema,
   Document: documentBodySchema,
+  BackupScheduleRequest: scheduleBodySchema,
 } as const satisfies Record<string, z.ZodType>;
 
 const RESPONSE_SCHEMAS = {
@@ -70,7 +72,7 @@ interface Operation {
   method: 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
   /** OpenAPI path: `{name}` for a parameter, Xapiand's commands (`:schema`) literally. */
   path: string;
-  tag: 'backups' | 'weaviate' | 'xapiand' | 'operations';
+  tag: 'backups' | 'schedules' | 'weaviate' | 'xapiand' | 'operations';
   summary: string;
   description?: string;
   query?: Param[];
@@ -119,6 +121,21 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'post', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Start a restore', description: 'The backup must be SUCCESS, the cluster must have as many nodes as the source (node_mapping may rename them) and no restored class may exist. All or nothing.', body: 'BackupRestoreRequest', ok: { status: 200, description: 'started', schema: ref('BackupStartedResponse') } },
   { method: 'get', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Status of a restore', ok: { status: 200, description: 'its status and progress', schema: ref('BackupStatusResponse') } },
   { method: 'delete', path: '/v1/backups/{backend}/{id}/restore', tag: 'backups', summary: 'Cancel a running restore', description: 'A cancelled restore creates no class.', ok: { status: 204, description: 'cancel requested' } },
+  // Backup schedules (beside Weaviate's paths)
+  {
+    method: 'put',
+    path: '/v1/backup-schedules/{name}',
+    tag: 'schedules',
+    summary: 'Create or replace a backup schedule',
+    description:
+      'Exactly one of `cron` (5 or 6 fields, in `timezone`, default UTC) and `every` (`30s`, `15m`, `6h`, `1d`; at least 1 s). Each run backs up to `backend` with `include`/`exclude`/`config` as POST /v1/backups takes them, under the id `<idPrefix>-<yyyymmdd>-<hhmmss>` (UTC time the run was due; idPrefix defaults to the name), incremental on the schedule\'s last SUCCESS backup. A run due while the previous one goes on is skipped and recorded. `retention` (restic\'s rules: keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly in `timezone`, and maxAge, a duration) is applied after each successful run to the schedule\'s own backups: it never deletes the newest, nor a backup made by hand or by another schedule. 422 names the field that is wrong.',
+    body: 'BackupScheduleRequest',
+    ok: { status: 200, description: 'the schedule as the GET answers it', schema: object('{name, cron|every, timezone, backend, include?, exclude?, config?, idPrefix, retention?, updatedAt, nextRunAt?, running?, lastRun?, lastSuccess?, lastSkip?, kept?, runs: {SUCCESS, FAILED, CANCELED, SKIPPED}}') },
+  },
+  { method: 'get', path: '/v1/backup-schedules', tag: 'schedules', summary: 'Every backup schedule', ok: { status: 200, description: 'the schedules', schema: object('{schedules: [schedule]}') } },
+  { method: 'get', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'One backup schedule: its definition, next run, last run, last success, backups kept and run counts', ok: { status: 200, description: 'the schedule', schema: object('schedule (see PUT)') } },
+  { method: 'delete', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'Delete a backup schedule (its backups stay)', ok: { status: 204, description: 'deleted' } },
+  { method: 'post', path: '/v1/backup-schedules/{name}/run', tag: 'schedules', summary: 'Run a schedule now', description: 'Queues a run due now; it is skipped if a run of the schedule is going on.', ok: { status: 202, description: 'queued', schema: object('{schedule, id, dueAt}') } },
   // Weaviate's data endpoints
   { method: 'get', path: '/v1/.well-known/live', tag: 'weaviate', summary: 'Liveness', open: true, ok: { status: 200, description: 'the process answers' } },
   { method: 'get', path: '/v1/.well-known/ready', tag: 'weaviate', summary: 'Readiness: Redis and the data directory', open: true, ok: { status: 200, description: 'ready (503 when not)' } },
@@ -192,6 +209,8 @@ function pathParam(name: string, path: string): Param {
       return { name, description: 'an index name', schema: { type: 'string', pattern: INDEX_NAME.source } };
     case 'key':
       return { name, description: 'a metadata key', schema: { type: 'string' } };
+    case 'name':
+      return { name, description: 'the schedule name', schema: { type: 'string', pattern: SCHEDULE_NAME.source } };
     default:
       throw new Error(`openapi: no description of path parameter ${name} (${path})`);
   }
@@ -201,6 +220,7 @@ function pathParam(name: string, path: string): Param {
 
 const TAGS = [
   { name: 'backups', description: "Weaviate-compatible backups and restores, run as distributed BullMQ jobs" },
+  { name: 'schedules', description: 'Backup schedules with retention, run by the workers (beyond Weaviate, which has none)' },
   { name: 'weaviate', description: "Weaviate's classes, objects, meta, nodes and health" },
   { name: 'xapiand', description: "Xapiand's indexes, documents, metadata, dump and restore; commands are literal `:name` path segments" },
   { name: 'operations', description: 'Monitoring and this documentation; the queue dashboard (bull-board) is at /admin/queues' },

@@ -160,6 +160,7 @@ function baseManifest(p: Payload, backend: Backend): Omit<GlobalManifest, 'statu
     formatVersion: FORMAT_VERSION,
     compression: p.compression,
     ...(p.incrementalBase ? { incremental_base_backup_id: p.incrementalBase } : {}),
+    ...(p.schedule ? { schedule: p.schedule } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import { MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Wo
 import { availableParallelism } from 'node:os';
 import type { Redis } from 'ioredis';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
+import { createBackupService, type BackupService } from '../shared/backups/service.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
 import type { Config } from '../shared/config.ts';
 import { retryCanHelp } from '../shared/errors.ts';
@@ -29,6 +30,7 @@ import {
   MAX_STALLED_COUNT,
   nodeQueue,
   PREFIX,
+  SCHEDULES_QUEUE,
   STALLED_INTERVAL_MS,
   type JobName,
   type ProcessorOf,
@@ -37,11 +39,13 @@ import {
 import { describeShard, operationKey, parseJobId, type OperationRef, type ShardRef } from '../shared/jobs/operation.ts';
 import { logContext, type Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis.ts';
+import { ScheduleStore } from '../shared/schedules/store.ts';
 import type { Store } from '../shared/store/store.ts';
 import { commitBackup } from './commit-backup.ts';
 import { commitRestore } from './commit-restore.ts';
 import { StoppedError, TransferSlots, type JobDeps } from './deps.ts';
 import { restoreShard } from './restore-shard.ts';
+import { runSchedule } from './schedule-run.ts';
 import { snapshotShard } from './snapshot-shard.ts';
 
 export interface WorkerDeps {
@@ -66,6 +70,12 @@ export interface ShardvaultWorker {
   readonly queues: string[];
 }
 
+/**
+ * Scheduled runs taken at once by one worker process: a run mostly waits for its backup, and a
+ * run due while the previous one of its schedule goes on must be taken to be recorded skipped.
+ */
+const SCHEDULE_RUN_CONCURRENCY = 32;
+
 /** The processors of the job catalog, one per file in worker/. */
 function defaultProcessors(deps: JobDeps): Processors {
   return {
@@ -80,7 +90,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const { config } = deps;
   const logger = deps.logger.child({ role: 'worker' });
   const nodes = deps.nodes ?? config.workerNodes;
-  const queues = [...COORDINATOR_QUEUES, ...nodes.map(nodeQueue)];
+  const queues = [...COORDINATOR_QUEUES, ...nodes.map(nodeQueue), SCHEDULES_QUEUE];
   const control = createRedis(deps.redisUrl);
   control.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const ops = new OperationStore(control);
@@ -100,6 +110,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const workers: Worker[] = [];
   const connections: Redis[] = [control];
   let subscriber: Redis | undefined;
+  let backups: BackupService | undefined;
   let stopping: Promise<void> | undefined;
 
   const cancelOperation = (op: string) => {
@@ -199,14 +210,21 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
       subscriber.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber error'));
       subscriber.on('message', (_channel: string, op: string) => cancelOperation(op));
       await subscriber.subscribe(CANCEL_CHANNEL);
+      backups = createBackupService({ config, store: deps.store, redis: control, logger, backends: jobDeps.backends });
+      const scheduled = runSchedule({ schedules: new ScheduleStore(control), backups, logger });
       for (const queue of queues) {
         const connection = createRedis(deps.redisUrl);
         connections.push(connection);
+        const isSchedules = queue === SCHEDULES_QUEUE;
         let worker: Worker | undefined;
-        worker = new Worker(queue, processorFor(() => worker!), {
+        const processor = isSchedules
+          ? (job: Job, token?: string, signal?: AbortSignal) =>
+              logContext.run({ job: job.id, jobName: job.name, queue }, () => scheduled(job, token, signal ?? new AbortController().signal))
+          : processorFor(() => worker!);
+        worker = new Worker(queue, processor, {
           connection,
           prefix: PREFIX,
-          concurrency: config.workerConcurrency,
+          concurrency: isSchedules ? SCHEDULE_RUN_CONCURRENCY : config.workerConcurrency,
           lockDuration: LOCK_DURATION_MS,
           stalledInterval: STALLED_INTERVAL_MS,
           maxStalledCount: MAX_STALLED_COUNT,
@@ -231,6 +249,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
         }, config.workerShutdownMs);
         await Promise.all(workers.map((w) => w.close().catch((err: Error) => logger.warn({ err: err.message }, 'closing worker'))));
         clearTimeout(timer);
+        await backups?.close();
         await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
         logger.info('worker stopped');
       })();

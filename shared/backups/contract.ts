@@ -123,6 +123,8 @@ export const backupListSchema = z.array(
     startedAt: z.string(),
     completedAt: z.string().optional(),
     incremental_base_backup_id: z.string().optional(),
+    /** The backup schedule that made it (beyond Weaviate's list). */
+    schedule: z.string().optional(),
   }),
 );
 

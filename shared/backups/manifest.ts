@@ -56,6 +56,8 @@ export const globalManifestSchema = z.object({
   formatVersion: z.number().int(),
   /** The backup this one was asked to be incremental to (Weaviate's name); every backup reuses every stored chunk. */
   incremental_base_backup_id: z.string().optional(),
+  /** The backup schedule that made it (beyond Weaviate); that schedule's retention may delete it, nothing else's. */
+  schedule: z.string().optional(),
   compression: z.enum(COMPRESSION_LEVELS),
   totals: z.object({ shards: z.number().int(), docs: z.number().int(), bytes: z.number().int() }),
   /** Every per-node manifest with its sha256, so a restore can verify them too. */

@@ -28,6 +28,8 @@ export interface BackupPlanInput {
   indexes: IndexSnapshot[];
   startedAt: string;
   incrementalBase?: string;
+  /** The backup schedule that started it (recorded in its manifest for that schedule's retention). */
+  schedule?: string;
 }
 
 /** One `snapshot-shard` per shard, on the queue of the node that holds it, under `commit-backup`. */
@@ -53,6 +55,7 @@ export function planBackup(input: BackupPlanInput): Plan {
       startedAt: input.startedAt,
       indexes: input.indexes,
       ...(input.incrementalBase ? { incrementalBase: input.incrementalBase } : {}),
+      ...(input.schedule ? { schedule: input.schedule } : {}),
     },
     operationKey(op),
     children,

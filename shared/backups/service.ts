@@ -43,7 +43,8 @@ export interface ListPage {
 const LIST_READ_CONCURRENCY = 16;
 
 export interface BackupService {
-  create(backend: string, body: unknown): Promise<OperationStarted>;
+  /** `schedule`: the backup schedule starting it (not a request field: schedules call this themselves). */
+  create(backend: string, body: unknown, options?: { schedule?: string }): Promise<OperationStarted>;
   status(backend: string, id: string, overrides?: Overrides): Promise<OperationStatus>;
   /**
    * The backups of a backend, oldest first; with a page (`limit`, `after`), at most `limit`
@@ -218,7 +219,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
   }
 
   return {
-    async create(rawBackend, body) {
+    async create(rawBackend, body, options = {}) {
       const name = parseBackendName(rawBackend);
       const req = parseCreateRequest(body);
       const op = operationRef('backup', name, req.id);
@@ -249,6 +250,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         indexes: classes.map(snapshotIndex),
         startedAt,
         ...(req.incrementalBase ? { incrementalBase: req.incrementalBase } : {}),
+        ...(options.schedule ? { schedule: options.schedule } : {}),
       });
       const already = await ops.begin(op, {
         path,
@@ -258,6 +260,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         overrides: req.overrides,
         nodes: config.nodes,
         ...(req.incrementalBase ? { incrementalBase: req.incrementalBase } : {}),
+        ...(options.schedule ? { schedule: options.schedule } : {}),
         ...(req.notes.length ? { notes: req.notes } : {}),
       });
       if (already) throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${already})`);

@@ -51,6 +51,8 @@ export interface OperationInfo {
   notes?: string[];
   /** A backup's `incremental_base_backup_id`. */
   incrementalBase?: string;
+  /** The backup schedule that started it. */
+  schedule?: string;
 }
 
 export interface OperationState extends OperationInfo {

@@ -41,13 +41,18 @@ export function statusFromManifest(m: GlobalManifest, backend: BackendName, loca
   };
 }
 
-const item = (id: string, s: { classes: string[]; status: BackupListItem['status']; startedAt: string; completedAt?: string }, base: string | undefined): BackupListItem => ({
+const item = (
+  id: string,
+  s: { classes: string[]; status: BackupListItem['status']; startedAt: string; completedAt?: string; schedule?: string },
+  base: string | undefined,
+): BackupListItem => ({
   id,
   classes: s.classes,
   status: s.status,
   startedAt: s.startedAt,
   ...(s.completedAt ? { completedAt: s.completedAt } : {}),
   ...(base ? { incremental_base_backup_id: base } : {}),
+  ...(s.schedule ? { schedule: s.schedule } : {}),
 });
 
 /**

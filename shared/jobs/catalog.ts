@@ -117,6 +117,8 @@ const commitBackupPayload = z.object({
   indexes: z.array(indexSnapshotSchema).min(1),
   /** `incremental_base_backup_id`, recorded in the manifest. */
   incrementalBase: name.optional(),
+  /** The backup schedule that started it, recorded in the manifest. */
+  schedule: name.optional(),
 });
 
 const commitResult = z.object({
@@ -249,6 +251,25 @@ function parsePayload<N extends JobName>(name: N, data: unknown): PayloadOf<N> {
 export function parseResult<N extends JobName>(name: N, value: unknown): ResultOf<N> {
   return CATALOG[name].result.parse(value) as ResultOf<N>;
 }
+
+// ---- scheduled runs -----------------------------------------------------------------------------
+
+/**
+ * The queue of scheduled backup runs (shared/schedules/, worker/schedule-run.ts). A schedule's
+ * BullMQ job scheduler adds one `run-schedule` job per due time (job id
+ * `repeat:<schedule>:<due ms>`); `POST …/run` adds one under `run:<schedule>:<ms>`. Not a
+ * flow of an operation: a run starts a backup through the backup service, as a client would.
+ */
+export const SCHEDULES_QUEUE = 'schedules';
+export const RUN_SCHEDULE_JOB = 'run-schedule';
+export const scheduleRunPayload = z.object({
+  schedule: name,
+  /** When the run is due (ms since the epoch); a scheduler's jobs carry it in their options instead. */
+  dueAt: z.number().int().optional(),
+});
+export type ScheduleRunPayload = z.infer<typeof scheduleRunPayload>;
+/** A run that fails for a transient reason is tried again; each waits for its backup to end. */
+export const SCHEDULE_RUN_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, ...KEEP } satisfies JobsOptions;
 
 // ---- producing -------------------------------------------------------------------------------
 

@@ -5,11 +5,11 @@
  */
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { COORDINATOR_QUEUES, nodeQueue, PREFIX, type FlowJobSpec } from './catalog.ts';
+import { COORDINATOR_QUEUES, nodeQueue, PREFIX, SCHEDULES_QUEUE, type FlowJobSpec } from './catalog.ts';
 
-/** Every queue name of a cluster with these nodes, coordinators first. */
+/** Every queue name of a cluster with these nodes, coordinators first, scheduled runs last. */
 function queueNames(nodes: readonly string[]): string[] {
-  return [...COORDINATOR_QUEUES, ...nodes.map(nodeQueue)];
+  return [...COORDINATOR_QUEUES, ...nodes.map(nodeQueue), SCHEDULES_QUEUE];
 }
 
 export interface QueueSet {

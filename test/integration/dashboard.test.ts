@@ -14,7 +14,8 @@ import { tempDir } from '../support/temp.ts';
 const CHROMIUM = '/usr/bin/chromium';
 const KEYS = 'dash-key-1,dash-key-2';
 const NODES = 'alpha,beta,gamma';
-const QUEUES = ['backups', 'restores', 'node-alpha', 'node-beta', 'node-gamma'];
+// Every catalog queue, the scheduled runs' last: the dashboard shows the schedulers' next runs as delayed jobs.
+const QUEUES = ['backups', 'restores', 'node-alpha', 'node-beta', 'node-gamma', 'schedules'];
 
 let redis: RedisServer;
 let secured: TestApi;

@@ -124,6 +124,15 @@ describe('GET /v1/openapi.json', () => {
       BatchObjectsRequest: [{ objects: [] }, { objects: [{ class: 'A' }, 5] }, {}, { objects: {} }, []],
       XapiandSchemaRequest: [{}, { _schema: { a: 1 } }, { _settings: { number_of_shards: 3 } }, { _settings: { number_of_shards: 1.5 } }, { _settings: 4 }, [], null],
       Document: [{}, { _id: 1, a: [1] }, [], 'text', null],
+      BackupScheduleRequest: [
+        { every: '15m', backend: 'filesystem' },
+        { cron: '0 3 * * *', timezone: 'Europe/Berlin', backend: 's3', include: ['A'], retention: { keepDaily: 7, maxAge: '30d' } },
+        {},
+        { every: '1m', backend: 'filesystem', retention: { keepYearly: 1 } },
+        { every: '1m', backend: 'filesystem', retention: { keepLast: 1.5 } },
+        { every: '1m', backend: 'filesystem', surprise: true },
+        { every: 60, backend: 'filesystem' },
+      ],
     };
     for (const [name, bodies] of Object.entries(corpus) as [keyof typeof REQUEST_SCHEMAS, unknown[]][]) {
       const validate = ajv.compile(doc.components.schemas[name]!);

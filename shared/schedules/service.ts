@@ -1,0 +1,83 @@
+/**
+ * Backup schedules as the API (and the CLI through it) see them: set, show, list, delete and
+ * run now. A schedule is its definition (store.ts) plus a BullMQ job scheduler of the same
+ * name on the `schedules` queue, which adds one `run-schedule` job per due time; the runs
+ * themselves happen in the workers (worker/schedule-run.ts).
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { enabledBackends } from '../backends/index.ts';
+import type { Config } from '../config.ts';
+import { NotFoundError } from '../errors.ts';
+import { PREFIX, RUN_SCHEDULE_JOB, SCHEDULE_RUN_OPTIONS, SCHEDULES_QUEUE, type ScheduleRunPayload } from '../jobs/catalog.ts';
+import type { Logger } from '../logger.ts';
+import { assertScheduleName, backupIdFor, parseSchedule, repeatOptions, type ScheduleDefinition } from './definition.ts';
+import { ScheduleStore, type ScheduleState } from './store.ts';
+
+/** What GET answers: the definition, when it runs next, and what its runs did. */
+export interface ScheduleView extends ScheduleDefinition, ScheduleState {
+  /** When the next run is due (ISO 8601); absent while none is planned. */
+  nextRunAt?: string;
+}
+
+export interface ScheduleService {
+  set(name: string, body: unknown): Promise<ScheduleView>;
+  get(name: string): Promise<ScheduleView>;
+  list(): Promise<ScheduleView[]>;
+  remove(name: string): Promise<void>;
+  /** Queue a run now; answers the id of the backup it makes. */
+  runNow(name: string): Promise<{ schedule: string; id: string; dueAt: string }>;
+  close(): Promise<void>;
+}
+
+export function createScheduleService(deps: { config: Config; redis: Redis; logger: Logger }): ScheduleService {
+  const store = new ScheduleStore(deps.redis);
+  const queue = new Queue<ScheduleRunPayload>(SCHEDULES_QUEUE, { connection: deps.redis, prefix: PREFIX });
+  const enabled = enabledBackends(deps.config.backends);
+
+  async function definition(name: string): Promise<ScheduleDefinition> {
+    const def = await store.get(assertScheduleName(name));
+    if (!def) throw new NotFoundError(`backup schedule ${JSON.stringify(name)} not found`);
+    return def;
+  }
+
+  async function view(def: ScheduleDefinition): Promise<ScheduleView> {
+    const [state, scheduler] = await Promise.all([store.state(def.name), queue.getJobScheduler(def.name)]);
+    return { ...def, ...state, ...(scheduler?.next ? { nextRunAt: new Date(scheduler.next).toISOString() } : {}) };
+  }
+
+  return {
+    async set(name, body) {
+      const def = parseSchedule(name, body, enabled);
+      await store.save(def);
+      // Upserting is idempotent: two replicas setting the same schedule leave one scheduler.
+      await queue.upsertJobScheduler(def.name, repeatOptions(def), { name: RUN_SCHEDULE_JOB, data: { schedule: def.name }, opts: SCHEDULE_RUN_OPTIONS });
+      deps.logger.info({ schedule: def.name, cron: def.cron, every: def.every, backend: def.backend }, 'backup schedule set');
+      return view(def);
+    },
+
+    async get(name) {
+      return view(await definition(name));
+    },
+
+    async list() {
+      return Promise.all((await store.list()).map(view));
+    },
+
+    async remove(name) {
+      await definition(name);
+      await queue.removeJobScheduler(name);
+      await store.remove(name);
+      deps.logger.info({ schedule: name }, 'backup schedule deleted');
+    },
+
+    async runNow(name) {
+      const def = await definition(name);
+      const due = new Date();
+      await queue.add(RUN_SCHEDULE_JOB, { schedule: def.name, dueAt: due.getTime() }, { ...SCHEDULE_RUN_OPTIONS, jobId: `run:${def.name}:${due.getTime()}` });
+      return { schedule: def.name, id: backupIdFor(def, due), dueAt: due.toISOString() };
+    },
+
+    close: () => queue.close(),
+  };
+}
