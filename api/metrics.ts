@@ -27,7 +27,8 @@ import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Histogram, Registry, type Metric } from 'prom-client';
 import type { QueueSet } from '../shared/jobs/queues.ts';
 import { BUCKETS, OperationMeter, type Measure, type OperationSeries } from '../shared/metrics/operation-meter.ts';
-import { RUN_OUTCOMES, ScheduleStore } from '../shared/schedules/store.ts';
+import { RUN_OUTCOMES } from '../shared/schedules/contract.ts';
+import { ScheduleStore } from '../shared/schedules/store.ts';
 
 export interface ApiMetrics {
   registry: Registry;

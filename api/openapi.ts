@@ -22,6 +22,7 @@ import {
 import { MAX_LIST_LIMIT } from '../shared/backups/validate.ts';
 import { BACKEND_NAMES } from '../shared/backends/backend.ts';
 import { INDEX_NAME } from '../shared/store/store.ts';
+import { scheduleListSchema, scheduleRunSchema, scheduleViewSchema } from '../shared/schedules/contract.ts';
 import { SCHEDULE_NAME, scheduleBodySchema } from '../shared/schedules/definition.ts';
 import { batchObjectsSchema, classSchema, objectSchema } from '../shared/weaviate.ts';
 import { VERSION } from './routes/weaviate.ts';
@@ -56,6 +57,9 @@ const RESPONSE_SCHEMAS = {
   BackupListResponse: backupListSchema,
   BackupVerifyResponse: verifyReportSchema,
   BackupDeleteResponse: deleteResultSchema,
+  BackupScheduleResponse: scheduleViewSchema,
+  BackupScheduleListResponse: scheduleListSchema,
+  BackupScheduleRunResponse: scheduleRunSchema,
 } as const satisfies Record<string, z.ZodType>;
 
 type Component = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
@@ -130,12 +134,12 @@ export const OPERATIONS: readonly Operation[] = [
     description:
       'Exactly one of `cron` (5 or 6 fields, in `timezone`, default UTC) and `every` (`30s`, `15m`, `6h`, `1d`; at least 1 s). Each run backs up to `backend` with `include`/`exclude`/`config` as POST /v1/backups takes them, under the id `<idPrefix>-<yyyymmdd>-<hhmmss>` (UTC time the run was due; idPrefix defaults to the name), incremental on the schedule\'s last SUCCESS backup. A run due while the previous one goes on is skipped and recorded. `retention` (restic\'s rules: keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly in `timezone`, and maxAge, a duration) is applied after each successful run to the schedule\'s own backups: it never deletes the newest, nor a backup made by hand or by another schedule. 422 names the field that is wrong.',
     body: 'BackupScheduleRequest',
-    ok: { status: 200, description: 'the schedule as the GET answers it', schema: object('{name, cron|every, timezone, backend, include?, exclude?, config?, idPrefix, retention?, updatedAt, nextRunAt?, running?, lastRun?, lastSuccess?, lastSkip?, kept?, runs: {SUCCESS, FAILED, CANCELED, SKIPPED}}') },
+    ok: { status: 200, description: 'the schedule as the GET answers it', schema: ref('BackupScheduleResponse') },
   },
-  { method: 'get', path: '/v1/backup-schedules', tag: 'schedules', summary: 'Every backup schedule', ok: { status: 200, description: 'the schedules', schema: object('{schedules: [schedule]}') } },
-  { method: 'get', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'One backup schedule: its definition, next run, last run, last success, backups kept and run counts', ok: { status: 200, description: 'the schedule', schema: object('schedule (see PUT)') } },
+  { method: 'get', path: '/v1/backup-schedules', tag: 'schedules', summary: 'Every backup schedule', ok: { status: 200, description: 'the schedules', schema: ref('BackupScheduleListResponse') } },
+  { method: 'get', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'One backup schedule: its definition, next run, last run, last success, backups kept and run counts', ok: { status: 200, description: 'the schedule', schema: ref('BackupScheduleResponse') } },
   { method: 'delete', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'Delete a backup schedule (its backups stay)', ok: { status: 204, description: 'deleted' } },
-  { method: 'post', path: '/v1/backup-schedules/{name}/run', tag: 'schedules', summary: 'Run a schedule now', description: 'Queues a run due now; it is skipped if a run of the schedule is going on.', ok: { status: 202, description: 'queued', schema: object('{schedule, id, dueAt}') } },
+  { method: 'post', path: '/v1/backup-schedules/{name}/run', tag: 'schedules', summary: 'Run a schedule now', description: 'Queues a run due now; it is skipped if a run of the schedule is going on.', ok: { status: 202, description: 'queued: the id of the backup it makes', schema: ref('BackupScheduleRunResponse') } },
   // Weaviate's data endpoints
   { method: 'get', path: '/v1/.well-known/live', tag: 'weaviate', summary: 'Liveness', open: true, ok: { status: 200, description: 'the process answers' } },
   { method: 'get', path: '/v1/.well-known/ready', tag: 'weaviate', summary: 'Readiness: Redis and the data directory', open: true, ok: { status: 200, description: 'ready (503 when not)' } },

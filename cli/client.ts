@@ -1,5 +1,6 @@
 /**
- * A small HTTP client for shardvault's /v1/backups API, used by `shardvault backup …`.
+ * A small HTTP client for shardvault's /v1/backups and /v1/backup-schedules API, used by
+ * `shardvault backup …` and `shardvault schedule …`.
  * Answers are parsed with the wire contract's schemas (shared/backups/contract.ts), the same
  * the API answers by, so an API of another version that answers differently is reported, not
  * half-understood. Failures are ApiError with one line that says what went wrong: the API's own
@@ -19,6 +20,7 @@ import {
   type VerifyReport,
 } from '../shared/backups/contract.ts';
 import type { Overrides } from '../shared/backups/validate.ts';
+import { scheduleListSchema, scheduleRunSchema, scheduleViewSchema, type ScheduleView } from '../shared/schedules/contract.ts';
 import type { OperationKind } from '../shared/jobs/operation.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -55,6 +57,13 @@ export interface BackupClient {
   cancel(kind: OperationKind, backend: string, id: string, overrides?: Overrides): Promise<void>;
   verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
   delete(backend: string, id: string, overrides?: Overrides): Promise<DeleteResult>;
+  schedules: {
+    set(name: string, body: Record<string, unknown>): Promise<ScheduleView>;
+    get(name: string): Promise<ScheduleView>;
+    list(): Promise<ScheduleView[]>;
+    run(name: string): Promise<{ schedule: string; id: string; dueAt: string }>;
+    remove(name: string): Promise<void>;
+  };
 }
 
 export interface ClientOptions {
@@ -128,5 +137,14 @@ export function createClient(options: ClientOptions = {}): BackupClient {
     },
     delete: (backend, id, overrides = {}) => answer(deleteResultSchema, 'POST', `${operationPath('backup', backend, id)}/delete`, undefined, overrides),
     verify: (backend, id, overrides = {}) => answer(verifyReportSchema, 'GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides),
+    schedules: {
+      set: (name, body) => answer(scheduleViewSchema, 'PUT', `/v1/backup-schedules/${segment(name)}`, body),
+      get: (name) => answer(scheduleViewSchema, 'GET', `/v1/backup-schedules/${segment(name)}`),
+      list: async () => (await answer(scheduleListSchema, 'GET', '/v1/backup-schedules')).schedules,
+      run: (name) => answer(scheduleRunSchema, 'POST', `/v1/backup-schedules/${segment(name)}/run`),
+      remove: async (name) => {
+        await call('DELETE', `/v1/backup-schedules/${segment(name)}`);
+      },
+    },
   };
 }

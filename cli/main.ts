@@ -21,6 +21,11 @@ const COMMANDS: readonly Command[] = [
     summary: 'create, restore, list, watch, cancel and verify backups through a running API',
     run: async (argv, io) => (await import('./commands/backup.ts')).runBackupCommand(argv, io),
   },
+  {
+    name: 'schedule',
+    summary: 'set, list, show, run and delete backup schedules (with retention) through a running API',
+    run: async (argv, io) => (await import('./commands/schedule.ts')).runScheduleCommand(argv, io),
+  },
 ];
 
 export function usage(): string {

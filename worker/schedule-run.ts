@@ -22,7 +22,8 @@ import type { ScheduleRunPayload } from '../shared/jobs/catalog.ts';
 import type { Logger } from '../shared/logger.ts';
 import { backupIdFor, type ScheduleDefinition } from '../shared/schedules/definition.ts';
 import { keptBackups } from '../shared/schedules/retention.ts';
-import type { RunRecord, ScheduleStore } from '../shared/schedules/store.ts';
+import type { RunRecord } from '../shared/schedules/contract.ts';
+import type { ScheduleStore } from '../shared/schedules/store.ts';
 
 export interface ScheduleRunDeps {
   schedules: ScheduleStore;

@@ -12,13 +12,8 @@ import { NotFoundError } from '../errors.ts';
 import { PREFIX, RUN_SCHEDULE_JOB, SCHEDULE_RUN_OPTIONS, SCHEDULES_QUEUE, type ScheduleRunPayload } from '../jobs/catalog.ts';
 import type { Logger } from '../logger.ts';
 import { assertScheduleName, backupIdFor, parseSchedule, repeatOptions, type ScheduleDefinition } from './definition.ts';
-import { ScheduleStore, type ScheduleState } from './store.ts';
-
-/** What GET answers: the definition, when it runs next, and what its runs did. */
-export interface ScheduleView extends ScheduleDefinition, ScheduleState {
-  /** When the next run is due (ISO 8601); absent while none is planned. */
-  nextRunAt?: string;
-}
+import type { ScheduleView } from './contract.ts';
+import { ScheduleStore } from './store.ts';
 
 export interface ScheduleService {
   set(name: string, body: unknown): Promise<ScheduleView>;

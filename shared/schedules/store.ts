@@ -14,36 +14,14 @@
  */
 import type { Redis } from 'ioredis';
 import { PREFIX } from '../jobs/catalog.ts';
+import { RUN_OUTCOMES, type RunOutcome, type RunRecord, type ScheduleView } from './contract.ts';
 import type { ScheduleDefinition } from './definition.ts';
 
 const DEFINITIONS = `${PREFIX}:schedules`;
 const stateKey = (name: string) => `${PREFIX}:schedule:${name}`;
 
-export const RUN_OUTCOMES = ['SUCCESS', 'FAILED', 'CANCELED', 'SKIPPED'] as const;
-export type RunOutcome = (typeof RUN_OUTCOMES)[number];
-
-export interface RunRecord {
-  /** The backup the run made (or would have made, when skipped). */
-  id: string;
-  status: RunOutcome;
-  /** When the run was due. */
-  dueAt: string;
-  startedAt?: string;
-  completedAt?: string;
-  durationSeconds?: number;
-  error?: string;
-}
-
-export interface ScheduleState {
-  /** The backup id of the run going on. */
-  running?: string;
-  lastRun?: RunRecord;
-  lastSuccess?: RunRecord;
-  lastSkip?: RunRecord;
-  /** The schedule's backups its retention kept after the last successful run, newest first. */
-  kept?: string[];
-  runs: Record<RunOutcome, number>;
-}
+/** What a schedule's runs did (the run part of what GET answers). */
+export type ScheduleState = Pick<ScheduleView, 'running' | 'lastRun' | 'lastSuccess' | 'lastSkip' | 'kept' | 'runs'>;
 
 // KEYS[1] state; ARGV[1] the id to claim for, ARGV[2] the id it may replace ('' for none).
 // Sets `running` when it is absent, already this id, or the replaceable one; answers the holder.

@@ -238,4 +238,38 @@ describe('shardvault backup', () => {
       }),
     ).toBe(`backup b1 TRANSFERRING [${'#'.repeat(12)}${'.'.repeat(11)}] 3/6 shards  1,200 docs  1.2 MB  400.0 kB/s  2.1 s`);
   });
+
+  it('schedule set, show, list, run and delete through the API; bad input refused naming the field', async () => {
+    const set = await cli(['schedule', 'set', 'cli-nightly', '--url', url, '--cron', '0 3 * * *', '--timezone', 'Europe/Berlin', '--backend', 'filesystem', '--include', 'books', '--keep-daily', '7', '--keep-last', '2']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/^schedule cli-nightly\n {2}when: {9}cron "0 3 \* \* \*" \(Europe\/Berlin\)\n {2}backend: {6}filesystem, include books\n {2}retention: {4}keeps last 2, daily 7\n {2}next run: {5}\d{4}-/);
+
+    const run = await cli(['schedule', 'run', 'cli-nightly', '--url', url, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const { id } = JSON.parse(run.stdout) as { id: string };
+    expect(id).toMatch(/^cli-nightly-\d{8}-\d{6}$/);
+    let shown: Outcome;
+    const deadline = Date.now() + 60_000;
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      shown = await cli(['schedule', 'show', 'cli-nightly', '--url', url]);
+    } while (!shown.stdout.includes('last success') && Date.now() < deadline);
+    expect(shown.stdout).toContain(`  last run:     ${id} SUCCESS in `);
+    expect(shown.stdout).toContain('  runs:         1 SUCCESS, 0 FAILED, 0 CANCELED, 0 SKIPPED');
+
+    const list = await cli(['schedule', 'list', '--url', url]);
+    expect(list.stdout).toMatch(new RegExp(`^cli-nightly +cron "0 3 \\* \\* \\*" Europe/Berlin +filesystem +next \\S+ +last ${id} SUCCESS\n$`));
+
+    const bad = await cli(['schedule', 'set', 'cli-nightly', '--url', url, '--every', '1h', '--backend', 'filesystem', '--max-age', 'forever']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^shardvault: retention\.maxAge "forever" is not a duration.*\[HTTP 422 from PUT \/v1\/backup-schedules\/cli-nightly\]\n$/);
+    const usage = await cli(['schedule', 'set', 'cli-nightly', '--keep-daily', 'seven']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^shardvault schedule: --keep-daily takes a whole number, got "seven"/);
+
+    expect((await cli(['schedule', 'delete', 'cli-nightly', '--url', url])).stdout).toBe('schedule cli-nightly deleted (its backups stay)\n');
+    const gone = await cli(['schedule', 'show', 'cli-nightly', '--url', url]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/backup schedule "cli-nightly" not found \[HTTP 404/);
+  });
 });
