@@ -9,9 +9,9 @@
  *     shardvault backup cancel filesystem nightly-1 [--restore]
  *     shardvault backup verify filesystem nightly-1
  */
-import { parseArgs } from 'node:util';
 import { EXIT } from '../exit-codes.ts';
 import type { CliIo } from '../command.ts';
+import { parseCommandLine, runApiCommand, UsageError } from '../api-command.ts';
 import {
   ApiError,
   apiKeyFromEnv,
@@ -81,8 +81,6 @@ const POSITIONALS: Record<Subcommand, string[]> = {
   delete: ['BACKEND', 'ID'],
 };
 
-class UsageError extends Error {}
-
 const OPTIONS = {
   url: { type: 'string' },
   include: { type: 'string', multiple: true },
@@ -120,13 +118,7 @@ interface Parsed {
 }
 
 function parse(argv: string[]): Parsed | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
   if (values.help) return 'help';
   const [sub, ...rest] = positionals;
   if (sub === undefined) throw new UsageError('name a command: create, status, restore, list, cancel or verify');
@@ -317,30 +309,13 @@ async function execute(p: Parsed, io: CliIo): Promise<number> {
 }
 
 /** `shardvault backup …` (registered in cli/main.ts). */
-export async function runBackupCommand(argv: string[], io: CliIo): Promise<number> {
-  let parsed: Parsed | 'help';
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`shardvault backup: ${err.message}\nRun "shardvault backup --help" for usage.\n`);
-    return EXIT.USAGE;
-  }
-  if (parsed === 'help') {
-    io.stdout.write(HELP);
-    return EXIT.OK;
-  }
-  try {
-    return await execute(parsed, io);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`shardvault backup: ${err.message}\nRun "shardvault backup --help" for usage.\n`);
-      return EXIT.USAGE;
+export function runBackupCommand(argv: string[], io: CliIo): Promise<number> {
+  return runApiCommand('backup', io, async () => {
+    const parsed = parse(argv);
+    if (parsed === 'help') {
+      io.stdout.write(HELP);
+      return EXIT.OK;
     }
-    if (err instanceof ApiError) {
-      io.stderr.write(`shardvault: ${err.message}\n`);
-      return EXIT.FAILED;
-    }
-    throw err;
-  }
+    return execute(parsed, io);
+  });
 }

@@ -8,9 +8,9 @@
  *     shardvault schedule run nightly
  *     shardvault schedule delete nightly
  */
-import { parseArgs } from 'node:util';
 import type { ScheduleView } from '../../shared/schedules/contract.ts';
-import { ApiError, apiKeyFromEnv, createClient, DEFAULT_URL } from '../client.ts';
+import { parseCommandLine, runApiCommand, UsageError } from '../api-command.ts';
+import { apiKeyFromEnv, createClient, DEFAULT_URL } from '../client.ts';
 import type { CliIo } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -65,18 +65,10 @@ const OPTIONS = {
   'keep-monthly': { type: 'string' },
 } as const;
 
-class UsageError extends Error {}
-
 type Values = Partial<Record<keyof typeof OPTIONS, string | string[] | boolean>>;
 
 function parse(argv: string[]): { sub: Subcommand; name: string; values: Values } | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
   if (values.help) return 'help';
   const [sub, ...rest] = positionals;
   if (!sub || !(SUBCOMMANDS as readonly string[]).includes(sub)) {
@@ -142,8 +134,8 @@ function printSchedule(io: CliIo, s: ScheduleView): void {
 }
 
 /** `shardvault schedule …` (registered in cli/main.ts). */
-export async function runScheduleCommand(argv: string[], io: CliIo): Promise<number> {
-  try {
+export function runScheduleCommand(argv: string[], io: CliIo): Promise<number> {
+  return runApiCommand('schedule', io, async () => {
     const parsed = parse(argv);
     if (parsed === 'help') {
       io.stdout.write(HELP);
@@ -185,15 +177,5 @@ export async function runScheduleCommand(argv: string[], io: CliIo): Promise<num
         break;
     }
     return EXIT.OK;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`shardvault schedule: ${err.message}\nRun "shardvault schedule --help" for usage.\n`);
-      return EXIT.USAGE;
-    }
-    if (err instanceof ApiError) {
-      io.stderr.write(`shardvault: ${err.message}\n`);
-      return EXIT.FAILED;
-    }
-    throw err;
-  }
+  });
 }

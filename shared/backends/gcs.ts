@@ -148,27 +148,35 @@ export class GcsBackend implements Backend {
     return signal ? addAbortSignal(signal, out) : out;
   }
 
+  /** One page of objects under base + prefix (with `delimiter`, the response lists its prefixes too). */
+  private async listPage(prefix: string, pageToken: string | undefined, signal: AbortSignal | undefined, delimiter?: string) {
+    const [files, next, response] = await withRetry(
+      () =>
+        this.bucket.getFiles({
+          prefix: this.base + prefix,
+          ...(delimiter ? { delimiter } : {}),
+          autoPaginate: false,
+          maxResults: this.listPageSize,
+          ...(pageToken ? { pageToken } : {}),
+        }),
+      { ...this.retry, signal, label: `gcs list ${prefix}` },
+    );
+    // The GCS client does not watch the signal between pages.
+    if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
+    return {
+      files,
+      prefixes: (response as { prefixes?: string[] } | undefined)?.prefixes ?? [],
+      next: (next as { pageToken?: string } | null | undefined)?.pageToken || undefined,
+    };
+  }
+
   async list(prefix: string, options: CallOptions = {}): Promise<ObjectInfo[]> {
     validatePrefix(prefix);
     const { signal } = options;
     try {
-      return await collectPages(this.base, async (pageToken) => {
-        const [files, next] = await withRetry(
-          () =>
-            this.bucket.getFiles({
-              prefix: this.base + prefix,
-              autoPaginate: false,
-              maxResults: this.listPageSize,
-              ...(pageToken ? { pageToken } : {}),
-            }),
-          { ...this.retry, signal, label: `gcs list ${prefix}` },
-        );
-        // The GCS client does not watch the signal between pages.
-        if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
-        return {
-          objects: files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0) })),
-          next: (next as { pageToken?: string } | null | undefined)?.pageToken || undefined,
-        };
+      return await collectPages(this.base, async (token) => {
+        const { files, next } = await this.listPage(prefix, token, signal);
+        return { objects: files.map((f) => ({ name: f.name, size: Number(f.metadata.size ?? 0) })), next };
       });
     } catch (err) {
       throw this.mapError(err, `list ${prefix}`, { prefix, signal });
@@ -179,24 +187,7 @@ export class GcsBackend implements Backend {
     validateDirectoryPrefix(prefix);
     const { signal } = options;
     try {
-      return await collectDirectoryPages(this.base, prefix, async (pageToken) => {
-        const [, next, response] = await withRetry(
-          () =>
-            this.bucket.getFiles({
-              prefix: this.base + prefix,
-              delimiter: '/',
-              autoPaginate: false,
-              maxResults: this.listPageSize,
-              ...(pageToken ? { pageToken } : {}),
-            }),
-          { ...this.retry, signal, label: `gcs list directories ${prefix}` },
-        );
-        if (signal?.aborted) throw new CancelledError(`gcs list ${prefix} was cancelled`);
-        return {
-          prefixes: (response as { prefixes?: string[] } | undefined)?.prefixes ?? [],
-          next: (next as { pageToken?: string } | null | undefined)?.pageToken || undefined,
-        };
-      });
+      return await collectDirectoryPages(this.base, prefix, (token) => this.listPage(prefix, token, signal, '/'));
     } catch (err) {
       throw this.mapError(err, `list ${prefix}`, { prefix, signal });
     }

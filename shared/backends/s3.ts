@@ -166,24 +166,30 @@ export class S3Backend implements Backend {
     }
   }
 
+  /** One page of ListObjectsV2 under base + prefix (with `delimiter`, its common prefixes too). */
+  private listPage(prefix: string, token: string | undefined, signal: AbortSignal | undefined, delimiter?: string) {
+    return withRetry(
+      () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.base + prefix,
+            ...(delimiter ? { Delimiter: delimiter } : {}),
+            MaxKeys: this.listPageSize,
+            ContinuationToken: token,
+          }),
+          { abortSignal: signal },
+        ),
+      { ...this.retry, signal, label: `s3 list ${prefix}` },
+    );
+  }
+
   async list(prefix: string, options: CallOptions = {}): Promise<ObjectInfo[]> {
     validatePrefix(prefix);
     const { signal } = options;
     try {
       return await collectPages(this.base, async (token) => {
-        const page = await withRetry(
-          () =>
-            this.client.send(
-              new ListObjectsV2Command({
-                Bucket: this.bucket,
-                Prefix: this.base + prefix,
-                MaxKeys: this.listPageSize,
-                ContinuationToken: token,
-              }),
-              { abortSignal: signal },
-            ),
-          { ...this.retry, signal, label: `s3 list ${prefix}` },
-        );
+        const page = await this.listPage(prefix, token, signal);
         return {
           objects: (page.Contents ?? []).map((o) => ({ name: o.Key, size: o.Size ?? 0 })),
           next: page.IsTruncated ? page.NextContinuationToken : undefined,
@@ -199,20 +205,7 @@ export class S3Backend implements Backend {
     const { signal } = options;
     try {
       return await collectDirectoryPages(this.base, prefix, async (token) => {
-        const page = await withRetry(
-          () =>
-            this.client.send(
-              new ListObjectsV2Command({
-                Bucket: this.bucket,
-                Prefix: this.base + prefix,
-                Delimiter: '/',
-                MaxKeys: this.listPageSize,
-                ContinuationToken: token,
-              }),
-              { abortSignal: signal },
-            ),
-          { ...this.retry, signal, label: `s3 list directories ${prefix}` },
-        );
+        const page = await this.listPage(prefix, token, signal, '/');
         return { prefixes: (page.CommonPrefixes ?? []).map((p) => p.Prefix), next: page.IsTruncated ? page.NextContinuationToken : undefined };
       });
     } catch (err) {

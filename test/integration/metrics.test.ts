@@ -6,35 +6,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApi } from '../../api/app.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { OperationMeter } from '../../shared/metrics/operation-meter.ts';
-import type { RedisServer } from '../../shared/redis-server.ts';
-import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
-import { createTestApi, type TestApi } from '../support/api.ts';
-import { makeDoc, waitForStatus } from '../support/backups.ts';
-import { startTestRedis } from '../support/redis.ts';
+import { createTestApi } from '../support/api.ts';
+import { useApiWithWorker } from '../support/api-worker.ts';
+import { waitForStatus } from '../support/backups.ts';
 
-let redis: RedisServer;
-let t: TestApi;
-let worker: ShardvaultWorker;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  t = createTestApi(redis.url);
-  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
-  await worker.start();
-  const results = await t.store.putDocuments('Metered', Array.from({ length: 250 }, (_, i) => makeDoc('Metered', i)));
-  expect(results.every((r) => r.ok)).toBe(true);
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await t?.api.stop();
-  await t?.close();
-  await redis?.stop();
-});
+const t = useApiWithWorker({ index: 'Metered', docs: 250 });
 
 async function scrape(api = t.api): Promise<string> {
   const res = await api.app.request('/metrics');
@@ -141,7 +121,7 @@ describe('GET /metrics', () => {
 
 describe('GET /metrics with auth on', () => {
   it('answers 401 without the API key and the metrics with it', async () => {
-    const secured = createTestApi(redis.url, { AUTHENTICATION_APIKEY_ENABLED: 'true', AUTHENTICATION_APIKEY_ALLOWED_KEYS: 'k1,k2' });
+    const secured = createTestApi(t.redisUrl, { AUTHENTICATION_APIKEY_ENABLED: 'true', AUTHENTICATION_APIKEY_ALLOWED_KEYS: 'k1,k2' });
     try {
       const refused = await secured.api.app.request('/metrics');
       expect(refused.status).toBe(401);

@@ -2,32 +2,10 @@
  * /v1/backup-schedules over the in-process API and a worker: set, show, list, run now, delete;
  * every bad body refused with a 422 naming the field; the metrics alerting needs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisServer } from '../../shared/redis-server.ts';
-import { createLogger } from '../../shared/logger.ts';
-import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
-import { createTestApi, type TestApi } from '../support/api.ts';
-import { makeDoc } from '../support/backups.ts';
-import { startTestRedis } from '../support/redis.ts';
+import { describe, expect, it } from 'vitest';
+import { useApiWithWorker } from '../support/api-worker.ts';
 
-let redis: RedisServer;
-let t: TestApi;
-let worker: ShardvaultWorker;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  t = createTestApi(redis.url);
-  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
-  await worker.start();
-  const results = await t.store.putDocuments('Notes', Array.from({ length: 50 }, (_, i) => makeDoc('Notes', i)));
-  expect(results.every((r) => r.ok)).toBe(true);
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await t?.close();
-  await redis?.stop();
-});
+const t = useApiWithWorker({ index: 'Notes', docs: 50 });
 
 const json = async (res: Response) => (await res.json()) as Record<string, unknown>;
 
