@@ -8,7 +8,10 @@
  *   collector: the deleted backups' bytes went with them;
  * - two API replicas setting the same schedule make one scheduler and no duplicate run;
  * - a run due while the previous one still goes (a slow backup) is skipped and recorded so,
- *   and no two backups of the schedule overlap.
+ *   and no two backups of the schedule overlap;
+ * - a worker SIGKILLed while it runs a scheduled run: another worker takes the run over, it
+ *   ends as its backup did (SUCCESS, the killed shard retried), one backup is made, and the
+ *   schedule runs again afterwards.
  */
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -202,4 +205,33 @@ describe('backup schedules with real processes', () => {
     for (let i = 1; i < runs.length; i++) expect(runs[i]!.startedAt >= runs[i - 1]!.completedAt!).toBe(true);
     await remove('slowpoke');
   }, 150_000);
+
+  it('ends a run whose worker is SIGKILLed as its backup ended, with one backup, and runs again', async () => {
+    const body = { cron: '0 0 1 1 *', backend: 'filesystem', include: ['slow'], idPrefix: 'killed' };
+    expect((await cluster.call('PUT', '/v1/backup-schedules/killed', body)).status).toBe(200);
+    const run = await cluster.call('POST', '/v1/backup-schedules/killed/run');
+    expect(run.status).toBe(202);
+    const { id } = (await run.json()) as { id: string };
+    const runs = (w: NodeProcess) => cluster.jobLines(w).some((l) => l.msg === 'scheduled backup started' && l.job.startsWith('run:killed:'));
+    const victim = await until('a worker to start the scheduled backup', async () => cluster.workers.find(runs), Boolean, 30_000);
+    expect((await schedule('killed')).running).toBe(id);
+    await victim!.kill('SIGKILL');
+    cluster.workers.splice(cluster.workers.indexOf(victim!), 1);
+    await cluster.startWorker();
+
+    const s = await until('the run to be recorded', () => schedule('killed'), (b) => b.lastRun?.id === id && !b.running, 120_000);
+    const backup = (await get<{ status: string }>(`/v1/backups/filesystem/${id}`)).status;
+    expect(s.lastRun!.status).toBe(backup);
+    expect(backup).toBe('SUCCESS');
+    expect(s.runs).toMatchObject({ SUCCESS: 1, FAILED: 0, SKIPPED: 0 });
+    expect((await mine('killed')).map((b) => b.id)).toEqual([id]);
+
+    // Nothing is left claimed: the next run starts and succeeds.
+    await new Promise((r) => setTimeout(r, 1000)); // backup ids are per second
+    const again = (await (await cluster.call('POST', '/v1/backup-schedules/killed/run')).json()) as { id: string };
+    expect(again.id).not.toBe(id);
+    const next = await until('the second run', () => schedule('killed'), (b) => b.lastRun?.id === again.id && !b.running, 90_000);
+    expect(next.lastRun!.status).toBe('SUCCESS');
+    await remove('killed');
+  }, 240_000);
 });
