@@ -109,6 +109,26 @@ describe('dashboard auth (in-process)', () => {
     expect(validSession(cookieOf(form), ['dash-key-2'])).toBe(true);
   });
 
+  it('shows a backup schedule as the next run waiting on the schedules queue', async () => {
+    const auth = { authorization: 'Bearer dash-key-1' };
+    const set = await secured.call('PUT', '/v1/backup-schedules/nightly', { cron: '30 2 * * *', timezone: 'Europe/Berlin', backend: 'filesystem' }, auth);
+    expect(set.status).toBe(200);
+    const { nextRunAt } = (await set.json()) as { nextRunAt: string };
+    try {
+      const res = await get('/admin/queues/api/queues?activeQueue=schedules&status=delayed&page=1&jobsPerPage=10', auth);
+      expect(res.status).toBe(200);
+      const { queues } = (await res.json()) as { queues: { name: string; counts: { delayed: number }; jobs: { name: string; data: { schedule: string }; timestamp: number; delay: number }[] }[] };
+      const queue = queues.find((q) => q.name === 'schedules')!;
+      expect(queue.counts.delayed).toBe(1);
+      expect(queue.jobs).toHaveLength(1);
+      const [next] = queue.jobs;
+      expect(next).toMatchObject({ name: 'run-schedule', data: { schedule: 'nightly' } });
+      expect(next!.timestamp + next!.delay).toBe(Date.parse(nextRunAt));
+    } finally {
+      expect((await secured.call('DELETE', '/v1/backup-schedules/nightly', undefined, auth)).status).toBe(204);
+    }
+  });
+
   it('is read-only: jobs are managed through the API', async () => {
     const res = await secured.api.app.request('/admin/queues/api/queues/backups/clean/completed', {
       method: 'PUT',
