@@ -139,16 +139,17 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
    */
   async function readGlobal(backend: Backend, id: string, options: { cached?: boolean } = {}): Promise<GlobalManifest | undefined> {
     const where = backend.locate(globalManifestKey(id));
-    const known = options.cached ? manifests.get(where) : undefined;
-    if (known) return known;
-    try {
-      const manifest = await precheck(`read ${globalManifestKey(id)}`, () => readJson(backend, globalManifestKey(id), globalManifestSchema));
-      manifests.set(where, manifest);
-      return manifest;
-    } catch (err) {
-      if (err instanceof NotFoundError) return undefined;
-      throw err;
-    }
+    const load = async () => {
+      try {
+        const manifest = await precheck(`read ${globalManifestKey(id)}`, () => readJson(backend, globalManifestKey(id), globalManifestSchema));
+        manifests.set(where, manifest);
+        return manifest;
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    };
+    return options.cached ? manifests.read(where, load) : load();
   }
 
   /** The manifests of these ids that exist, LIST_READ_CONCURRENCY read at a time; an unreadable one is logged and left out. */
