@@ -13,9 +13,11 @@
  * it: whatever a snapshot names exists once the snapshot does.
  *
  * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
- * ranged read (a few ahead of need), decoded, its chunks named in the hash pool, and every
- * chunk checked against its SHA-256 before its bytes are passed on; the file's size and fingerprint (the SHA-256 of its chunks'
- * SHA-256s, in order) are checked at the end. A missing pack or a corrupt chunk fails with an
+ * ranged read (a few distinct blobs ahead of need, and kept while later runs return to it: an
+ * incremental snapshot's runs go back to its few new blobs all across the file), decoded, its
+ * chunks named in the hash pool, and every chunk checked against its SHA-256 before its bytes
+ * are passed on; the file's size and fingerprint (the SHA-256 of its chunks' SHA-256s, in
+ * order) are checked at the end. A missing pack or a corrupt chunk fails with an
  * IntegrityError naming the chunk and the file.
  */
 import { createHash } from 'node:crypto';
@@ -59,7 +61,7 @@ import {
 const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
 const READ_AHEAD = 8;
-const BLOB_CACHE = 4;
+const BLOB_CACHE = 8;
 /** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
 /** Source buffers being named at once, beyond the one being handled. */
@@ -265,40 +267,70 @@ export class Repository {
 
   private async *replay(snapshot: Snapshot, files: IndexFile[], where: string, options: CallOptions): AsyncGenerator<Buffer> {
     const runs = decodeRuns(snapshot.runs);
+    // The blobs in the order the runs need them, and for each place in that order the next
+    // place that needs the same blob: an incremental snapshot interleaves runs of old blobs with
+    // runs of the few new blobs that hold the changed chunks, and a chunk that repeats in the
+    // file (an empty page) sends a run back to the blob that first stored it.
     const order: [number, number][] = [];
     for (let r = 0; r < runs.length; r += 4) {
       const last = order.at(-1);
       if (!last || last[0] !== runs[r] || last[1] !== runs[r + 1]) order.push([runs[r]!, runs[r + 1]!]);
     }
-    // Each blob read, decoded and its chunks named (in the hash pool), a few ahead of need.
-    const cache = new Map<string, Promise<Named>>();
+    const nameOf = (at: number): string => `${order[at]![0]}/${order[at]![1]}`;
+    const nextOf = new Array<number>(order.length);
+    const seenAt = new Map<string, number>();
+    for (let at = order.length - 1; at >= 0; at--) {
+      nextOf[at] = seenAt.get(nameOf(at)) ?? Infinity;
+      seenAt.set(nameOf(at), at);
+    }
+    // Each blob read, decoded and its chunks named (in the hash pool), a few ahead of need, and
+    // kept while it is needed again; past BLOB_CACHE + READ_AHEAD blobs, the one needed
+    // farthest ahead is dropped (and read again when its turn comes).
+    const cache = new Map<string, { named: Promise<Named>; next: number }>();
     const blobOf = ([f, b]: [number, number]): { blob: Blob; pack: string } => {
       const file = files[f];
       const blob = file?.blobs[b];
       if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
       return { blob, pack: file.packs[blob.pack]! };
     };
-    const fetch = (ref: [number, number]): Promise<Named> => {
-      const name = `${ref[0]}/${ref[1]}`;
-      let p = cache.get(name);
-      if (!p) {
-        const { blob, pack } = blobOf(ref);
-        p = this.readBlob(blob, pack, where, options).then(hashChunks);
-        p.catch(() => undefined);
-        cache.set(name, p);
-        while (cache.size > BLOB_CACHE + READ_AHEAD) cache.delete(cache.keys().next().value!);
+    const fetch = (at: number): Promise<Named> => {
+      const name = nameOf(at);
+      let kept = cache.get(name);
+      if (!kept) {
+        const { blob, pack } = blobOf(order[at]!);
+        kept = { named: this.readBlob(blob, pack, where, options).then(hashChunks), next: at };
+        kept.named.catch(() => undefined);
+        cache.set(name, kept);
+        while (cache.size > BLOB_CACHE + READ_AHEAD) {
+          let farthest: string | undefined;
+          for (const [other, k] of cache) if (other !== name && (farthest === undefined || k.next > cache.get(farthest)!.next)) farthest = other;
+          cache.delete(farthest!);
+        }
       }
-      return p;
+      return kept.named;
+    };
+    /** Done with the blob at this place in the order: keep it for its next turn, or let it go. */
+    const passed = (at: number): void => {
+      const kept = cache.get(nameOf(at));
+      if (!kept) return;
+      if (nextOf[at] === Infinity) cache.delete(nameOf(at));
+      else kept.next = nextOf[at]!;
     };
     const whole = createHash('sha256');
     let size = 0;
     let step = 0;
     for (let r = 0; r < runs.length; r += 4) {
       const ref: [number, number] = [runs[r]!, runs[r + 1]!];
-      while (step < order.length && (order[step]![0] !== ref[0] || order[step]![1] !== ref[1])) step++;
-      for (let ahead = 1; ahead <= READ_AHEAD && step + ahead < order.length; ahead++) void fetch(order[step + ahead]!).catch(() => undefined);
+      while (step < order.length && (order[step]![0] !== ref[0] || order[step]![1] !== ref[1])) passed(step++);
+      // READ_AHEAD distinct blobs ahead (interleaved runs name the same few blobs again and again).
+      const ahead = new Set<string>();
+      for (let at = step + 1; at < order.length && at <= step + 4 * READ_AHEAD && ahead.size < READ_AHEAD; at++) {
+        if (ahead.has(nameOf(at))) continue;
+        ahead.add(nameOf(at));
+        void fetch(at).catch(() => undefined);
+      }
       const { blob, pack } = blobOf(ref);
-      const { data, hashes } = await fetch(ref);
+      const { data, hashes } = await fetch(step);
       const first = runs[r + 2]!;
       const count = runs[r + 3]!;
       if (first + count > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
