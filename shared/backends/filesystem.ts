@@ -308,8 +308,10 @@ export class FilesystemBackend implements Backend {
  */
 async function createInDirectory(file: string): Promise<FileHandle> {
   for (let attempt = 0; ; attempt++) {
-    await mkdir(path.dirname(file), { recursive: true });
     try {
+      // A recursive mkdir fails with ENOENT too, when a directory it just made is removed
+      // before it makes the next one down.
+      await mkdir(path.dirname(file), { recursive: true });
       return await open(file, 'wx');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;

@@ -160,7 +160,7 @@ describe('backup and restore in one process', () => {
     const answers = await Promise.all(ids.map((id) => t.call('POST', '/v1/backups/filesystem', { id, config: { CompressionLevel: 'BestSpeed' } })));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
     const done = await Promise.all(ids.map((id) => waitForStatus(t.call, `/v1/backups/filesystem/${id}`)));
-    expect(done.map((d) => [d.id, d.status])).toEqual(ids.map((id) => [id, 'SUCCESS']));
+    expect(done.map((d) => [d.id, d.status]), JSON.stringify(done.map((d) => d.error))).toEqual(ids.map((id) => [id, 'SUCCESS']));
     for (const d of done) expect(d.progress?.docs).toBe(600);
   });
 });
