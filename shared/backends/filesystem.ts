@@ -303,14 +303,13 @@ export class FilesystemBackend implements Backend {
 
 /**
  * Create a new file (`wx`: never reuse a name) and the directories above it. A concurrent
- * deletePrefix removes directories it leaves empty, possibly between the mkdir and the open: the
- * open is tried again then. Nothing of the body has been read yet, so nothing is lost.
+ * deletePrefix removes directories it leaves empty, possibly between the mkdir and the open, or
+ * inside the recursive mkdir between one directory and the next down: either fails with ENOENT
+ * and both are tried again. Nothing of the body has been read yet, so nothing is lost.
  */
 async function createInDirectory(file: string): Promise<FileHandle> {
   for (let attempt = 0; ; attempt++) {
     try {
-      // A recursive mkdir fails with ENOENT too, when a directory it just made is removed
-      // before it makes the next one down.
       await mkdir(path.dirname(file), { recursive: true });
       return await open(file, 'wx');
     } catch (err) {

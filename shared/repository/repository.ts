@@ -276,12 +276,12 @@ export class Repository {
       const last = order.at(-1);
       if (!last || last[0] !== runs[r] || last[1] !== runs[r + 1]) order.push([runs[r]!, runs[r + 1]!]);
     }
-    const nameOf = (at: number): string => `${order[at]![0]}/${order[at]![1]}`;
+    const names = order.map(([f, b]) => `${f}/${b}`);
     const nextOf = new Array<number>(order.length);
     const seenAt = new Map<string, number>();
     for (let at = order.length - 1; at >= 0; at--) {
-      nextOf[at] = seenAt.get(nameOf(at)) ?? Infinity;
-      seenAt.set(nameOf(at), at);
+      nextOf[at] = seenAt.get(names[at]!) ?? Infinity;
+      seenAt.set(names[at]!, at);
     }
     // Each blob read, decoded and its chunks named (in the hash pool), a few ahead of need, and
     // kept while it is needed again; past BLOB_CACHE + READ_AHEAD blobs, the one needed
@@ -294,7 +294,7 @@ export class Repository {
       return { blob, pack: file.packs[blob.pack]! };
     };
     const fetch = (at: number): Promise<Named> => {
-      const name = nameOf(at);
+      const name = names[at]!;
       let kept = cache.get(name);
       if (!kept) {
         const { blob, pack } = blobOf(order[at]!);
@@ -302,18 +302,18 @@ export class Repository {
         kept.named.catch(() => undefined);
         cache.set(name, kept);
         while (cache.size > BLOB_CACHE + READ_AHEAD) {
-          let farthest: string | undefined;
-          for (const [other, k] of cache) if (other !== name && (farthest === undefined || k.next > cache.get(farthest)!.next)) farthest = other;
-          cache.delete(farthest!);
+          let farthest: [string, number] | undefined;
+          for (const [other, k] of cache) if (other !== name && (!farthest || k.next > farthest[1])) farthest = [other, k.next];
+          cache.delete(farthest![0]);
         }
       }
       return kept.named;
     };
     /** Done with the blob at this place in the order: keep it for its next turn, or let it go. */
     const passed = (at: number): void => {
-      const kept = cache.get(nameOf(at));
+      const kept = cache.get(names[at]!);
       if (!kept) return;
-      if (nextOf[at] === Infinity) cache.delete(nameOf(at));
+      if (nextOf[at] === Infinity) cache.delete(names[at]!);
       else kept.next = nextOf[at]!;
     };
     const whole = createHash('sha256');
@@ -325,8 +325,8 @@ export class Repository {
       // READ_AHEAD distinct blobs ahead (interleaved runs name the same few blobs again and again).
       const ahead = new Set<string>();
       for (let at = step + 1; at < order.length && at <= step + 4 * READ_AHEAD && ahead.size < READ_AHEAD; at++) {
-        if (ahead.has(nameOf(at))) continue;
-        ahead.add(nameOf(at));
+        if (ahead.has(names[at]!)) continue;
+        ahead.add(names[at]!);
         void fetch(at).catch(() => undefined);
       }
       const { blob, pack } = blobOf(ref);

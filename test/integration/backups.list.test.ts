@@ -6,33 +6,17 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend } from '../../shared/backends/backend.ts';
 import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
 import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
+import { counting } from '../support/counting-backend.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { tempDir } from '../support/temp.ts';
 
 const BACKUPS = 300;
 const template = JSON.parse(fs.readFileSync(new URL('../fixtures/backup-v1/format-v1/backup_config.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 const idOf = (i: number) => `nightly-${String(i).padStart(4, '0')}`;
-
-/** A Backend that counts the calls made through it that reach the storage (locate does not). */
-function counting(backend: Backend): { backend: Backend; calls: Record<string, number>; reset(): void } {
-  const calls: Record<string, number> = {};
-  const proxy = new Proxy(backend, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function' || prop === 'locate') return value;
-      return (...args: unknown[]) => {
-        calls[String(prop)] = (calls[String(prop)] ?? 0) + 1;
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { backend: proxy, calls, reset: () => Object.keys(calls).forEach((k) => delete calls[k]) };
-}
 
 let redis: TestRedis;
 const tmp = tempDir();
