@@ -28,7 +28,7 @@ import { html } from 'hono/html';
 import type { Redis } from 'ioredis';
 import type { QueueSet } from '../shared/jobs/queues.ts';
 import { isRedisUnavailable } from '../shared/redis.ts';
-import { matches } from './auth.ts';
+import { matchesSecret } from '../shared/secret.ts';
 import { errorBody } from './errors.ts';
 import { requireRedis } from './require-redis.ts';
 
@@ -92,18 +92,18 @@ function refuse(c: Context, message: string): Response | Promise<Response> {
 function dashboardAuth(keys: readonly string[]): MiddlewareHandler {
   return async (c, next) => {
     const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1]?.trim();
-    if (bearer !== undefined) return matches(bearer, [...keys]) ? next() : refuse(c, 'invalid API key');
+    if (bearer !== undefined) return matchesSecret(bearer, [...keys]) ? next() : refuse(c, 'invalid API key');
     if (c.req.method === 'POST' && c.req.path === `${DASHBOARD_PATH}/login`) {
       const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
       const key = typeof form.key === 'string' ? form.key : '';
-      if (!matches(key, [...keys])) return refuse(c, 'invalid API key');
+      if (!matchesSecret(key, [...keys])) return refuse(c, 'invalid API key');
       startSession(c, key);
       return c.redirect(DASHBOARD_PATH, 303);
     }
     const url = new URL(c.req.url);
     const key = url.searchParams.get('key');
     if (key !== null && c.req.method === 'GET') {
-      if (!matches(key, [...keys])) return refuse(c, 'invalid API key');
+      if (!matchesSecret(key, [...keys])) return refuse(c, 'invalid API key');
       startSession(c, key);
       url.searchParams.delete('key');
       return c.redirect(`${url.pathname}${url.search}`, 303);

@@ -65,7 +65,7 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
  * would take every running job and, with `npm start`, the API down with it; the job the error
  * belonged to still ends through its own path (its failure, its abort, or the stalled check).
  */
-function guardProcess(logger: Logger): void {
+export function guardProcess(logger: Logger): void {
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (the process goes on)'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (the process goes on)'));
 }

@@ -11,6 +11,7 @@ const csv = z
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
 const NODE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const NODE_ENTRY = /^[a-z0-9][a-z0-9_-]{0,62}(=https?:\/\/[^\s,]+)?$/;
 
 /**
  * Every environment variable shardvault reads, with its default.
@@ -27,15 +28,36 @@ const envSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   /** Where the cluster metadata and every node's shards live. */
   DATA_DIR: z.string().min(1).default('./data'),
-  /** The cluster's node names, in order; shard i lives on node i mod N. */
+  /**
+   * The cluster's nodes, in order; shard i lives on node i mod N. Plain names (`node-1,node-2`):
+   * every node's shards are directories of this host's DATA_DIR. `name=URL` pairs
+   * (`node-1=http://h1:7001,…`): each node is a `npm run node` process that owns its data, and
+   * the API and workers reach it over HTTP (CLUSTER_SECRET is then required).
+   */
   CLUSTER_NODES: csv
     .default(['node-1', 'node-2', 'node-3'])
     .pipe(
       z
-        .array(z.string().regex(NODE_NAME, 'node names are lowercase letters, digits, _ and -'))
+        .array(
+          z
+            .string()
+            .regex(NODE_ENTRY, 'each entry is a node name (lowercase letters, digits, _ and -), or name=http(s)://host:port')
+            .transform((entry) => {
+              const at = entry.indexOf('=');
+              return at < 0 ? { name: entry } : { name: entry.slice(0, at), url: entry.slice(at + 1).replace(/\/+$/, '') };
+            }),
+        )
         .min(1, 'at least one node')
-        .refine((a) => new Set(a).size === a.length, 'node names must be unique'),
+        .refine((a) => new Set(a.map((n) => n.name)).size === a.length, 'node names must be unique')
+        .refine((a) => a.every((n) => n.url) || a.every((n) => !n.url), 'give a URL for every node or for none'),
     ),
+  /**
+   * The shared secret of a cluster's internal traffic (API and workers to nodes): required when
+   * CLUSTER_NODES gives URLs; never logged.
+   */
+  CLUSTER_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /** `npm run node`: which node of CLUSTER_NODES this process is. */
+  NODE_NAME: z.string().regex(NODE_NAME, 'node names are lowercase letters, digits, _ and -').optional(),
   /** Nodes whose queues this worker serves; default all of CLUSTER_NODES. */
   WORKER_NODES: csv.optional(),
   /** Jobs one worker runs at once per queue. */
@@ -77,7 +99,14 @@ export interface Config {
   host: string;
   redisUrl: string | undefined;
   dataDir: string;
+  /** The node names of CLUSTER_NODES, in order. */
   nodes: string[];
+  /** Each node's URL when CLUSTER_NODES gives them (nodes on their own hosts); else undefined. */
+  nodeUrls: Record<string, string> | undefined;
+  /** CLUSTER_SECRET. */
+  clusterSecret: string | undefined;
+  /** NODE_NAME (`npm run node`). */
+  nodeName: string | undefined;
   workerNodes: string[];
   workerConcurrency: number;
   workerShutdownMs: number;
@@ -120,8 +149,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${issues.join('; ')}`);
   }
   const e = parsed.data;
-  const workerNodes = e.WORKER_NODES ?? e.CLUSTER_NODES;
-  const unknown = workerNodes.filter((n) => !e.CLUSTER_NODES.includes(n));
+  const nodes = e.CLUSTER_NODES.map((n) => n.name);
+  const nodeUrls = e.CLUSTER_NODES[0]!.url ? Object.fromEntries(e.CLUSTER_NODES.map((n) => [n.name, n.url!])) : undefined;
+  if (nodeUrls && !e.CLUSTER_SECRET) {
+    throw new ConfigError('invalid configuration: CLUSTER_SECRET: required when CLUSTER_NODES gives node URLs');
+  }
+  if (e.NODE_NAME !== undefined && !nodes.includes(e.NODE_NAME)) {
+    throw new ConfigError(`invalid configuration: NODE_NAME: ${e.NODE_NAME} is not in CLUSTER_NODES`);
+  }
+  const workerNodes = e.WORKER_NODES ?? nodes;
+  const unknown = workerNodes.filter((n) => !nodes.includes(n));
   if (unknown.length > 0) {
     throw new ConfigError(`invalid configuration: WORKER_NODES: ${unknown.join(', ')} not in CLUSTER_NODES`);
   }
@@ -136,7 +173,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     dataDir: path.resolve(e.DATA_DIR),
-    nodes: e.CLUSTER_NODES,
+    nodes,
+    nodeUrls,
+    clusterSecret: e.CLUSTER_SECRET,
+    nodeName: e.NODE_NAME,
     workerNodes,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerShutdownMs: e.WORKER_SHUTDOWN_SECONDS * 1000,

@@ -1,0 +1,67 @@
+/**
+ * `npm run node`: one storage node on its own host. It owns its DATA_DIR (its shards and its
+ * copy of the cluster's metadata) and serves them to the API and the workers over HTTP under
+ * `/internal/…`; every path but the health checks wants `Authorization: Bearer <CLUSTER_SECRET>`.
+ * `createNode(deps)` returns `{ app, start, stop }`, so tests run nodes in-process too.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono } from 'hono';
+import { httpStatusOf } from '../api/errors.ts';
+import { requestLog } from '../api/request-log.ts';
+import { wireError } from '../shared/cluster/wire.ts';
+import { NotFoundError, UnauthorizedError } from '../shared/errors.ts';
+import { matchesSecret } from '../shared/secret.ts';
+import type { NodeDeps } from './deps.ts';
+
+export interface NodeServer {
+  app: Hono;
+  start(): Promise<{ host: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+/** Paths a node answers without the secret (orchestrators probe them). */
+const OPEN = new Set(['/health/live', '/health/ready']);
+
+export function createNode(deps: NodeDeps): NodeServer {
+  const { config, logger, store, node } = deps;
+  const secret = config.clusterSecret;
+  if (!secret) throw new Error('a node needs CLUSTER_SECRET');
+  const app = new Hono();
+  app.use('*', requestLog(logger));
+  app.onError((err, c) => {
+    const status = httpStatusOf(err);
+    if (status === 500) logger.error({ err, method: c.req.method, path: c.req.path }, 'node request failed');
+    return c.json(wireError(err), status);
+  });
+  app.notFound((c) => c.json(wireError(new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)), 404));
+  app.use('*', async (c, next) => {
+    if (OPEN.has(c.req.path)) return next();
+    const m = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '');
+    if (!m || !matchesSecret(m[1]!.trim(), [secret])) throw new UnauthorizedError('this node answers only its cluster: missing or wrong cluster secret');
+    return next();
+  });
+
+  app.get('/health/live', (c) => c.json({ node, status: 'HEALTHY' }));
+  app.get('/health/ready', async (c) =>
+    (await store.healthy()) ? c.json({ node, status: 'HEALTHY' }) : c.json({ node, status: 'UNHEALTHY' }, 503),
+  );
+
+  let server: ServerType | undefined;
+  return {
+    app,
+    start: async () => {
+      const port = await new Promise<number>((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
+          logger.info({ node, host: config.host, port: info.port }, 'node listening');
+          resolve(info.port);
+        });
+        s.once('error', reject);
+        server = s;
+      });
+      return { host: config.host, port };
+    },
+    stop: async () => {
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    },
+  };
+}
