@@ -12,6 +12,7 @@ import { wireError } from '../shared/cluster/wire.ts';
 import { NotFoundError, UnauthorizedError } from '../shared/errors.ts';
 import { matchesSecret } from '../shared/secret.ts';
 import type { NodeDeps } from './deps.ts';
+import { metadataRoutes } from './routes/metadata.ts';
 
 export interface NodeServer {
   app: Hono;
@@ -45,6 +46,8 @@ export function createNode(deps: NodeDeps): NodeServer {
   app.get('/health/ready', async (c) =>
     (await store.healthy()) ? c.json({ node, status: 'HEALTHY' }) : c.json({ node, status: 'UNHEALTHY' }, 503),
   );
+
+  app.route('/internal', metadataRoutes(deps));
 
   let server: ServerType | undefined;
   return {

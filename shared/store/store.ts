@@ -48,6 +48,15 @@ export interface IndexInfo {
   nodes: string[];
 }
 
+/** The cluster's metadata as one versioned value (nodes on their own hosts each keep a copy). */
+export interface ClusterState {
+  version: number;
+  /** Every index record, `.schemas` included. */
+  indexes: IndexRecord[];
+  /** metadata[index][key] = value. */
+  metadata: Record<string, Record<string, unknown>>;
+}
+
 export interface StoreOptions {
   dataDir: string;
   nodes: string[];
@@ -71,6 +80,7 @@ async function flushed(dbs: Iterable<RootDatabase>): Promise<void> {
 }
 
 const indexKey = (name: string) => `index/${name}`;
+const VERSION_KEY = 'version';
 const metaKey = (index: string, key: string) => `meta/${index}/${key}`;
 
 export function assertIndexName(name: string, allowSystem = false): void {
@@ -571,6 +581,65 @@ export class Store {
     }
     await this.ensureIndex(index);
     await this.cluster.put(metaKey(index, key), value);
+  }
+
+  // ---- the cluster state, as nodes on their own hosts exchange it ------------------------
+
+  /**
+   * Every index record (`.schemas` included) and all index metadata, with the version this copy
+   * is at (0 before the first change): what a node holds of the cluster's metadata.
+   */
+  clusterState(): ClusterState {
+    const indexes = [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })].map((e) => e.value as IndexRecord);
+    const metadata: Record<string, Record<string, unknown>> = {};
+    for (const { key, value } of this.cluster.getRange({ start: 'meta/', end: 'meta/\uffff' })) {
+      const [, index, ...rest] = String(key).split('/');
+      (metadata[index!] ??= {})[rest.join('/')] = value;
+    }
+    return { version: (this.cluster.get(VERSION_KEY) as number | undefined) ?? 0, indexes, metadata };
+  }
+
+  /**
+   * Replace this copy of the cluster's metadata by a newer version, in one transaction, then
+   * remove the shards this process holds of indexes the new state dropped or recreated. An
+   * older or equal version changes nothing (a repeated commit). Answers whether it applied.
+   */
+  async installClusterState(state: ClusterState): Promise<boolean> {
+    let dropped: IndexRecord[] = [];
+    let applied = false;
+    await this.cluster.transaction(() => {
+      const current = (this.cluster.get(VERSION_KEY) as number | undefined) ?? 0;
+      if (state.version <= current) return;
+      const kept = new Map(state.indexes.map((r) => [r.name, r.uid]));
+      dropped = [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })]
+        .map((e) => e.value as IndexRecord)
+        .filter((r) => kept.get(r.name) !== r.uid);
+      for (const { key } of this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })) this.cluster.remove(key);
+      for (const { key } of this.cluster.getRange({ start: 'meta/', end: 'meta/\uffff' })) this.cluster.remove(key);
+      for (const r of state.indexes) this.cluster.put(indexKey(r.name), r);
+      for (const [index, entries] of Object.entries(state.metadata)) {
+        for (const [key, value] of Object.entries(entries)) this.cluster.put(metaKey(index, key), value);
+      }
+      this.cluster.put(VERSION_KEY, state.version);
+      applied = true;
+    });
+    for (const rec of dropped) {
+      this.closeIndexHandles(rec.name);
+      await Promise.all(
+        rec.placement.map((node, shard) => fs.promises.rm(this.shardDir(node, rec.name, shard), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })),
+      );
+    }
+    return applied;
+  }
+
+  /** A value kept beside the cluster metadata (a node's prepared change). */
+  getClusterValue(key: string): unknown {
+    return this.cluster.get(`local/${key}`);
+  }
+
+  async putClusterValue(key: string, value: unknown): Promise<void> {
+    if (value === undefined) await this.cluster.remove(`local/${key}`);
+    else await this.cluster.put(`local/${key}`, value);
   }
 
   async close(): Promise<void> {
