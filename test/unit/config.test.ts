@@ -40,3 +40,28 @@ describe('config', () => {
     expect(c.auth).toEqual({ enabled: true, keys: ['k1', 'k2'] });
   });
 });
+
+describe('config of nodes on their own hosts', () => {
+  const secret = 'a-cluster-secret-of-some-length';
+
+  it('takes name=URL pairs, and then needs CLUSTER_SECRET', () => {
+    const c = loadConfig({ CLUSTER_NODES: 'n1=http://h1:7001/,n2=https://h2:7001', CLUSTER_SECRET: secret, NODE_NAME: 'n2' });
+    expect(c.nodes).toEqual(['n1', 'n2']);
+    expect(c.nodeUrls).toEqual({ n1: 'http://h1:7001', n2: 'https://h2:7001' });
+    expect(c.nodeName).toBe('n2');
+    expect(loadConfig({ CLUSTER_NODES: 'n1,n2' }).nodeUrls).toBeUndefined();
+    expect(() => loadConfig({ CLUSTER_NODES: 'n1=http://h1:7001' })).toThrow('CLUSTER_SECRET: required when CLUSTER_NODES gives node URLs');
+  });
+
+  it('refuses a list that mixes names with and without URLs, a bad URL, a short secret and an unknown NODE_NAME', () => {
+    expect(() => loadConfig({ CLUSTER_NODES: 'n1=http://h1:7001,n2', CLUSTER_SECRET: secret })).toThrow(/CLUSTER_NODES: give a URL for every node or for none/);
+    expect(() => loadConfig({ CLUSTER_NODES: 'n1=ftp://h1', CLUSTER_SECRET: secret })).toThrow(/CLUSTER_NODES/);
+    expect(() => loadConfig({ CLUSTER_NODES: 'n1=http://h1:7001', CLUSTER_SECRET: 'short' })).toThrow(/CLUSTER_SECRET: .*16/);
+    expect(() => loadConfig({ CLUSTER_NODES: 'n1=http://h1:7001', CLUSTER_SECRET: secret, NODE_NAME: 'n9' })).toThrow('NODE_NAME: n9 is not in CLUSTER_NODES');
+  });
+
+  it('never repeats the secret in an error', () => {
+    const bad = 'x'.repeat(10);
+    expect(() => loadConfig({ CLUSTER_NODES: 'n1=http://h1:7001', CLUSTER_SECRET: bad })).toThrow(expect.objectContaining({ message: expect.not.stringContaining(bad) }));
+  });
+});
