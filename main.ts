@@ -1,12 +1,13 @@
 /** `npm start`: the embedded default — the API and the workers of every node in one process. */
 import { createApi } from './api/app.ts';
 import { bootstrap } from './shared/bootstrap.ts';
+import { LocalData } from './shared/cluster/data.ts';
 import { createWorker } from './worker/worker.ts';
 
 const rt = await bootstrap({ embeddedRedis: true, name: 'shardvault' });
 const worker = createWorker({ config: rt.config, logger: rt.logger, redisUrl: rt.redisUrl, store: rt.store, nodes: rt.config.nodes });
 rt.shutdown.add('worker', worker.stop);
-const api = createApi(rt);
+const api = createApi({ ...rt, data: new LocalData(rt.store) });
 // Cleanups run newest first: the API stops taking requests, then the workers finish their jobs.
 rt.shutdown.add('api', api.stop);
 rt.shutdown.onSignals(rt.config.workerShutdownMs + 5000);

@@ -6,7 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 import type { FieldSchema, FieldType, IndexSchema } from './store/schema.ts';
-import { assertIndexName, SCHEMAS_INDEX, Store, type IndexRecord } from './store/store.ts';
+import type { ClusterCatalog } from './cluster/catalog.ts';
+import type { ClusterData } from './cluster/data.ts';
+import { assertIndexName, SCHEMAS_INDEX, type IndexRecord } from './store/store.ts';
 
 const TO_FIELD: Record<string, FieldType> = {
   text: 'text', string: 'keyword', int: 'integer', number: 'floating', boolean: 'boolean',
@@ -41,8 +43,8 @@ function className(name: string): string {
  * The index a Weaviate class name means: an index of exactly that name (Xapiand users name
  * indexes in lower case), else the capitalised name Weaviate would have created.
  */
-export function resolveClass(store: Store, name: string): string {
-  const resolved = store.getIndex(name) && name !== SCHEMAS_INDEX ? name : className(name);
+export async function resolveClass(catalog: ClusterCatalog, name: string): Promise<string> {
+  const resolved = name !== SCHEMAS_INDEX && (await catalog.getIndex(name)) ? name : className(name);
   // Never the system index of foreign schemas (capitalising ".schemas" leaves it as it is), nor
   // any name that cannot be an index: these endpoints must not read, write or drop it.
   assertIndexName(resolved);
@@ -101,8 +103,8 @@ export function parseClass(body: unknown): { name: string; shards?: number; sche
  * - one copy of each shard, no tenants, no virtual shards (one virtual per physical), FNV-1a
  *   of `_id` choosing the shard.
  */
-export function classOf(store: Store, rec: IndexRecord): Record<string, unknown> {
-  const schema = store.effectiveSchema(rec);
+export async function classOf(catalog: ClusterCatalog, rec: IndexRecord): Promise<Record<string, unknown>> {
+  const schema = await catalog.effectiveSchema(rec);
   const properties = Object.entries(schema)
     .filter(([k]) => !k.startsWith('_'))
     .map(([name, f]) => {
@@ -177,19 +179,19 @@ export const batchObjectsSchema = z.looseObject(
 );
 
 /** A Weaviate object body as the store's class name and document; a bad body is a ValidationError. */
-function parseObject(
-  resolve: (cls: string) => string,
+async function parseObject(
+  resolve: (cls: string) => Promise<string>,
   body: unknown,
   path?: { class: string; id: string },
-): { name: string; doc: Record<string, unknown> } {
+): Promise<{ name: string; doc: Record<string, unknown> }> {
   const parsed = objectSchema.safeParse(path ? { class: path.class, ...(isObject(body) ? body : {}) } : body);
   if (!parsed.success || !isObject(body)) {
     const i = parsed.success ? undefined : parsed.error.issues[0]!;
     throw new ValidationError(`invalid object: ${i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'body must be a JSON object'}`);
   }
   const o = parsed.data;
-  const name = resolve(path?.class ?? o.class);
-  if (path && resolve(o.class) !== name) {
+  const name = await resolve(path?.class ?? o.class);
+  if (path && (await resolve(o.class)) !== name) {
     throw new ValidationError(`invalid object: class ${JSON.stringify(o.class)} differs from the class in the path (${path.class})`);
   }
   if (path && o.id !== undefined && o.id.toLowerCase() !== path.id.toLowerCase()) {
@@ -210,19 +212,19 @@ export type ObjectOutcome = { ok: true; object: Record<string, unknown> } | { ok
  * auto-schema does) and answer each as Weaviate does, or its error. The objects of one class
  * go to the store as one batch: one commit and one sync per shard, whatever the count.
  */
-export async function putObjects(store: Store, bodies: unknown[]): Promise<ObjectOutcome[]> {
+export async function putObjects(data: ClusterData, bodies: unknown[]): Promise<ObjectOutcome[]> {
   const outcomes: ObjectOutcome[] = new Array(bodies.length);
   const byClass = new Map<string, { at: number; doc: Record<string, unknown> }[]>();
   // A batch names few classes: each is resolved once, not once per object.
-  const resolved = new Map<string, string>();
+  const resolved = new Map<string, Promise<string>>();
   const resolve = (cls: string) => {
     let name = resolved.get(cls);
-    if (name === undefined) resolved.set(cls, (name = resolveClass(store, cls)));
+    if (name === undefined) resolved.set(cls, (name = resolveClass(data, cls)));
     return name;
   };
-  bodies.forEach((body, at) => {
+  for (const [at, body] of bodies.entries()) {
     try {
-      const { name, doc } = parseObject(resolve, body);
+      const { name, doc } = await parseObject(resolve, body);
       const items = byClass.get(name) ?? [];
       if (items.length === 0) byClass.set(name, items);
       items.push({ at, doc });
@@ -230,10 +232,10 @@ export async function putObjects(store: Store, bodies: unknown[]): Promise<Objec
       if (!(error instanceof ValidationError)) throw error;
       outcomes[at] = { ok: false, error };
     }
-  });
+  }
   await Promise.all(
     [...byClass].map(async ([name, items]) => {
-      const results = await store.putDocuments(name, items.map((i) => i.doc));
+      const results = await data.putDocuments(name, items.map((i) => i.doc));
       results.forEach((r, k) => {
         outcomes[items[k]!.at] = r.ok ? { ok: true, object: objectOf(name, r.result.doc) } : r;
       });
@@ -243,23 +245,23 @@ export async function putObjects(store: Store, bodies: unknown[]): Promise<Objec
 }
 
 /** Store one Weaviate object (POST /v1/objects) and answer it as Weaviate does. */
-export async function putObject(store: Store, body: unknown): Promise<Record<string, unknown>> {
-  const [outcome] = await putObjects(store, [body]);
+export async function putObject(data: ClusterData, body: unknown): Promise<Record<string, unknown>> {
+  const [outcome] = await putObjects(data, [body]);
   if (!outcome!.ok) throw outcome!.error;
   return outcome!.object;
 }
 
 /** PUT /v1/objects/{class}/{id}: replace the stored object's properties (404 when there is none). */
-export async function replaceObject(store: Store, path: { class: string; id: string }, body: unknown): Promise<Record<string, unknown>> {
-  const { name, doc } = parseObject((cls) => resolveClass(store, cls), body, path);
-  const { doc: stored } = await store.updateDocument(name, path.id, () => doc);
+export async function replaceObject(data: ClusterData, path: { class: string; id: string }, body: unknown): Promise<Record<string, unknown>> {
+  const { name, doc } = await parseObject((cls) => resolveClass(data, cls), body, path);
+  const { doc: stored } = await data.updateDocument(name, path.id, { replace: doc });
   return objectOf(name, stored);
 }
 
 /** PATCH /v1/objects/{class}/{id}: merge the body's properties into the stored object's. */
-export async function mergeObject(store: Store, path: { class: string; id: string }, body: unknown): Promise<void> {
-  const { name, doc } = parseObject((cls) => resolveClass(store, cls), body, path);
-  await store.updateDocument(name, path.id, (current) => ({ ...current, ...doc }));
+export async function mergeObject(data: ClusterData, path: { class: string; id: string }, body: unknown): Promise<void> {
+  const { name, doc } = await parseObject((cls) => resolveClass(data, cls), body, path);
+  await data.updateDocument(name, path.id, { merge: doc });
 }
 
 export function objectOf(cls: string, doc: Record<string, unknown>): Record<string, unknown> {

@@ -19,6 +19,7 @@ import type { Redis } from 'ioredis';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
 import { createBackupService, type BackupService } from '../shared/backups/service.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
+import { LocalCatalog } from '../shared/cluster/catalog.ts';
 import type { Config } from '../shared/config.ts';
 import { retryCanHelp } from '../shared/errors.ts';
 import {
@@ -210,7 +211,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
       subscriber.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber error'));
       subscriber.on('message', (_channel: string, op: string) => cancelOperation(op));
       await subscriber.subscribe(CANCEL_CHANNEL);
-      backups = createBackupService({ config, store: deps.store, redis: control, logger, backends: jobDeps.backends });
+      backups = createBackupService({ config, catalog: new LocalCatalog(deps.store), redis: control, logger, backends: jobDeps.backends });
       const scheduled = runSchedule({ schedules: new ScheduleStore(control), backups, logger });
       for (const queue of queues) {
         const connection = createRedis(deps.redisUrl);

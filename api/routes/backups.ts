@@ -34,7 +34,7 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
   const { config } = deps;
   let created: BackupService | undefined;
   // Created on first use, so an API that never sees a backup call opens no queues.
-  const service = (): BackupService => (deps.backups ??= created = createBackupService(deps));
+  const service = (): BackupService => (deps.backups ??= created = createBackupService({ ...deps, catalog: deps.data }));
   const app = new Hono();
   // The service's queues would wait for an absent Redis without bound: answer 503 instead.
   app.use('*', requireRedis(deps.redis));

@@ -66,13 +66,13 @@ function formatForContentType(contentType: string | undefined): DocumentFormat {
   return format;
 }
 
-export function dumpRoutes({ store, config }: ApiDeps): Hono {
+export function dumpRoutes({ data, config }: ApiDeps): Hono {
   const app = new Hono();
 
-  app.post('/:index/:cmd{:dump}', (c) => {
+  app.post('/:index/:cmd{:dump}', async (c) => {
     const name = indexName(c);
     const format = formatForAccept(c.req.header('accept'));
-    const body = dumpDocuments(store, name, format, { pretty: c.req.query('pretty') !== undefined });
+    const body = await dumpDocuments(data, name, format, { pretty: c.req.query('pretty') !== undefined });
     const headers: Record<string, string> = { 'content-type': CONTENT_TYPES[format] };
     if (format === 'dump') headers['content-disposition'] = `attachment; filename="${name}.docs"`;
     return new Response(toWebStream(body), { status: 200, headers });
@@ -83,7 +83,7 @@ export function dumpRoutes({ store, config }: ApiDeps): Hono {
     const format = formatForContentType(c.req.header('content-type'));
     const raw = c.req.raw.body;
     const body: AsyncIterable<Uint8Array> = raw ? fromWebStream(raw) : (async function* empty() {})();
-    const result = await restoreStream(store, name, format, body, {
+    const result = await restoreStream(data, name, format, body, {
       maxDocumentBytes: config.maxBodyBytes,
       signal: c.req.raw.signal,
       // Inside DATA_DIR: the server writes nowhere else, and a large dump does not fill a RAM-backed /tmp.

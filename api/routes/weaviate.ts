@@ -16,21 +16,21 @@ import { reply } from '../reply.ts';
  */
 export const VERSION = '1.27.0';
 
-export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
+export function weaviateRoutes({ data, config, redis }: ApiDeps): Hono {
   const app = new Hono();
 
   app.get('/.well-known/live', (c) => c.body(null, 200));
   app.get('/.well-known/ready', async (c) => {
     const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, 1000, false).unref());
     const redisOk = await Promise.race([redis.ping().then(() => true, () => false), timeout]);
-    const dataOk = await store.healthy();
+    const dataOk = await data.healthy();
     return c.body(null, redisOk && dataOk ? 200 : 503);
   });
 
   app.get('/meta', (c) => reply(c, { hostname: `http://${config.host}:${config.port}`, version: VERSION, modules: {} }));
 
-  app.get('/nodes', (c) => {
-    const indexes = store.listIndexes().map((rec) => store.info(rec.name));
+  app.get('/nodes', async (c) => {
+    const indexes = await Promise.all((await data.listIndexes()).map((rec) => data.info(rec.name)));
     const nodes = config.nodes.map((name) => {
       const shards = indexes.flatMap((i) =>
         i.placement.filter((p) => p.node === name).map((p) => ({ name: `${i.name}-${p.shard}`, class: i.name, shard: p.shard, objectCount: p.docs })),
@@ -46,33 +46,33 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
     return reply(c, { nodes });
   });
 
-  app.get('/schema', (c) => reply(c, { classes: store.listIndexes().map((rec) => classOf(store, rec)) }));
+  app.get('/schema', async (c) => reply(c, { classes: await Promise.all((await data.listIndexes()).map((rec) => classOf(data, rec))) }));
 
   app.post('/schema', async (c) => {
     const cls = parseClass(await readJson(c, config.maxBodyBytes));
-    if (store.getIndex(cls.name)) throw new ValidationError(`class name ${JSON.stringify(cls.name)} already exists`);
-    const rec = await store.createIndex(cls.name, { shards: cls.shards, schema: cls.schema });
-    return reply(c, classOf(store, rec));
+    if (await data.getIndex(cls.name)) throw new ValidationError(`class name ${JSON.stringify(cls.name)} already exists`);
+    const rec = await data.createIndex(cls.name, { shards: cls.shards, schema: cls.schema });
+    return reply(c, await classOf(data, rec));
   });
 
-  app.get('/schema/:class', (c) => {
-    const rec = store.getIndex(resolveClass(store, c.req.param('class')));
+  app.get('/schema/:class', async (c) => {
+    const rec = await data.getIndex(await resolveClass(data, c.req.param('class')));
     if (!rec) throw new NotFoundError(`class ${JSON.stringify(c.req.param('class'))} not found`);
-    return reply(c, classOf(store, rec));
+    return reply(c, await classOf(data, rec));
   });
 
   app.delete('/schema/:class', async (c) => {
-    const name = resolveClass(store, c.req.param('class'));
-    if (store.getIndex(name)) await store.deleteIndex(name);
+    const name = await resolveClass(data, c.req.param('class'));
+    if (await data.getIndex(name)) await data.deleteIndex(name);
     return c.body(null, 200);
   });
 
-  app.post('/objects', async (c) => reply(c, await putObject(store, await readJson(c, config.maxBodyBytes))));
+  app.post('/objects', async (c) => reply(c, await putObject(data, await readJson(c, config.maxBodyBytes))));
 
   app.post('/batch/objects', async (c) => {
     const body = batchObjectsSchema.safeParse(await readJson(c, config.maxBodyBytes));
     if (!body.success) throw new ValidationError(BATCH_BODY_MESSAGE);
-    const outcomes = await putObjects(store, body.data.objects);
+    const outcomes = await putObjects(data, body.data.objects);
     return reply(
       c,
       outcomes.map((o, i) => {
@@ -85,34 +85,34 @@ export function weaviateRoutes({ store, config, redis }: ApiDeps): Hono {
 
   const objectPath = (c: Context) => ({ class: c.req.param('class')!, id: c.req.param('id')! });
   // Hono answers HEAD with the GET route; Weaviate's HEAD answers 204 or 404 with no body.
-  app.get('/objects/:class/:id', (c) => {
-    const name = resolveClass(store, c.req.param('class'));
-    if (c.req.method === 'HEAD') return c.body(null, store.getIndex(name) && store.hasDocument(name, c.req.param('id')) ? 204 : 404);
-    return reply(c, objectOf(name, store.getDocument(name, c.req.param('id'))));
+  app.get('/objects/:class/:id', async (c) => {
+    const name = await resolveClass(data, c.req.param('class'));
+    if (c.req.method === 'HEAD') return c.body(null, (await data.getIndex(name)) && (await data.hasDocument(name, c.req.param('id'))) ? 204 : 404);
+    return reply(c, objectOf(name, await data.getDocument(name, c.req.param('id'))));
   });
-  app.put('/objects/:class/:id', async (c) => reply(c, await replaceObject(store, objectPath(c), await readJson(c, config.maxBodyBytes))));
+  app.put('/objects/:class/:id', async (c) => reply(c, await replaceObject(data, objectPath(c), await readJson(c, config.maxBodyBytes))));
   app.patch('/objects/:class/:id', async (c) => {
-    await mergeObject(store, objectPath(c), await readJson(c, config.maxBodyBytes));
+    await mergeObject(data, objectPath(c), await readJson(c, config.maxBodyBytes));
     return c.body(null, 204);
   });
   app.delete('/objects/:class/:id', async (c) => {
-    const name = resolveClass(store, c.req.param('class'));
-    await store.deleteDocument(name, c.req.param('id'));
+    const name = await resolveClass(data, c.req.param('class'));
+    await data.deleteDocument(name, c.req.param('id'));
     return c.body(null, 204);
   });
 
-  app.get('/objects', (c) => {
+  app.get('/objects', async (c) => {
     const limitRaw = c.req.query('limit') ?? '25';
     const limit = Number(limitRaw);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new ValidationError(`limit must be an integer from 1 to 10000, got ${JSON.stringify(limitRaw)}`);
     const cls = c.req.query('class');
     const after = c.req.query('after');
     if (after !== undefined && !cls) throw new ValidationError('after requires class');
-    const classes = cls ? [resolveClass(store, cls)] : store.listIndexes().map((r) => r.name);
+    const classes = cls ? [await resolveClass(data, cls)] : (await data.listIndexes()).map((r) => r.name);
     const objects = [];
     for (const name of classes) {
       if (objects.length >= limit) break;
-      for (const doc of store.listDocuments(name, { limit: limit - objects.length, after })) objects.push(objectOf(name, doc));
+      for (const doc of await data.listDocuments(name, { limit: limit - objects.length, after })) objects.push(objectOf(name, doc));
     }
     return reply(c, { objects, totalResults: objects.length });
   });

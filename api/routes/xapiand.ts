@@ -63,34 +63,34 @@ export function indexName(c: Context): string {
   return name;
 }
 
-export function xapiandRoutes({ store, config }: ApiDeps): Hono {
+export function xapiandRoutes({ data, config }: ApiDeps): Hono {
   const app = new Hono();
   const body = (c: Context) => readJson(c, config.maxBodyBytes);
 
   app.put('/:index/:cmd{:schema}', async (c) => {
     const name = indexName(c);
     const { schema, shards } = settingsOf(await body(c));
-    await store.putSchema(name, schema, { shards });
-    return reply(c, store.describeSchema(name));
+    await data.putSchema(name, schema, { shards });
+    return reply(c, await data.describeSchema(name));
   });
-  app.get('/:index/:cmd{:schema}', (c) => reply(c, store.describeSchema(indexName(c))));
+  app.get('/:index/:cmd{:schema}', async (c) => reply(c, await data.describeSchema(indexName(c))));
 
-  app.get('/:index/:cmd{:info}', (c) => reply(c, store.info(indexName(c))));
+  app.get('/:index/:cmd{:info}', async (c) => reply(c, await data.info(indexName(c))));
 
-  app.get('/:index/:cmd{:metadata}/', (c) => reply(c, store.listMetadata(indexName(c))));
-  app.get('/:index/:cmd{:metadata}', (c) => reply(c, store.listMetadata(indexName(c))));
-  app.get('/:index/:cmd{:metadata}/:key', (c) => reply(c, store.getMetadata(indexName(c), c.req.param('key'))));
+  app.get('/:index/:cmd{:metadata}/', async (c) => reply(c, await data.listMetadata(indexName(c))));
+  app.get('/:index/:cmd{:metadata}', async (c) => reply(c, await data.listMetadata(indexName(c))));
+  app.get('/:index/:cmd{:metadata}/:key', async (c) => reply(c, await data.getMetadata(indexName(c), c.req.param('key'))));
   app.put('/:index/:cmd{:metadata}/:key', async (c) => {
     const value = await body(c);
     if (value === undefined) throw new ValidationError('metadata value is missing: send a JSON value');
-    await store.putMetadata(indexName(c), c.req.param('key'), value);
+    await data.putMetadata(indexName(c), c.req.param('key'), value);
     return reply(c, value);
   });
 
   const create = async (c: Context) => {
     const name = indexName(c);
     const doc = checked(documentBodySchema, await body(c));
-    const { doc: stored, created } = await store.putDocument(name, doc);
+    const { doc: stored, created } = await data.putDocument(name, doc);
     return reply(c, stored, created ? 201 : 200);
   };
   app.post('/:index/', create);
@@ -99,20 +99,20 @@ export function xapiandRoutes({ store, config }: ApiDeps): Hono {
   app.put('/:index/:id', async (c) => {
     const name = indexName(c);
     const doc = checked(documentBodySchema, await body(c));
-    const { doc: stored, created } = await store.putDocument(name, { ...doc, _id: docId(c) });
+    const { doc: stored, created } = await data.putDocument(name, { ...doc, _id: docId(c) });
     return reply(c, stored, created ? 201 : 200);
   });
-  app.get('/:index/:id', (c) => reply(c, store.getDocument(indexName(c), docId(c))));
+  app.get('/:index/:id', async (c) => reply(c, await data.getDocument(indexName(c), docId(c))));
   app.delete('/:index/:id', async (c) => {
     const name = indexName(c);
     const id = docId(c);
-    await store.deleteDocument(name, id);
-    return reply(c, { _id: store.parseId(name, id), result: 'deleted' });
+    await data.deleteDocument(name, id);
+    return reply(c, { _id: await data.parseId(name, id), result: 'deleted' });
   });
 
   const drop = async (c: Context) => {
     const name = indexName(c);
-    await store.deleteIndex(name);
+    await data.deleteIndex(name);
     return reply(c, { index: name, result: 'deleted' });
   };
   app.delete('/:index/', drop);

@@ -18,6 +18,7 @@ import type { RestoreItemError } from '../../shared/dump/restore-documents.ts';
 import { restoreDumpFile, spoolToFile, type DumpRestoreResult } from '../../shared/dump/restore-dump.ts';
 import { ConfigError, isShardvaultError } from '../../shared/errors.ts';
 import type { DumpKind } from '../../shared/formats/dump-codec.ts';
+import { LocalData } from '../../shared/cluster/data.ts';
 import { Store } from '../../shared/store/store.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { CliIo } from '../command.ts';
@@ -102,14 +103,14 @@ function configFor(flags: Flags, env: NodeJS.ProcessEnv): Config {
 const plural = (n: number, word: string) => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 const KIND_WORD: Record<DumpKind, string> = { meta: 'metadata key', schema: 'schema', docs: 'document' };
 
-async function dump(store: Store, flags: Flags & { action: { kind: DumpKind; index: string } }, io: CliIo): Promise<number> {
+async function dump(data: LocalData, flags: Flags & { action: { kind: DumpKind; index: string } }, io: CliIo): Promise<number> {
   const { kind, index } = flags.action;
   const toStdout = flags.out === undefined || flags.out === '-';
   if (toStdout && io.stdout.isTTY) {
     io.stderr.write('shardvault: a dump is binary; write it with --out=FILE or pipe stdout to a file\n');
     return EXIT.USAGE;
   }
-  const source = dumpIndex(store, index, kind);
+  const source = await dumpIndex(data, index, kind);
   const progress = createProgress(io.stderr, {
     label: `dumping ${index}`, unit: 'docs', total: source.expected, enabled: !flags.quiet && kind === 'docs',
   });
@@ -156,7 +157,7 @@ function describeRefused(item: RestoreItemError): string {
   return `shardvault: refused document #${item.position} (${id}) of index ${item.index}: ${item.error}\n`;
 }
 
-async function restore(store: Store, flags: Flags & { action: { restore: string } }, io: CliIo): Promise<number> {
+async function restore(data: LocalData, flags: Flags & { action: { restore: string } }, io: CliIo): Promise<number> {
   const target = flags.action.restore;
   const fromStdin = flags.in === undefined || flags.in === '-';
   if (fromStdin && io.stdin.isTTY) {
@@ -188,7 +189,7 @@ async function restore(store: Store, flags: Flags & { action: { restore: string 
   let result: DumpRestoreResult;
   try {
     let phase = '';
-    result = await restoreDumpFile(store, target, file, {
+    result = await restoreDumpFile(data, target, file, {
       strict: flags.strict,
       onProgress: (p) => {
         if (p.phase !== phase) {
@@ -252,8 +253,8 @@ export const dumpRestoreCommand = {
     const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
     try {
       return isDump
-        ? await dump(store, flags as Flags & { action: { kind: DumpKind; index: string } }, io)
-        : await restore(store, flags as Flags & { action: { restore: string } }, io);
+        ? await dump(new LocalData(store), flags as Flags & { action: { kind: DumpKind; index: string } }, io)
+        : await restore(new LocalData(store), flags as Flags & { action: { restore: string } }, io);
     } catch (err) {
       if (err instanceof UsageError) {
         io.stderr.write(`shardvault: ${err.message}\n`);

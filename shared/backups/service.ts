@@ -20,7 +20,8 @@ import { CATALOG, type FlowJobSpec, type IndexSnapshot } from '../jobs/catalog.t
 import { operationRef, type OperationRef } from '../jobs/operation.ts';
 import { openProducer } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import type { Store } from '../store/store.ts';
+import type { ClusterCatalog } from '../cluster/catalog.ts';
+import { requireIndex } from '../cluster/data.ts';
 import { configuredBackends, rememberedAccessCheck, type BackendFactory } from './backends.ts';
 import { BACKUP_ID, isTerminal, type BackupListItem, type DeleteResult, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
 import { backupPrefix, globalManifestKey, globalManifestSchema, nodeManifestSchema, readJson, type GlobalManifest, type NodeManifest } from './manifest.ts';
@@ -67,7 +68,8 @@ export interface BackupService {
 
 export interface BackupServiceDeps {
   config: Config;
-  store: Store;
+  /** The indexes a backup selects and snapshots, and a restore must not clash with. */
+  catalog: ClusterCatalog;
   /** A connection with `maxRetriesPerRequest: null` (createRedis); not closed by close(). */
   redis: Redis;
   logger: Logger;
@@ -76,7 +78,7 @@ export interface BackupServiceDeps {
 }
 
 export function createBackupService(deps: BackupServiceDeps): BackupService {
-  const { config, store, logger } = deps;
+  const { config, catalog, logger } = deps;
   const backends = deps.backends ?? configuredBackends(config, logger);
   const checkAccess = rememberedAccessCheck();
   const ops = new OperationStore(deps.redis);
@@ -173,16 +175,16 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     return state && statusFromState(state, await ops.readProgress(op, state.shardsTotal));
   }
 
-  function snapshotIndex(name: string): IndexSnapshot {
-    const rec = store.requireIndex(name);
+  async function snapshotIndex(name: string): Promise<IndexSnapshot> {
+    const rec = await requireIndex(catalog, name);
     return {
       name: rec.name,
       uid: rec.uid,
       shards: rec.shards,
       placement: rec.placement,
       schema: rec.schema as unknown as Record<string, unknown>,
-      effectiveSchema: store.effectiveSchema(rec) as Record<string, unknown>,
-      metadata: store.listMetadata(rec.name),
+      effectiveSchema: (await catalog.effectiveSchema(rec)) as Record<string, unknown>,
+      metadata: await catalog.listMetadata(rec.name),
       createdAt: rec.createdAt,
     };
   }
@@ -226,7 +228,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const op = operationRef('backup', name, req.id);
       const backend = backends(name, req.overrides);
       const classes = selectClasses(
-        store.listIndexes().map((r) => r.name),
+        (await catalog.listIndexes()).map((r) => r.name),
         req.include,
         req.exclude,
         'this cluster',
@@ -248,7 +250,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         overrides: req.overrides,
         compression: req.compression,
         nodes: config.nodes,
-        indexes: classes.map(snapshotIndex),
+        indexes: await Promise.all(classes.map(snapshotIndex)),
         startedAt,
         ...(req.incrementalBase ? { incrementalBase: req.incrementalBase } : {}),
         ...(options.schedule ? { schedule: options.schedule } : {}),
@@ -342,7 +344,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       }
       const classes = selectClasses(manifest.classes, req.include, req.exclude, where);
       const mapping = mapNodes(manifest.nodes, config.nodes, req.nodeMapping);
-      const existing = classes.filter((c) => store.getIndex(c));
+      const found = await Promise.all(classes.map((c) => catalog.getIndex(c)));
+      const existing = classes.filter((_, i) => found[i]);
       if (existing.length > 0) {
         throw new ConflictError(
           `class${existing.length > 1 ? 'es' : ''} ${existing.map((c) => JSON.stringify(c)).join(', ')} already exist${existing.length > 1 ? '' : 's'}: ` +

@@ -14,7 +14,7 @@
  * `Content-Type: application/x-msgpack` as Xapiand's documentation shows.
  */
 import { looksLikeDump, DUMP_MAGIC } from '../formats/dump-codec.ts';
-import type { Store } from '../store/store.ts';
+import type { ClusterData } from '../cluster/data.ts';
 import { peekBytes } from './byte-streams.ts';
 import { dumpIndex, encodeDump, indexDocuments } from './dump-index.ts';
 import { jsonArrayChunks, ndjsonChunks } from './json-chunks.ts';
@@ -26,22 +26,22 @@ import { restoreDumpStream } from './restore-dump.ts';
 export type DocumentFormat = 'json' | 'ndjson' | 'msgpack' | 'dump';
 
 /** Every document of `index` as bytes of `format`; throws NotFoundError before any byte for an unknown index. */
-export function dumpDocuments(
-  store: Store,
+export async function dumpDocuments(
+  data: ClusterData,
   index: string,
   format: DocumentFormat,
   options: { pretty?: boolean } = {},
-): AsyncIterable<Uint8Array> {
-  const rec = store.requireIndex(index);
+): Promise<AsyncIterable<Uint8Array>> {
+  const rec = await data.requireIndex(index);
   switch (format) {
     case 'json':
-      return jsonArrayChunks(indexDocuments(store, rec), options);
+      return jsonArrayChunks(indexDocuments(data, rec), options);
     case 'ndjson':
-      return ndjsonChunks(indexDocuments(store, rec));
+      return ndjsonChunks(indexDocuments(data, rec));
     case 'msgpack':
-      return msgpackChunks(indexDocuments(store, rec));
+      return msgpackChunks(indexDocuments(data, rec));
     case 'dump':
-      return encodeDump(dumpIndex(store, index, 'docs'));
+      return encodeDump(await dumpIndex(data, index, 'docs'));
   }
 }
 
@@ -62,7 +62,7 @@ export interface RestoreStreamOptions {
  * in full and only then applied, so a bad one changes nothing.
  */
 export async function restoreStream(
-  store: Store,
+  data: ClusterData,
   index: string,
   format: DocumentFormat,
   body: AsyncIterable<Uint8Array>,
@@ -70,10 +70,10 @@ export async function restoreStream(
 ): Promise<RestoreResult> {
   const { head, stream } = await peekBytes(body, DUMP_MAGIC.length);
   if (format === 'dump' || looksLikeDump(head)) {
-    const { header: _header, trailer: _trailer, ...result } = await restoreDumpStream(store, index, stream, { signal: options.signal, tmpDir: options.spoolDir });
+    const { header: _header, trailer: _trailer, ...result } = await restoreDumpStream(data, index, stream, { signal: options.signal, tmpDir: options.spoolDir });
     return result;
   }
   const limit = { maxElementBytes: options.maxDocumentBytes, maxValueBytes: options.maxDocumentBytes };
   const docs = format === 'msgpack' ? parseMsgpackStream(stream, limit) : parseJsonStream(stream, limit);
-  return restoreDocuments(store, index, docs, { batchSize: options.batchSize, signal: options.signal });
+  return restoreDocuments(data, index, docs, { batchSize: options.batchSize, signal: options.signal });
 }

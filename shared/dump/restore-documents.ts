@@ -1,10 +1,10 @@
 /**
  * Writing a stream of documents into an index in batches, with flat memory. Each document is
- * coerced to the index's schema by the store; one that does not fit is reported (its position
- * in the input, its `_id`, why) and the others are kept, as Xapiand's `:restore` does.
+ * coerced to the index's schema; one that does not fit is reported (its position in the input,
+ * its `_id`, why) and the others are kept, as Xapiand's `:restore` does.
  */
 import { CancelledError, isShardvaultError, retryCanHelp } from '../errors.ts';
-import type { Store } from '../store/store.ts';
+import type { ClusterData } from '../cluster/data.ts';
 
 /** A document that was not restored. */
 export interface RestoreItemError {
@@ -53,7 +53,7 @@ function idOf(body: unknown): unknown {
  * while the next is read, so at most two batches are held at once.
  */
 export async function restoreDocuments(
-  store: Store,
+  data: ClusterData,
   index: string,
   docs: AsyncIterable<unknown>,
   options: RestoreDocumentsOptions = {},
@@ -64,7 +64,7 @@ export async function restoreDocuments(
   let writing: Promise<void> = Promise.resolve();
 
   const write = async (batch: unknown[], first: number): Promise<void> => {
-    const outcome = await store.putDocuments(index, batch);
+    const outcome = await data.putDocuments(index, batch);
     outcome.forEach((item, i) => {
       if (item.ok) {
         result.indexed++;
@@ -108,6 +108,6 @@ export async function restoreDocuments(
     }
     throw err;
   }
-  result.total = store.getIndex(index) ? store.info(index).docs : 0;
+  result.total = (await data.getIndex(index)) ? (await data.info(index)).docs : 0;
   return result;
 }

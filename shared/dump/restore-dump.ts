@@ -19,7 +19,7 @@ import { CancelledError, ConflictError, IntegrityError, ValidationError } from '
 import { decompressStream } from '../formats/compression.ts';
 import { createDumpDecoder, type DumpHeader, type DumpTrailer, type MetaRecord } from '../formats/dump-codec.ts';
 import { coerceDocument, emptySchema, type IndexSchema } from '../store/schema.ts';
-import type { Store } from '../store/store.ts';
+import type { ClusterData } from '../cluster/data.ts';
 import { restoreDocuments, type RestoreItemError, type RestoreResult } from './restore-documents.ts';
 
 /** Metadata keys the store accepts (Store.putMetadata), checked before anything is written. */
@@ -97,14 +97,19 @@ function strictRefusal(target: string, refused: RestoreItemError[], count: numbe
  * object, and with `strict` any document the target's schema refuses).
  */
 async function verifyDumpFile(
-  store: Store,
+  data: ClusterData,
   target: string,
   file: string,
   options: RestoreDumpOptions = {},
 ): Promise<{ header: DumpHeader; trailer: DumpTrailer }> {
   const totalBytes = (await fs.stat(file)).size;
   let records = 0;
+  // Read before the pass: records are checked synchronously as the codec decodes them.
   let schema: IndexSchema | undefined;
+  if (options.strict) {
+    const rec = await data.getIndex(target);
+    schema = rec ? await data.effectiveSchema(rec) : emptySchema();
+  }
   const refused: RestoreItemError[] = [];
   let refusedCount = 0;
   const verified = await readDumpFile(
@@ -117,11 +122,7 @@ async function verifyDumpFile(
         if (!METADATA_KEY.test(key)) throw new ValidationError(`metadata record ${position} has an invalid key ${JSON.stringify(key.slice(0, 140))}`);
       } else if (header.kind === 'schema') {
         if (position > 0) throw new IntegrityError('a schema dump must hold exactly one record');
-      } else if (options.strict) {
-        if (!schema) {
-          const rec = store.getIndex(target);
-          schema = rec ? store.effectiveSchema(rec) : emptySchema();
-        }
+      } else if (schema) {
         try {
           const coerced = coerceDocument(schema, record);
           if (coerced.schema) schema = coerced.schema;
@@ -140,11 +141,11 @@ async function verifyDumpFile(
 }
 
 /** Create the target with the source's shard count when it does not exist yet. */
-async function ensureTarget(store: Store, target: string, header: DumpHeader): Promise<void> {
-  if (store.getIndex(target)) return;
+async function ensureTarget(data: ClusterData, target: string, header: DumpHeader): Promise<void> {
+  if (await data.getIndex(target)) return;
   const shards = typeof header.shards === 'number' && Number.isInteger(header.shards) ? header.shards : undefined;
   try {
-    await store.createIndex(target, { shards });
+    await data.createIndex(target, { shards });
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
   }
@@ -152,45 +153,45 @@ async function ensureTarget(store: Store, target: string, header: DumpHeader): P
 
 /** Verify `file` in full, then apply it to `target` (see the module comment). */
 export async function restoreDumpFile(
-  store: Store,
+  data: ClusterData,
   target: string,
   file: string,
   options: RestoreDumpOptions = {},
 ): Promise<DumpRestoreResult> {
-  const { header, trailer } = await verifyDumpFile(store, target, file, options);
+  const { header, trailer } = await verifyDumpFile(data, target, file, options);
   const totalBytes = (await fs.stat(file)).size;
   const progress = (bytes: number, records: number) => options.onProgress?.({ phase: 'restoring', bytes, totalBytes, records });
 
   if (header.kind === 'schema') {
     let body: unknown;
     await readDumpFile(file, (record) => (body = record), (bytes) => progress(bytes, 0));
-    const exists = store.getIndex(target) !== undefined;
+    const exists = (await data.getIndex(target)) !== undefined;
     const shards = !exists && typeof header.shards === 'number' ? header.shards : undefined;
-    await store.putSchema(target, body, { shards });
+    await data.putSchema(target, body, { shards });
     progress(totalBytes, 1);
-    return { header, trailer, index: target, processed: 1, indexed: 1, total: store.info(target).docs, items: [], refused: 0 };
+    return { header, trailer, index: target, processed: 1, indexed: 1, total: (await data.info(target)).docs, items: [], refused: 0 };
   }
 
   if (header.kind === 'meta') {
     const records: MetaRecord[] = [];
     // Metadata is small (it lives in one key/value range of the cluster database).
     await readDumpFile(file, (record) => records.push(record as MetaRecord), (bytes) => progress(bytes, records.length));
-    await ensureTarget(store, target, header);
-    for (const { key, value } of records) await store.putMetadata(target, key, value);
+    await ensureTarget(data, target, header);
+    for (const { key, value } of records) await data.putMetadata(target, key, value);
     return {
       header, trailer, index: target, processed: records.length, indexed: records.length,
-      total: store.info(target).docs, items: [], refused: 0,
+      total: (await data.info(target)).docs, items: [], refused: 0,
     };
   }
 
-  await ensureTarget(store, target, header);
+  await ensureTarget(data, target, header);
   let bytesRead = 0;
   const counter = new ByteCounter((bytes) => {
     bytesRead = bytes;
   });
   // Errors anywhere in the chain destroy the decoder, which restoreDocuments is reading.
   const docs = pipelineCallback(createReadStream(file), counter, decompressStream(), createDumpDecoder({ expectKind: 'docs' }), () => {});
-  const result = await restoreDocuments(store, target, docs as AsyncIterable<unknown>, {
+  const result = await restoreDocuments(data, target, docs as AsyncIterable<unknown>, {
     maxItems: options.maxItems,
     onRefused: options.onRefused,
     onProgress: (processed) => progress(bytesRead, processed),
@@ -219,14 +220,14 @@ export async function spoolToFile(
 
 /** Spool `source` (stdin, an HTTP body) to a temporary file, then restoreDumpFile it. */
 export async function restoreDumpStream(
-  store: Store,
+  data: ClusterData,
   target: string,
   source: AsyncIterable<Uint8Array> | Readable,
   options: RestoreDumpOptions & { tmpDir?: string } = {},
 ): Promise<DumpRestoreResult> {
   const { file, cleanup } = await spoolToFile(source, options.tmpDir);
   try {
-    return await restoreDumpFile(store, target, file, options);
+    return await restoreDumpFile(data, target, file, options);
   } finally {
     await cleanup();
   }

@@ -74,6 +74,9 @@ export interface WriteResult {
   doc: Document;
 }
 
+/** What a batch write answers for each document: its write, or why it was refused. */
+export type PutOutcome = { ok: true; result: WriteResult } | { ok: false; error: Error };
+
 /** Wait until every write this process made to these shards is on disk (not only committed). */
 async function flushed(dbs: Iterable<RootDatabase>): Promise<void> {
   await Promise.all([...new Set(dbs)].map((db) => db.flushed));
@@ -438,7 +441,7 @@ export class Store {
     index: string,
     bodies: unknown[],
     options: { create?: boolean } = {},
-  ): Promise<({ ok: true; result: WriteResult } | { ok: false; error: Error })[]> {
+  ): Promise<PutOutcome[]> {
     const rec = options.create === false ? this.requireIndex(index) : await this.ensureIndex(index);
     let schema = this.effectiveSchema(rec);
     const prepared = bodies.map((body) => {

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
 import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
@@ -51,7 +52,7 @@ describe.each(['filesystem', 's3'] as const)(`listing ${BACKUPS} backups in %s`,
     await Promise.all(writes);
     t = createTestApi(redis.url, fixture.env);
     counted = counting(fixture.backend);
-    service = createBackupService({ config: t.config, store: t.store, redis: t.redis, logger: createLogger('silent'), backends: () => counted.backend });
+    service = createBackupService({ config: t.config, catalog: new LocalCatalog(t.store), redis: t.redis, logger: createLogger('silent'), backends: () => counted.backend });
   }, 180_000);
 
   afterAll(async () => {

@@ -6,6 +6,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi } from '../../api/app.ts';
+import { LocalData } from '../../shared/cluster/data.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
@@ -57,7 +58,7 @@ afterAll(async () => {
 
 describe('logs', () => {
   it('name the job, queue and operation on every line logged while a job runs', async () => {
-    const api = createApi({ config: t.config, store: t.store, redis: t.redis, logger: apiLog.logger });
+    const api = createApi({ config: t.config, data: new LocalData(t.store), redis: t.redis, logger: apiLog.logger });
     const call = async (method: string, path: string, body?: unknown) =>
       api.app.request(path, { method, headers: { 'content-type': 'application/json', 'x-request-id': 'req-logs-1' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const res = await call('POST', '/v1/backups/filesystem', { id: 'logged-1' });

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createApi } from '../../api/app.ts';
+import { LocalData } from '../../shared/cluster/data.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { OperationMeter } from '../../shared/metrics/operation-meter.ts';
 import { createTestApi } from '../support/api.ts';
@@ -74,7 +75,7 @@ describe('GET /metrics', () => {
     expect(text).toContain('# TYPE process_cpu_user_seconds_total counter');
 
     // Scraped again, and by a second API instance on the same Redis: still counted once.
-    const other = createApi({ config: t.config, store: t.store, logger: createLogger('silent'), redis: t.redis });
+    const other = createApi({ config: t.config, data: new LocalData(t.store), logger: createLogger('silent'), redis: t.redis });
     const [again, fromOther] = await Promise.all([scrape(), scrape(other)]);
     await other.stop();
     expect(sample(again, 'shardvault_backups_total', ok)).toBe(1);

@@ -2,6 +2,7 @@ import { createApi, type Api } from '../../api/app.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createApiRedis } from '../../shared/redis.ts';
+import { LocalData } from '../../shared/cluster/data.ts';
 import { Store } from '../../shared/store/store.ts';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
@@ -12,6 +13,7 @@ import { tempDir } from './temp.ts';
 export interface TestApi {
   api: Api;
   config: Config;
+  /** The API's data is this Store (LocalData): tests seed and inspect it directly. */
   store: Store;
   redis: Redis;
   /** `app.request` with JSON encoding of the body. */
@@ -27,7 +29,7 @@ export function createTestApi(redisUrl: string, env: Record<string, string> = {}
   const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
   const redis = createApiRedis(redisUrl);
   const logger = createLogger('silent');
-  const api = createApi({ config, store, logger, redis });
+  const api = createApi({ config, data: new LocalData(store), logger, redis });
   return {
     api,
     config,
