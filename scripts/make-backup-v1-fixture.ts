@@ -14,6 +14,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { LocalCatalog } from '../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../shared/cluster/shard-host.ts';
 import { createLogger } from '../shared/logger.ts';
 import { startRedisServer } from '../shared/redis-server.ts';
 import { createWorker } from '../worker/worker.ts';
@@ -27,7 +29,7 @@ const FIXTURE_BACKUP_ID = 'format-v1';
 const tmp = tempDir('shardvault-fixture-');
 const redis = await startRedisServer({ dir: path.join(tmp.dir, 'redis') });
 const t = createTestApi(redis.url, { BACKUP_FILESYSTEM_PATH: path.join(tmp.dir, 'backups') });
-const worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+const worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
 try {
   await worker.start();
   const ok = async (res: Response | Promise<Response>) => {

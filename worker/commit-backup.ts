@@ -33,7 +33,7 @@ import { commitOrAbandon, describeFailure, type JobDeps } from './deps.ts';
 type Payload = PayloadOf<'commit-backup'>;
 
 export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
-  const { ops, store } = deps;
+  const { ops, catalog } = deps;
 
   /** Stop the siblings, wait for them, delete what the backup wrote, record the outcome. */
   async function abandon(job: JobOf<'commit-backup'>, token: string | undefined, backend: Backend, error: string | undefined): Promise<CommitResult> {
@@ -81,15 +81,15 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
   }
 
   /** The index as it is now, if it is still the one backed up (a schema only ever grows). */
-  function currentSnapshot(snap: IndexSnapshot): IndexSnapshot {
-    const rec = store.getIndex(snap.name);
+  async function currentSnapshot(snap: IndexSnapshot): Promise<IndexSnapshot> {
+    const rec = await catalog.getIndex(snap.name);
     if (!rec || rec.uid !== snap.uid) return snap;
     try {
       return {
         ...snap,
         schema: rec.schema as unknown as Record<string, unknown>,
-        effectiveSchema: store.effectiveSchema(rec) as Record<string, unknown>,
-        metadata: store.listMetadata(rec.name),
+        effectiveSchema: (await catalog.effectiveSchema(rec)) as Record<string, unknown>,
+        metadata: await catalog.listMetadata(rec.name),
       };
     } catch {
       return snap;
@@ -119,7 +119,7 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     await ops.advance(p.op, 'TRANSFERRED');
 
     const nodeManifests: GlobalManifest['nodeManifests'] = {};
-    const indexes = p.indexes.map(currentSnapshot);
+    const indexes = await Promise.all(p.indexes.map(currentSnapshot));
     for (const node of p.nodes) {
       const manifest: NodeManifest = {
         version: MANIFEST_VERSION,

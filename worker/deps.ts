@@ -11,11 +11,15 @@ import { ABORT, type CommitResult } from '../shared/jobs/catalog.ts';
 import type { ChildFailure } from '../shared/jobs/children.ts';
 import { describeShard, parseJobId, type OperationKind, type OperationRef } from '../shared/jobs/operation.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Store } from '../shared/store/store.ts';
+import type { ClusterCatalog } from '../shared/cluster/catalog.ts';
+import type { ShardHost } from '../shared/cluster/shard-host.ts';
 
 export interface JobDeps {
   config: Config;
-  store: Store;
+  /** Index records and metadata: what a backup snapshots, what a restore publishes. */
+  catalog: ClusterCatalog;
+  /** The nodes' shards as files; a worker has no data directory of its own. */
+  shards: ShardHost;
   logger: Logger;
   ops: OperationStore;
   backends: BackendFactory;

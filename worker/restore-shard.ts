@@ -1,31 +1,32 @@
 /**
- * `restore-shard`: one shard of a backup, read from the backend and verified, into the staging
- * area of its target node (shared/store/shard-files.ts). Nothing becomes visible here:
- * commit-restore publishes staged shards, or deletes them.
+ * `restore-shard`: one shard of a backup, read from the backend and verified, streamed into
+ * the staging area of its target node (ShardHost, shared/cluster/shard-host.ts: this host's
+ * DATA_DIR, or the node over HTTP). Nothing becomes visible here: commit-restore publishes
+ * staged shards, or deletes them. The checking (chunk hashes, checksums, decompression) is
+ * done here, in the worker; the node only writes what it is sent and opens it.
  *
  * - Format 2 (a repository snapshot): the shard's environment file is rebuilt from its chunks,
  *   each checked against its SHA-256 and the whole file against the snapshot's, written to
  *   staging and opened to check it holds the documents the manifest says.
  * - Format 1 (one dump object, written by versions before the repository): the object streams
- *   through a meter (sha256 of the stored bytes), decompression and the docs dump decoder
- *   (which checks the dump's own trailer) into a fresh environment in batches.
+ *   through a meter (sha256 of the stored bytes) and decompression to the node, whose docs dump
+ *   decoder (which checks the dump's own trailer) writes a fresh environment in batches.
  *
  * Damage — a checksum that differs from the manifest's, a missing or corrupt chunk, a missing
  * object — fails the job with an IntegrityError naming what is damaged (no retry: the bytes
  * will not change).
  */
-import { Transform } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { UnrecoverableError } from 'bullmq';
 import type { Backend } from '../shared/backends/backend.ts';
 import { CancelledError, IntegrityError, NotFoundError } from '../shared/errors.ts';
 import { decompressStream } from '../shared/formats/compression.ts';
-import { createDumpDecoder } from '../shared/formats/dump-codec.ts';
 import { createMeter, sha256OfStream } from '../shared/formats/hashing.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
 import type { PayloadOf, ProcessorOf } from '../shared/jobs/catalog.ts';
 import { describeShard } from '../shared/jobs/operation.ts';
+import type { StagedShardRef } from '../shared/cluster/shard-host.ts';
 import { repositoryOf } from '../shared/repository/repository.ts';
-import { clearStagedShard, removeStagedShard, stagedShardDir, stageDocuments, stageShardFile } from '../shared/store/shard-files.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
 type Payload = PayloadOf<'restore-shard'>;
@@ -37,14 +38,13 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
     await deps.ops.advance(p.op, 'TRANSFERRING');
 
     const backend = deps.backends(p.op.backend, p.overrides);
-    const dir = stagedShardDir(deps.config.dataDir, p.op, p.node, p.index, p.shard);
-    // A retried job starts over from an empty staging directory.
-    await clearStagedShard(dir);
+    // A retried job starts over: staging a shard replaces what an earlier attempt left.
+    const ref: StagedShardRef = { restore: p.op, node: p.node, index: p.index, shard: p.shard };
     const progress = new ShardProgress(job, deps.ops, p.op, `${p.node}.${p.index}.${p.shard}`);
     let ok = false;
     try {
       const { docs, bytes } = await deps.transfers.run(() =>
-        p.file ? fromSnapshot(deps, backend, p, dir, progress, signal) : fromDump(deps, backend, p, dir, progress, signal),
+        p.file ? fromSnapshot(deps, backend, p, ref, progress, signal) : fromDump(deps, backend, p, ref, progress, signal),
       );
       if (docs !== p.docs) {
         throw new UnrecoverableError(`${backend.locate(p.key)} holds ${docs} documents; the backup manifest says ${p.docs}`);
@@ -58,13 +58,13 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
       if (err instanceof IntegrityError) throw new UnrecoverableError(err.message);
       throw err;
     } finally {
-      if (!ok) await removeStagedShard(dir).catch(() => undefined);
+      if (!ok) await deps.shards.unstage(ref).catch(() => undefined);
     }
   };
 }
 
 /** Format 2: the environment file, rebuilt chunk by chunk from the repository. */
-async function fromSnapshot(deps: JobDeps, backend: Backend, p: Payload, dir: string, progress: ShardProgress, signal: AbortSignal): Promise<{ docs: number; bytes: number }> {
+async function fromSnapshot(deps: JobDeps, backend: Backend, p: Payload, ref: StagedShardRef, progress: ShardProgress, signal: AbortSignal): Promise<{ docs: number; bytes: number }> {
   const where = `${describeShard({ node: p.sourceNode, index: p.index, shard: p.shard })} in backup ${p.op.id}`;
   const { stream } = await repositoryOf(backend)
     .open(p.key, where, { sha256: p.sha256, signal })
@@ -73,20 +73,13 @@ async function fromSnapshot(deps: JobDeps, backend: Backend, p: Payload, dir: st
       if (err instanceof NotFoundError) throw new IntegrityError(`${backend.locate(p.key)} is missing: the backup manifest lists it with sha256 ${p.sha256}`);
       throw err;
     });
-  let bytes = 0;
-  const counted = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      progress.update(Math.floor((p.docs * bytes) / Math.max(1, p.file!.size)), bytes);
-      done(null, chunk);
-    },
-  });
-  const docs = await stageShardFile(dir, stream, [throttleStream(deps.config.workerMaxBytesPerSecond), counted], signal);
-  return { docs, bytes };
+  const counted = countingProgress(progress, p.docs, p.file!.size);
+  const docs = await deps.shards.stage(ref, 'file', chain(stream, throttleStream(deps.config.workerMaxBytesPerSecond), counted), signal);
+  return { docs, bytes: counted.bytes() };
 }
 
 /** Format 1: one compressed dump object, decoded into documents. */
-async function fromDump(deps: JobDeps, backend: Backend, p: Payload, dir: string, progress: ShardProgress, signal: AbortSignal): Promise<{ docs: number; bytes: number }> {
+async function fromDump(deps: JobDeps, backend: Backend, p: Payload, ref: StagedShardRef, progress: ShardProgress, signal: AbortSignal): Promise<{ docs: number; bytes: number }> {
   const where = backend.locate(p.key);
   const meter = createMeter();
   let docs: number;
@@ -95,8 +88,8 @@ async function fromDump(deps: JobDeps, backend: Backend, p: Payload, dir: string
       if (err instanceof NotFoundError) throw new IntegrityError(`${where} is missing: the backup manifest lists it with sha256 ${p.sha256}`);
       throw err;
     });
-    const through = [throttleStream(deps.config.workerMaxBytesPerSecond), meter, decompressStream(), createDumpDecoder({ expectKind: 'docs' })];
-    docs = await stageDocuments(dir, source, through, (count) => progress.update(count, meter.bytes), signal);
+    const through = [throttleStream(deps.config.workerMaxBytesPerSecond), meter, countingProgress(progress, p.docs, p.bytes), decompressStream()];
+    docs = await deps.shards.stage(ref, 'dump', chain(source, ...through), signal);
   } catch (err) {
     if (signal.aborted || err instanceof UnrecoverableError || err instanceof IntegrityError) throw err;
     // The object may be damaged: say so in terms of its checksum when it is.
@@ -107,6 +100,27 @@ async function fromDump(deps: JobDeps, backend: Backend, p: Payload, dir: string
   const actual = meter.digest();
   if (actual !== p.sha256) throw checksumError(where, p.sha256, actual);
   return { docs, bytes: meter.bytes };
+}
+
+/**
+ * Bytes passing, reported as progress: the documents estimated from the share of `total`
+ * bytes read (the node counts the documents only at the end).
+ */
+function countingProgress(progress: ShardProgress, docs: number, total: number): Transform & { bytes: () => number } {
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      progress.update(Math.floor((docs * Math.min(bytes, total)) / Math.max(1, total)), bytes);
+      done(null, chunk);
+    },
+  });
+  return Object.assign(counter, { bytes: () => bytes });
+}
+
+/** `source` through `through`, as one stream to hand on; an error anywhere destroys the stream handed on with it. */
+function chain(source: Readable, ...through: Transform[]): Readable {
+  return pipeline([source, ...through], () => undefined) as unknown as Readable;
 }
 
 function checksumError(where: string, expected: string, actual: string, cause?: unknown): IntegrityError {

@@ -2,7 +2,8 @@
  * `snapshot-shard`: one shard, as a physical copy of its LMDB environment, into the backend's
  * repository (format 2, docs/formats.md §3).
  *
- * The copy is taken under one read transaction when the job starts (shared/store/shard-files.ts):
+ * The copy is taken under one read transaction when the job starts, by the node that holds the
+ * shard (ShardHost, shared/cluster/shard-host.ts: this host's DATA_DIR, or the node over HTTP):
  * writes that go on meanwhile are not in it, and no document is decoded or re-encoded. The copy
  * streams through the byte-rate limit into the repository, which stores only the chunks it does
  * not have yet (every backup is incremental against everything stored before it in that
@@ -18,7 +19,6 @@ import { CancelledError } from '../shared/errors.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
 import { repositoryOf, STREAM_BUFFER } from '../shared/repository/repository.ts';
-import { takeSnapshot } from '../shared/store/shard-files.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
 export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
@@ -28,7 +28,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
     await assertWanted(deps.ops, p.op);
     await deps.ops.advance(p.op, 'TRANSFERRING');
 
-    const rec = deps.store.getIndex(p.index);
+    const rec = await deps.catalog.getIndex(p.index);
     if (!rec || rec.uid !== p.uid) {
       throw new UnrecoverableError(`index ${p.index} was deleted or recreated while it was being backed up`);
     }
@@ -40,7 +40,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
 
     return deps.transfers.run(async () => {
       if (signal.aborted) throw new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled before it started`);
-      const copy = await takeSnapshot(deps.store, rec, p.shard);
+      const copy = await deps.shards.snapshot(rec, p.shard, signal);
       try {
         const body = new PassThrough({ highWaterMark: STREAM_BUFFER });
         const reading = pipeline(copy.stream(), throttleStream(deps.config.workerMaxBytesPerSecond), body, { signal });

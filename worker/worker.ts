@@ -19,7 +19,8 @@ import type { Redis } from 'ioredis';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
 import { createBackupService, type BackupService } from '../shared/backups/service.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
-import { LocalCatalog } from '../shared/cluster/catalog.ts';
+import type { ClusterCatalog } from '../shared/cluster/catalog.ts';
+import type { ShardHost } from '../shared/cluster/shard-host.ts';
 import type { Config } from '../shared/config.ts';
 import { retryCanHelp } from '../shared/errors.ts';
 import {
@@ -41,7 +42,6 @@ import { describeShard, operationKey, parseJobId, type OperationRef, type ShardR
 import { logContext, type Logger } from '../shared/logger.ts';
 import { createRedis } from '../shared/redis.ts';
 import { ScheduleStore } from '../shared/schedules/store.ts';
-import type { Store } from '../shared/store/store.ts';
 import { commitBackup } from './commit-backup.ts';
 import { commitRestore } from './commit-restore.ts';
 import { StoppedError, TransferSlots, type JobDeps } from './deps.ts';
@@ -53,7 +53,10 @@ export interface WorkerDeps {
   config: Config;
   logger: Logger;
   redisUrl: string;
-  store: Store;
+  /** The cluster's metadata (LocalCatalog over this host's Store, or RemoteCatalog). */
+  catalog: ClusterCatalog;
+  /** The nodes' shards (LocalShardHost over this host's DATA_DIR, or RemoteShardHost). */
+  shards: ShardHost;
   /** Nodes whose queues this worker serves; default config.workerNodes (WORKER_NODES). */
   nodes?: string[];
   /** Default: the configured backends (createBackend). */
@@ -97,7 +100,8 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const ops = new OperationStore(control);
   const jobDeps: JobDeps = {
     config,
-    store: deps.store,
+    catalog: deps.catalog,
+    shards: deps.shards,
     logger,
     ops,
     backends: deps.backends ?? configuredBackends(config, logger),
@@ -211,7 +215,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
       subscriber.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber error'));
       subscriber.on('message', (_channel: string, op: string) => cancelOperation(op));
       await subscriber.subscribe(CANCEL_CHANNEL);
-      backups = createBackupService({ config, catalog: new LocalCatalog(deps.store), redis: control, logger, backends: jobDeps.backends });
+      backups = createBackupService({ config, catalog: deps.catalog, redis: control, logger, backends: jobDeps.backends });
       const scheduled = runSchedule({ schedules: new ScheduleStore(control), backups, logger });
       for (const queue of queues) {
         const connection = createRedis(deps.redisUrl);

@@ -20,6 +20,7 @@ import path from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { open, type RootDatabase } from 'lmdb';
+import { NotFoundError } from '../errors.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import type { Document } from './schema.ts';
 import type { IndexRecord, Store } from './store.ts';
@@ -83,32 +84,30 @@ export function stagedShardDir(dataDir: string, restore: OperationRef, node: str
   return path.join(stagingRoot(dataDir, node, restore), index, String(shard));
 }
 
-/** Delete a restore's staging area on the given nodes (and the `.staging` dirs left empty). */
-export async function removeStaging(dataDir: string, restore: OperationRef, nodes: readonly string[]): Promise<void> {
-  for (const node of new Set(nodes)) {
-    await fs.promises.rm(stagingRoot(dataDir, node, restore), { recursive: true, force: true });
-    await fs.promises.rmdir(path.join(dataDir, node, STAGING_DIR)).catch(() => undefined);
-  }
+/** Delete a restore's staging area on one node (and its `.staging` dir when left empty). */
+export async function removeStaging(dataDir: string, restore: OperationRef, node: string): Promise<void> {
+  await fs.promises.rm(stagingRoot(dataDir, node, restore), { recursive: true, force: true });
+  await fs.promises.rmdir(path.join(dataDir, node, STAGING_DIR)).catch(() => undefined);
 }
 
 /** An empty staging directory for one shard (a retried job starts over). */
 export async function clearStagedShard(dir: string): Promise<void> {
-  await removeStagedShard(dir);
+  await removeShardDir(dir);
   await fs.promises.mkdir(dir, { recursive: true });
 }
 
-/** Remove one shard's staging directory (a failed or cancelled job's). */
-export async function removeStagedShard(dir: string): Promise<void> {
+/**
+ * Remove one shard's directory: a staged one (a failed or cancelled job's), or one a restore
+ * moved into place for an index that was never published.
+ */
+export async function removeShardDir(dir: string): Promise<void> {
   await fs.promises.rm(dir, { recursive: true, force: true });
 }
 
-/**
- * Write a shard's environment file (source, through the given transforms) into its staging
- * directory, then open it: answers the documents in it.
- */
-export async function stageShardFile(dir: string, source: Readable, through: Transform[], signal?: AbortSignal): Promise<number> {
+/** Write a shard's environment file into its staging directory, then open it: answers the documents in it. */
+export async function stageShardFile(dir: string, source: Readable, signal?: AbortSignal): Promise<number> {
   const file = path.join(dir, SHARD_FILE);
-  await pipeline([source, ...through, fs.createWriteStream(file)], signal ? { signal } : {});
+  await pipeline(source, fs.createWriteStream(file), signal ? { signal } : {});
   return countDocuments(file);
 }
 
@@ -116,10 +115,10 @@ export async function stageShardFile(dir: string, source: Readable, through: Tra
  * Write documents (source through transforms that end in an object stream of documents) into
  * a fresh environment in the staging directory, one transaction per batch; answers how many.
  */
-export async function stageDocuments(dir: string, source: Readable, through: Transform[], onBatch: (count: number) => void, signal?: AbortSignal): Promise<number> {
+export async function stageDocuments(dir: string, source: Readable, through: Transform[], signal?: AbortSignal): Promise<number> {
   const db = open({ path: path.join(dir, SHARD_FILE) });
   try {
-    const sink = documentSink(db, onBatch);
+    const sink = documentSink(db);
     await pipeline([source, ...through, sink], signal ? { signal } : {});
     await db.flushed;
     return sink.count();
@@ -128,7 +127,7 @@ export async function stageDocuments(dir: string, source: Readable, through: Tra
   }
 }
 
-function documentSink(db: RootDatabase, onBatch: (count: number) => void): Writable & { count: () => number } {
+function documentSink(db: RootDatabase): Writable & { count: () => number } {
   let count = 0;
   const sink = new Writable({
     objectMode: true,
@@ -140,7 +139,6 @@ function documentSink(db: RootDatabase, onBatch: (count: number) => void): Writa
       }).then(
         () => {
           count += docs.length;
-          onBatch(count);
           callback();
         },
         (err: Error) => callback(err),
@@ -148,6 +146,17 @@ function documentSink(db: RootDatabase, onBatch: (count: number) => void): Writa
     },
   });
   return Object.assign(sink, { count: () => count });
+}
+
+/**
+ * Check that a staged shard is ready to be moved to its place: its environment opens. A shard
+ * an earlier publish already moved (staging gone, the environment in place) is ready too, so a
+ * commit that is retried after it started moving shards can prepare again.
+ */
+export async function checkStagedShard(from: string, to: string, what: string): Promise<void> {
+  const staged = path.join(from, SHARD_FILE);
+  if (fs.existsSync(staged)) await countDocuments(staged);
+  else if (!fs.existsSync(path.join(to, SHARD_FILE))) throw new NotFoundError(`staged shard ${what} is missing`);
 }
 
 /**
@@ -161,6 +170,6 @@ export async function publishStagedShard(from: string, to: string, what: string)
     await fs.promises.mkdir(path.dirname(to), { recursive: true });
     await fs.promises.rename(from, to);
   } else if (!fs.existsSync(path.join(to, SHARD_FILE))) {
-    throw new Error(`staged shard ${what} is missing`);
+    throw new NotFoundError(`staged shard ${what} is missing`);
   }
 }

@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../shared/backends/backend.ts';
 import { readSmall } from '../../shared/backends/bodies.ts';
 import { configuredBackends } from '../../shared/backups/backends.ts';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { decodeObject, snapshotSchema } from '../../shared/repository/format.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
@@ -35,7 +37,7 @@ const figures = { seed: 0, rounds: 0, killedMidWork: 0, finishedBeforeKill: 0, o
 beforeAll(async () => {
   redis = await startTestRedis();
   t = createTestApi(redis.url);
-  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
   await worker.start();
   for (let b = 0; b < BACKUPS; b++) {
     const docs = Array.from({ length: 400 }, (_, i) => makeDoc('Article', b * 400 + i));

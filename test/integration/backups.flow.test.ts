@@ -9,6 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../shared/backends/backend.ts';
 import { configuredBackends } from '../../shared/backups/backends.ts';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { PermanentBackendError, UnavailableError } from '../../shared/errors.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createLogger } from '../../shared/logger.ts';
@@ -52,7 +54,7 @@ beforeAll(async () => {
     config: t.config,
     logger: createLogger('silent'),
     redisUrl: redis.url,
-    store: t.store,
+    catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store),
     backends: faultyBackends(configuredBackends(t.config)),
   });
   await worker.start();

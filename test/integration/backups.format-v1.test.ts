@@ -7,6 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
 import { useTestApi } from '../support/api.ts';
@@ -22,7 +24,7 @@ let worker: ShardvaultWorker;
 
 beforeAll(async () => {
   fs.cpSync(path.join(FIXTURE, ID), path.join(t.config.backends.filesystem.path, ID), { recursive: true });
-  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: t.config.redisUrl!, store: t.store });
+  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: t.config.redisUrl!, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
   await worker.start();
 });
 

@@ -7,6 +7,8 @@
  * runs while a backup runs leaves every SUCCESS backup verifying OK.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
@@ -67,7 +69,7 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s',
     fixture = await BACKEND_FIXTURES[name](tmp.dir);
     redis = await startTestRedis();
     t = createTestApi(redis.url, fixture.env);
-    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
     await worker.start();
     for (let i = 0; i < DOCS; i += 500) {
       const docs = Array.from({ length: 500 }, (_, j) => makeDoc('Article', i + j));

@@ -6,6 +6,8 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi } from '../../api/app.ts';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { LocalData } from '../../shared/cluster/data.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
@@ -45,7 +47,7 @@ const apiLog = memoryLogger('info');
 beforeAll(async () => {
   redis = await startTestRedis();
   t = createTestApi(redis.url);
-  worker = createWorker({ config: t.config, logger: workerLog.logger, redisUrl: redis.url, store: t.store });
+  worker = createWorker({ config: t.config, logger: workerLog.logger, redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
   await worker.start();
   await t.store.putDocuments('Logged', Array.from({ length: 50 }, (_, i) => makeDoc('Logged', i)));
 });

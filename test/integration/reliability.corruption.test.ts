@@ -19,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../shared/backends/backend.ts';
 import { configuredBackends } from '../../shared/backups/backends.ts';
 import { main } from '../../cli/main.ts';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
@@ -151,7 +153,7 @@ beforeAll(async () => {
   t = createTestApi(redis.url, { PORT: '0' });
   url = `http://127.0.0.1:${(await t.api.start()).port}`;
   backend = configuredBackends(t.config)('filesystem');
-  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+  worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
   await worker.start();
   for (const cls of CLASSES) {
     const results = await t.store.putDocuments(cls, Array.from({ length: DOCS }, (_, i) => makeDoc(cls, i)));

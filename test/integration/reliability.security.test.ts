@@ -22,6 +22,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKUP_ID } from '../../shared/backups/contract.ts';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
@@ -142,7 +144,7 @@ describe('names that try to leave their directory', () => {
   beforeAll(async () => {
     t = createTestApi(redis.url);
     root = path.dirname(t.config.dataDir);
-    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, store: t.store });
+    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
     await worker.start();
     await t.store.putDocuments('Sec', Array.from({ length: 30 }, (_, i) => makeDoc('Sec', i)));
     expect((await t.call('POST', '/v1/backups/filesystem', { id: 'sec-ok' })).status).toBe(200);

@@ -4,6 +4,8 @@
  * Built on useTestApi; the worker starts after the API and stops before it.
  */
 import { afterAll, beforeAll } from 'vitest';
+import { LocalCatalog } from '../../shared/cluster/catalog.ts';
+import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
 import { useTestApi, type TestApi } from './api.ts';
@@ -18,7 +20,7 @@ export function useApiWithWorker(seed: { index: string; docs: number }): TestApi
     return url;
   };
   beforeAll(async () => {
-    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redisUrl(), store: t.store });
+    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redisUrl(), catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
     await worker.start();
     const results = await t.store.putDocuments(seed.index, Array.from({ length: seed.docs }, (_, i) => makeDoc(seed.index, i)));
     const refused = results.find((r) => !r.ok);
