@@ -13,6 +13,7 @@ import { NotFoundError, UnauthorizedError } from '../shared/errors.ts';
 import { matchesSecret } from '../shared/secret.ts';
 import type { NodeDeps } from './deps.ts';
 import { metadataRoutes } from './routes/metadata.ts';
+import { shardRoutes } from './routes/shards.ts';
 
 export interface NodeServer {
   app: Hono;
@@ -48,6 +49,7 @@ export function createNode(deps: NodeDeps): NodeServer {
   );
 
   app.route('/internal', metadataRoutes(deps));
+  app.route('/internal', shardRoutes(deps));
 
   let server: ServerType | undefined;
   return {

@@ -1,0 +1,132 @@
+/**
+ * A node's side of ShardHost (shared/cluster/shard-host.ts): what the workers ask of the
+ * shards this node holds. Everything streams: a snapshot is sent as the node reads its scratch
+ * copy, and a restored shard is written to staging as it arrives, so no shard is ever held in
+ * memory.
+ *
+ * - `GET /indexes/:index/shards/:shard/snapshot?uid=` — a consistent copy of one shard, its
+ *   bytes and documents in SNAPSHOT_SIZE_HEADER / SNAPSHOT_DOCS_HEADER; the scratch copy is
+ *   removed when the response ends or the worker goes away.
+ * - `PUT /restores/:backend/:id/shards/:index/:shard?node=&kind=file|dump` — one restored shard
+ *   into staging (`{docs}`); `DELETE` the same path (without `kind`) removes it.
+ * - `POST /restores/:backend/:id/prepare|publish|abort` with `{node, shards:[{index, shard}]}`
+ *   — the steps of a restore's commit, each repeatable (worker/commit-restore.ts).
+ *
+ * A node serves only its own shards: a snapshot of a shard placed elsewhere, or a restore
+ * step meant for another node (`node`), is refused naming both nodes — a worker whose
+ * CLUSTER_NODES points a name at the wrong host must not write into it.
+ */
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { Hono, type Context } from 'hono';
+import { readJson } from '../../api/body.ts';
+import { assertBackupId } from '../../shared/backups/validate.ts';
+import { LocalShardHost, SNAPSHOT_DOCS_HEADER, SNAPSHOT_SIZE_HEADER, type RestoreShard, type StagedKind } from '../../shared/cluster/shard-host.ts';
+import { BadRequestError, NotFoundError, ValidationError } from '../../shared/errors.ts';
+import { operationRefSchema, type OperationRef } from '../../shared/jobs/operation.ts';
+import { assertIndexName } from '../../shared/store/store.ts';
+import type { NodeDeps } from '../deps.ts';
+
+const STAGED_KINDS: readonly StagedKind[] = ['file', 'dump'];
+
+export function shardRoutes(deps: NodeDeps): Hono {
+  const { store, node, config, logger } = deps;
+  const host = new LocalShardHost(store);
+  const app = new Hono();
+
+  /** The node a request says the shard is for must be this one. */
+  const assertHere = (placed: string | undefined, what: string) => {
+    if (placed !== node) throw new ValidationError(`${what} is placed on node ${placed ?? '(none)'}, not on node ${node} (this node)`);
+  };
+
+  app.get('/indexes/:index/shards/:shard/snapshot', async (c) => {
+    const index = indexOf(c.req.param('index'));
+    const shard = shardOf(c.req.param('shard'));
+    const uid = c.req.query('uid');
+    if (!uid) throw new BadRequestError('query parameter uid is required: the uid of the index being backed up');
+    const rec = store.getIndex(index);
+    if (!rec || rec.uid !== uid) throw new NotFoundError(`index ${index} (uid ${uid}) is not in node ${node}'s metadata: it was deleted or recreated`);
+    if (shard >= rec.shards) throw new NotFoundError(`index ${index} has ${rec.shards} shards, not shard ${shard}`);
+    assertHere(rec.placement[shard], `shard ${index}/${shard}`);
+    const copy = await host.snapshot(rec, shard);
+    const stream = copy.stream();
+    // 'close' comes when the stream ends and when the response is cancelled (the worker gone).
+    stream.once('close', () => void copy.release().catch((err: Error) => logger.warn({ index, shard, err: err.message }, 'removing a snapshot copy')));
+    return new Response(Readable.toWeb(stream) as ReadableStream, {
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(copy.size),
+        [SNAPSHOT_SIZE_HEADER]: String(copy.size),
+        [SNAPSHOT_DOCS_HEADER]: String(copy.docs),
+      },
+    });
+  });
+
+  const stagedRef = (c: Context) => {
+    const restore = restoreOf(c);
+    const index = indexOf(c.req.param('index') ?? '');
+    const shard = shardOf(c.req.param('shard') ?? '');
+    assertHere(c.req.query('node'), `restored shard ${index}/${shard}`);
+    return { restore, node, index, shard };
+  };
+
+  app.put('/restores/:backend/:id/shards/:index/:shard', async (c) => {
+    const ref = stagedRef(c);
+    const kind = c.req.query('kind') as StagedKind;
+    if (!STAGED_KINDS.includes(kind)) throw new BadRequestError(`query parameter kind must be one of ${STAGED_KINDS.join(', ')}, got ${JSON.stringify(kind ?? null)}`);
+    const body = c.req.raw.body;
+    if (!body) throw new BadRequestError(`restored shard ${ref.index}/${ref.shard} has no body`);
+    const docs = await host.stage(ref, kind, Readable.fromWeb(body as WebReadableStream<Uint8Array>), c.req.raw.signal);
+    return c.json({ docs });
+  });
+
+  app.delete('/restores/:backend/:id/shards/:index/:shard', async (c) => {
+    await host.unstage(stagedRef(c));
+    return c.json({});
+  });
+
+  for (const step of ['prepare', 'publish', 'abort'] as const) {
+    app.post(`/restores/:backend/:id/${step}`, async (c) => {
+      const restore = restoreOf(c);
+      const { node: meant, shards } = stepBody(await readJson(c, config.maxBodyBytes), step);
+      assertHere(meant, `the ${step} of restore ${restore.backend}/${restore.id}`);
+      await host[step](node, restore, shards);
+      return c.json({});
+    });
+  }
+
+  return app;
+}
+
+function indexOf(raw: string): string {
+  assertIndexName(raw);
+  return raw;
+}
+
+function shardOf(raw: string | number): number {
+  const shard = typeof raw === 'number' ? raw : /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(shard) || shard < 0) throw new ValidationError(`invalid shard number ${JSON.stringify(raw)}: use a whole number from 0`);
+  return shard;
+}
+
+/** The restore a path names: a backend's name and a backup id, each checked as the API checks them. */
+function restoreOf(c: Context): OperationRef {
+  const id = assertBackupId(c.req.param('id'));
+  const parsed = operationRefSchema.safeParse({ kind: 'restore', backend: c.req.param('backend'), id });
+  if (!parsed.success) throw new ValidationError(`invalid restore ${JSON.stringify(c.req.param('backend'))}/${JSON.stringify(id)}: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
+/** `{node, shards:[{index, shard}]}`, every entry checked like a path's. */
+function stepBody(body: unknown, step: string): { node: string | undefined; shards: RestoreShard[] } {
+  const b = body as { node?: unknown; shards?: unknown } | null;
+  if (typeof b !== 'object' || b === null || !Array.isArray(b.shards)) throw new ValidationError(`the ${step} body must be {"node": <name>, "shards": [{"index", "shard"}, …]}`);
+  const shards = b.shards.map((s: unknown, i) => {
+    const entry = s as { index?: unknown; shard?: unknown } | null;
+    if (typeof entry?.index !== 'string' || (typeof entry.shard !== 'number' && typeof entry.shard !== 'string')) {
+      throw new ValidationError(`shards[${i}] must be {"index": <name>, "shard": <number>}`);
+    }
+    return { index: indexOf(entry.index), shard: shardOf(entry.shard) };
+  });
+  return { node: typeof b.node === 'string' ? b.node : undefined, shards };
+}

@@ -1,0 +1,242 @@
+/**
+ * Nodes on their own hosts, for backups and restores: six storage nodes in-process
+ * (test/support/nodes.ts: `createNode` over its own DATA_DIR each, on a free port, with a
+ * cluster secret), a real Redis, and a worker with no data of its own — its catalog is the
+ * nodes' metadata (RemoteCatalog) and its shards are theirs over HTTP (RemoteShardHost). The
+ * source class lives on a1..a3 and is restored onto b1..b3 (node_mapping).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configuredBackends } from '../../shared/backups/backends.ts';
+import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
+import { OperationStore } from '../../shared/backups/state.ts';
+import { RemoteCatalog } from '../../shared/cluster/metadata.ts';
+import { RemoteShardHost } from '../../shared/cluster/shard-host.ts';
+import { loadConfig, type Config } from '../../shared/config.ts';
+import type { ProcessorOf } from '../../shared/jobs/catalog.ts';
+import { createLogger } from '../../shared/logger.ts';
+import { createRedis } from '../../shared/redis.ts';
+import { shardFor } from '../../shared/store/hash.ts';
+import type { Document } from '../../shared/store/schema.ts';
+import { newIndexRecord, type IndexRecord } from '../../shared/store/store.ts';
+import { commitRestore } from '../../worker/commit-restore.ts';
+import { TransferSlots } from '../../worker/deps.ts';
+import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
+import { makeDoc } from '../support/backups.ts';
+import { startTestNodes, type TestNode, type TestNodes } from '../support/nodes.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { tempDir } from '../support/temp.ts';
+
+const SOURCE = ['a1', 'a2', 'a3'];
+const TARGET = ['b1', 'b2', 'b3'];
+const MAPPING = { a1: 'b1', a2: 'b2', a3: 'b3' };
+const FINAL = /^(SUCCESS|FAILED|CANCELED)$/;
+/** Generous: CI machines run this with both cores busy. */
+const WAIT = { timeout: 120_000, interval: 100 };
+
+let redis: TestRedis;
+let cluster: TestNodes;
+let control: Redis;
+let config: Config;
+let catalog: RemoteCatalog;
+let service: BackupService;
+let worker: ShardvaultWorker;
+let scratch: { dir: string; cleanup: () => void };
+/** Runs before the real commit of a restore when set: the test's moment to stop a node. */
+let beforeCommit: (() => Promise<void>) | undefined;
+const originals = new Map<string, Map<string, string>>();
+
+const nodeNamed = (name: string): TestNode => cluster.nodes.find((n) => n.name === name)!;
+
+/** A class over the source nodes, its documents written into the node holding each one's shard. */
+async function seedClass(name: string, docs: number): Promise<void> {
+  const rec = newIndexRecord(name, { shards: SOURCE.length }, SOURCE);
+  await catalog.change((s) => ({ indexes: [...s.indexes, rec], metadata: { ...s.metadata, [name]: { owner: `team-${name}` } } }));
+  const all = Array.from({ length: docs }, (_, i) => makeDoc(name, i));
+  for (const node of SOURCE) {
+    const mine = all.filter((d) => rec.placement[shardFor(d._id, rec.shards)] === node);
+    await nodeNamed(node).store.writeDocuments(rec, mine);
+  }
+  originals.set(name, new Map(all.map((d) => [String(d._id), JSON.stringify(d)])));
+}
+
+/** Every document of a class, read on the nodes that hold its shards. */
+function readClass(rec: IndexRecord): Map<string, string> {
+  const out = new Map<string, string>();
+  rec.placement.forEach((node, shard) => {
+    for (const doc of nodeNamed(node).store.shardDocuments(rec, shard) as Iterable<Document>) out.set(String(doc._id), JSON.stringify(doc));
+  });
+  return out;
+}
+
+async function dropClass(name: string): Promise<void> {
+  await catalog.change((s) => {
+    const metadata = { ...s.metadata };
+    delete metadata[name];
+    return { indexes: s.indexes.filter((r) => r.name !== name), metadata };
+  });
+}
+
+const stagingOf = (node: TestNode) => path.join(node.dataDir, node.name, '.staging');
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  cluster = await startTestNodes([...SOURCE, ...TARGET]);
+  scratch = tempDir('shardvault-cluster-worker-');
+  config = loadConfig({
+    DATA_DIR: path.join(scratch.dir, 'worker-data'),
+    BACKUP_FILESYSTEM_PATH: path.join(scratch.dir, 'backups'),
+    REDIS_URL: redis.url,
+    GRPC_PORT: '0',
+    CLUSTER_NODES: cluster.clusterNodes,
+    CLUSTER_SECRET: 'test-cluster-secret-0123456789',
+  });
+  catalog = new RemoteCatalog(cluster.client);
+  control = createRedis(redis.url);
+  const logger = createLogger('silent');
+  service = createBackupService({ config, catalog, redis: control, logger });
+  const shards = new RemoteShardHost(cluster.client);
+  // The real commit, with a moment before it for the test to stop a node.
+  const commit: ProcessorOf<'commit-restore'> = commitRestore({
+    config,
+    catalog,
+    shards,
+    logger,
+    ops: new OperationStore(control),
+    backends: configuredBackends(config),
+    transfers: new TransferSlots(1),
+  });
+  worker = createWorker({
+    config,
+    logger,
+    redisUrl: redis.url,
+    catalog: new RemoteCatalog(cluster.client),
+    shards,
+    processors: {
+      'commit-restore': async (job, token, signal) => {
+        await beforeCommit?.();
+        return commit(job, token, signal);
+      },
+    },
+  });
+  await worker.start();
+  await seedClass('Alpha', 600);
+  await seedClass('Beta', 300);
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await service?.close();
+  control?.disconnect();
+  await cluster?.close();
+  await redis?.stop();
+  scratch?.cleanup();
+});
+
+describe('backup and restore with nodes on their own hosts', () => {
+  it('backs up from three nodes and restores onto three others: the same documents, and the worker keeps no data', async () => {
+    await service.create('filesystem', { id: 'nodes-1' });
+    await expect.poll(async () => (await service.status('filesystem', 'nodes-1')).status, WAIT).toMatch(FINAL);
+    expect(await service.status('filesystem', 'nodes-1')).toMatchObject({ status: 'SUCCESS', classes: ['Alpha', 'Beta'], progress: { docs: 900 } });
+    // Each node removed its scratch copies once their responses ended.
+    for (const name of SOURCE) {
+      const scratchCopies = path.join(nodeNamed(name).dataDir, name, '.snapshots');
+      await expect.poll(() => (fs.existsSync(scratchCopies) ? fs.readdirSync(scratchCopies) : []), WAIT).toEqual([]);
+    }
+
+    await dropClass('Alpha');
+    await service.restore('filesystem', 'nodes-1', { include: ['Alpha'], node_mapping: MAPPING });
+    await expect.poll(async () => (await service.restoreStatus('filesystem', 'nodes-1')).status, WAIT).toMatch(FINAL);
+    const restored = await service.restoreStatus('filesystem', 'nodes-1');
+    expect(restored.status, JSON.stringify(restored)).toBe('SUCCESS');
+
+    const rec = (await catalog.getIndex('Alpha'))!;
+    expect(rec.placement).toEqual(TARGET);
+    expect(readClass(rec)).toEqual(originals.get('Alpha'));
+    expect(await catalog.listMetadata('Alpha')).toEqual({ owner: 'team-Alpha' });
+    for (const node of cluster.nodes) expect(fs.existsSync(path.join(stagingOf(node), 'filesystem.nodes-1'))).toBe(false);
+    // Stateless: the worker read and wrote every shard over HTTP.
+    const workerData = config.dataDir;
+    expect(fs.existsSync(workerData) ? fs.readdirSync(workerData) : []).toEqual([]);
+  }, 180_000);
+
+  it('streams a snapshot with its size and documents; one the worker abandons unread is removed on the node', async () => {
+    const rec = (await catalog.getIndex('Beta'))!;
+    const host = new RemoteShardHost(cluster.client);
+    const scratchCopies = path.join(nodeNamed('a1').dataDir, 'a1', '.snapshots');
+    const read = await host.snapshot(rec, 0);
+    let bytes = 0;
+    for await (const chunk of read.stream()) bytes += (chunk as Buffer).length;
+    expect(bytes).toBe(read.size);
+    expect(read.docs).toBe([...originals.get('Beta')!.keys()].filter((id) => shardFor(id, rec.shards) === 0).length);
+    const abandoned = await host.snapshot(rec, 0);
+    await abandoned.release();
+    await expect.poll(() => fs.readdirSync(scratchCopies), WAIT).toEqual([]);
+  }, 60_000);
+
+  it('answers 401 on every internal path without the cluster secret or with a wrong one; health stays open', async () => {
+    const rec = (await catalog.getIndex('Beta'))!;
+    const paths: [string, string][] = [
+      ['GET', '/internal/metadata'],
+      ['GET', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}`],
+      ['PUT', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b1&kind=file'],
+      ['DELETE', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b1'],
+      ['POST', '/internal/restores/filesystem/nodes-1/prepare'],
+      ['POST', '/internal/restores/filesystem/nodes-1/publish'],
+      ['POST', '/internal/restores/filesystem/nodes-1/abort'],
+    ];
+    for (const node of cluster.nodes) {
+      for (const auth of [undefined, 'Bearer wrong-secret-0123456789']) {
+        for (const [method, p] of paths) {
+          const res = await fetch(`${node.url}${p}`, { method, headers: auth ? { authorization: auth } : {}, body: method === 'GET' || method === 'DELETE' ? undefined : '{}' });
+          expect(res.status, `${method} ${p} on ${node.name} with ${auth ?? 'no secret'}`).toBe(401);
+        }
+      }
+      expect((await fetch(`${node.url}/health/live`)).status).toBe(200);
+      expect((await fetch(`${node.url}/health/ready`)).status).toBe(200);
+    }
+  }, 60_000);
+
+  it('refuses a shard placed on another node and a restore path that names no restore, naming what is wrong', async () => {
+    const rec = (await catalog.getIndex('Beta'))!;
+    // Beta/0 lives on a1: a2 refuses it, naming both.
+    await expect(cluster.client.request('a2', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}`)).rejects.toThrow(/placed on node a1, not on node a2/);
+    await expect(cluster.client.request('a1', '/internal/indexes/Beta/shards/0/snapshot?uid=not-its-uid')).rejects.toThrow(/deleted or recreated/);
+    await expect(cluster.client.request('a1', `/internal/indexes/Beta/shards/x/snapshot?uid=${rec.uid}`)).rejects.toThrow(/invalid shard number "x"/);
+    await expect(cluster.client.request('b1', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b2', { method: 'DELETE' })).rejects.toThrow(/placed on node b2, not on node b1/);
+    await expect(cluster.client.request('b1', '/internal/restores/nowhere/nodes-1/shards/Beta/0?node=b1', { method: 'DELETE' })).rejects.toThrow(/invalid restore "nowhere"/);
+    await expect(cluster.client.request('b1', '/internal/restores/filesystem/Bad.Id/abort', { method: 'POST', json: { node: 'b1', shards: [] } })).rejects.toThrow(/backup id/);
+    await expect(cluster.client.request('b1', '/internal/restores/filesystem/nodes-1/abort', { method: 'POST', json: { node: 'b1', shards: [{ index: '../x', shard: 0 }] } })).rejects.toThrow(
+      /invalid index name/,
+    );
+  }, 60_000);
+
+  it('a target node stopped before the commit ends the restore FAILED naming it: no staging left on the others, no class published', async () => {
+    await dropClass('Beta');
+    const b2 = nodeNamed('b2');
+    beforeCommit = async () => {
+      beforeCommit = undefined;
+      // Every shard is staged by now: b1 and b3 hold theirs.
+      for (const name of ['b1', 'b3']) expect(fs.readdirSync(path.join(stagingOf(nodeNamed(name)), 'filesystem.nodes-1', 'Beta'))).toHaveLength(1);
+      await b2.stop();
+    };
+    try {
+      await service.restore('filesystem', 'nodes-1', { include: ['Beta'], node_mapping: MAPPING });
+      await expect.poll(async () => (await service.restoreStatus('filesystem', 'nodes-1')).status, WAIT).toMatch(FINAL);
+      const failed = await service.restoreStatus('filesystem', 'nodes-1');
+      expect(failed.status, JSON.stringify(failed)).toBe('FAILED');
+      expect(failed.error).toMatch(/prepare on node b2: node b2 is unreachable/);
+      expect(await catalog.getIndex('Beta')).toBeUndefined();
+      for (const name of ['b1', 'b3']) {
+        const node = nodeNamed(name);
+        expect(fs.existsSync(path.join(stagingOf(node), 'filesystem.nodes-1'))).toBe(false);
+        expect(fs.existsSync(path.join(node.dataDir, name, 'Beta'))).toBe(false);
+      }
+    } finally {
+      beforeCommit = undefined;
+      await b2.start();
+    }
+  }, 180_000);
+});
