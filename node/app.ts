@@ -12,6 +12,7 @@ import { wireError } from '../shared/cluster/wire.ts';
 import { NotFoundError, UnauthorizedError } from '../shared/errors.ts';
 import { matchesSecret } from '../shared/secret.ts';
 import type { NodeDeps } from './deps.ts';
+import { documentRoutes } from './routes/documents.ts';
 import { metadataRoutes } from './routes/metadata.ts';
 import { shardRoutes } from './routes/shards.ts';
 
@@ -50,6 +51,7 @@ export function createNode(deps: NodeDeps): NodeServer {
 
   app.route('/internal', metadataRoutes(deps));
   app.route('/internal', shardRoutes(deps));
+  app.route('/internal', documentRoutes(deps));
 
   let server: ServerType | undefined;
   return {

@@ -15,6 +15,17 @@ export interface MsgpackStreamOptions {
   maxValueBytes?: number;
 }
 
+const plain = new Packr(PLAIN);
+
+/** One value as plain MessagePack, Dates and binary kept (a body of the cluster's internal requests). */
+export function packValue(value: unknown): Buffer {
+  return Buffer.from(plain.pack(value));
+}
+
+export function unpackValue(bytes: Uint8Array): unknown {
+  return plain.unpack(bytes);
+}
+
 interface IncompleteError extends Error {
   incomplete?: boolean;
   lastPosition?: number;
@@ -85,15 +96,20 @@ function portable(value: unknown): unknown {
 
 /**
  * One plain MessagePack map per document, batched into chunks of about `chunkBytes`. Dates
- * are written as ISO-8601 strings; binary stays `bin`.
+ * are written as ISO-8601 strings, unless `exact` (the cluster's internal traffic, read back
+ * by parseMsgpackStream) keeps them as MessagePack timestamps; binary stays `bin`.
  */
-export async function* msgpackChunks(docs: AsyncIterable<unknown>, chunkBytes = 64 * 1024): AsyncGenerator<Buffer> {
+export async function* msgpackChunks(
+  docs: AsyncIterable<unknown> | Iterable<unknown>,
+  options: { chunkBytes?: number; exact?: boolean } = {},
+): AsyncGenerator<Buffer> {
+  const chunkBytes = options.chunkBytes ?? 64 * 1024;
   const packr = new Packr(PLAIN);
   let parts: Buffer[] = [];
   let size = 0;
   for await (const doc of docs) {
     // pack() answers a view of msgpackr's shared buffer; copy it before the next call.
-    const bytes = Buffer.from(packr.pack(portable(doc)));
+    const bytes = Buffer.from(packr.pack(options.exact ? doc : portable(doc)));
     parts.push(bytes);
     size += bytes.length;
     if (size >= chunkBytes) {

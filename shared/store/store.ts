@@ -95,15 +95,172 @@ export function assertIndexName(name: string, allowSystem = false): void {
   }
 }
 
-function isForeign(schema: IndexRecord['schema']): schema is ForeignSchemaRef {
+export function isForeign(schema: IndexRecord['schema']): schema is ForeignSchemaRef {
   return schema._type === 'foreign/object';
 }
 
-function parseEndpoint(endpoint: unknown): string {
+export function parseEndpoint(endpoint: unknown): string {
   const m = typeof endpoint === 'string' ? /^\.schemas\/([^/]+)$/.exec(endpoint) : null;
   if (!m) throw new ValidationError(`_endpoint must look like ".schemas/<uuid>", got ${JSON.stringify(endpoint)}`);
   return m[1]!.toLowerCase();
 }
+
+/**
+ * Validate a schema body. A `foreign/object` schema answers the reference (its `schema`
+ * member, when given, is stored in `.schemas` by putSchema); otherwise the normalised object schema.
+ */
+export function prepareSchema(body: unknown): IndexRecord['schema'] {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('schema must be a JSON object');
+  const b = body as Record<string, unknown>;
+  if (b._type === 'foreign/object') {
+    parseEndpoint(b._endpoint);
+    return { _type: 'foreign/object', _endpoint: b._endpoint as string };
+  }
+  if (b._type !== undefined && b._type !== 'object') {
+    throw new ValidationError(`schema _type must be "object" or "foreign/object", got ${JSON.stringify(b._type)}`);
+  }
+  return normalizeSchema(b);
+}
+
+/** The record of a new index over `nodes` (not yet stored); validates name, shard count and schema. */
+export function newIndexRecord(name: string, options: CreateIndexOptions, nodes: readonly string[]): IndexRecord {
+  assertIndexName(name, true);
+  const shards = options.shards ?? nodes.length;
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
+    throw new ValidationError(`shard count must be an integer from 1 to ${MAX_SHARDS}, got ${JSON.stringify(shards)}`);
+  }
+  const schema = options.schema === undefined ? emptySchema() : prepareSchema(options.schema);
+  return {
+    name,
+    uid: randomUUID(),
+    shards,
+    placement: placeShards(shards, nodes),
+    schema,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** What `GET /{index}/:schema` answers: the object schema, with `_endpoint` for foreign ones. */
+export function describeSchemaOf(rec: IndexRecord, effective: IndexSchema): Record<string, unknown> {
+  return isForeign(rec.schema) ? { ...effective, _type: 'foreign/object', _endpoint: rec.schema._endpoint } : effective;
+}
+
+/**
+ * Coerce a batch of document bodies to `schema`; fields the batch adds grow the schema, so
+ * later documents are checked against what earlier ones added. Answers each document or its
+ * error, and the schema after the batch (the same object when nothing grew).
+ */
+export function coerceBatch(
+  schema: IndexSchema,
+  bodies: unknown[],
+): { prepared: ({ ok: true; doc: Document } | { ok: false; error: Error })[]; schema: IndexSchema } {
+  const prepared = bodies.map((body) => {
+    try {
+      const { doc, schema: grown } = coerceDocument(schema, body);
+      if (grown) schema = grown;
+      return { ok: true as const, doc };
+    } catch (error) {
+      return { ok: false as const, error: error as Error };
+    }
+  });
+  return { prepared, schema };
+}
+
+/** The answers of a batch: each coerced document with whether it was new, or its error. */
+export function batchOutcomes(prepared: ReturnType<typeof coerceBatch>['prepared'], created: boolean[]): PutOutcome[] {
+  let k = 0;
+  return prepared.map((p) => (p.ok ? { ok: true as const, result: { _id: p.doc._id, created: created[k++]!, doc: p.doc } } : p));
+}
+
+/** The first `limit` of several shards' listings (each already in `_id` order), in `_id` order. */
+export function mergeListings(heads: Document[], limit: number): Document[] {
+  return heads.sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0)).slice(0, limit);
+}
+
+/**
+ * An existing index's record after `PUT /{index}/:schema` with the prepared schema: fields
+ * added (a field's type never changes), the shard count and a foreign schema unchanged.
+ */
+function schemaPut(rec: IndexRecord, prepared: IndexRecord['schema'], shards: number | undefined): IndexRecord {
+  if (shards !== undefined && shards !== rec.shards) {
+    throw new ValidationError(`index ${rec.name} has ${rec.shards} shards; the shard count cannot change`);
+  }
+  if (isForeign(prepared) || isForeign(rec.schema)) {
+    if (JSON.stringify(prepared) !== JSON.stringify(rec.schema)) {
+      throw new ValidationError(`index ${rec.name} already has a schema; a foreign schema can only be set on a new index`);
+    }
+    return rec;
+  }
+  return { ...rec, schema: mergeSchema(rec.schema, prepared) };
+}
+
+export function assertMetadataKey(key: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
+    throw new ValidationError(`invalid metadata key ${JSON.stringify(key.slice(0, 140))}: use 1-128 letters, digits, ".", "_" or "-"`);
+  }
+}
+
+/**
+ * The `.schemas` document a foreign schema body with a `schema` member leaves: the prior
+ * document's schema with the body's fields merged in, and the body's description if it has one.
+ */
+function sharedSchemaDoc(prior: Document | undefined, schema: IndexSchema, description: unknown): Record<string, unknown> {
+  const merged = prior?.schema ? mergeSchema(normalizeSchema(prior.schema), schema) : schema;
+  return { ...prior, ...(typeof description === 'string' ? { description } : {}), schema: merged };
+}
+
+/** How `.schemas` is created: one shard, documents keyed by the uuid of their endpoint. */
+export const SCHEMAS_INDEX_OPTIONS: CreateIndexOptions = { shards: 1, schema: { _id: { _type: 'uuid' } } };
+
+/**
+ * What putSchemaWith needs of where index records and `.schemas` documents live: the Store,
+ * or RemoteData (records on every node, documents on their shard's node).
+ */
+export interface SchemaPlace {
+  getIndex(name: string): IndexRecord | undefined | Promise<IndexRecord | undefined>;
+  /** `.schemas`, created (SCHEMAS_INDEX_OPTIONS) when missing. */
+  ensureSchemasIndex(): Promise<IndexRecord>;
+  readDoc(rec: IndexRecord, id: DocId): Document | undefined | Promise<Document | undefined>;
+  /** `.schemas` documents hold schemas verbatim (their `_type` keys are not document fields). */
+  writeSchemaDoc(holder: IndexRecord, rawId: string, doc: Record<string, unknown>): Promise<void>;
+  createIndex(name: string, options: CreateIndexOptions): Promise<IndexRecord>;
+  /** Replace the record by what `change` answers (NotFoundError when there is none). */
+  updateRecord(name: string, change: (rec: IndexRecord) => IndexRecord): Promise<IndexRecord>;
+}
+
+/**
+ * `PUT /{index}/:schema`: create the index with this schema, or extend an existing one
+ * (a field's type never changes). A foreign schema body with a `schema` member is stored
+ * in `.schemas` under the endpoint's id, where other indexes may share it.
+ */
+export async function putSchemaWith(place: SchemaPlace, name: string, body: unknown, options: { shards?: number }): Promise<IndexRecord> {
+  assertIndexName(name);
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (b._type === 'foreign/object' && b.schema !== undefined) {
+    const id = parseEndpoint(b._endpoint);
+    const normalized = normalizeSchema(b.schema);
+    const holder = await place.ensureSchemasIndex();
+    await place.writeSchemaDoc(holder, id, sharedSchemaDoc(await place.readDoc(holder, id), normalized, b.description));
+  }
+  const prepared = prepareSchema(b);
+  if (isForeign(prepared)) {
+    const holder = await place.getIndex(SCHEMAS_INDEX);
+    if (!holder || !(await place.readDoc(holder, parseEndpoint(prepared._endpoint)))) {
+      throw new ValidationError(`foreign schema ${prepared._endpoint} does not exist; PUT it once with its "schema" member first`);
+    }
+  }
+  if (!(await place.getIndex(name))) {
+    try {
+      return await place.createIndex(name, { shards: options.shards, schema: prepared });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+  return place.updateRecord(name, (rec) => schemaPut(rec, prepared, options.shards));
+}
+
+/** The outcome of one attempt to rewrite a stored document (see Store.rewriteDocument). */
+export type Rewrite = { doc: Document } | { grown: IndexSchema } | undefined;
 
 export class Store {
   readonly dataDir: string;
@@ -160,27 +317,9 @@ export class Store {
     return rec;
   }
 
-  /** Build the record of a new index (not yet stored); validates name, shard count and schema. */
-  newIndexRecord(name: string, options: CreateIndexOptions = {}): IndexRecord {
-    assertIndexName(name, true);
-    const shards = options.shards ?? this.nodes.length;
-    if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
-      throw new ValidationError(`shard count must be an integer from 1 to ${MAX_SHARDS}, got ${JSON.stringify(shards)}`);
-    }
-    const schema = options.schema === undefined ? emptySchema() : this.prepareSchema(options.schema);
-    return {
-      name,
-      uid: randomUUID(),
-      shards,
-      placement: placeShards(shards, this.nodes),
-      schema,
-      createdAt: new Date().toISOString(),
-    };
-  }
-
   async createIndex(name: string, options: CreateIndexOptions = {}): Promise<IndexRecord> {
     await this.deleted(name);
-    const rec = this.newIndexRecord(name, options);
+    const rec = newIndexRecord(name, options, this.nodes);
     const created = await this.cluster.ifNoExists(indexKey(name), () => {
       this.cluster.put(indexKey(name), rec);
     });
@@ -257,7 +396,7 @@ export class Store {
 
   info(name: string): IndexInfo {
     const rec = this.requireIndex(name);
-    const placement = rec.placement.map((node, shard) => ({ shard, node, docs: this.shardDb(rec, shard).getCount() }));
+    const placement = rec.placement.map((node, shard) => ({ shard, node, docs: this.shardCount(rec, shard) }));
     return {
       name: rec.name,
       shards: rec.shards,
@@ -268,23 +407,6 @@ export class Store {
   }
 
   // ---- schemas -------------------------------------------------------------------------
-
-  /**
-   * Validate a schema body. A `foreign/object` schema stores its `schema` (when given) as a
-   * document of `.schemas` and answers the reference; otherwise the normalised object schema.
-   */
-  private prepareSchema(body: unknown): IndexRecord['schema'] {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('schema must be a JSON object');
-    const b = body as Record<string, unknown>;
-    if (b._type === 'foreign/object') {
-      parseEndpoint(b._endpoint);
-      return { _type: 'foreign/object', _endpoint: b._endpoint as string };
-    }
-    if (b._type !== undefined && b._type !== 'object') {
-      throw new ValidationError(`schema _type must be "object" or "foreign/object", got ${JSON.stringify(b._type)}`);
-    }
-    return normalizeSchema(b);
-  }
 
   /** The object schema documents of an index are checked against (foreign schemas resolved). */
   effectiveSchema(rec: IndexRecord): IndexSchema {
@@ -299,61 +421,19 @@ export class Store {
   /** What `GET /{index}/:schema` answers: the object schema, with `_endpoint` for foreign ones. */
   describeSchema(name: string): Record<string, unknown> {
     const rec = this.requireIndex(name);
-    const effective = this.effectiveSchema(rec);
-    return isForeign(rec.schema) ? { ...effective, _type: 'foreign/object', _endpoint: rec.schema._endpoint } : effective;
+    return describeSchemaOf(rec, this.effectiveSchema(rec));
   }
 
-  /**
-   * `PUT /{index}/:schema`: create the index with this schema, or extend an existing one
-   * (a field's type never changes). A foreign schema body with a `schema` member is stored
-   * in `.schemas` under the endpoint's id, where other indexes may share it.
-   */
-  async putSchema(name: string, body: unknown, options: { shards?: number } = {}): Promise<IndexRecord> {
-    assertIndexName(name);
-    const b = (body ?? {}) as Record<string, unknown>;
-    if (b._type === 'foreign/object' && b.schema !== undefined) {
-      const id = parseEndpoint(b._endpoint);
-      const normalized = normalizeSchema(b.schema);
-      const holder = await this.ensureSchemasIndex();
-      const prior = this.readDoc(holder, id) as { schema?: unknown } | undefined;
-      const merged = prior?.schema ? mergeSchema(normalizeSchema(prior.schema), normalized) : normalized;
-      const description = typeof b.description === 'string' ? { description: b.description } : {};
-      await this.writeSchemaDoc(holder, id, { ...prior, ...description, schema: merged });
-    }
-    const prepared = this.prepareSchema(b);
-    if (isForeign(prepared)) {
-      const holder = this.getIndex(SCHEMAS_INDEX);
-      if (!holder || !this.readDoc(holder, parseEndpoint(prepared._endpoint))) {
-        throw new ValidationError(`foreign schema ${prepared._endpoint} does not exist; PUT it once with its "schema" member first`);
-      }
-    }
-    const existing = this.getIndex(name);
-    if (!existing) {
-      try {
-        return await this.createIndex(name, { shards: options.shards, schema: prepared });
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-      }
-    }
-    return this.updateRecord(name, (rec) => {
-      if (options.shards !== undefined && options.shards !== rec.shards) {
-        throw new ValidationError(`index ${name} has ${rec.shards} shards; the shard count cannot change`);
-      }
-      if (isForeign(prepared) || isForeign(rec.schema)) {
-        if (JSON.stringify(prepared) !== JSON.stringify(rec.schema)) {
-          throw new ValidationError(`index ${name} already has a schema; a foreign schema can only be set on a new index`);
-        }
-        return rec;
-      }
-      return { ...rec, schema: mergeSchema(rec.schema, prepared) };
-    });
+  /** `PUT /{index}/:schema` (putSchemaWith) on this data directory. */
+  putSchema(name: string, body: unknown, options: { shards?: number } = {}): Promise<IndexRecord> {
+    return putSchemaWith(this, name, body, options);
   }
 
-  private async ensureSchemasIndex(): Promise<IndexRecord> {
+  async ensureSchemasIndex(): Promise<IndexRecord> {
     const existing = this.getIndex(SCHEMAS_INDEX);
     if (existing) return existing;
     try {
-      return await this.createIndex(SCHEMAS_INDEX, { shards: 1, schema: { _id: { _type: 'uuid' } } });
+      return await this.createIndex(SCHEMAS_INDEX, SCHEMAS_INDEX_OPTIONS);
     } catch (err) {
       if (err instanceof ConflictError) return this.requireIndex(SCHEMAS_INDEX);
       throw err;
@@ -361,12 +441,12 @@ export class Store {
   }
 
   /** `.schemas` documents hold schemas verbatim (their `_type` keys are not document fields). */
-  private async writeSchemaDoc(holder: IndexRecord, rawId: string, doc: Record<string, unknown>): Promise<void> {
+  async writeSchemaDoc(holder: IndexRecord, rawId: string, doc: Record<string, unknown>): Promise<void> {
     const id = coerceId(this.effectiveSchema(holder), rawId);
     await this.shardDb(holder, shardFor(id, holder.shards)).put(id, { ...doc, _id: id });
   }
 
-  private async updateRecord(name: string, change: (rec: IndexRecord) => IndexRecord): Promise<IndexRecord> {
+  async updateRecord(name: string, change: (rec: IndexRecord) => IndexRecord): Promise<IndexRecord> {
     let result: IndexRecord | undefined;
     await this.cluster.transaction(() => {
       const rec = this.cluster.get(indexKey(name)) as IndexRecord | undefined;
@@ -426,47 +506,50 @@ export class Store {
     }
   }
 
-  private readDoc(rec: IndexRecord, id: DocId): Document | undefined {
+  /** The stored document of this id, if any (on a node: of a shard it holds). */
+  readDoc(rec: IndexRecord, id: DocId): Document | undefined {
     return this.shardDb(rec, shardFor(id, rec.shards)).get(id) as Document | undefined;
+  }
+
+  /** Documents in one shard. */
+  shardCount(rec: IndexRecord, shard: number): number {
+    return this.shardDb(rec, shard).getCount();
   }
 
   /**
    * Coerce and write a batch of documents; each item answers its id or its error. All the
-   * batch's writes to one shard go into one LMDB transaction (lmdb-js commits the writes issued
-   * in one event turn together, and groups concurrent callers' writes while a commit runs), so
-   * a batch costs one commit and one sync per shard, not one per document. Resolves once every
+   * batch's writes to one shard go into one LMDB transaction (see writeDocuments). Resolves
+   * once every write is on disk.
+   */
+  async putDocuments(index: string, bodies: unknown[], options: { create?: boolean } = {}): Promise<PutOutcome[]> {
+    const rec = options.create === false ? this.requireIndex(index) : await this.ensureIndex(index);
+    const effective = this.effectiveSchema(rec);
+    const { prepared, schema } = coerceBatch(effective, bodies);
+    if (schema !== effective) await this.extendSchema(rec, schema);
+    const created = await this.writeDocuments(rec, prepared.flatMap((p) => (p.ok ? [p.doc] : [])));
+    return batchOutcomes(prepared, created);
+  }
+
+  /**
+   * Write documents already coerced to the index's schema (a node writes what the API
+   * coerced); answers for each whether it was new. lmdb-js commits the writes issued in one
+   * event turn together (and groups concurrent callers' writes while a commit runs), so a
+   * batch costs one commit and one sync per shard, not one per document. Resolves once every
    * write is on disk.
    */
-  async putDocuments(
-    index: string,
-    bodies: unknown[],
-    options: { create?: boolean } = {},
-  ): Promise<PutOutcome[]> {
-    const rec = options.create === false ? this.requireIndex(index) : await this.ensureIndex(index);
-    let schema = this.effectiveSchema(rec);
-    const prepared = bodies.map((body) => {
-      try {
-        const { doc, schema: grown } = coerceDocument(schema, body);
-        if (grown) schema = grown;
-        return { ok: true as const, doc };
-      } catch (error) {
-        return { ok: false as const, error: error as Error };
-      }
-    });
-    if (schema !== this.effectiveSchema(rec)) await this.extendSchema(rec, schema);
+  async writeDocuments(rec: IndexRecord, docs: Document[]): Promise<boolean[]> {
     const touched: RootDatabase[] = [];
-    const results = await Promise.all(
-      prepared.map(async (p) => {
-        if (!p.ok) return p;
-        const db = this.shardDb(rec, shardFor(p.doc._id, rec.shards));
+    const created = await Promise.all(
+      docs.map(async (doc) => {
+        const db = this.shardDb(rec, shardFor(doc._id, rec.shards));
         touched.push(db);
-        const created = db.get(p.doc._id) === undefined;
-        await db.put(p.doc._id, p.doc);
-        return { ok: true as const, result: { _id: p.doc._id, created, doc: p.doc } };
+        const isNew = db.get(doc._id) === undefined;
+        await db.put(doc._id, doc);
+        return isNew;
       }),
     );
     await flushed(touched);
-    return results;
+    return created;
   }
 
   async putDocument(index: string, body: unknown, id?: unknown, options: { create?: boolean } = {}): Promise<WriteResult> {
@@ -499,9 +582,8 @@ export class Store {
 
   /**
    * Rewrite an existing document (Weaviate's PUT and PATCH): `change` gets the stored document
-   * (as JSON) and answers the new body. The read and the write happen in one write transaction
-   * of the shard, so a concurrent write is never lost in between. A field the new body adds
-   * extends the schema first, and the change is applied again.
+   * (as JSON) and answers the new body. A field the new body adds extends the schema first,
+   * and the change is applied again.
    */
   async updateDocument(
     index: string,
@@ -510,38 +592,58 @@ export class Store {
   ): Promise<WriteResult> {
     const rec = this.requireIndex(index);
     const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
-    const db = this.shardDb(rec, shardFor(id, rec.shards));
     for (;;) {
-      const schema = this.effectiveSchema(this.requireIndex(index));
-      let grown: IndexSchema | undefined;
-      let stored: Document | undefined;
-      await db.transaction(() => {
-        const current = db.get(id) as Document | undefined;
-        if (current === undefined) return;
-        const coerced = coerceDocument(schema, { ...change(toJson(current) as Record<string, unknown>), _id: id });
-        if (coerced.schema) {
-          grown = coerced.schema;
-          return;
-        }
-        stored = coerced.doc;
-        db.put(id, stored);
-      });
-      if (grown) {
-        await this.extendSchema(rec, grown);
+      const outcome = await this.rewriteDocument(rec, id, this.effectiveSchema(this.requireIndex(index)), change);
+      if (!outcome) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+      if ('grown' in outcome) {
+        await this.extendSchema(rec, outcome.grown);
         continue;
       }
-      if (!stored) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
-      await flushed([db]);
-      return { _id: id, created: false, doc: stored };
+      return { _id: id, created: false, doc: outcome.doc };
     }
+  }
+
+  /**
+   * One attempt of a rewrite. The read and the write happen in one write transaction of the
+   * shard, so a concurrent write is never lost in between. Answers the document as stored
+   * (on disk), or — writing nothing — the grown schema when the new body adds fields, or
+   * undefined when there is no such document.
+   */
+  async rewriteDocument(
+    rec: IndexRecord,
+    id: DocId,
+    schema: IndexSchema,
+    change: (current: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Rewrite> {
+    const db = this.shardDb(rec, shardFor(id, rec.shards));
+    let outcome: Rewrite;
+    await db.transaction(() => {
+      const current = db.get(id) as Document | undefined;
+      if (current === undefined) return;
+      const coerced = coerceDocument(schema, { ...change(toJson(current) as Record<string, unknown>), _id: id });
+      if (coerced.schema) {
+        outcome = { grown: coerced.schema };
+        return;
+      }
+      outcome = { doc: coerced.doc };
+      db.put(id, coerced.doc);
+    });
+    if (outcome && 'doc' in outcome) await flushed([db]);
+    return outcome;
   }
 
   async deleteDocument(index: string, rawId: string | DocId): Promise<void> {
     const rec = this.requireIndex(index);
     const id = typeof rawId === 'string' ? coerceId(this.effectiveSchema(rec), rawId) : rawId;
+    if (!(await this.removeDocument(rec, id))) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+  }
+
+  /** Remove a document; false when there was none. Resolves once the removal is on disk. */
+  async removeDocument(rec: IndexRecord, id: DocId): Promise<boolean> {
     const db = this.shardDb(rec, shardFor(id, rec.shards));
-    if (db.get(id) === undefined || !(await db.remove(id))) throw new NotFoundError(`document ${JSON.stringify(id)} not found in index ${index}`);
+    if (db.get(id) === undefined || !(await db.remove(id))) return false;
     await flushed([db]);
+    return true;
   }
 
   /**
@@ -552,13 +654,18 @@ export class Store {
     const rec = this.requireIndex(index);
     const after = options.after === undefined ? undefined : coerceId(this.effectiveSchema(rec), options.after);
     const heads: Document[] = [];
-    for (let shard = 0; shard < rec.shards; shard++) {
-      for (const { key, value } of this.shardDb(rec, shard).getRange({ start: after, limit: options.limit + 1 })) {
-        if (after !== undefined && key === after) continue;
-        heads.push(value as Document);
-      }
+    for (let shard = 0; shard < rec.shards; shard++) heads.push(...this.shardListing(rec, shard, { limit: options.limit, after }));
+    return mergeListings(heads, options.limit);
+  }
+
+  /** The first `limit` documents of one shard in `_id` order, after `after` (exclusive). */
+  shardListing(rec: IndexRecord, shard: number, options: { limit: number; after?: DocId }): Document[] {
+    const docs: Document[] = [];
+    for (const { key, value } of this.shardDb(rec, shard).getRange({ start: options.after, limit: options.limit + 1 })) {
+      if (options.after !== undefined && key === options.after) continue;
+      docs.push(value as Document);
     }
-    return heads.sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0)).slice(0, options.limit);
+    return docs;
   }
 
   // ---- metadata ------------------------------------------------------------------------
@@ -579,9 +686,7 @@ export class Store {
   }
 
   async putMetadata(index: string, key: string, value: unknown): Promise<void> {
-    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) {
-      throw new ValidationError(`invalid metadata key ${JSON.stringify(key.slice(0, 140))}: use 1-128 letters, digits, ".", "_" or "-"`);
-    }
+    assertMetadataKey(key);
     await this.ensureIndex(index);
     await this.cluster.put(metaKey(index, key), value);
   }
