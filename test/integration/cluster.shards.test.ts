@@ -12,9 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configuredBackends } from '../../shared/backups/backends.ts';
 import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
 import { OperationStore } from '../../shared/backups/state.ts';
+import type { ClusterCatalog } from '../../shared/cluster/catalog.ts';
 import { RemoteCatalog } from '../../shared/cluster/metadata.ts';
 import { RemoteShardHost } from '../../shared/cluster/shard-host.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
+import { UnavailableError } from '../../shared/errors.ts';
 import type { ProcessorOf } from '../../shared/jobs/catalog.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRedis } from '../../shared/redis.ts';
@@ -46,6 +48,10 @@ let worker: ShardvaultWorker;
 let scratch: { dir: string; cleanup: () => void };
 /** Runs before the real commit of a restore when set: the test's moment to stop a node. */
 let beforeCommit: (() => Promise<void>) | undefined;
+/** How the commit's next publishIndexes calls end: the coordinator dying just before, or its answer lost just after. */
+const publishFaults: ('before' | 'after')[] = [];
+/** The uids each publishIndexes call was given. */
+const publishedUids: string[][] = [];
 const originals = new Map<string, Map<string, string>>();
 
 const nodeNamed = (name: string): TestNode => cluster.nodes.find((n) => n.name === name)!;
@@ -98,10 +104,27 @@ beforeAll(async () => {
   const logger = createLogger('silent');
   service = createBackupService({ config, catalog, redis: control, logger });
   const shards = new RemoteShardHost(cluster.client);
+  // The commit's catalog, with publishIndexes failing as publishFaults says.
+  const commitCatalog = new Proxy(catalog, {
+    get(target, prop) {
+      if (prop !== 'publishIndexes') {
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      }
+      const publish: ClusterCatalog['publishIndexes'] = async (records, metadata) => {
+        publishedUids.push(records.map((r) => r.uid));
+        const fault = publishFaults.shift();
+        if (fault === 'before') throw new UnavailableError('the coordinator died before publishing (test)');
+        await target.publishIndexes(records, metadata);
+        if (fault === 'after') throw new UnavailableError('the answer was lost after publishing (test)');
+      };
+      return publish;
+    },
+  });
   // The real commit, with a moment before it for the test to stop a node.
   const commit: ProcessorOf<'commit-restore'> = commitRestore({
     config,
-    catalog,
+    catalog: commitCatalog,
     shards,
     logger,
     ops: new OperationStore(control),
@@ -238,5 +261,21 @@ describe('backup and restore with nodes on their own hosts', () => {
       beforeCommit = undefined;
       await b2.start();
     }
+  }, 180_000);
+
+  it('a commit that dies before publishing, then loses the answer after publishing, is finished by its retries: one publish, the same uids', async () => {
+    publishFaults.push('before', 'after');
+    publishedUids.length = 0;
+    await service.restore('filesystem', 'nodes-1', { include: ['Beta'], node_mapping: MAPPING });
+    await expect.poll(async () => (await service.restoreStatus('filesystem', 'nodes-1')).status, WAIT).toMatch(FINAL);
+    const restored = await service.restoreStatus('filesystem', 'nodes-1');
+    expect(restored.status, JSON.stringify(restored)).toBe('SUCCESS');
+    // Attempt 1 died before, attempt 2 published and lost the answer, attempt 3 found it published.
+    expect(publishedUids).toHaveLength(2);
+    expect(publishedUids[1]).toEqual(publishedUids[0]);
+    const rec = (await catalog.getIndex('Beta'))!;
+    expect(rec.uid).toBe(publishedUids[0]![0]);
+    expect(readClass(rec)).toEqual(originals.get('Beta'));
+    for (const node of cluster.nodes) expect(fs.existsSync(path.join(stagingOf(node), 'filesystem.nodes-1'))).toBe(false);
   }, 180_000);
 });
