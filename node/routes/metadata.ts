@@ -53,6 +53,14 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
 export function metadataRoutes(deps: NodeDeps): Hono {
   const { store, config } = deps;
   const app = new Hono();
+  // Prepare, commit and abort run one at a time: a check of the held change and the write of a
+  // new one must not interleave with another coordinator's (both would prepare one version).
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(step: () => Promise<T>): Promise<T> => {
+    const run = queue.then(step, step);
+    queue = run.catch(() => undefined);
+    return run;
+  };
   const pending = (): Pending | undefined => {
     const p = store.getClusterValue(PENDING_KEY) as Pending | undefined;
     return p && p.expiresAt > Date.now() ? p : undefined;
@@ -67,12 +75,15 @@ export function metadataRoutes(deps: NodeDeps): Hono {
 
   app.post('/metadata/prepare', async (c) => {
     const body = parse(prepareBody, await readJson(c, config.maxBodyBytes), 'metadata prepare');
-    const current = store.clusterState().version;
-    const held = pending();
-    if (held && held.txn !== body.txn) throw new ConflictError(`another metadata change (to version ${held.version}) is in progress`);
-    if (current !== body.from) throw new ConflictError(`metadata is at version ${current}, not ${body.from}`);
     if (body.state.version !== body.from + 1) throw new ValidationError(`a change from version ${body.from} must make version ${body.from + 1}`);
-    await store.putClusterValue(PENDING_KEY, { txn: body.txn, version: body.state.version, expiresAt: Date.now() + PENDING_MS } satisfies Pending);
+    const current = await serial(async () => {
+      const version = store.clusterState().version;
+      const held = pending();
+      if (held && held.txn !== body.txn) throw new ConflictError(`another metadata change (to version ${held.version}) is in progress`);
+      if (version !== body.from) throw new ConflictError(`metadata is at version ${version}, not ${body.from}`);
+      await store.putClusterValue(PENDING_KEY, { txn: body.txn, version: body.state.version, expiresAt: Date.now() + PENDING_MS } satisfies Pending);
+      return version;
+    });
     return c.json({ version: current });
   });
 
@@ -80,16 +91,21 @@ export function metadataRoutes(deps: NodeDeps): Hono {
   // (every node had prepared it), so it also repairs a node that missed the commit.
   app.post('/metadata/commit', async (c) => {
     const body = parse(commitBody, await readJson(c, config.maxBodyBytes), 'metadata commit');
-    await store.installClusterState(body.state as ClusterState);
-    const held = store.getClusterValue(PENDING_KEY) as Pending | undefined;
-    if (held && (held.txn === body.txn || held.version <= body.state.version)) await store.putClusterValue(PENDING_KEY, undefined);
-    return c.json({ version: store.clusterState().version });
+    const version = await serial(async () => {
+      await store.installClusterState(body.state as ClusterState);
+      const held = store.getClusterValue(PENDING_KEY) as Pending | undefined;
+      if (held && (held.txn === body.txn || held.version <= body.state.version)) await store.putClusterValue(PENDING_KEY, undefined);
+      return store.clusterState().version;
+    });
+    return c.json({ version });
   });
 
   app.post('/metadata/abort', async (c) => {
     const body = parse(abortBody, await readJson(c, config.maxBodyBytes), 'metadata abort');
-    const held = store.getClusterValue(PENDING_KEY) as Pending | undefined;
-    if (held?.txn === body.txn) await store.putClusterValue(PENDING_KEY, undefined);
+    await serial(async () => {
+      const held = store.getClusterValue(PENDING_KEY) as Pending | undefined;
+      if (held?.txn === body.txn) await store.putClusterValue(PENDING_KEY, undefined);
+    });
     return c.json({});
   });
 
