@@ -1,16 +1,13 @@
 /** `npm start`: the embedded default — the API and the workers of every node in one process. */
 import { createApi } from './api/app.ts';
 import { bootstrap } from './shared/bootstrap.ts';
-import { LocalData } from './shared/cluster/data.ts';
-import { LocalShardHost } from './shared/cluster/shard-host.ts';
 import { createWorker } from './worker/worker.ts';
 
 const rt = await bootstrap({ embeddedRedis: true, name: 'shardvault' });
-// One process, one DATA_DIR: the API and the workers share the Store (LocalData is its catalog too).
-const data = new LocalData(rt.store);
-const worker = createWorker({ config: rt.config, logger: rt.logger, redisUrl: rt.redisUrl, catalog: data, shards: new LocalShardHost(rt.store), nodes: rt.config.nodes });
+// One process: the API and the workers share the data (its catalog is the workers' too).
+const worker = createWorker({ config: rt.config, logger: rt.logger, redisUrl: rt.redisUrl, catalog: rt.data, shards: rt.shards, nodes: rt.config.nodes });
 rt.shutdown.add('worker', worker.stop);
-const api = createApi({ ...rt, data });
+const api = createApi(rt);
 // Cleanups run newest first: the API stops taking requests, then the workers finish their jobs.
 rt.shutdown.add('api', api.stop);
 rt.shutdown.onSignals(rt.config.workerShutdownMs + 5000);

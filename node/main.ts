@@ -7,6 +7,7 @@ import { loadConfig } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
 import { Shutdown } from '../shared/shutdown.ts';
+import { clearScratch } from '../shared/store/shard-files.ts';
 import { Store } from '../shared/store/store.ts';
 import { createNode } from './app.ts';
 
@@ -29,6 +30,7 @@ const { config, node } = configOrExit();
 const logger = createLogger(config.logLevel, `shardvault-${node}`);
 guardProcess(logger);
 const shutdown = new Shutdown(logger);
+await clearScratch(config.dataDir, node);
 const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
 shutdown.add('store', () => store.close());
 const server = createNode({ config, node, store, logger });

@@ -1,6 +1,6 @@
 /**
  * What every entry point does first: parse config once, make the logger, find Redis and
- * open the store. A bad config or a missing Redis ends the process with one clear line.
+ * reach the data. A bad config or a missing Redis ends the process with one clear line.
  */
 import { loadConfig, type Config } from './config.ts';
 import { ConfigError } from './errors.ts';
@@ -9,6 +9,11 @@ import { createApiRedis, resolveRedis } from './redis.ts';
 import { Shutdown } from './shutdown.ts';
 import { Store } from './store/store.ts';
 import { checkEnabledBackends } from './backups/backends.ts';
+import { LocalData, type ClusterData } from './cluster/data.ts';
+import { RemoteCatalog } from './cluster/metadata.ts';
+import { NodeClient } from './cluster/node-client.ts';
+import { RemoteData } from './cluster/remote-data.ts';
+import { LocalShardHost, RemoteShardHost, type ShardHost } from './cluster/shard-host.ts';
 import type { Redis } from 'ioredis';
 
 export interface Runtime {
@@ -17,8 +22,25 @@ export interface Runtime {
   redisUrl: string;
   /** The API's fail-fast connection (createApiRedis). */
   redis: Redis;
-  store: Store;
+  /** The documents, indexes and metadata, wherever they live (also the workers' catalog). */
+  data: ClusterData;
+  /** The nodes' shards as whole files, for the workers. */
+  shards: ShardHost;
   shutdown: Shutdown;
+}
+
+/**
+ * With plain node names, the Store over this host's DATA_DIR; with name=URL pairs, the nodes
+ * over HTTP — then this process opens no data directory at all.
+ */
+export function openCluster(config: Config, shutdown: Shutdown): { data: ClusterData; shards: ShardHost } {
+  if (config.nodeUrls) {
+    const client = new NodeClient(config.nodeUrls, config.clusterSecret!);
+    return { data: new RemoteData(client, new RemoteCatalog(client)), shards: new RemoteShardHost(client) };
+  }
+  const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
+  shutdown.add('store', () => store.close());
+  return { data: new LocalData(store), shards: new LocalShardHost(store) };
 }
 
 export async function bootstrap(options: { embeddedRedis: boolean; name: string }): Promise<Runtime> {
@@ -52,10 +74,9 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
   shutdown.add('redis connection', async () => {
     await redis.quit().catch(() => redis.disconnect());
   });
-  const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
-  shutdown.add('store', () => store.close());
+  const cluster = openCluster(config, shutdown);
   void checkEnabledBackends(config, logger);
-  return { config, logger, redisUrl: resolved.url, redis, store, shutdown };
+  return { config, logger, redisUrl: resolved.url, redis, ...cluster, shutdown };
 }
 
 /**

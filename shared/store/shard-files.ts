@@ -90,6 +90,15 @@ export async function removeStaging(dataDir: string, restore: OperationRef, node
   await fs.promises.rmdir(path.join(dataDir, node, STAGING_DIR)).catch(() => undefined);
 }
 
+/**
+ * Remove a node's scratch areas when its process starts: snapshot copies nobody streams any
+ * more, and restore staging that was interrupted by the restart. A restore still running
+ * notices: its commit asks every node to prepare, and a shard that is not staged fails it by name.
+ */
+export async function clearScratch(dataDir: string, node: string): Promise<void> {
+  for (const dir of [SNAPSHOT_DIR, STAGING_DIR]) await fs.promises.rm(path.join(dataDir, node, dir), { recursive: true, force: true });
+}
+
 /** An empty staging directory for one shard (a retried job starts over). */
 export async function clearStagedShard(dir: string): Promise<void> {
   await removeShardDir(dir);
