@@ -1,0 +1,181 @@
+/**
+ * Nodes on their own hosts, end to end (issue 15, "How it is shown"): every node is its own
+ * `node/main.ts` process over its own data directory, the API and two workers run with data
+ * directories that stay empty, and nothing is shared but Redis and the backup backends (S3 on
+ * s3rver, and the filesystem). A backup taken on cluster A (node-1..3) is restored into
+ * cluster B (alpha, beta, gamma) through a node_mapping; nodes are SIGKILLed during a backup
+ * and during a restore; a second API replica sees a class created through the first at once.
+ *
+ * "Mid-job" moments come from data size and rate, not sleeps: `Bulk` is one shard of BULK_DOCS
+ * documents on node-1, which the workers move at BYTES_PER_SECOND (WORKER_MAX_BYTES_PER_SECOND).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
+import { waitForStatus, type StatusBody } from '../support/backups.ts';
+import { filesUnder, startCluster, type Cluster } from '../support/cluster.ts';
+import { startNodeHosts, type NodeHosts } from '../support/node-processes.ts';
+import { freePort } from '../../shared/redis-server.ts';
+import { spawnNode } from '../support/process.ts';
+import { tempDir } from '../support/temp.ts';
+
+const NODES_A = ['node-1', 'node-2', 'node-3'];
+const NODES_B = ['alpha', 'beta', 'gamma'];
+const ARTICLES = 1200;
+const BULK_DOCS = 4000;
+const BYTES_PER_SECOND = 1024 * 1024;
+const final = (b: StatusBody) => ['SUCCESS', 'FAILED', 'CANCELED'].includes(b.status);
+const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+
+async function importObjects(c: Cluster, cls: string, count: number, text: (n: number) => string): Promise<void> {
+  for (let i = 0; i < count; i += 200) {
+    const objects = Array.from({ length: Math.min(200, count - i) }, (_, j) => ({ class: cls, id: uuid(i + j), properties: { n: i + j, text: text(i + j) } }));
+    const res = await c.call('POST', '/v1/batch/objects', { objects });
+    expect(res.status).toBe(200);
+    const answers = (await res.json()) as { result: { errors?: unknown } }[];
+    expect(answers.filter((a) => a.result.errors)).toEqual([]);
+  }
+}
+
+/** Every object of a class through the API's cursor listing, id → properties as JSON. */
+async function objectsOf(c: Cluster, cls: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let after: string | undefined;
+  for (;;) {
+    const res = await c.call('GET', `/v1/objects?class=${cls}&limit=500${after ? `&after=${after}` : ''}`);
+    expect(res.status).toBe(200);
+    const { objects } = (await res.json()) as { objects: { id: string; properties: unknown }[] };
+    for (const o of objects) out.set(o.id, JSON.stringify(o.properties));
+    if (objects.length < 500) return out;
+    after = objects.at(-1)!.id;
+  }
+}
+
+/** Top-level entries of a node's data directory: its metadata copy and its own node's shards. */
+const entriesOf = (dir: string) => fs.readdirSync(dir).sort();
+
+describe('nodes on their own hosts', () => {
+  const tmp = tempDir('shardvault-cluster-e2e-');
+  let s3: BackendFixture;
+  let nodesA: NodeHosts;
+  let nodesB: NodeHosts;
+  let A: Cluster;
+  let B: Cluster;
+  const workerDirs = { A: path.join(tmp.dir, 'worker-a'), B: path.join(tmp.dir, 'worker-b') };
+
+  beforeAll(async () => {
+    s3 = await BACKEND_FIXTURES.s3(tmp.dir);
+    nodesA = await startNodeHosts(path.join(tmp.dir, 'hosts-a'), NODES_A);
+    nodesB = await startNodeHosts(path.join(tmp.dir, 'hosts-b'), NODES_B);
+    const env = { WORKER_MAX_BYTES_PER_SECOND: String(BYTES_PER_SECOND), WORKER_SHUTDOWN_SECONDS: '1' };
+    A = await startCluster({ name: 'A', dataDir: workerDirs.A, nodes: NODES_A, backendEnv: s3.env, workers: 2, env: { ...env, ...nodesA.env } });
+    B = await startCluster({ name: 'B', dataDir: workerDirs.B, nodes: NODES_B, backendEnv: s3.env, workers: 2, env: { ...env, ...nodesB.env } });
+    expect((await A.call('POST', '/v1/schema', { class: 'Article', shardingConfig: { desiredCount: 3 } })).status).toBe(200);
+    expect((await A.call('POST', '/v1/schema', { class: 'Bulk', shardingConfig: { desiredCount: 1 } })).status).toBe(200);
+    await importObjects(A, 'Article', ARTICLES, (n) => `article ${n} `.repeat(20));
+    await importObjects(A, 'Bulk', BULK_DOCS, (n) => `bulk ${n} lorem ipsum dolor sit amet `.repeat(40));
+  }, 240_000);
+
+  afterAll(async () => {
+    await A?.stop();
+    await B?.stop();
+    await nodesA?.stop();
+    await nodesB?.stop();
+    await s3?.stop();
+    tmp.cleanup();
+  });
+
+  it('backs up to S3 and to the filesystem, restores into three other nodes, identically; each node holds only its own shards', async () => {
+    const articles = await objectsOf(A, 'Article');
+    expect(articles.size).toBe(ARTICLES);
+    for (const backend of ['s3', 'filesystem']) {
+      const res = await A.call('POST', `/v1/backups/${backend}`, { id: 'cluster-main', include: ['Article'] });
+      expect(res.status, JSON.stringify(await res.json())).toBe(200);
+      const done = await waitForStatus(A.call, `/v1/backups/${backend}/cluster-main`, final, 120_000);
+      expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+    }
+    for (const [backend, cls] of [['s3', 'Article'], ['filesystem', 'Article']] as const) {
+      if (backend === 'filesystem') expect((await B.call('DELETE', `/v1/schema/${cls}`)).status).toBe(200);
+      const res = await B.call('POST', `/v1/backups/${backend}/cluster-main/restore`, { node_mapping: { 'node-1': 'gamma', 'node-2': 'alpha', 'node-3': 'beta' } });
+      expect(res.status, JSON.stringify(await res.json())).toBe(200);
+      const done = await waitForStatus(B.call, `/v1/backups/${backend}/cluster-main/restore`, final, 120_000);
+      expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+      expect(await objectsOf(B, cls)).toEqual(articles);
+    }
+    // Each node's directory holds its copy of the metadata and its own shards, nothing else.
+    for (const h of [...nodesA.hosts, ...nodesB.hosts]) {
+      expect(entriesOf(h.dataDir), h.name).toEqual(['_cluster', h.name]);
+      expect(filesUnder(h.dataDir).filter((f) => f.includes('.staging') || f.includes('.snapshots')), h.name).toEqual([]);
+    }
+    expect(filesUnder(path.join(nodesB.hosts[2]!.dataDir, 'gamma'))).toContain(path.join('Article', '0', 'data.mdb'));
+    // The workers and the API never wrote to their data directories.
+    expect(filesUnder(workerDirs.A)).toEqual([]);
+    expect(filesUnder(workerDirs.B)).toEqual([]);
+  }, 300_000);
+
+  it('a class created through one API replica is visible through another at once', async () => {
+    const port = await freePort();
+    const replica = spawnNode('api/main.ts', [], {
+      REDIS_URL: A.redis.url,
+      DATA_DIR: workerDirs.A,
+      PORT: String(port),
+      GRPC_PORT: '0',
+      ...s3.env,
+      ...nodesA.env,
+    });
+    try {
+      await replica.waitFor(/"msg":"api listening"/, 60_000);
+      const other = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 5; i++) {
+        expect((await A.call('POST', '/v1/schema', { class: `Replica${i}` })).status).toBe(200);
+        expect((await fetch(`${other}/v1/schema/Replica${i}`)).status).toBe(200);
+        expect((await fetch(`${other}/v1/schema/Replica${i}`, { method: 'DELETE' })).status).toBe(200);
+        expect((await A.call('GET', `/v1/schema/Replica${i}`)).status).toBe(404);
+      }
+    } finally {
+      await replica.kill('SIGTERM');
+    }
+  }, 120_000);
+
+  it('a node SIGKILLed during a backup fails it naming the node; restarted, the node serves its shards', async () => {
+    const ok = await A.call('POST', '/v1/backups/s3', { id: 'bulk-ok', include: ['Bulk'] });
+    expect(ok.status).toBe(200);
+    expect((await waitForStatus(A.call, '/v1/backups/s3/bulk-ok', final, 120_000)).status).toBe('SUCCESS');
+
+    const res = await A.call('POST', '/v1/backups/s3', { id: 'bulk-node-killed', include: ['Bulk'] });
+    expect(res.status).toBe(200);
+    // Mid-read: documents counted, the last bytes not yet read (a second backup of Bulk stores almost nothing).
+    await waitForStatus(A.call, '/v1/backups/s3/bulk-node-killed', (b) => (b.progress?.docs ?? 0) > 0 || final(b));
+    const node1 = nodesA.hosts[0]!;
+    await node1.proc.kill('SIGKILL');
+    const started = Date.now();
+    const done = await waitForStatus(A.call, '/v1/backups/s3/bulk-node-killed', final, 120_000);
+    expect(done.status, JSON.stringify(done)).toBe('FAILED');
+    expect(done.error).toMatch(/node-1/);
+    expect(Date.now() - started).toBeLessThan(90_000);
+    expect((await A.call('GET', '/v1/backups/s3/bulk-node-killed')).status).toBe(200);
+
+    await node1.restart();
+    expect(await objectsOf(A, 'Bulk')).toHaveProperty('size', BULK_DOCS);
+    expect(entriesOf(node1.dataDir)).toEqual(['_cluster', 'node-1']);
+  }, 300_000);
+
+  it('a node SIGKILLed during a restore fails it naming the node: no staging left, no class published', async () => {
+    const res = await B.call('POST', '/v1/backups/s3/bulk-ok/restore', { node_mapping: { 'node-1': 'gamma', 'node-2': 'alpha', 'node-3': 'beta' } });
+    expect(res.status, JSON.stringify(await res.json())).toBe(200);
+    await waitForStatus(B.call, '/v1/backups/s3/bulk-ok/restore', (b) => (b.progress?.bytes ?? 0) > 0 || final(b));
+    const gamma = nodesB.hosts[2]!;
+    await gamma.proc.kill('SIGKILL');
+    const done = await waitForStatus(B.call, '/v1/backups/s3/bulk-ok/restore', final, 120_000);
+    expect(done.status, JSON.stringify(done)).toBe('FAILED');
+    expect(done.error).toMatch(/gamma/);
+    await gamma.restart();
+    expect((await B.call('GET', '/v1/schema/Bulk')).status).toBe(404);
+    for (const h of nodesB.hosts) {
+      expect(filesUnder(h.dataDir).filter((f) => f.includes('.staging') || f.includes('Bulk')), h.name).toEqual([]);
+    }
+    // The restarted node serves the shard it held before.
+    expect((await objectsOf(B, 'Article')).size).toBe(ARTICLES);
+  }, 300_000);
+});
