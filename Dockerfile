@@ -2,7 +2,8 @@
 # Production image on the current Node LTS: the TypeScript is compiled in its own stage, the
 # production dependencies are installed in another (no dev packages, no compiler, no TypeScript loader),
 # and the image runs the built JavaScript as the unprivileged `node` user. The same image runs
-# the API (`dist/api/main.js`, the default) or a worker (`dist/worker/main.js`).
+# the API (`dist/api/main.js`, the default), a worker (`dist/worker/main.js`) or a storage node
+# (`dist/node/main.js`).
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -11,6 +12,7 @@ COPY tsconfig.json tsconfig.build.json main.ts ./
 COPY shared ./shared
 COPY api ./api
 COPY worker ./worker
+COPY node ./node
 COPY cli ./cli
 RUN npm run build
 
@@ -30,5 +32,5 @@ COPY package.json ./
 COPY bin ./bin
 RUN mkdir -p /data /backups && chown node:node /data /backups
 USER node
-EXPOSE 8080 50051
+EXPOSE 8080 50051 7001
 CMD ["node", "dist/api/main.js"]

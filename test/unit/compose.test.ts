@@ -27,9 +27,22 @@ describe('docker-compose.yml', () => {
     expect(ok).toBe(true);
   });
 
-  it('runs redis with AOF and noeviction, the API, two scalable workers, MinIO and a GCS emulator', () => {
+  it('runs redis with AOF and noeviction, the API, three nodes with a volume each, two scalable stateless workers, MinIO and a GCS emulator', () => {
     const s = compose.services;
-    expect(Object.keys(s).sort()).toEqual(['api', 'gcs', 'minio', 'minio-init', 'redis', 'worker']);
+    expect(Object.keys(s).sort()).toEqual(['api', 'gcs', 'minio', 'minio-init', 'node-1', 'node-2', 'node-3', 'redis', 'worker']);
+    // Each node owns its data; nothing else mounts a data directory.
+    for (const n of ['node-1', 'node-2', 'node-3']) {
+      expect(s[n].command).toEqual(['node', 'dist/node/main.js']);
+      expect(s[n].volumes).toEqual([`${n}-data:/data`]);
+      expect(s[n].environment).toMatchObject({ NODE_NAME: n, DATA_DIR: '/data' });
+      expect(s[n].healthcheck).toBeDefined();
+      expect(s.worker.depends_on[n].condition).toBe('service_healthy');
+    }
+    for (const name of ['api', 'worker']) {
+      expect(s[name].volumes.some((v: string) => v.endsWith(':/data')), `${name} mounts no data directory`).toBe(false);
+      expect(s[name].environment.CLUSTER_NODES).toBe('node-1=http://node-1:7001,node-2=http://node-2:7001,node-3=http://node-3:7001');
+      expect(s[name].environment.CLUSTER_SECRET).toBeDefined();
+    }
     expect(s.redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes', '--maxmemory-policy', 'noeviction']));
     expect(s.redis.healthcheck).toBeDefined();
     expect(s.worker.deploy.replicas).toBe(2);
@@ -41,11 +54,15 @@ describe('docker-compose.yml', () => {
     // The built JavaScript, as the image has it: no TypeScript compiler or tsx in production.
     expect(s.api.command).toEqual(['node', 'dist/api/main.js']);
     expect(s.worker.command).toEqual(['node', 'dist/worker/main.js']);
-    expect(compose.volumes).toHaveProperty('data');
+    expect(Object.keys(compose.volumes)).not.toContain('data');
     expect(compose.volumes).toHaveProperty('backups');
   });
 
   it('configures every backend and names only variables shardvault reads', () => {
+    for (const name of ['node-1', 'node-2', 'node-3']) {
+      const env = compose.services[name].environment as Record<string, string>;
+      expect(Object.keys(env).filter((k) => !CONFIG_VARIABLES.includes(k))).toEqual([]);
+    }
     for (const name of ['api', 'worker']) {
       const env = compose.services[name].environment as Record<string, string>;
       const unknown = Object.keys(env).filter((k) => !CONFIG_VARIABLES.includes(k));
@@ -66,6 +83,6 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^CMD \["node", "dist\/api\/main\.js"\]$/m);
     expect(dockerfile).not.toMatch(/tsx/);
-    for (const dir of ['shared', 'api', 'worker', 'cli']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
+    for (const dir of ['shared', 'api', 'worker', 'node', 'cli']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
   });
 });
