@@ -19,10 +19,16 @@ export interface NodeRequest {
   body?: Readable;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /**
+   * How long the node may take to start answering once the request is sent (a streamed body
+   * counts as sent when it ends); default ANSWER_TIMEOUT_MS. A snapshot, which the node copies
+   * before it answers, allows longer.
+   */
+  answerTimeoutMs?: number;
 }
 
-/** How long a request may wait for a node's answer to start (a stream may run longer). */
-const ANSWER_TIMEOUT_MS = 60_000;
+/** How long a node may take to start answering a request it has whole. */
+export const ANSWER_TIMEOUT_MS = 60_000;
 
 export class NodeClient {
   constructor(
@@ -52,9 +58,16 @@ export class NodeClient {
       headers['content-type'] = 'application/octet-stream';
       body = NodeReadable.toWeb(init.body) as ReadableStream;
     }
-    // The timer stops once the answer starts: a streamed body may take as long as it needs.
+    // The timer runs from the moment the node has the whole request until its answer starts: a
+    // streamed body, and the answer's body, may take as long as they need.
     const answered = new AbortController();
-    const waiting = setTimeout(() => answered.abort(new Error(`no answer in ${ANSWER_TIMEOUT_MS / 1000} s`)), ANSWER_TIMEOUT_MS);
+    const limit = init.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+    let waiting: NodeJS.Timeout | undefined;
+    const startTimer = () => {
+      waiting = setTimeout(() => answered.abort(), limit);
+    };
+    if (init.body) init.body.once('end', startTimer);
+    else startTimer();
     let res: Response;
     try {
       res = await fetch(url, {
@@ -66,8 +79,10 @@ export class NodeClient {
       } as RequestInit);
     } catch (err) {
       if (init.signal?.aborted) throw init.signal.reason ?? err;
+      if (answered.signal.aborted) throw new UnavailableError(`node ${node} did not answer in ${limit / 1000} s`);
       throw new UnavailableError(`node ${node} is unreachable: ${describeFetchError(err)}`);
     } finally {
+      init.body?.off('end', startTimer);
       clearTimeout(waiting);
     }
     if (res.ok) return res;

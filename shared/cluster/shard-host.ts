@@ -117,6 +117,9 @@ export class LocalShardHost implements ShardHost {
  * and the commit's steps are asked of each node. The worker keeps the CPU work (hashing,
  * compression, checking chunks) and needs no data directory.
  */
+/** How long a node may take to copy a shard before it answers a snapshot request. */
+const SNAPSHOT_ANSWER_TIMEOUT_MS = 15 * 60_000;
+
 export class RemoteShardHost implements ShardHost {
   constructor(private readonly client: NodeClient) {}
 
@@ -124,7 +127,8 @@ export class RemoteShardHost implements ShardHost {
     const node = rec.placement[shard];
     if (!node) throw new ValidationError(`index ${rec.name} has no shard ${shard}`);
     const path = `/internal/indexes/${encodeURIComponent(rec.name)}/shards/${shard}/snapshot?uid=${encodeURIComponent(rec.uid)}`;
-    const res = await this.client.request(node, path, { signal });
+    // The node answers once its copy is taken, which takes as long as copying the shard on its disk.
+    const res = await this.client.request(node, path, { signal, answerTimeoutMs: SNAPSHOT_ANSWER_TIMEOUT_MS });
     const size = countHeader(res, SNAPSHOT_SIZE_HEADER, node);
     const docs = countHeader(res, SNAPSHOT_DOCS_HEADER, node);
     // The node removes its copy when this response ends or is cancelled.

@@ -1,0 +1,70 @@
+/**
+ * The node client's time limits and errors, against plain HTTP servers that misbehave on
+ * purpose: the answer timer starts when the node has the whole request, so a slow upload is
+ * never cut off, while a node that takes the request and never answers is named.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { NodeClient } from '../../shared/cluster/node-client.ts';
+import { UnavailableError } from '../../shared/errors.ts';
+import { freePort } from '../../shared/redis-server.ts';
+
+const SECRET = 'client-test-secret-0123456789';
+const servers: http.Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+async function serve(handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler);
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('node client', () => {
+  it('sends a streamed body slower than the answer limit, and counts the limit from its end', async () => {
+    let received = 0;
+    const url = await serve((req, res) => {
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => res.end(JSON.stringify({ received })));
+    });
+    const client = new NodeClient({ n1: url }, SECRET);
+    const body = Readable.from(
+      (async function* () {
+        for (let i = 0; i < 6; i++) {
+          await sleep(100);
+          yield Buffer.alloc(1000, i);
+        }
+      })(),
+    );
+    const answer = await client.json<{ received: number }>('n1', '/upload', { method: 'PUT', body, answerTimeoutMs: 250 });
+    expect(answer.received).toBe(6000);
+  });
+
+  it('names a node that takes the request and never answers, and one that refuses connections', async () => {
+    const url = await serve(() => undefined);
+    const client = new NodeClient({ n1: url, n2: `http://127.0.0.1:${await freePort()}` }, SECRET);
+    const silent = client.request('n1', '/internal/metadata', { answerTimeoutMs: 200 });
+    await expect(silent).rejects.toThrow(UnavailableError);
+    await expect(client.request('n1', '/internal/metadata', { answerTimeoutMs: 200 })).rejects.toThrow('node n1 did not answer in 0.2 s');
+    await expect(client.request('n2', '/internal/metadata')).rejects.toThrow(/node n2 is unreachable: ECONNREFUSED/);
+  });
+
+  it('sends the secret only as a bearer token and never repeats it in an error', async () => {
+    let auth: string | undefined;
+    const url = await serve((req, res) => {
+      auth = req.headers.authorization;
+      res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":[{"message":"boom"}]}');
+    });
+    const client = new NodeClient({ n1: url }, SECRET);
+    const err = await client.request('n1', '/x').catch((e: Error) => e);
+    expect(auth).toBe(`Bearer ${SECRET}`);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toBe('node n1: boom');
+    expect((err as Error).message).not.toContain(SECRET);
+  });
+});
