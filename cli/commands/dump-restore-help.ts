@@ -9,6 +9,15 @@ export const DUMP_RESTORE_HELP = `Usage: shardvault [options]      (dump and res
   shardvault --dump=INDEX          [--out=FILE]   write every document of the index
   shardvault --restore=INDEX       [--in=FILE]    restore a file written by one of the above
 
+Each works on a local data directory (--data-dir, --nodes), or with --url=URL through a
+running shardvault's API, wherever its nodes are (nothing local is opened):
+
+  shardvault --dump=twitter --out=twitter.docs --url=http://cluster-a:8080
+  shardvault --restore=twitter_copy --in=twitter.docs --url=http://cluster-b:8080
+
+The files are the same either way: a dump made through the API restores locally, and the
+other way round.
+
 Without --out the dump goes to stdout; without --in the restore reads stdin.
 --restore tells metadata, schema and documents apart by the file's header, and may name
 another index than the one dumped (INDEX is created if it does not exist).
@@ -28,14 +37,18 @@ Options:
   --out=FILE          where a dump is written (written to FILE.tmp-*, then renamed)
   --in=FILE           the dump file to restore
   --strict            refuse the whole restore if any document does not fit the schema
+                      (local only: the API's :restore has no strict mode)
+  --url=URL           work through this API instead of a data directory; the API key is
+                      $SHARDVAULT_API_KEY, else the first of $AUTHENTICATION_APIKEY_ALLOWED_KEYS
   --data-dir=DIR      the data directory (default: $DATA_DIR, else ./data)
   --nodes=A,B,C       the cluster's node names (default: $CLUSTER_NODES, else node-1,node-2,node-3)
   -q, --quiet         no progress bar and no summary line
   -h, --help          this help
 
-Use the same DATA_DIR and CLUSTER_NODES (or flags) as the server. A progress bar is drawn
-on stderr when it is a terminal.
+Without --url, use the same DATA_DIR and CLUSTER_NODES (or flags) as the server. A progress
+bar (documents, or bytes sent and received with --url) is drawn on stderr when it is a terminal.
 
-Exit status: 0 done; 1 failed, nothing changed; 2 bad arguments or configuration;
-3 restored, but some documents were refused.
+Exit status: 0 done; 1 failed, nothing changed (also: the API refused, e.g. a wrong API key or
+an unknown index, or could not be reached); 2 bad arguments or configuration; 3 restored, but
+some documents were refused.
 `;
