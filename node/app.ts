@@ -15,6 +15,7 @@ import type { NodeDeps } from './deps.ts';
 import { documentRoutes } from './routes/documents.ts';
 import { metadataRoutes } from './routes/metadata.ts';
 import { shardRoutes } from './routes/shards.ts';
+import { statusRoutes } from './routes/status.ts';
 
 export interface NodeServer {
   app: Hono;
@@ -52,6 +53,7 @@ export function createNode(deps: NodeDeps): NodeServer {
   app.route('/internal', metadataRoutes(deps));
   app.route('/internal', shardRoutes(deps));
   app.route('/internal', documentRoutes(deps));
+  app.route('/internal', statusRoutes(deps));
 
   let server: ServerType | undefined;
   return {

@@ -30,16 +30,13 @@ export function weaviateRoutes({ data, config, redis }: ApiDeps): Hono {
   app.get('/meta', (c) => reply(c, { hostname: `http://${config.host}:${config.port}`, version: VERSION, modules: {} }));
 
   app.get('/nodes', async (c) => {
-    const indexes = await Promise.all((await data.listIndexes()).map((rec) => data.info(rec.name)));
-    const nodes = config.nodes.map((name) => {
-      const shards = indexes.flatMap((i) =>
-        i.placement.filter((p) => p.node === name).map((p) => ({ name: `${i.name}-${p.shard}`, class: i.name, shard: p.shard, objectCount: p.docs })),
-      );
+    const nodes = (await data.nodes()).map((n) => {
+      const shards = n.shards.map((s) => ({ name: `${s.index}-${s.shard}`, class: s.index, shard: s.shard, objectCount: s.docs }));
       return {
-        name,
-        status: 'HEALTHY',
+        name: n.name,
+        status: n.status,
         version: VERSION,
-        stats: { shardCount: shards.length, objectCount: shards.reduce((n, s) => n + s.objectCount, 0) },
+        stats: { shardCount: shards.length, objectCount: shards.reduce((sum, s) => sum + s.objectCount, 0) },
         shards,
       };
     });

@@ -23,7 +23,17 @@ export function applyChange(current: Record<string, unknown>, change: DocumentCh
   return 'replace' in change ? change.replace : { ...current, ...change.merge };
 }
 
+/** One node as `GET /v1/nodes` shows it (Weaviate's node statuses). */
+export interface NodeReport {
+  name: string;
+  /** HEALTHY when it answers; UNAVAILABLE when it cannot be reached (its shards are then not listed). */
+  status: 'HEALTHY' | 'UNHEALTHY' | 'UNAVAILABLE';
+  shards: { index: string; shard: number; docs: number }[];
+}
+
 export interface ClusterData extends ClusterCatalog {
+  /** Every node with its status and the documents of each shard it holds, in CLUSTER_NODES order. */
+  nodes(): Promise<NodeReport[]>;
   /** True when the data can be read and written. */
   healthy(): Promise<boolean>;
   /** The record of an index; NotFoundError when there is none. */
@@ -95,6 +105,16 @@ export class LocalData extends LocalCatalog implements ClusterData {
 
   async describeSchema(name: string): Promise<Record<string, unknown>> {
     return this.local.describeSchema(name);
+  }
+
+  async nodes(): Promise<NodeReport[]> {
+    const infos = this.local.listIndexes().map((rec) => this.local.info(rec.name));
+    const healthy = await this.local.healthy();
+    return this.local.nodes.map((name) => ({
+      name,
+      status: healthy ? 'HEALTHY' : 'UNHEALTHY',
+      shards: infos.flatMap((i) => i.placement.filter((p) => p.node === name).map((p) => ({ index: i.name, shard: p.shard, docs: p.docs }))),
+    }));
   }
 
   async info(name: string): Promise<IndexInfo> {

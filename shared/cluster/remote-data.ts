@@ -20,7 +20,7 @@ import {
   putSchemaWith, SCHEMAS_INDEX, SCHEMAS_INDEX_OPTIONS,
   type CreateIndexOptions, type IndexInfo, type IndexRecord, type PutOutcome, type Rewrite, type WriteResult,
 } from '../store/store.ts';
-import { requireIndex, type ClusterData, type DocumentChange } from './data.ts';
+import { requireIndex, type ClusterData, type DocumentChange, type NodeReport } from './data.ts';
 import type { RemoteCatalog } from './metadata.ts';
 import type { NodeClient } from './node-client.ts';
 
@@ -141,6 +141,20 @@ export class RemoteData implements ClusterData {
   async writeSchemaDoc(holder: IndexRecord, rawId: string, doc: Record<string, unknown>): Promise<void> {
     const id = coerceId(await this.effectiveSchema(holder), rawId);
     await this.write(holder, ownerOf(holder, id), [{ ...doc, _id: id }]);
+  }
+
+  /** Each node's own account of its shards; a node that does not answer promptly is UNAVAILABLE. */
+  async nodes(): Promise<NodeReport[]> {
+    return Promise.all(
+      this.client.nodes.map(async (name): Promise<NodeReport> => {
+        try {
+          const status = await this.client.json<Omit<NodeReport, 'name'>>(name, '/internal/status', { signal: AbortSignal.timeout(READY_TIMEOUT_MS) });
+          return { name, ...status };
+        } catch {
+          return { name, status: 'UNAVAILABLE', shards: [] };
+        }
+      }),
+    );
   }
 
   async info(name: string): Promise<IndexInfo> {

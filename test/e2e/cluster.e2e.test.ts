@@ -154,10 +154,16 @@ describe('nodes on their own hosts', () => {
     expect(done.status, JSON.stringify(done)).toBe('FAILED');
     expect(done.error).toMatch(/node-1/);
     expect(Date.now() - started).toBeLessThan(90_000);
+    // GET /v1/nodes tells, as Weaviate's does, which node is away.
+    const nodes = (await (await A.call('GET', '/v1/nodes')).json()) as { nodes: { name: string; status: string; stats: { objectCount: number } }[] };
+    expect(nodes.nodes.map((n) => [n.name, n.status])).toEqual([['node-1', 'UNAVAILABLE'], ['node-2', 'HEALTHY'], ['node-3', 'HEALTHY']]);
+    expect(nodes.nodes[1]!.stats.objectCount).toBeGreaterThan(0);
     expect((await A.call('GET', '/v1/backups/s3/bulk-node-killed')).status).toBe(200);
 
     await node1.restart();
     expect(await objectsOf(A, 'Bulk')).toHaveProperty('size', BULK_DOCS);
+    const after = (await (await A.call('GET', '/v1/nodes')).json()) as { nodes: { name: string; status: string }[] };
+    expect(after.nodes.every((n) => n.status === 'HEALTHY')).toBe(true);
     expect(entriesOf(node1.dataDir)).toEqual(['_cluster', 'node-1']);
   }, 300_000);
 

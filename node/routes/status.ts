@@ -1,0 +1,19 @@
+/**
+ * `GET /internal/status`: this node's own account of itself for `GET /v1/nodes` — whether its
+ * data directory answers, and the documents of every shard its metadata places on it.
+ */
+import { Hono } from 'hono';
+import type { NodeDeps } from '../deps.ts';
+
+export function statusRoutes(deps: NodeDeps): Hono {
+  const { store, node } = deps;
+  const app = new Hono();
+  app.get('/status', async (c) => {
+    const healthy = await store.healthy();
+    const shards = store.listIndexes().flatMap((rec) =>
+      rec.placement.flatMap((holder, shard) => (holder === node ? [{ index: rec.name, shard, docs: healthy ? store.shardCount(rec, shard) : 0 }] : [])),
+    );
+    return c.json({ status: healthy ? 'HEALTHY' : 'UNHEALTHY', shards });
+  });
+  return app;
+}
