@@ -1,14 +1,21 @@
 /**
  * The CLI as a real child process (`node bin/shardvault.js …`), with the commands of Xapiand's
- * backups page and of issue 5 run as written, from a scratch working directory.
+ * backups page and of issue 5 run as written, from a scratch working directory; and the same
+ * flags with `--url` against an API (in this process, listening on a port) with API keys on.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../shared/redis-server.ts';
 import { Store } from '../../shared/store/store.ts';
+import { main } from '../../cli/main.ts';
 import { createProgress } from '../../cli/progress.ts';
+import { useTestApi } from '../support/api.ts';
 import { tempDir } from '../support/temp.ts';
 import { ROOT } from '../support/process.ts';
 
@@ -86,6 +93,7 @@ describe('shardvault CLI: dump and restore (issue 5, Xapiand backups page)', () 
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--dump-metadata=INDEX');
     expect(help.stdout).toContain('--strict');
+    expect(help.stdout).toContain('--url=URL');
     const bad = await sh('shardvault --dump=twitter --in=x');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--in is for --restore/);
@@ -238,6 +246,179 @@ describe('shardvault CLI: dump and restore (issue 5, Xapiand backups page)', () 
     expect(noData.code).toBe(1);
     expect(noData.stderr).toMatch(/no data directory/);
     expect(fs.existsSync(path.join(work, 'no-such-dir'))).toBe(false);
+  });
+});
+
+describe('shardvault CLI: dump and restore through the API (--url)', { timeout: 180_000 }, () => {
+  const KEY = 'dump-cli-key';
+  const t = useTestApi({ AUTHENTICATION_APIKEY_ENABLED: 'true', AUTHENTICATION_APIKEY_ALLOWED_KEYS: KEY, HOST: '127.0.0.1', PORT: '0' });
+  let url: string;
+  /** Only the key: no DATA_DIR, so nothing local could be opened by mistake. */
+  const withKey = { SHARDVAULT_API_KEY: KEY };
+  const books = Array.from({ length: 3000 }, (_, i) => ({ _id: i + 1, title: `Book ${i + 1}`, body: 'lorem ipsum '.repeat(10) }));
+
+  /** Everything a restore could change about an index of the API's store. */
+  const apiSnapshot = (index: string) => ({
+    schema: t.store.describeSchema(index),
+    metadata: t.store.listMetadata(index),
+    docs: t.store.listDocuments(index, { limit: 5000 }),
+    shards: t.store.requireIndex(index).shards,
+  });
+
+  beforeAll(async () => {
+    url = `http://127.0.0.1:${(await t.api.start()).port}`;
+    await t.store.putSchema('books', { _id: { _type: 'integer' }, title: { _type: 'keyword' } }, { shards: 4 });
+    await t.store.putDocuments('books', books);
+    await t.store.putMetadata('books', 'owner', { name: 'Kronuz', since: 2016 });
+    await t.store.putMetadata('books', 'language', 'en');
+  });
+  afterAll(async () => {
+    await t.api.stop();
+  });
+
+  it('dumps an index through the API and restores it through the API into another index: the same documents, schema, metadata and shard count', async () => {
+    for (const [flag, file] of [['--dump-metadata', 'books.meta'], ['--dump-schema', 'books.schm'], ['--dump', 'books.docs']] as const) {
+      const out = await sh(`shardvault ${flag}=books --out=${file} --url=${url}`, withKey);
+      expect(out.code, out.stderr).toBe(0);
+      expect(fs.readFileSync(path.join(work, file)).subarray(0, 6).toString()).toBe('SVDUMP');
+    }
+    const again = await sh(`shardvault --dump=books --out=books.docs --url=${url}`, withKey);
+    expect(again.stderr).toMatch(new RegExp(`^shardvault: dumped 3,000 documents of index books at ${url} to books\\.docs \\([\\d,]+ bytes, sha256 [0-9a-f]{64}\\)\\n$`));
+    expect(fs.readdirSync(work).filter((f) => f.includes('.tmp'))).toEqual([]);
+
+    for (const file of ['books.meta', 'books.schm', 'books.docs']) {
+      const out = await sh(`shardvault --restore=books_copy --in=${file} --url=${url}`, withKey);
+      expect(out.code, out.stderr).toBe(0);
+    }
+    expect(apiSnapshot('books_copy')).toEqual(apiSnapshot('books'));
+    expect(apiSnapshot('books_copy')).toMatchObject({ shards: 4, metadata: { language: 'en' } });
+    expect(t.store.info('books_copy').docs).toBe(3000);
+
+    // Piped, as a local dump and restore can be: stdout of one into stdin of the other.
+    const piped = await sh(`shardvault --dump=books --url=${url} | shardvault --restore=books_piped --url=${url}`, withKey);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stderr).toMatch(new RegExp(`restored 3,000 documents into index books_piped at ${url} from stdin \\(a docs dump of index books made .*; 0 documents refused; the index holds 3,000 documents`));
+    expect(t.store.listDocuments('books_piped', { limit: 5000 })).toEqual(apiSnapshot('books').docs);
+  });
+
+  it('writes the same files as a local dump: a dump made through the API restores into a data directory', async () => {
+    const dataDir = path.join(work, 'from-api');
+    for (const file of ['books.schm', 'books.meta', 'books.docs']) {
+      const out = await sh(`shardvault --restore=books --in=${file}`, { DATA_DIR: dataDir });
+      expect(out.code, out.stderr).toBe(0);
+    }
+    const store = new Store({ dataDir, nodes: NODES });
+    try {
+      expect(store.describeSchema('books')).toEqual(t.store.describeSchema('books'));
+      expect(store.listMetadata('books')).toEqual(t.store.listMetadata('books'));
+      expect(store.info('books')).toMatchObject({ docs: 3000, shards: 4 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('--dump-schema through the API writes the schema the API answers, foreign schemas as their PUT body', async () => {
+    await t.store.putSchema('new_books', {
+      _type: 'foreign/object', _endpoint: '.schemas/00000000-0000-1000-8000-020000000000', description: 'Book Schema',
+      schema: { _type: 'object', _id: { _type: 'integer' }, title: { _type: 'keyword' } },
+    });
+    const out = await sh(`shardvault --dump-schema=new_books --out=new_books.schm --url=${url}`, withKey);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toMatch(/dumped 1 schema of index new_books at/);
+    const restored = await sh('shardvault --restore=new_books --in=new_books.schm', { DATA_DIR: path.join(work, 'foreign-api') });
+    expect(restored.code, restored.stderr).toBe(0);
+    const store = new Store({ dataDir: path.join(work, 'foreign-api'), nodes: NODES });
+    try {
+      expect(store.describeSchema('new_books')).toEqual(t.store.describeSchema('new_books'));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a wrong or missing API key: exit 1 and the backup commands' line, no file written", async () => {
+    const wrong = await sh(`shardvault --dump=books --out=wrong.docs --url=${url}`, { SHARDVAULT_API_KEY: 'not-the-key' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toBe('shardvault: invalid API key (set SHARDVAULT_API_KEY) [HTTP 401 from POST /books/:dump]\n');
+    expect(fs.existsSync(path.join(work, 'wrong.docs'))).toBe(false);
+    const none = await sh(`shardvault --dump-schema=books --out=none.schm --url=${url}`);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^shardvault: missing API key.*\(set SHARDVAULT_API_KEY\) \[HTTP 401 from GET \/books\/:info\]\n$/);
+    const restore = await sh(`shardvault --restore=books_wrong --in=books.docs --url=${url}`, { SHARDVAULT_API_KEY: 'not-the-key' });
+    expect(restore.code).toBe(1);
+    expect(restore.stderr).toBe('shardvault: invalid API key (set SHARDVAULT_API_KEY) [HTTP 401 from POST /books_wrong/:restore]\n');
+    expect(t.store.getIndex('books_wrong')).toBeUndefined();
+  });
+
+  it('an unknown index, a bad dump file and an unreachable API: one line each, exit 1, nothing left behind', async () => {
+    const missing = await sh(`shardvault --dump=nope --out=nope.docs --url=${url}`, withKey);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^shardvault: index "nope" not found \[HTTP 404 from POST \/nope\/:dump\]\n$/);
+    expect(fs.existsSync(path.join(work, 'nope.docs'))).toBe(false);
+
+    // Refused locally, before anything is sent.
+    fs.writeFileSync(path.join(work, 'not-a-dump.json'), '[{"_id": 1}]');
+    const bad = await sh(`shardvault --restore=books_bad --in=not-a-dump.json --url=${url}`, withKey);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^shardvault: restore refused, nothing was changed: not a shardvault dump/);
+    expect(t.store.getIndex('books_bad')).toBeUndefined();
+
+    const port = await freePort();
+    const away = await sh(`shardvault --dump=books --out=away.docs --url=http://127.0.0.1:${port}`, withKey);
+    expect(away.code).toBe(1);
+    expect(away.stderr).toBe(`shardvault: cannot reach the API at http://127.0.0.1:${port} (ECONNREFUSED); is it running? (--url names another)\n`);
+    expect(fs.existsSync(path.join(work, 'away.docs'))).toBe(false);
+    const awayRestore = await sh(`shardvault --restore=books --in=books.docs --url=http://127.0.0.1:${port}`, withKey);
+    expect(awayRestore.code).toBe(1);
+    expect(awayRestore.stderr).toMatch(/^shardvault: cannot reach the API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+
+    const usage = await sh(`shardvault --dump=books --url=${url} --data-dir=x`, withKey);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/--url works through the API; --data-dir and --nodes are for a local data directory/);
+    expect((await sh(`shardvault --restore=books --in=books.docs --strict --url=${url}`, withKey)).code).toBe(2);
+  });
+
+  it('draws the progress bar in bytes on a terminal: received for a dump, sent out of the file size for a restore', async () => {
+    let drawn = '';
+    const stderr = Object.assign(new Writable({ write: (chunk, _enc, done) => ((drawn += String(chunk)), done()) }), { isTTY: true, columns: 120 });
+    const stdout = new Writable({ write: (_chunk, _enc, done) => done() });
+    const io = { stdin: new PassThrough(), stdout, stderr, env: withKey };
+    const file = path.join(work, 'bar.docs');
+    // The first update draws at once (later ones at most every 100 ms), so even a fast run shows it.
+    expect(await main(['--dump=books', `--out=${file}`, `--url=${url}`], io)).toBe(0);
+    expect(drawn).toMatch(new RegExp(`\\rdumping books from ${url} [\\d.]+ (B|kB|MB) `));
+    expect(drawn).toMatch(/\r\x1b\[K[^\r]*shardvault: dumped 3,000 documents/);
+    drawn = '';
+    expect(await main(['--restore=books_bar', `--in=${file}`, `--url=${url}`], io)).toBe(0);
+    const size = fs.statSync(file).size;
+    const shown = size < 1e6 ? `${(size / 1000).toFixed(1)} kB` : `${(size / 1e6).toFixed(1)} MB`;
+    // The total is the file's size: "sending …bar.docs to URL [###…] 42% 190.0 kB/450.3 kB".
+    expect(drawn).toMatch(new RegExp(`\\rsending \\S+bar\\.docs to ${url} \\[[#.]+\\] \\d+% [\\d.]+ (B|kB|MB)/${shown.replace('.', '\\.')} `));
+    expect(drawn).toMatch(/\r\x1b\[Kshardvault: restored 3,000 documents into index books_bar/);
+  });
+
+  it('a dump the API breaks off halfway (connection lost, or an answer that ends early) fails and leaves no output file', async () => {
+    const whole = fs.readFileSync(path.join(work, 'books.docs'));
+    // Stands for an API whose answer stops partway: it sends the first half of a real dump.
+    const broken = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(whole.subarray(0, whole.length >> 1), () => {
+        if (req.url?.startsWith('/cut/')) res.socket?.destroy();
+        else res.end(); // a clean end: only the dump's own trailer check tells it is short
+      });
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}`;
+    try {
+      const cut = await sh(`shardvault --dump=cut --out=cut.docs --url=${brokenUrl}`, withKey);
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toMatch(new RegExp(`^shardvault: the API at ${brokenUrl} stopped sending the dump of cut after [\\d,]+ bytes`));
+      const short = await sh(`shardvault --dump=short --out=short.docs --url=${brokenUrl}`, withKey);
+      expect(short.code).toBe(1);
+      expect(short.stderr).toMatch(/^shardvault: dump failed: dump is truncated/);
+      expect(fs.readdirSync(work).filter((f) => f.startsWith('cut.') || f.startsWith('short.'))).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => broken.close(() => resolve()));
+    }
   });
 });
 
