@@ -23,6 +23,7 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', na
       paths: [
         '*.secretAccessKey', '*.accessKeyId', '*.AWS_SECRET_ACCESS_KEY', '*.AWS_ACCESS_KEY_ID',
         '*.authorization', '*.headers.authorization', '*.apiKeys', '*.password', '*.credentials',
+        '*.clusterSecret', '*.CLUSTER_SECRET', 'clusterSecret', 'config.clusterSecret',
       ],
       censor: '[redacted]',
     },

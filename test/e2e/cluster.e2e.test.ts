@@ -16,6 +16,7 @@ import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtur
 import { waitForStatus, type StatusBody } from '../support/backups.ts';
 import { filesUnder, startCluster, type Cluster } from '../support/cluster.ts';
 import { startNodeHosts, type NodeHosts } from '../support/node-processes.ts';
+import { TEST_CLUSTER_SECRET } from '../support/nodes.ts';
 import { freePort } from '../../shared/redis-server.ts';
 import { spawnNode } from '../support/process.ts';
 import { tempDir } from '../support/temp.ts';
@@ -184,4 +185,14 @@ describe('nodes on their own hosts', () => {
     // The restarted node serves the shard it held before.
     expect((await objectsOf(B, 'Article')).size).toBe(ARTICLES);
   }, 300_000);
+
+  it('keeps the metadata on the nodes through a Redis flush, and the cluster secret out of every log line', async () => {
+    const redis = B.redisClient();
+    await redis.flushall();
+    const schema = (await (await B.call('GET', '/v1/schema')).json()) as { classes: { class: string }[] };
+    expect(schema.classes.map((c) => c.class)).toEqual(['Article']);
+    expect((await objectsOf(B, 'Article')).size).toBe(ARTICLES);
+    const outputs = [A, B].flatMap((c) => [c.api, ...c.workers]).concat([...nodesA.hosts, ...nodesB.hosts].map((h) => h.proc));
+    for (const proc of outputs) expect(proc.output()).not.toContain(TEST_CLUSTER_SECRET);
+  }, 120_000);
 });
