@@ -34,7 +34,7 @@ export interface NodeReport {
 export interface ClusterData extends ClusterCatalog {
   /** Every node with its status and the documents of each shard it holds, in CLUSTER_NODES order. */
   nodes(): Promise<NodeReport[]>;
-  /** True when the data can be read and written. */
+  /** True when the API can serve its data (with nodes on their own hosts: some node answers). */
   healthy(): Promise<boolean>;
   /** The record of an index; NotFoundError when there is none. */
   requireIndex(name: string): Promise<IndexRecord>;

@@ -51,12 +51,16 @@ export class RemoteData implements ClusterData {
     return this.catalog.publishIndexes(records, metadata);
   }
 
-  /** True when every node answers ready, promptly (a readiness probe waits on this): a document may be on any of them. */
+  /**
+   * True when some node answers ready, promptly (a readiness probe waits on this). One node
+   * down must not take every API replica out of its load balancer: the API still serves the
+   * metadata and the other nodes' shards, and names the node that is away (GET /v1/nodes).
+   */
   async healthy(): Promise<boolean> {
     const ready = await Promise.all(
       this.client.nodes.map((node) => this.client.request(node, '/health/ready', { signal: AbortSignal.timeout(READY_TIMEOUT_MS) }).then(() => true, () => false)),
     );
-    return ready.every(Boolean);
+    return ready.some(Boolean);
   }
 
   // ---- indexes and schemas ---------------------------------------------------------------

@@ -159,6 +159,8 @@ describe('nodes on their own hosts', () => {
     const nodes = (await (await A.call('GET', '/v1/nodes')).json()) as { nodes: { name: string; status: string; stats: { objectCount: number } }[] };
     expect(nodes.nodes.map((n) => [n.name, n.status])).toEqual([['node-1', 'UNAVAILABLE'], ['node-2', 'HEALTHY'], ['node-3', 'HEALTHY']]);
     expect(nodes.nodes[1]!.stats.objectCount).toBeGreaterThan(0);
+    // The API stays ready: it serves the metadata and the other nodes' shards.
+    expect((await A.call('GET', '/v1/.well-known/ready')).status).toBe(200);
     expect((await A.call('GET', '/v1/backups/s3/bulk-node-killed')).status).toBe(200);
 
     await node1.restart();
