@@ -60,7 +60,10 @@ export function createNode(deps: NodeDeps): NodeServer {
     app,
     start: async () => {
       const port = await new Promise<number>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
+        // No limit on receiving a whole request (Node's default is 300 s): a restored shard streams
+        // into staging for as long as its size and WORKER_MAX_BYTES_PER_SECOND make it take.
+        const serverOptions = { requestTimeout: 0 };
+        const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port, serverOptions }, (info) => {
           logger.info({ node, host: config.host, port: info.port }, 'node listening');
           resolve(info.port);
         });
