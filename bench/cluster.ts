@@ -30,6 +30,11 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Extra environment of every process (e.g. a backend's BACKUP_* variables). */
   env?: Record<string, string>;
+  /**
+   * Extra environment of the workers only, over `env`: e.g. CLUSTER_NODES through counting
+   * proxies, so only what the nodes send the workers is counted, not the API's traffic.
+   */
+  workerEnv?: Record<string, string>;
 }
 
 export type TerminalStatus = 'SUCCESS' | 'FAILED' | 'CANCELED';
@@ -93,7 +98,7 @@ export class BenchCluster {
 
   private spawnWorker(): NodeProcess {
     const o = this.options;
-    const extra: Record<string, string> = {};
+    const extra: Record<string, string> = { ...o.workerEnv };
     if (o.workerConcurrency) extra.WORKER_CONCURRENCY = String(o.workerConcurrency);
     const entry = o.workerEntry ?? 'worker/main.ts';
     const w = o.workerNodeFlags?.length ? spawnWithFlags(entry, o.workerNodeFlags, this.env(extra)) : spawnNode(entry, [], this.env(extra));

@@ -351,44 +351,64 @@ export interface ChangeResult {
   added: number;
 }
 
+/** Where changeDocuments writes: the Store directly, or an API (bench/nodes.ts). */
+export interface DocumentWriter {
+  put(index: string, docs: Record<string, unknown>[]): Promise<void>;
+  delete(index: string, ids: string[]): Promise<void>;
+}
+
 /**
  * What an incremental backup then has to store: in every index of the plan, 1 % of the
  * documents get new content (same id), 0.5 % are deleted and 1 % are added, in batches as an
- * application would write them. Runs beside a cluster that has the same data directory open.
+ * application would write them, through `writer`.
  */
-export async function changeData(dataDir: string, indexes: readonly GeneratedIndex[], options: { nodes?: string[]; plan?: readonly IndexPlan[]; seed?: number } = {}): Promise<ChangeResult> {
+export async function changeDocuments(writer: DocumentWriter, indexes: readonly GeneratedIndex[], options: { plan?: readonly IndexPlan[]; seed?: number } = {}): Promise<ChangeResult> {
   const plan = options.plan ?? DEFAULT_PLAN;
-  const store = new Store({ dataDir, nodes: options.nodes ?? DEFAULT_NODES });
   const random = rng(options.seed ?? 1234);
   const words = new Words(rng((options.seed ?? 1234) + 1));
   const out: ChangeResult = { updated: 0, deleted: 0, added: 0 };
+  for (const index of indexes) {
+    const p = plan.find((x) => x.name === index.name);
+    if (!p) continue;
+    const id = (seq: number) => `${p.shape[0]}-${String(seq).padStart(9, '0')}`;
+    const write = async (docs: Record<string, unknown>[]) => {
+      for (let i = 0; i < docs.length; i += 1000) await writer.put(index.name, docs.slice(i, i + 1000));
+    };
+    const updated: Record<string, unknown>[] = [];
+    for (let seq = 0; seq < index.docs; seq += 100) updated.push(makeDoc(p.shape, id(seq), words, random));
+    await write(updated);
+    out.updated += updated.length;
+    const deleted: string[] = [];
+    for (let seq = 50; seq < index.docs; seq += 200) deleted.push(id(seq));
+    await writer.delete(index.name, deleted);
+    out.deleted += deleted.length;
+    const added = Array.from({ length: Math.ceil(index.docs / 100) }, (_, i) => makeDoc(p.shape, id(index.docs + i), words, random));
+    await write(added);
+    out.added += added.length;
+  }
+  return out;
+}
+
+/** changeDocuments straight into a data directory; runs beside a cluster that has it open. */
+export async function changeData(dataDir: string, indexes: readonly GeneratedIndex[], options: { nodes?: string[]; plan?: readonly IndexPlan[]; seed?: number } = {}): Promise<ChangeResult> {
+  const store = new Store({ dataDir, nodes: options.nodes ?? DEFAULT_NODES });
   try {
-    for (const index of indexes) {
-      const p = plan.find((x) => x.name === index.name);
-      if (!p) continue;
-      const id = (seq: number) => `${p.shape[0]}-${String(seq).padStart(9, '0')}`;
-      const write = async (docs: Record<string, unknown>[]) => {
-        for (let i = 0; i < docs.length; i += 1000) {
-          const failed = (await store.putDocuments(index.name, docs.slice(i, i + 1000), { create: false })).find((r) => !r.ok);
+    return await changeDocuments(
+      {
+        put: async (index, docs) => {
+          const failed = (await store.putDocuments(index, docs, { create: false })).find((r) => !r.ok);
           if (failed && !failed.ok) throw failed.error;
-        }
-      };
-      const updated: Record<string, unknown>[] = [];
-      for (let seq = 0; seq < index.docs; seq += 100) updated.push(makeDoc(p.shape, id(seq), words, random));
-      await write(updated);
-      out.updated += updated.length;
-      for (let seq = 50; seq < index.docs; seq += 200) {
-        await store.deleteDocument(index.name, id(seq));
-        out.deleted++;
-      }
-      const added = Array.from({ length: Math.ceil(index.docs / 100) }, (_, i) => makeDoc(p.shape, id(index.docs + i), words, random));
-      await write(added);
-      out.added += added.length;
-    }
+        },
+        delete: async (index, ids) => {
+          for (const id of ids) await store.deleteDocument(index, id);
+        },
+      },
+      indexes,
+      options,
+    );
   } finally {
     await store.close();
   }
-  return out;
 }
 
 /** "1GiB", "512MiB", "300MB", "123456" → bytes. */

@@ -85,6 +85,21 @@ export function threadCpu(pid: number): Map<string, number> {
   return out;
 }
 
+/**
+ * CPU seconds the whole machine has spent busy (every core, every process: /proc/stat's first
+ * line less idle and iowait): beside the CPU of the processes measured, it tells whether the
+ * cores were saturated, by them or by other tenants.
+ */
+export function machineBusyCpu(): number {
+  try {
+    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    return (user! + nice! + system! + irq! + softirq! + steal!) / ticksPerSecond();
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** The difference of two threadCpu() snapshots. */
 export function threadCpuDelta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
   const out = new Map<string, number>();

@@ -1,13 +1,15 @@
 /**
  * BENCHMARKS.md from one bench run: machine, versions, data, the table of figures with
  * ratios to `tar | gzip -1` and to a raw read, where each of the issue's targets stands,
- * memory, the API under load, the CPU profile of the backup path, and what limits each figure.
+ * backups with nodes as their own processes, memory, the API under load, the CPU profile of
+ * the backup path, and what limits each figure.
  */
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { formatBytes } from './generate.ts';
 import { incrementalSection, writeIncrementalChart } from './incremental-report.ts';
 import { MAIN_THREAD, OTHER_THREADS } from './measure.ts';
+import { nodesSection } from './nodes-report.ts';
 import type { BenchResults, ProfileRun, Row } from './results.ts';
 
 const MB = 1e6;
@@ -352,6 +354,9 @@ export function renderReport(results: BenchResults): string {
     '## Snapshot engine: full, incremental and restore against tar, zstd and restic (issue 13)',
     '',
     ...incrementalSection(results.incremental),
+    '## Nodes on their own hosts: backups over the network',
+    '',
+    ...nodesSection(results.nodes, results.machine.cores, results.options.reps),
     '## Worker memory',
     '',
   );

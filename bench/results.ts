@@ -2,7 +2,7 @@
  * The shapes of a benchmark run's results (`results.json`): what bench/run.ts measures and
  * bench/report.ts turns into BENCHMARKS.md. Their own module, so neither imports the other.
  */
-import type { GeneratedIndex } from './generate.ts';
+import type { ChangeResult, GeneratedIndex } from './generate.ts';
 import type { LoadRun } from './load.ts';
 import type { Stats } from './measure.ts';
 import type { ProfileSummary } from './profile.ts';
@@ -84,6 +84,41 @@ export interface IncrementalComparison {
   chart?: string;
 }
 
+/** One kind of backup with nodes on their own hosts (bench/nodes.ts); medians over its runs. */
+export interface NodesBackup {
+  kind: 'full' | 'incremental';
+  workers: number;
+  seconds: Stats;
+  /** Bytes the backup added to its location. */
+  outputBytes: number;
+  /** Bytes the nodes sent the workers through the counting proxies (snapshot streams, metadata reads). */
+  nodeToWorkerBytes: number;
+  /** Bytes the workers sent the nodes (requests). */
+  workerToNodeBytes: number;
+  /** CPU-seconds by role: worker (all workers), node (all nodes), api, redis, bench (the proxies, polling). */
+  cpuByRole: Record<string, number>;
+  /** Cores the whole machine kept busy during the backup (every process, other tenants' too). */
+  machineBusyCores: number;
+  /** Highest VmRSS and RssAnon sampled in any worker and any node. */
+  peakRss: { worker: number; workerAnon: number; node: number; nodeAnon: number };
+  failures: string[];
+}
+
+/** Backups when every node is its own process (`npm run node`) and workers stream shards over HTTP. */
+export interface NodesRun {
+  nodes: string[];
+  /** Bytes of the shard files the nodes hold (what every full backup reads). */
+  shardBytes: number;
+  /** JSON bytes of the documents (the basis of MB/s). */
+  jsonBytes: number;
+  /** Copying the data into the nodes' directories and starting the processes. */
+  setupSeconds: number;
+  compression: string;
+  /** The change made through the API before the incremental backup. */
+  changed?: ChangeResult & { seconds: number };
+  backups: NodesBackup[];
+}
+
 export interface BenchResults {
   label: string;
   startedAt: string;
@@ -107,6 +142,8 @@ export interface BenchResults {
   load: LoadRun[];
   profiles: ProfileRun[];
   incremental?: IncrementalComparison;
+  /** Nodes on their own hosts (bench/nodes.ts). */
+  nodes?: NodesRun;
   /** Bulk import and the backup list at scale (bench/request-path.ts). */
   requestPath?: { ingest?: IngestRun; list?: ListRun };
   notes: string[];

@@ -11,7 +11,7 @@
  * smaller one is a quarter of it), --workers 1,2, --levels BestSpeed,DefaultCompression,
  * --work-dir DIR, --out FILE, --keep (leave the work directory), --reuse (reuse data generated
  * by an earlier run with the same size), --skip phase,… (baselines, restic, shardvault,
- * profile, incremental, memory, load, requests), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
+ * profile, nodes, incremental, memory, load, requests), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
  * FILE (start workers from another entry point than worker/main.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -29,6 +29,7 @@ import { getRepeatedly, postBackups } from './load.ts';
 import {
   MemorySampler, memory, monotonicMicros, processCpu, stats, threadCpu, threadCpuDelta, timeShell,
 } from './measure.ts';
+import { nodesRun } from './nodes.ts';
 import { newestProfile, summarizeProfile } from './profile.ts';
 import { ingestRun, listRun } from './request-path.ts';
 import { writeReport } from './report.ts';
@@ -682,6 +683,10 @@ async function main(): Promise<void> {
     if (haveWorker) {
       await phase('shardvault', () => shardvaultRuns(args, d, dataDir, results));
       await phase('profile', () => profileRuns(args, d, dataDir, results));
+      // Before incremental, which changes the bench data: the nodes get copies of it as generated.
+      await phase('nodes', () =>
+        nodesRun({ workDir: args.workDir, dataDir, data: d, reps: args.reps, workerConcurrency: args.concurrency, workerEntry: args.workerEntry, log }, results),
+      );
       // Last of the phases on the bench data: it changes it.
       await phase('incremental', () => incrementalRuns(args, d, dataDir, results, restic.binary));
     }
