@@ -34,59 +34,63 @@ function row(b: NodesBackup, one: NodesBackup | undefined, run: NodesRun, reps: 
 
 /**
  * What bounds the full backups on this machine, said from the measurements: whether the cores
- * were saturated (/proc/stat), whether the CPU-seconds a backup needs change with the number of
- * workers, how far each run is from its CPU floor (CPU-seconds ÷ cores), and how much of the
- * machine other processes took — on a shared machine that share, not the work, can decide
- * whether more workers finish sooner.
+ * were saturated (the section's processes from /proc/<pid>/stat, the whole machine from
+ * /proc/stat — the two disagree by about 0.1 core on this VM, so the larger is taken), how
+ * far each run is from its CPU floor (CPU-seconds ÷ cores), and, between worker counts, how
+ * the CPU-seconds and the share of the machine other processes took changed: on a shared
+ * machine that share, not the work, can decide whether more workers finish sooner.
  */
 function bounds(run: NodesRun, cores: number): string[] {
-  const full = (w: number) => run.backups.find((b) => b.kind === 'full' && b.workers === w);
   const fulls = run.backups.filter((b) => b.kind === 'full' && ok(b));
   if (fulls.length < 2) return ['Too few full backups succeeded to say what bounds them.', ''];
   const others = (b: NodesBackup) => Math.max(0, b.machineBusyCores - busy(b));
+  const used = (b: NodesBackup) => Math.max(busy(b), b.machineBusyCores);
+  const saturated = (b: NodesBackup) => used(b) >= 0.85 * cores;
   const floor = (b: NodesBackup) => totalCpu(b) / cores;
   const share = (b: NodesBackup, role: string) => (b.cpuByRole[role] ?? 0) / totalCpu(b);
   const workers = (b: NodesBackup) => `${b.workers} worker${b.workers > 1 ? 's' : ''}`;
+  const range = (xs: number[], f: (x: number) => string) => (Math.min(...xs) === Math.max(...xs) ? f(xs[0]!) : `${f(Math.min(...xs))}–${f(Math.max(...xs))}`);
   const describe = (b: NodesBackup) =>
     `${workers(b)}: ${fmt(totalCpu(b), 1)} CPU-seconds in ${fmt(b.seconds.median)} s (floor ${fmt(floor(b), 1)} s), this section's processes ${fmt(busy(b))} cores busy, ` +
-    `the whole machine ${fmt(b.machineBusyCores)} (other processes and the kernel ${fmt(others(b))})`;
+    `the whole machine ${fmt(b.machineBusyCores)}${others(b) >= 0.1 ? ` (other processes ${fmt(others(b))})` : ''}`;
   const lines: string[] = [
-    `Every process of this section — ${run.nodes.length} nodes, the API, Redis, the workers and the bench process with its proxies — shares the machine's ${cores} cores; the "floor" of a backup is its CPU-seconds ÷ ${cores}, the time it would take if it had every core to itself and never waited. Per full backup: ${fulls.map(describe).join('; ')}.`,
+    `Every process of this section — ${run.nodes.length} nodes, the API, Redis, the workers and the bench process with its proxies — shares the machine's ${cores} cores; the "floor" of a backup is its CPU-seconds ÷ ${cores}, the time it would take with every core to itself and no waiting. Per full backup: ${fulls.map(describe).join('; ')}.`,
     '',
   ];
-  const cpu = fulls.map(totalCpu);
-  const [lo, hi] = [Math.min(...cpu), Math.max(...cpu)];
-  const allSaturated = fulls.every((b) => b.machineBusyCores >= 0.9 * cores);
-  const workerShares = fulls.map((b) => share(b, 'worker'));
-  const nodeShares = fulls.map((b) => share(b, 'node'));
-  const range = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? pct(xs[0]!) : `${pct(Math.min(...xs))}–${pct(Math.max(...xs))}`);
+  const roles =
+    `${range(fulls.map((b) => share(b, 'worker')), pct)} of the CPU-seconds in the workers (reading the streams, hashing, zstd, writing), ` +
+    `${range(fulls.map((b) => share(b, 'node')), pct)} in the nodes (copying each shard, sending it), ` +
+    `${range(fulls.map((b) => share(b, 'bench')), pct)} in the bench's counting proxies (a cost of measuring, absent in a deployment)`;
+  const fastest = fulls.reduce((a, b) => (b.seconds.median < a.seconds.median ? b : a));
+  const leanest = fulls.reduce((a, b) => (totalCpu(b) < totalCpu(a) ? b : a));
   lines.push(
-    (allSaturated
-      ? `In every full backup the machine's cores were saturated (${fmt(Math.min(...fulls.map((b) => b.machineBusyCores)))}–${fmt(Math.max(...fulls.map((b) => b.machineBusyCores)))} of ${cores} busy). `
-      : `The machine's cores were not saturated in every full backup (${fulls.map((b) => `${workers(b)} ${fmt(b.machineBusyCores)}`).join(', ')} of ${cores} busy): part of the time was spent waiting (a node copies a shard before its stream starts; jobs pass through Redis). `) +
-      `The CPU-seconds a full backup needs ${(hi - lo) / lo <= 0.15 ? `hardly change with the number of workers (${fmt(lo, 1)}–${fmt(hi, 1)} s)` : `vary with the number of workers (${fmt(lo, 1)}–${fmt(hi, 1)} s)`}: ` +
-      `${range(workerShares)} of them in the workers (reading the streams, hashing, zstd, writing), ${range(nodeShares)} in the nodes (copying each shard, sending it), ` +
-      `${range(fulls.map((b) => share(b, 'bench')))} in the bench's counting proxies (a cost of measuring, absent in a deployment). ` +
-      (allSaturated ? 'The bound is CPU, the workers\' work above all — not the network or the disk.' : 'CPU is the larger part of the bound, the workers\' work above all.'),
+    fulls.every(saturated)
+      ? `In every full backup the cores were saturated or nearly (${range(fulls.map(used), (x) => fmt(x))} of ${cores} busy) and each took ${range(fulls.map((b) => b.seconds.median / floor(b)), (x) => `${fmt(x)}×`)} its floor: the bound is CPU — the workers' work above all, ${roles} — not the network or the disk.` +
+          (fastest === leanest && fulls.length > 1 ? ` Time follows CPU-seconds: the run that needed the fewest (${workers(leanest)}, ${fmt(totalCpu(leanest), 1)} s) finished first.` : '')
+      : `The cores were not saturated in every full backup (${fulls.map((b) => `${workers(b)} ${fmt(used(b))}`).join(', ')} of ${cores} busy): besides CPU (${roles}), part of the time was spent waiting — a node copies a shard before its stream starts, and jobs pass through Redis.`,
     '',
   );
-  const [one, two, four] = [full(1), full(2), full(4)];
-  if (ok(one) && ok(two)) {
-    lines.push(
-      `2 workers against 1: ${fmt(two.seconds.median)} s against ${fmt(one.seconds.median)} s (${fmt(one.seconds.median / two.seconds.median)}× as fast); this section's processes got ${fmt(busy(one))} cores with 1 worker and ${fmt(busy(two))} with 2.`,
-      '',
-    );
-  }
-  if (ok(two) && ok(four)) {
-    const ratio = two.seconds.median / four.seconds.median;
-    const nearFloor = four.seconds.median / floor(four);
-    lines.push(
-      four.seconds.median >= 0.95 * two.seconds.median
-        ? `4 workers cannot beat 2 here: ${fmt(four.seconds.median)} s against ${fmt(two.seconds.median)} s (${fmt(ratio)}× the speed), for ${fmt(totalCpu(four) / totalCpu(two))}× the CPU-seconds — the same work cut among more processes competing for the same ${cores} cores.`
-        : `4 workers finished sooner than 2 in this run (${fmt(four.seconds.median)} s against ${fmt(two.seconds.median)} s, ${fmt(ratio)}× as fast), but not by doing the work faster: they needed ${fmt(totalCpu(four) / totalCpu(two))}× the CPU-seconds of 2 workers, and what changed is the share of the machine this section got — ${fmt(busy(two))} cores with 2 workers (other processes ${fmt(others(two))}), ${fmt(busy(four))} with 4 (other processes ${fmt(others(four))}): the kernel shares contended cores among runnable threads, and 4 workers are more of them against the other tenants of this machine. ` +
-          `With 4 workers the backup took ${fmt(nearFloor)}× its ${fmt(floor(four), 1)} s floor, so no worker count can do much better on ${cores} cores; on a machine without other tenants 2 and 4 workers face the same floor, and the gap between them here measures the contention, not the workers.`,
-      '',
-    );
+  for (const [a, b] of fulls.slice(1).map((b, i) => [fulls[i]!, b] as const)) {
+    const speed = a.seconds.median / b.seconds.median;
+    const cpuRatio = totalCpu(b) / totalCpu(a);
+    const head = `${workers(b)} against ${a.workers}: ${fmt(b.seconds.median)} s against ${fmt(a.seconds.median)} s (${fmt(speed)}× as fast), for ${fmt(cpuRatio)}× the CPU-seconds`;
+    if (speed < 1.05) {
+      lines.push(
+        `${head}. ${b.workers} workers cannot beat ${a.workers} here: ${saturated(a) ? `with ${workers(a)} the cores were already busy (${fmt(used(a))} of ${cores}), so more workers add no core, only more processes competing for the same ${cores}` : 'the extra workers found no idle core to use'}.`,
+        '',
+      );
+    } else if (others(a) - others(b) >= 0.1 && busy(b) > busy(a)) {
+      lines.push(
+        `${head}: not by doing the work faster, but by getting more of a machine other processes were using too — this section's processes had ${fmt(busy(a))} cores with ${workers(a)} (other processes ${fmt(others(a))}) and ${fmt(busy(b))} with ${b.workers} (other processes ${fmt(others(b))}): the kernel shares contended cores among runnable threads, and more workers are more of them. ` +
+          `With ${workers(b)} the backup took ${fmt(b.seconds.median / floor(b))}× its ${fmt(floor(b), 1)} s floor; on a machine without other tenants both face the same floor, and the gap here measures the contention, not the workers.`,
+        '',
+      );
+    } else {
+      lines.push(
+        `${head}${saturated(a) ? '' : `: with ${workers(a)} the cores were ${fmt(cores - used(a))} of ${cores} idle, and the extra workers used them`}.`,
+        '',
+      );
+    }
   }
   return lines;
 }
