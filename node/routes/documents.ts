@@ -5,19 +5,19 @@
  * rewrites and lists what its own shards hold. Bodies and answers are MessagePack (dates and
  * binary values survive, as they do in the store), a shard's documents a stream of them.
  *
- * Every request names the index's uid: a node whose copy of the metadata holds another
- * index of that name (dropped and recreated since) answers NotFoundError rather than write
- * into the wrong one, and a shard placed on another node is refused (ValidationError).
+ * Every request names the index's uid; node/checks.ts refuses another index of that name and
+ * a shard placed on another node.
  */
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { applyChange, type DocumentChange } from '../../shared/cluster/data.ts';
 import { msgpackChunks, packValue, unpackValue } from '../../shared/dump/msgpack-stream.ts';
 import { toWebStream } from '../../shared/dump/byte-streams.ts';
-import { NotFoundError, ValidationError } from '../../shared/errors.ts';
+import { ValidationError } from '../../shared/errors.ts';
 import { shardFor } from '../../shared/store/hash.ts';
 import type { DocId, Document, IndexSchema } from '../../shared/store/schema.ts';
 import type { IndexRecord } from '../../shared/store/store.ts';
+import { assertPlacedHere, checked, indexHere, shardsHere } from '../checks.ts';
 import type { NodeDeps } from '../deps.ts';
 
 const MSGPACK = 'application/x-msgpack';
@@ -44,12 +44,7 @@ async function body<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   } catch (err) {
     throw new ValidationError(`the body is not MessagePack: ${(err as Error).message}`);
   }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ValidationError(`${issue.path.join('.') || 'body'}: ${issue.message}`);
-  }
-  return parsed.data;
+  return checked(schema, value, `${c.req.method} ${c.req.path}`);
 }
 
 const answer = (value: unknown) => new Response(new Uint8Array(packValue(value)), { headers: { 'content-type': MSGPACK } });
@@ -57,18 +52,8 @@ const answer = (value: unknown) => new Response(new Uint8Array(packValue(value))
 export function documentRoutes({ store, node }: NodeDeps): Hono {
   const app = new Hono();
 
-  /** The index as this node's metadata holds it, if it is the one the caller means. */
-  const indexOf = (name: string, uid: string): IndexRecord => {
-    const rec = store.getIndex(name);
-    if (!rec || rec.uid !== uid) throw new NotFoundError(`index ${JSON.stringify(name)} (uid ${uid}) is not in node ${node}'s metadata`);
-    return rec;
-  };
-  const ownShard = (rec: IndexRecord, shard: number): void => {
-    const holder = rec.placement[shard];
-    if (holder !== node) {
-      throw new ValidationError(`shard ${shard} of index ${rec.name} is ${holder === undefined ? 'not a shard of it' : `placed on node ${holder}`}, not on ${node}`);
-    }
-  };
+  const indexOf = (name: string, uid: string): IndexRecord => indexHere(store, node, name, uid);
+  const ownShard = (rec: IndexRecord, shard: number): void => assertPlacedHere(node, rec.placement[shard], `shard ${rec.name}/${shard}`);
   const ownDocument = (rec: IndexRecord, id: DocId): void => ownShard(rec, shardFor(id, rec.shards));
 
   // Documents the API coerced, each written into its shard as it is; answers which were new.
@@ -113,11 +98,7 @@ export function documentRoutes({ store, node }: NodeDeps): Hono {
   // Documents in each shard of the index this node holds.
   app.get('/indexes/:index/counts', (c) => {
     const rec = indexOf(c.req.param('index'), c.req.query('uid') ?? '');
-    const counts: Record<number, number> = {};
-    rec.placement.forEach((holder, shard) => {
-      if (holder === node) counts[shard] = store.shardCount(rec, shard);
-    });
-    return c.json({ counts });
+    return c.json({ counts: Object.fromEntries(shardsHere(node, rec).map((shard) => [shard, store.shardCount(rec, shard)])) });
   });
 
   // Every document of one shard, streamed from one read transaction.

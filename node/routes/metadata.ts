@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { readJson } from '../../api/body.ts';
 import { ConflictError, ValidationError } from '../../shared/errors.ts';
 import type { ClusterState } from '../../shared/store/store.ts';
+import { checked } from '../checks.ts';
 import type { NodeDeps } from '../deps.ts';
 
 /** How long a prepared change holds a node before another coordinator may take over. */
@@ -41,15 +42,6 @@ interface Pending {
   expiresAt: number;
 }
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ValidationError(`${what}: ${issue.path.join('.') || 'body'}: ${issue.message}`);
-  }
-  return parsed.data;
-}
-
 export function metadataRoutes(deps: NodeDeps): Hono {
   const { store, config } = deps;
   const app = new Hono();
@@ -74,7 +66,7 @@ export function metadataRoutes(deps: NodeDeps): Hono {
   });
 
   app.post('/metadata/prepare', async (c) => {
-    const body = parse(prepareBody, await readJson(c, config.maxBodyBytes), 'metadata prepare');
+    const body = checked(prepareBody, await readJson(c, config.maxBodyBytes), 'metadata prepare');
     if (body.state.version !== body.from + 1) throw new ValidationError(`a change from version ${body.from} must make version ${body.from + 1}`);
     const current = await serial(async () => {
       const version = store.clusterState().version;
@@ -90,7 +82,7 @@ export function metadataRoutes(deps: NodeDeps): Hono {
   // Installs the state whether or not this node prepared it: a committed version is decided
   // (every node had prepared it), so it also repairs a node that missed the commit.
   app.post('/metadata/commit', async (c) => {
-    const body = parse(commitBody, await readJson(c, config.maxBodyBytes), 'metadata commit');
+    const body = checked(commitBody, await readJson(c, config.maxBodyBytes), 'metadata commit');
     const version = await serial(async () => {
       await store.installClusterState(body.state as ClusterState);
       const held = store.getClusterValue(PENDING_KEY) as Pending | undefined;
@@ -101,7 +93,7 @@ export function metadataRoutes(deps: NodeDeps): Hono {
   });
 
   app.post('/metadata/abort', async (c) => {
-    const body = parse(abortBody, await readJson(c, config.maxBodyBytes), 'metadata abort');
+    const body = checked(abortBody, await readJson(c, config.maxBodyBytes), 'metadata abort');
     await serial(async () => {
       const held = store.getClusterValue(PENDING_KEY) as Pending | undefined;
       if (held?.txn === body.txn) await store.putClusterValue(PENDING_KEY, undefined);

@@ -12,19 +12,20 @@
  * - `POST /restores/:backend/:id/prepare|publish|abort` with `{node, shards:[{index, shard}]}`
  *   — the steps of a restore's commit, each repeatable (worker/commit-restore.ts).
  *
- * A node serves only its own shards: a snapshot of a shard placed elsewhere, or a restore
- * step meant for another node (`node`), is refused naming both nodes — a worker whose
- * CLUSTER_NODES points a name at the wrong host must not write into it.
+ * A node serves only its own shards (node/checks.ts): a snapshot of a shard placed elsewhere,
+ * or a restore step meant for another node (`node`), is refused naming both nodes.
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Hono, type Context } from 'hono';
+import { z } from 'zod';
 import { readJson } from '../../api/body.ts';
 import { assertBackupId } from '../../shared/backups/validate.ts';
 import { LocalShardHost, SNAPSHOT_DOCS_HEADER, SNAPSHOT_SIZE_HEADER, type RestoreShard, type StagedKind } from '../../shared/cluster/shard-host.ts';
 import { BadRequestError, NotFoundError, ValidationError } from '../../shared/errors.ts';
 import { operationRefSchema, type OperationRef } from '../../shared/jobs/operation.ts';
 import { assertIndexName } from '../../shared/store/store.ts';
+import { assertPlacedHere, checked, indexHere } from '../checks.ts';
 import type { NodeDeps } from '../deps.ts';
 
 const STAGED_KINDS: readonly StagedKind[] = ['file', 'dump'];
@@ -34,18 +35,14 @@ export function shardRoutes(deps: NodeDeps): Hono {
   const host = new LocalShardHost(store);
   const app = new Hono();
 
-  /** The node a request says the shard is for must be this one. */
-  const assertHere = (placed: string | undefined, what: string) => {
-    if (placed !== node) throw new ValidationError(`${what} is placed on node ${placed ?? '(none)'}, not on node ${node} (this node)`);
-  };
+  const assertHere = (placed: string | undefined, what: string) => assertPlacedHere(node, placed, what);
 
   app.get('/indexes/:index/shards/:shard/snapshot', async (c) => {
     const index = indexOf(c.req.param('index'));
     const shard = shardOf(c.req.param('shard'));
     const uid = c.req.query('uid');
     if (!uid) throw new BadRequestError('query parameter uid is required: the uid of the index being backed up');
-    const rec = store.getIndex(index);
-    if (!rec || rec.uid !== uid) throw new NotFoundError(`index ${index} (uid ${uid}) is not in node ${node}'s metadata: it was deleted or recreated`);
+    const rec = indexHere(store, node, index, uid);
     if (shard >= rec.shards) throw new NotFoundError(`index ${index} has ${rec.shards} shards, not shard ${shard}`);
     assertHere(rec.placement[shard], `shard ${index}/${shard}`);
     const copy = await host.snapshot(rec, shard);
@@ -117,16 +114,13 @@ function restoreOf(c: Context): OperationRef {
   return parsed.data;
 }
 
+const stepSchema = z.object({
+  node: z.string().optional(),
+  shards: z.array(z.object({ index: z.string(), shard: z.union([z.number(), z.string()]) })),
+});
+
 /** `{node, shards:[{index, shard}]}`, every entry checked like a path's. */
 function stepBody(body: unknown, step: string): { node: string | undefined; shards: RestoreShard[] } {
-  const b = body as { node?: unknown; shards?: unknown } | null;
-  if (typeof b !== 'object' || b === null || !Array.isArray(b.shards)) throw new ValidationError(`the ${step} body must be {"node": <name>, "shards": [{"index", "shard"}, …]}`);
-  const shards = b.shards.map((s: unknown, i) => {
-    const entry = s as { index?: unknown; shard?: unknown } | null;
-    if (typeof entry?.index !== 'string' || (typeof entry.shard !== 'number' && typeof entry.shard !== 'string')) {
-      throw new ValidationError(`shards[${i}] must be {"index": <name>, "shard": <number>}`);
-    }
-    return { index: indexOf(entry.index), shard: shardOf(entry.shard) };
-  });
-  return { node: typeof b.node === 'string' ? b.node : undefined, shards };
+  const b = checked(stepSchema, body, `the ${step} body`);
+  return { node: b.node, shards: b.shards.map((s) => ({ index: indexOf(s.index), shard: shardOf(s.shard) })) };
 }

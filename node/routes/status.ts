@@ -3,6 +3,7 @@
  * data directory answers, and the documents of every shard its metadata places on it.
  */
 import { Hono } from 'hono';
+import { shardsHere } from '../checks.ts';
 import type { NodeDeps } from '../deps.ts';
 
 export function statusRoutes(deps: NodeDeps): Hono {
@@ -10,9 +11,9 @@ export function statusRoutes(deps: NodeDeps): Hono {
   const app = new Hono();
   app.get('/status', async (c) => {
     const healthy = await store.healthy();
-    const shards = store.listIndexes().flatMap((rec) =>
-      rec.placement.flatMap((holder, shard) => (holder === node ? [{ index: rec.name, shard, docs: healthy ? store.shardCount(rec, shard) : 0 }] : [])),
-    );
+    const shards = store
+      .listIndexes()
+      .flatMap((rec) => shardsHere(node, rec).map((shard) => ({ index: rec.name, shard, docs: healthy ? store.shardCount(rec, shard) : 0 })));
     return c.json({ status: healthy ? 'HEALTHY' : 'UNHEALTHY', shards });
   });
   return app;

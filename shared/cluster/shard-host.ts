@@ -111,15 +111,15 @@ export class LocalShardHost implements ShardHost {
   }
 }
 
+/** How long a node may take to copy a shard before it answers a snapshot request. */
+const SNAPSHOT_ANSWER_TIMEOUT_MS = 15 * 60_000;
+
 /**
  * The shards of nodes on their own hosts (node/routes/shards.ts): a snapshot is streamed from
  * the node that holds the shard, a restored shard is streamed into its target node's staging,
  * and the commit's steps are asked of each node. The worker keeps the CPU work (hashing,
  * compression, checking chunks) and needs no data directory.
  */
-/** How long a node may take to copy a shard before it answers a snapshot request. */
-const SNAPSHOT_ANSWER_TIMEOUT_MS = 15 * 60_000;
-
 export class RemoteShardHost implements ShardHost {
   constructor(private readonly client: NodeClient) {}
 
