@@ -301,9 +301,12 @@ export class Store {
   // ---- indexes -------------------------------------------------------------------------
 
   listIndexes(): IndexRecord[] {
-    return [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })]
-      .map((e) => e.value as IndexRecord)
-      .filter((r) => r.name !== SCHEMAS_INDEX);
+    return this.allRecords().filter((r) => r.name !== SCHEMAS_INDEX);
+  }
+
+  /** Every index record, `.schemas` included. */
+  private allRecords(): IndexRecord[] {
+    return [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })].map((e) => e.value as IndexRecord);
   }
 
   getIndex(name: string): IndexRecord | undefined {
@@ -371,15 +374,7 @@ export class Store {
           this.cluster.remove(key);
         }
       });
-      // Another process (a worker snapshotting it) may still create a file there: retry ENOTEMPTY.
-      await Promise.all(
-        rec.placement.map((node, shard) =>
-          fs.promises.rm(this.shardDir(node, name, shard), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }),
-        ),
-      );
-      await Promise.all(
-        [...new Set(rec.placement)].map((node) => fs.promises.rmdir(path.join(this.dataDir, node, name)).catch(() => undefined)),
-      );
+      await this.removeShardFiles(rec);
     })();
     this.deleting.set(name, deletion);
     try {
@@ -387,6 +382,15 @@ export class Store {
     } finally {
       this.deleting.delete(name);
     }
+  }
+
+  /** Remove the shard directories of an index no longer in the metadata, and its emptied index directories. */
+  private async removeShardFiles(rec: IndexRecord): Promise<void> {
+    // Another process (a worker snapshotting it) may still create a file there: retry ENOTEMPTY.
+    await Promise.all(
+      rec.placement.map((node, shard) => fs.promises.rm(this.shardDir(node, rec.name, shard), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })),
+    );
+    await Promise.all([...new Set(rec.placement)].map((node) => fs.promises.rmdir(path.join(this.dataDir, node, rec.name)).catch(() => undefined)));
   }
 
   /** Resolves once no deletion of `name` is running in this process. */
@@ -698,46 +702,44 @@ export class Store {
    * is at (0 before the first change): what a node holds of the cluster's metadata.
    */
   clusterState(): ClusterState {
-    const indexes = [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })].map((e) => e.value as IndexRecord);
+    const indexes = this.allRecords();
     const metadata: Record<string, Record<string, unknown>> = {};
     for (const { key, value } of this.cluster.getRange({ start: 'meta/', end: 'meta/\uffff' })) {
       const [, index, ...rest] = String(key).split('/');
       (metadata[index!] ??= {})[rest.join('/')] = value;
     }
-    return { version: (this.cluster.get(VERSION_KEY) as number | undefined) ?? 0, indexes, metadata };
+    return { version: this.clusterVersion(), indexes, metadata };
   }
 
   /**
    * Replace this copy of the cluster's metadata by a newer version, in one transaction, then
    * remove the shards this process holds of indexes the new state dropped or recreated. An
-   * older or equal version changes nothing (a repeated commit). Answers whether it applied.
+   * older or equal version changes nothing (a repeated commit).
    */
-  async installClusterState(state: ClusterState): Promise<boolean> {
+  async installClusterState(state: ClusterState): Promise<void> {
     let dropped: IndexRecord[] = [];
-    let applied = false;
     await this.cluster.transaction(() => {
-      const current = (this.cluster.get(VERSION_KEY) as number | undefined) ?? 0;
-      if (state.version <= current) return;
+      if (state.version <= this.clusterVersion()) return;
       const kept = new Map(state.indexes.map((r) => [r.name, r.uid]));
-      dropped = [...this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })]
-        .map((e) => e.value as IndexRecord)
-        .filter((r) => kept.get(r.name) !== r.uid);
-      for (const { key } of this.cluster.getRange({ start: 'index/', end: 'index/\uffff' })) this.cluster.remove(key);
+      const current = this.allRecords();
+      dropped = current.filter((r) => kept.get(r.name) !== r.uid);
+      for (const r of current) this.cluster.remove(indexKey(r.name));
       for (const { key } of this.cluster.getRange({ start: 'meta/', end: 'meta/\uffff' })) this.cluster.remove(key);
       for (const r of state.indexes) this.cluster.put(indexKey(r.name), r);
       for (const [index, entries] of Object.entries(state.metadata)) {
         for (const [key, value] of Object.entries(entries)) this.cluster.put(metaKey(index, key), value);
       }
       this.cluster.put(VERSION_KEY, state.version);
-      applied = true;
     });
     for (const rec of dropped) {
       this.closeIndexHandles(rec.name);
-      await Promise.all(
-        rec.placement.map((node, shard) => fs.promises.rm(this.shardDir(node, rec.name, shard), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })),
-      );
+      await this.removeShardFiles(rec);
     }
-    return applied;
+  }
+
+  /** The version of this copy of the cluster's metadata (0 before its first change). */
+  private clusterVersion(): number {
+    return (this.cluster.get(VERSION_KEY) as number | undefined) ?? 0;
   }
 
   /** A value kept beside the cluster metadata (a node's prepared change). */

@@ -3,6 +3,8 @@
  * data directory, and an API whose documents live only on them. Every document is on the node
  * owning its shard and nowhere else; schema growth is a metadata change every node holds.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi, type Api } from '../../api/app.ts';
@@ -124,6 +126,8 @@ describe('the API over nodes on their own hosts', () => {
     expect((await call('DELETE', `/v1/objects/Article/${uuid(5)}`)).status).toBe(404);
     expect((await call('DELETE', '/v1/schema/Article')).status).toBe(200);
     for (const n of cluster.nodes) expect(n.store.getIndex('Article')).toBeUndefined();
+    // Each node removed its shards of the class, and the class's directory with them.
+    for (const n of cluster.nodes) expect(fs.existsSync(path.join(n.dataDir, n.name, 'Article')), n.name).toBe(false);
     expect((await call('GET', '/v1/schema')).status).toBe(200);
     expect((await (await call('GET', '/v1/schema')).json()).classes).toEqual([]);
   });
