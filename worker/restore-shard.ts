@@ -7,7 +7,8 @@
  *
  * - Format 2 (a repository snapshot): the shard's environment file is rebuilt from its chunks,
  *   each checked against its SHA-256 and the whole file against the snapshot's, written to
- *   staging and opened to check it holds the documents the manifest says.
+ *   staging (in place by the repository's threads when the staging is on this host) and opened
+ *   to check it holds the documents the manifest says.
  * - Format 1 (one dump object, written by versions before the repository): the object streams
  *   through a meter (sha256 of the stored bytes) and decompression to the node, whose docs dump
  *   decoder (which checks the dump's own trailer) writes a fresh environment in batches.
@@ -63,19 +64,29 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
   };
 }
 
-/** Format 2: the environment file, rebuilt chunk by chunk from the repository. */
+/**
+ * Format 2: the environment file, rebuilt chunk by chunk from the repository — in place by the
+ * repository's threads when the target node's staging is on this host, else streamed to it.
+ */
 async function fromSnapshot(deps: JobDeps, backend: Backend, p: Payload, ref: StagedShardRef, progress: ShardProgress, signal: AbortSignal): Promise<{ docs: number; bytes: number }> {
   const where = `${describeShard({ node: p.sourceNode, index: p.index, shard: p.shard })} in backup ${p.op.id}`;
-  const { stream } = await repositoryOf(backend)
-    .open(p.key, where, { sha256: p.sha256, signal })
-    .catch((err: unknown) => {
-      // The manifest lists this snapshot: its absence is damage to the backup, not a bad request.
-      if (err instanceof NotFoundError) throw new IntegrityError(`${backend.locate(p.key)} is missing: the backup manifest lists it with sha256 ${p.sha256}`);
-      throw err;
-    });
-  const counted = countingProgress(progress, p.docs, p.file!.size);
-  const docs = await deps.shards.stage(ref, 'file', chain(stream, throttleStream(deps.config.workerMaxBytesPerSecond), counted), signal);
-  return { docs, bytes: counted.bytes() };
+  const repo = repositoryOf(backend);
+  // The manifest lists this snapshot: its absence is damage to the backup, not a bad request.
+  const missing = (err: unknown): never => {
+    if (err instanceof NotFoundError) throw new IntegrityError(`${backend.locate(p.key)} is missing: the backup manifest lists it with sha256 ${p.sha256}`);
+    throw err;
+  };
+  let bytes = 0;
+  const report = byteProgress(progress, p.docs, p.file!.size);
+  const rebuilt = (n: number) => report((bytes = n));
+  if (deps.shards.stageFile) {
+    const options = { sha256: p.sha256, signal, bytesPerSecond: deps.config.workerMaxBytesPerSecond, onProgress: rebuilt };
+    const docs = await deps.shards.stageFile(ref, (file) => repo.rebuild(p.key, where, { ...options, file }).then(() => undefined, missing));
+    return { docs, bytes };
+  }
+  const { stream } = await repo.open(p.key, where, { sha256: p.sha256, signal }).catch(missing);
+  const docs = await deps.shards.stage(ref, 'file', chain(stream, throttleStream(deps.config.workerMaxBytesPerSecond), countingProgress(rebuilt)), signal);
+  return { docs, bytes };
 }
 
 /** Format 1: one compressed dump object, decoded into documents. */
@@ -88,7 +99,7 @@ async function fromDump(deps: JobDeps, backend: Backend, p: Payload, ref: Staged
       if (err instanceof NotFoundError) throw new IntegrityError(`${where} is missing: the backup manifest lists it with sha256 ${p.sha256}`);
       throw err;
     });
-    const through = [throttleStream(deps.config.workerMaxBytesPerSecond), meter, countingProgress(progress, p.docs, p.bytes), decompressStream()];
+    const through = [throttleStream(deps.config.workerMaxBytesPerSecond), meter, countingProgress(byteProgress(progress, p.docs, p.bytes)), decompressStream()];
     docs = await deps.shards.stage(ref, 'dump', chain(source, ...through), signal);
   } catch (err) {
     if (signal.aborted || err instanceof UnrecoverableError || err instanceof IntegrityError) throw err;
@@ -103,19 +114,22 @@ async function fromDump(deps: JobDeps, backend: Backend, p: Payload, ref: Staged
 }
 
 /**
- * Bytes passing, reported as progress: the documents estimated from the share of `total`
- * bytes read (the node counts the documents only at the end).
+ * Progress by bytes: the documents estimated from the share of `total` bytes done (the node
+ * counts the documents only at the end).
  */
-function countingProgress(progress: ShardProgress, docs: number, total: number): Transform & { bytes: () => number } {
+function byteProgress(progress: ShardProgress, docs: number, total: number): (bytes: number) => void {
+  return (bytes) => progress.update(Math.floor((docs * Math.min(bytes, total)) / Math.max(1, total)), bytes);
+}
+
+/** Bytes passing, counted as they pass. */
+function countingProgress(onBytes: (bytes: number) => void): Transform {
   let bytes = 0;
-  const counter = new Transform({
+  return new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      progress.update(Math.floor((docs * Math.min(bytes, total)) / Math.max(1, total)), bytes);
+      onBytes((bytes += chunk.length));
       done(null, chunk);
     },
   });
-  return Object.assign(counter, { bytes: () => bytes });
 }
 
 /** `source` through `through`, as one stream to hand on; an error anywhere destroys the stream handed on with it. */

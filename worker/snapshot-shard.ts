@@ -4,21 +4,20 @@
  *
  * The copy is taken under one read transaction when the job starts, by the node that holds the
  * shard (ShardHost, shared/cluster/shard-host.ts: this host's DATA_DIR, or the node over HTTP):
- * writes that go on meanwhile are not in it, and no document is decoded or re-encoded. The copy
- * streams through the byte-rate limit into the repository, which stores only the chunks it does
- * not have yet (every backup is incremental against everything stored before it in that
- * location) and writes the shard's snapshot object at `<id>/<node>/<index>/<shard>`. The
+ * writes that go on meanwhile are not in it, and no document is decoded or re-encoded. The
+ * repository reads the copy under the byte-rate limit (in place when it is a file on this host,
+ * else as the node's stream), stores only the chunks it does not have yet (every backup is
+ * incremental against everything stored before it in that location) and writes the shard's
+ * snapshot object at `<id>/<node>/<index>/<shard>`. The
  * AbortSignal (cancel, shutdown deadline) reaches the repository's writes, which leave nothing a
  * snapshot names half-written; the copy is removed whatever happens. A worker runs two transfers
  * per core at once (TransferSlots, worker/deps.ts); the other jobs it took wait for a slot.
  */
-import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import { UnrecoverableError } from 'bullmq';
 import { CancelledError } from '../shared/errors.ts';
-import { throttleStream } from '../shared/formats/throttle.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
-import { repositoryOf, STREAM_BUFFER } from '../shared/repository/repository.ts';
+import { repositoryOf } from '../shared/repository/repository.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
 export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
@@ -42,20 +41,20 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
       if (signal.aborted) throw new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled before it started`);
       const copy = await deps.shards.snapshot(rec, p.shard, signal);
       try {
-        const body = new PassThrough({ highWaterMark: STREAM_BUFFER });
-        const reading = pipeline(copy.stream(), throttleStream(deps.config.workerMaxBytesPerSecond), body, { signal });
-        reading.catch(() => undefined);
+        // A copy on this host is read in place by the repository's threads; one from a node on
+        // another host arrives as a stream.
+        const source = copy.file !== undefined ? { file: copy.file, size: copy.size } : addAbortSignal(signal, copy.stream());
         const written = await repo
-          .write(body, p.key, {
+          .write(source, p.key, {
             level: p.compression,
             signal,
+            bytesPerSecond: deps.config.workerMaxBytesPerSecond,
             onProgress: (read, stored) => progress.update(Math.floor((copy.docs * read) / Math.max(1, copy.size)), stored),
           })
           .catch((err: unknown) => {
-            body.destroy();
+            if (source instanceof Readable) source.destroy();
             throw signal.aborted ? new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled`, { cause: err }) : err;
           });
-        await reading;
         const result = {
           node: p.node,
           index: p.index,

@@ -13,6 +13,7 @@ import type { OperationRef } from '../jobs/operation.ts';
 import {
   checkStagedShard,
   clearStagedShard,
+  fillShardFile,
   publishStagedShard,
   removeShardDir,
   removeStaging,
@@ -44,6 +45,12 @@ export interface ShardHost {
   snapshot(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<ShardSnapshot>;
   /** Write one restored shard into its node's staging (a retry starts over); answers its documents. */
   stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number>;
+  /**
+   * Only where the node's staging is on this host: have one restored shard's environment file
+   * written in place (`fill` writes the file at the path it is given, from any thread of this
+   * process), then opened; answers its documents. A retry starts over.
+   */
+  stageFile?(ref: StagedShardRef, fill: (file: string) => Promise<void>): Promise<number>;
   /** Remove one staged shard (a failed or cancelled job's). */
   unstage(ref: StagedShardRef): Promise<void>;
   /** Commit, phase 1: every listed shard is staged on `node` and opens. Throws naming what is missing. */
@@ -72,16 +79,29 @@ export class LocalShardHost implements ShardHost {
     return takeSnapshot(this.store, rec, shard);
   }
 
-  async stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number> {
+  stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number> {
+    return this.staged(
+      ref,
+      (dir) =>
+        kind === 'file'
+          ? stageShardFile(dir, source, signal)
+          : stageDocuments(dir, source, [createDumpDecoder({ expectKind: 'docs' })], signal),
+      () => source.destroy(),
+    );
+  }
+
+  stageFile(ref: StagedShardRef, fill: (file: string) => Promise<void>): Promise<number> {
+    return this.staged(ref, (dir) => fillShardFile(dir, fill));
+  }
+
+  /** Stage one shard into a cleared directory; half a shard is of no use to anyone, so a failure removes it. */
+  private async staged(ref: StagedShardRef, write: (dir: string) => Promise<number>, onFailure?: () => void): Promise<number> {
     const dir = this.stagedDir(ref.restore, ref.node, ref);
     await clearStagedShard(dir);
     try {
-      return kind === 'file'
-        ? await stageShardFile(dir, source, signal)
-        : await stageDocuments(dir, source, [createDumpDecoder({ expectKind: 'docs' })], signal);
+      return await write(dir);
     } catch (err) {
-      // Half a shard is of no use to anyone: a retry starts over.
-      source.destroy();
+      onFailure?.();
       await removeShardDir(dir);
       throw err;
     }

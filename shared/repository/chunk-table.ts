@@ -27,18 +27,19 @@ export class ChunkTable {
     return this.count;
   }
 
-  get(hash: Buffer): number | undefined {
-    const slot = this.find(hash);
+  /** The value of the hash at `at` in hashes (HASH_BYTES from there), if known. */
+  get(hashes: Buffer, at = 0): number | undefined {
+    const slot = this.find(hashes, at);
     const v = this.values[slot]!;
     return v === EMPTY ? undefined : v - 1;
   }
 
-  /** Remember hash → value unless the hash is there already (the first place found is kept). */
-  add(hash: Buffer, value: number): void {
+  /** Remember the hash at `at` in hashes → value unless the hash is there already (the first place found is kept). */
+  add(hashes: Buffer, value: number, at = 0): void {
     if (value < 0 || value >= 0xffffffff) throw new RangeError(`chunk table value ${value} out of range`);
-    const slot = this.find(hash);
+    const slot = this.find(hashes, at);
     if (this.values[slot] !== EMPTY) return;
-    for (let w = 0; w < WORDS; w++) this.keys[slot * WORDS + w] = hash.readUInt32LE(w * 4);
+    for (let w = 0; w < WORDS; w++) this.keys[slot * WORDS + w] = hashes.readUInt32LE(at + w * 4);
     this.values[slot] = value + 1;
     if (++this.count * 2 > this.values.length) this.grow();
   }
@@ -50,12 +51,12 @@ export class ChunkTable {
   }
 
   /** The slot holding hash, or the empty slot where it would go. */
-  private find(hash: Buffer): number {
+  private find(hashes: Buffer, at: number): number {
     const mask = this.values.length - 1;
-    const k0 = hash.readUInt32LE(0);
-    const k1 = hash.readUInt32LE(4);
-    const k2 = hash.readUInt32LE(8);
-    const k3 = hash.readUInt32LE(12);
+    const k0 = hashes.readUInt32LE(at);
+    const k1 = hashes.readUInt32LE(at + 4);
+    const k2 = hashes.readUInt32LE(at + 8);
+    const k3 = hashes.readUInt32LE(at + 12);
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
       if (this.values[slot] === EMPTY) return slot;
       const at = slot * WORDS;

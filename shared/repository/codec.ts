@@ -1,16 +1,16 @@
 /**
- * Compression of repository blobs: zstd, from Node's zlib where the running Node has it
- * (22.15 and later), else from `@mongodb-js/zstd` (prebuilt binaries, no download at install).
- * Both write and read standard zstd frames, so a repository written under one Node reads
- * under the other. Calls run on libuv's thread pool, so compression uses the cores the
- * JavaScript thread does not.
- *
+ * The encoding of the repository's blobs and objects (docs/formats.md §3), with zstd from the
+ * blob pool's threads (blob-pool.ts: Node's zlib where it has zstd, else `@mongodb-js/zstd`).
  * Weaviate's `CompressionLevel` names map to zstd levels; `NoCompression` stores blobs raw
- * (codec 0 in the index), every other level stores zstd frames (codec 1).
+ * (codec 0 in the index), every other level stores zstd frames (codec 1). Index files and
+ * snapshots are MessagePack, then zstd.
  */
-import zlib from 'node:zlib';
-import { promisify } from 'node:util';
+import { pack, unpack } from 'msgpackr';
+import type { z } from 'zod';
+import { IntegrityError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
+import { compressFileRanges, hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named } from './blob-pool.ts';
+import { CODEC, type Codec } from './format.ts';
 
 export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {
   BestSpeed: 1,
@@ -18,50 +18,51 @@ export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, numb
   BestCompression: 9,
 };
 
-export const CODEC = { raw: 0, zstd: 1 } as const;
-export type Codec = (typeof CODEC)[keyof typeof CODEC];
-
-interface Zstd {
-  compress(data: Buffer, level: number): Promise<Buffer>;
-  decompress(data: Buffer): Promise<Buffer>;
-}
-
-type BuiltIn = typeof zlib & {
-  zstdCompress?: (buf: Buffer, opts: object, cb: (err: Error | null, out: Buffer) => void) => void;
-  zstdDecompress?: (buf: Buffer, cb: (err: Error | null, out: Buffer) => void) => void;
-  constants: typeof zlib.constants & { ZSTD_c_compressionLevel?: number };
-};
-
-let loaded: Promise<Zstd> | undefined;
-
-function zstd(): Promise<Zstd> {
-  loaded ??= (async (): Promise<Zstd> => {
-    const z = zlib as BuiltIn;
-    if (typeof z.zstdCompress === 'function' && typeof z.zstdDecompress === 'function' && z.constants.ZSTD_c_compressionLevel !== undefined) {
-      const compress = promisify(z.zstdCompress);
-      const decompress = promisify(z.zstdDecompress);
-      const param = z.constants.ZSTD_c_compressionLevel;
-      return {
-        compress: (data, level) => compress(data, { params: { [param]: level } }),
-        decompress: (data) => decompress(data),
-      };
-    }
-    // The package's own wrapper (index.js of 1.2.x) drops the level it declares; its native
-    // bindings take it (and default to 3), so they are called directly.
-    const bindings = await import('@mongodb-js/zstd/bindings.js');
-    return { compress: (data, level) => bindings.compress(data, level), decompress: (data) => bindings.decompress(data) };
-  })();
-  return loaded;
-}
-
-/** The codec and bytes of a blob at this level. */
-export async function encodeBlob(raw: Buffer, level: CompressionLevel): Promise<{ codec: Codec; data: Buffer }> {
+/**
+ * The codec and bytes of a blob at this level. With `give`, raw is handed to a thread without a
+ * copy when it owns its ArrayBuffer, and must not be used afterwards.
+ */
+export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = false): Promise<{ codec: Codec; data: Buffer }> {
   if (level === 'NoCompression') return { codec: CODEC.raw, data: raw };
-  return { codec: CODEC.zstd, data: await (await zstd()).compress(raw, ZSTD_LEVEL[level]) };
+  return { codec: CODEC.zstd, data: await zstdCompress(raw, ZSTD_LEVEL[level], give) };
+}
+
+/** The codec and bytes of a blob made of a local file's bytes at the (offset, length) pairs of ranges, read by a thread. */
+export async function encodeFileBlob(path: string, ranges: number[], level: CompressionLevel): Promise<{ codec: Codec; data: Buffer }> {
+  if (level === 'NoCompression') return { codec: CODEC.raw, data: await compressFileRanges(path, ranges, undefined) };
+  return { codec: CODEC.zstd, data: await compressFileRanges(path, ranges, ZSTD_LEVEL[level]) };
 }
 
 export async function decodeBlob(codec: number, data: Buffer): Promise<Buffer> {
   if (codec === CODEC.raw) return data;
-  if (codec === CODEC.zstd) return (await zstd()).decompress(data);
+  if (codec === CODEC.zstd) return zstdDecompress(data);
   throw new Error(`unknown blob codec ${codec}`);
+}
+
+/** A blob's bytes and the SHA-256s of their chunks (one trip to a thread); data is given to it. */
+export async function decodeChunks(codec: number, data: Buffer): Promise<Named> {
+  if (codec === CODEC.raw) return hashChunks(data);
+  if (codec === CODEC.zstd) return zstdDecompressNamed(data);
+  throw new Error(`unknown blob codec ${codec}`);
+}
+
+/** An object's bytes: MessagePack, then zstd. */
+export async function encodeObject(value: unknown): Promise<Buffer> {
+  return (await encodeBlob(pack(value), 'DefaultCompression')).data;
+}
+
+/** The object back, checked against its schema; anything else is damage, named by where. */
+export async function decodeObject<T>(bytes: Buffer, schema: z.ZodType<T>, where: string): Promise<T> {
+  let value: unknown;
+  try {
+    value = unpack(await decodeBlob(CODEC.zstd, bytes));
+  } catch (err) {
+    throw new IntegrityError(`${where} is not a readable repository object: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new IntegrityError(`${where} is damaged: ${issue.path.join('.') || 'object'}: ${issue.message}`);
+  }
+  return parsed.data;
 }

@@ -18,7 +18,8 @@ import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { decodeObject, INDEX_PREFIX, indexFileSchema, indexKey, MAX_METADATA_BYTES, packKey, REPOSITORY_ROOT, snapshotSchema } from './format.ts';
+import { decodeObject } from './codec.ts';
+import { INDEX_PREFIX, indexFileSchema, indexKey, MAX_METADATA_BYTES, packKey, REPOSITORY_ROOT, snapshotSchema } from './format.ts';
 import { acquireLock, removeStaleLocks } from './locks.ts';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);

@@ -1,7 +1,7 @@
 /**
- * The on-disk objects of a repository (docs/formats.md §3), owned here: their keys, their zod
- * schemas and their encoding. Every object is MessagePack, zstd-compressed, and carries a
- * version; the repository never derives them from job payloads.
+ * The on-disk objects of a repository (docs/formats.md §3), owned here: their keys and their zod
+ * schemas (codec.ts encodes them: every object is MessagePack, zstd-compressed). Every object
+ * carries a version; the repository never derives them from job payloads.
  *
  *   .repository/packs/<hh>/<pack id>   blobs, one after another (a blob: up to 256 chunks of 4 KiB,
  *                                      compressed together as one zstd frame, or stored raw)
@@ -11,10 +11,7 @@
  *                                      (index file, blob, first chunk, count) that rebuild it in order
  */
 import { randomBytes } from 'node:crypto';
-import { pack, unpack } from 'msgpackr';
 import { z } from 'zod';
-import { IntegrityError } from '../errors.ts';
-import { CODEC, decodeBlob, encodeBlob } from './codec.ts';
 
 /** Where a repository lives under a backend's root (backup ids never contain `.`). */
 export const REPOSITORY_ROOT = '.repository';
@@ -27,6 +24,9 @@ export const PACK_TARGET_BYTES = 32 * 1024 * 1024;
 /** Largest index file or snapshot read into memory. */
 export const MAX_METADATA_BYTES = 256 * 1024 * 1024;
 export const HASH_BYTES = 32;
+/** How a blob is stored (`codec` in an index file): as it is, or as one zstd frame. */
+export const CODEC = { raw: 0, zstd: 1 } as const;
+export type Codec = (typeof CODEC)[keyof typeof CODEC];
 
 export const newId = (): string => randomBytes(16).toString('hex');
 export const packKey = (id: string): string => `${REPOSITORY_ROOT}/packs/${id.slice(0, 2)}/${id}`;
@@ -91,23 +91,3 @@ export function decodeRuns(bytes: Buffer): Uint32Array {
 
 export const chunksIn = (rawLength: number): number => Math.ceil(rawLength / CHUNK_SIZE);
 
-/** An object's bytes: MessagePack, then zstd. */
-export async function encodeObject(value: unknown): Promise<Buffer> {
-  return (await encodeBlob(pack(value), 'DefaultCompression')).data;
-}
-
-/** The object back, checked against its schema; anything else is damage, named by where. */
-export async function decodeObject<T>(bytes: Buffer, schema: z.ZodType<T>, where: string): Promise<T> {
-  let value: unknown;
-  try {
-    value = unpack(await decodeBlob(CODEC.zstd, bytes));
-  } catch (err) {
-    throw new IntegrityError(`${where} is not a readable repository object: ${(err as Error).message}`);
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new IntegrityError(`${where} is damaged: ${issue.path.join('.') || 'object'}: ${issue.message}`);
-  }
-  return parsed.data;
-}

@@ -5,40 +5,43 @@
  * earlier one stored without listing the packs. One `Repository` per backend location and
  * process keeps the index files it has read (they never change once written).
  *
- * Writing (`write`): chunks are hashed on the JavaScript thread while blobs are compressed on
- * the thread pool and streamed into the current pack; at most PIPELINE blobs are in flight, a
- * pack's blob records are let go once its index file is written, and the table of chunks
- * queued in this run is bounded, so memory does not grow with the file. A pack is written
+ * Writing (`write`): the file is named span by span in the blob pool's threads (blob-pool.ts; a
+ * local file is read by the threads themselves, so its bytes never reach the JavaScript
+ * thread), which only looks the names up and decides which chunks are new; new chunks are
+ * gathered into blobs, compressed in the threads and streamed into the current pack. At most
+ * PIPELINE blobs are in flight, a pack's blob records are let go once its index file is
+ * written, and the table of chunks queued in this run is bounded, so memory does not grow
+ * with the file. A pack is written
  * before the index file that names it, and every index file before the snapshot that uses
  * it: whatever a snapshot names exists once the snapshot does.
  *
  * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
  * ranged read (a few distinct blobs ahead of need, and kept while later runs return to it: an
- * incremental snapshot's runs go back to its few new blobs all across the file), decoded, its
- * chunks named in the hash pool, and every chunk checked against its SHA-256 before its bytes
+ * incremental snapshot's runs go back to its few new blobs all across the file), decoded and
+ * its chunks named in one trip to the blob pool, and every chunk checked against its SHA-256 before its bytes
  * are passed on; the file's size and fingerprint (the SHA-256 of its chunks' SHA-256s, in
  * order) are checked at the end. A missing pack or a corrupt chunk fails with an
  * IntegrityError naming the chunk and the file.
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { PassThrough, Readable } from 'node:stream';
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { decodeBlob, encodeBlob } from './codec.ts';
+import { RateLimit } from '../formats/throttle.ts';
+import { hashChunks, hashFileChunks, unpackBlob, type Named } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
-import { hashChunks, type Named } from './hash-pool.ts';
+import { decodeChunks, decodeObject, encodeBlob, encodeFileBlob, encodeObject } from './codec.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
   CHUNKS_PER_BLOB,
   chunksIn,
-  decodeObject,
   decodeRuns,
-  encodeObject,
   encodeRuns,
   HASH_BYTES,
   INDEX_PREFIX,
@@ -50,6 +53,7 @@ import {
   packKey,
   snapshotSchema,
   type Blob,
+  type Codec,
   type IndexFile,
   type Snapshot,
 } from './format.ts';
@@ -64,15 +68,34 @@ const READ_AHEAD = 8;
 const BLOB_CACHE = 8;
 /** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
-/** Source buffers being named at once, beyond the one being handled. */
+/** Spans of the file being named at once, beyond the one being handled. */
 const NAMING_AHEAD = 4;
+/** Bytes of the file named at once by one thread. */
+const SPAN = 1024 * 1024;
 /** In a run's list while it is written: a blob of this run, whose index file is not known yet. */
 const OWN = 0xffffffff;
 /** Bytes buffered by each stream stage of a snapshot. */
-export const STREAM_BUFFER = 256 * 1024;
+const STREAM_BUFFER = 256 * 1024;
+
+/**
+ * What a snapshot is written from: a stream of the file's bytes, or a local file of `size` bytes
+ * (a node's copy of a shard on this host) that the blob pool's threads read themselves, so that
+ * its bytes never pass through the JavaScript thread.
+ */
+export type SnapshotSource = Readable | { file: string; size: number };
+
+/** A span of the file, its chunks named: its bytes when they came from a stream. */
+interface Span {
+  offset: number;
+  length: number;
+  hashes: Buffer;
+  data?: Buffer;
+}
 
 export interface WriteOptions extends CallOptions {
   level: CompressionLevel;
+  /** The byte-rate limit of reading the file (WORKER_MAX_BYTES_PER_SECOND); 0 or none, no limit. */
+  bytesPerSecond?: number;
   /** Bytes of the file read so far and bytes stored so far; called as they grow. */
   onProgress?: (read: number, stored: number) => void;
 }
@@ -89,6 +112,27 @@ export interface WriteResult {
   /** SHA-256 of the snapshot object (what a manifest records to check it). */
   snapshotSha256: string;
 }
+
+export interface RebuildOptions extends CallOptions {
+  /** The SHA-256 a manifest recorded for the snapshot object. */
+  sha256?: string;
+  /** Where to write the file; without it, the snapshot is only checked. */
+  file?: string;
+  /** The byte-rate limit of rebuilding (WORKER_MAX_BYTES_PER_SECOND); 0 or none, no limit. */
+  bytesPerSecond?: number;
+  /** Bytes of the file rebuilt so far; called as they grow. */
+  onProgress?: (bytes: number) => void;
+}
+
+/** The file a snapshot rebuilds: its runs (index file, blob, first chunk, count), checked. */
+interface Layout {
+  runs: Uint32Array;
+  blobOf(file: number, blob: number): { blob: Blob; pack: string };
+  /** Bytes of the file that the run at r (a multiple of 4) fills. */
+  bytesOf(r: number): number;
+}
+
+const firstChunk = (blob: Blob): string => blob.hashes.subarray(0, HASH_BYTES).toString('hex');
 
 /** A chunk's place: the index file and blob it is in, and its position there. */
 interface Place {
@@ -136,7 +180,7 @@ export class Repository {
    * Nothing the snapshot names is missing once it exists; a failed write leaves at most packs
    * no snapshot names (removed by garbage collection).
    */
-  async write(source: Readable, key: string, options: WriteOptions): Promise<WriteResult> {
+  async write(source: SnapshotSource, key: string, options: WriteOptions): Promise<WriteResult> {
     // Shared lock: no garbage collection from before the index is read until the snapshot exists.
     const lock = await acquireLock(this.backend, false, { signal: options.signal, owner: `${hostname()} pid ${process.pid}: snapshot ${key}` });
     try {
@@ -146,7 +190,7 @@ export class Repository {
     }
   }
 
-  private async writeLocked(source: Readable, key: string, options: WriteOptions): Promise<WriteResult> {
+  private async writeLocked(source: SnapshotSource, key: string, options: WriteOptions): Promise<WriteResult> {
     const { signal } = options;
     await this.refresh(options);
     const files: string[] = [];
@@ -167,59 +211,85 @@ export class Repository {
     };
     // Chunks of this run already queued (a file repeats some pages: empty ones, mostly). Bounded:
     // past MINE_LIMIT it starts again, so a repeat after that is stored twice, never missed.
-    const mine = new ChunkTable();
-    const packs = new PackWriter(this.backend, options);
+    const mine = new ChunkTable(MINE_LIMIT);
+    const packs = new PackWriter(this.backend, options, source instanceof Readable ? undefined : source.file);
     const whole = createHash('sha256');
     let size = 0;
     let chunks = 0;
-    // One chunk, named already: reused or queued for a pack. Synchronous, so a buffer of the
-    // source is handled without a turn of the event loop per chunk.
-    const chunk = (page: Buffer, hash: Buffer): void => {
-      size += page.length;
+    // One chunk (bytes at..end of a span, its SHA-256 at h in the span's hashes), named already:
+    // reused or queued for a pack. Synchronous and without a Buffer per chunk, so a span is
+    // handled without a turn of the event loop or garbage per chunk.
+    const chunk = (span: Span, at: number, end: number, h: number): void => {
+      size += end - at;
       chunks++;
-      whole.update(hash);
-      const seen = this.known.get(hash);
+      const seen = this.known.get(span.hashes, h);
       if (seen !== undefined) {
         const place = this.places[Math.floor(seen / CHUNKS_PER_BLOB)]!;
         addRun(fileOf(place.file), place.blob, seen % CHUNKS_PER_BLOB);
         return;
       }
-      let code = mine.get(hash);
+      let code = mine.get(span.hashes, h);
       if (code === undefined) {
         if (mine.size >= MINE_LIMIT) mine.clear();
-        code = packs.add(page, hash);
-        mine.add(hash, code);
+        code = packs.add(span, at, end, h);
+        mine.add(span.hashes, code, h);
       }
       addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
     };
-    // Buffers of the source whose chunks are being named (hash-pool.ts), in order, a few ahead.
-    const naming: Promise<Named>[] = [];
+    // Spans of the file whose chunks are being named (blob-pool.ts), in order, a few ahead.
+    const naming: Promise<Span>[] = [];
     const handle = async (keep: number): Promise<void> => {
       while (naming.length > keep) {
-        const { data: buf, hashes } = await naming.shift()!;
-        for (let at = 0, i = 0; at < buf.length; at += CHUNK_SIZE, i++) {
-          chunk(buf.subarray(at, at + CHUNK_SIZE), hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
-        }
+        const span = await naming.shift()!;
+        whole.update(span.hashes);
+        for (let at = 0, h = 0; at < span.length; at += CHUNK_SIZE, h += HASH_BYTES) chunk(span, at, Math.min(at + CHUNK_SIZE, span.length), h);
         options.onProgress?.(size, packs.stored);
         await packs.backpressure();
       }
     };
-    const name = (buf: Buffer) => {
-      const named = hashChunks(buf);
-      named.catch(() => undefined);
-      naming.push(named);
+    const queue = (span: Promise<Span>) => {
+      span.catch(() => undefined);
+      naming.push(span);
     };
+    const limit = new RateLimit(options.bytesPerSecond ?? 0);
     try {
-      let carry: Buffer | undefined;
-      for await (const data of source) {
-        signal?.throwIfAborted();
-        const buf: Buffer = carry ? Buffer.concat([carry, data as Buffer]) : (data as Buffer);
-        const cut = buf.length - (buf.length % CHUNK_SIZE);
-        if (cut > 0) name(buf.subarray(0, cut));
-        carry = cut < buf.length ? Buffer.from(buf.subarray(cut)) : undefined;
-        await handle(NAMING_AHEAD);
+      if (source instanceof Readable) {
+        // The stream's buffers, gathered into spans of whole chunks (one copy, which the
+        // naming thread is then given) so that a span costs one trip to a thread whatever the
+        // stream's buffer size.
+        let offset = 0;
+        let parts: Buffer[] = [];
+        let gathered = 0;
+        const name = async (span: Buffer) => {
+          const at = offset;
+          offset += span.length;
+          await limit.take(span.length, signal);
+          queue(hashChunks(span).then(({ data, hashes }) => ({ offset: at, length: data.length, data, hashes })));
+          await handle(NAMING_AHEAD);
+        };
+        for await (const data of source) {
+          signal?.throwIfAborted();
+          parts.push(data as Buffer);
+          gathered += (data as Buffer).length;
+          if (gathered < SPAN) continue;
+          const buf = Buffer.concat(parts, gathered);
+          const cut = gathered - (gathered % CHUNK_SIZE);
+          // The whole buffer is given to the thread; a part of it travels as a copy.
+          parts = cut < gathered ? [buf.subarray(cut)] : [];
+          gathered -= cut;
+          await name(cut === buf.length ? buf : buf.subarray(0, cut));
+        }
+        if (gathered > 0) await name(Buffer.concat(parts, gathered));
+      } else {
+        // The threads read the file themselves: its bytes never reach this thread.
+        for (let offset = 0; offset < source.size; offset += SPAN) {
+          signal?.throwIfAborted();
+          const length = Math.min(SPAN, source.size - offset);
+          await limit.take(length, signal);
+          queue(hashFileChunks(source.file, offset, length).then((hashes) => ({ offset, length, hashes })));
+          await handle(NAMING_AHEAD);
+        }
       }
-      if (carry) name(carry);
       await handle(0);
       await packs.finish();
       // This run's blobs are named by the index file of their pack, known now.
@@ -250,9 +320,70 @@ export class Repository {
 
   /**
    * A snapshot (checked against the SHA-256 a manifest recorded for it, when given) and a
-   * stream of the file it rebuilds; `where` names the file in errors (`shard A/0 on node-1`).
+   * stream of the file it rebuilds, every chunk checked on the way; `where` names the file in
+   * errors (`shard A/0 on node-1`).
    */
   async open(key: string, where: string, options: CallOptions & { sha256?: string } = {}): Promise<{ snapshot: Snapshot; stream: Readable }> {
+    const { snapshot, layout } = await this.read(key, where, options);
+    return { snapshot, stream: Readable.from(this.replay(layout, where, options), { objectMode: false, highWaterMark: STREAM_BUFFER }) };
+  }
+
+  /**
+   * Rebuild a snapshot's file in place at `file` (created, or replaced), or with no file only
+   * check it: each blob is read once, however often the runs return to it, and its chunks are
+   * checked and written at their offsets by a blob pool thread, a few blobs at a time, so that
+   * the file's bytes never reach the JavaScript thread. Throws an IntegrityError naming the
+   * first missing or corrupt chunk it meets; the file is then incomplete.
+   */
+  async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
+    const { snapshot, layout } = await this.read(key, where, options);
+    const { runs } = layout;
+    // Every blob once, in the order the file first needs it, with the runs it fills.
+    const groups = new Map<string, { f: number; b: number; writes: number[]; bytes: number }>();
+    for (let r = 0, offset = 0; r < runs.length; r += 4) {
+      const name = `${runs[r]}/${runs[r + 1]}`;
+      let group = groups.get(name);
+      if (!group) groups.set(name, (group = { f: runs[r]!, b: runs[r + 1]!, writes: [], bytes: 0 }));
+      const bytes = layout.bytesOf(r);
+      group.writes.push(runs[r + 2]!, runs[r + 3]!, offset);
+      group.bytes += bytes;
+      offset += bytes;
+    }
+    if (options.file) {
+      const handle = await fs.promises.open(options.file, 'w');
+      await handle.truncate(snapshot.size).finally(() => handle.close());
+    }
+    const limit = new RateLimit(options.bytesPerSecond ?? 0);
+    const inFlight: Promise<void>[] = [];
+    let done = 0;
+    for (const group of groups.values()) {
+      options.signal?.throwIfAborted();
+      await limit.take(group.bytes, options.signal);
+      const { blob, pack } = layout.blobOf(group.f, group.b);
+      const expected = Buffer.concat(Array.from({ length: group.writes.length / 3 }, (_, i) => blob.hashes.subarray(group.writes[3 * i]! * HASH_BYTES, (group.writes[3 * i]! + group.writes[3 * i + 1]!) * HASH_BYTES)));
+      const unpacked = (async () => {
+        const stored = await this.readStored(blob, pack, where, options);
+        const corrupt = await unpackBlob(stored, blob.codec, blob.rawLength, group.writes, expected, options.file).catch((err: unknown) => {
+          throw this.unreadable(blob, pack, where, err);
+        });
+        if (corrupt !== undefined) throw this.corrupt(expected.subarray(corrupt * HASH_BYTES, (corrupt + 1) * HASH_BYTES), pack, where);
+        done += group.bytes;
+        options.onProgress?.(done);
+      })();
+      unpacked.catch(() => undefined);
+      inFlight.push(unpacked);
+      if (inFlight.length >= READ_AHEAD) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+    return snapshot;
+  }
+
+  /**
+   * A snapshot object and the layout of the file it rebuilds, checked before a byte of it is
+   * read: every run names a blob that exists and chunks within it, and the chunks' SHA-256s as
+   * the index files give them make the snapshot's size and fingerprint.
+   */
+  private async read(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; layout: Layout }> {
     const body = await readSmall(await this.backend.read(key, options), MAX_METADATA_BYTES, 'snapshot');
     if (options.sha256) {
       const actual = createHash('sha256').update(body).digest('hex');
@@ -262,11 +393,34 @@ export class Repository {
     }
     const snapshot = await decodeObject(body, snapshotSchema, this.backend.locate(key));
     const files = await Promise.all(snapshot.indexes.map((id) => this.indexFile(id, options)));
-    return { snapshot, stream: Readable.from(this.replay(snapshot, files, where, options), { objectMode: false, highWaterMark: STREAM_BUFFER }) };
+    const runs = decodeRuns(snapshot.runs);
+    const blobOf = (f: number, b: number): { blob: Blob; pack: string } => {
+      const file = files[f];
+      const blob = file?.blobs[b];
+      if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
+      return { blob, pack: file.packs[blob.pack]! };
+    };
+    const bytesOf = (r: number): number => {
+      const { blob } = blobOf(runs[r]!, runs[r + 1]!);
+      return Math.min((runs[r + 2]! + runs[r + 3]!) * CHUNK_SIZE, blob.rawLength) - runs[r + 2]! * CHUNK_SIZE;
+    };
+    const whole = createHash('sha256');
+    let size = 0;
+    for (let r = 0; r < runs.length; r += 4) {
+      const { blob } = blobOf(runs[r]!, runs[r + 1]!);
+      if (runs[r + 2]! + runs[r + 3]! > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
+      whole.update(blob.hashes.subarray(runs[r + 2]! * HASH_BYTES, (runs[r + 2]! + runs[r + 3]!) * HASH_BYTES));
+      size += bytesOf(r);
+    }
+    const fingerprint = whole.digest('hex');
+    if (size !== snapshot.size || fingerprint !== snapshot.sha256) {
+      throw new IntegrityError(`${where} rebuilds as ${size} bytes with fingerprint ${fingerprint}; the snapshot says ${snapshot.size} bytes, ${snapshot.sha256}`);
+    }
+    return { snapshot, layout: { runs, blobOf, bytesOf } };
   }
 
-  private async *replay(snapshot: Snapshot, files: IndexFile[], where: string, options: CallOptions): AsyncGenerator<Buffer> {
-    const runs = decodeRuns(snapshot.runs);
+  private async *replay(layout: Layout, where: string, options: CallOptions): AsyncGenerator<Buffer> {
+    const { runs, blobOf } = layout;
     // The blobs in the order the runs need them, and for each place in that order the next
     // place that needs the same blob: an incremental snapshot interleaves runs of old blobs with
     // runs of the few new blobs that hold the changed chunks, and a chunk that repeats in the
@@ -283,22 +437,16 @@ export class Repository {
       nextOf[at] = seenAt.get(names[at]!) ?? Infinity;
       seenAt.set(names[at]!, at);
     }
-    // Each blob read, decoded and its chunks named (in the hash pool), a few ahead of need, and
+    // Each blob read, decoded and its chunks named (in the blob pool), a few ahead of need, and
     // kept while it is needed again; past BLOB_CACHE + READ_AHEAD blobs, the one needed
     // farthest ahead is dropped (and read again when its turn comes).
     const cache = new Map<string, { named: Promise<Named>; next: number }>();
-    const blobOf = ([f, b]: [number, number]): { blob: Blob; pack: string } => {
-      const file = files[f];
-      const blob = file?.blobs[b];
-      if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
-      return { blob, pack: file.packs[blob.pack]! };
-    };
     const fetch = (at: number): Promise<Named> => {
       const name = names[at]!;
       let kept = cache.get(name);
       if (!kept) {
-        const { blob, pack } = blobOf(order[at]!);
-        kept = { named: this.readBlob(blob, pack, where, options).then(hashChunks), next: at };
+        const { blob, pack } = blobOf(...order[at]!);
+        kept = { named: this.readBlob(blob, pack, where, options), next: at };
         kept.named.catch(() => undefined);
         cache.set(name, kept);
         while (cache.size > BLOB_CACHE + READ_AHEAD) {
@@ -316,12 +464,11 @@ export class Repository {
       if (nextOf[at] === Infinity) cache.delete(names[at]!);
       else kept.next = nextOf[at]!;
     };
-    const whole = createHash('sha256');
-    let size = 0;
     let step = 0;
     for (let r = 0; r < runs.length; r += 4) {
-      const ref: [number, number] = [runs[r]!, runs[r + 1]!];
-      while (step < order.length && (order[step]![0] !== ref[0] || order[step]![1] !== ref[1])) passed(step++);
+      const f = runs[r]!;
+      const b = runs[r + 1]!;
+      while (step < order.length && (order[step]![0] !== f || order[step]![1] !== b)) passed(step++);
       // READ_AHEAD distinct blobs ahead (interleaved runs name the same few blobs again and again).
       const ahead = new Set<string>();
       for (let at = step + 1; at < order.length && at <= step + 4 * READ_AHEAD && ahead.size < READ_AHEAD; at++) {
@@ -329,49 +476,48 @@ export class Repository {
         ahead.add(names[at]!);
         void fetch(at).catch(() => undefined);
       }
-      const { blob, pack } = blobOf(ref);
+      const { blob, pack } = blobOf(f, b);
       const { data, hashes } = await fetch(step);
       const first = runs[r + 2]!;
       const count = runs[r + 3]!;
-      if (first + count > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
       for (let c = first; c < first + count; c++) {
         const expected = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES);
-        whole.update(expected);
-        if (!hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).equals(expected)) {
-          throw new IntegrityError(`chunk ${expected.toString('hex')} of ${where} is corrupt: its bytes in ${this.backend.locate(packKey(pack))} do not hash to it`);
-        }
+        if (!hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).equals(expected)) throw this.corrupt(expected, pack, where);
       }
-      const bytes = data.subarray(first * CHUNK_SIZE, Math.min((first + count) * CHUNK_SIZE, blob.rawLength));
-      size += bytes.length;
-      yield bytes;
-    }
-    const fingerprint = whole.digest('hex');
-    if (size !== snapshot.size || fingerprint !== snapshot.sha256) {
-      throw new IntegrityError(`${where} rebuilt as ${size} bytes with fingerprint ${fingerprint}; the snapshot says ${snapshot.size} bytes, ${snapshot.sha256}`);
+      yield data.subarray(first * CHUNK_SIZE, first * CHUNK_SIZE + layout.bytesOf(r));
     }
   }
 
-  private async readBlob(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Buffer> {
+  /** A blob's bytes, decoded, and the SHA-256s of its chunks (named in the blob pool, not yet checked). */
+  private async readBlob(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Named> {
+    const stored = await this.readStored(blob, pack, where, options);
+    const named = await decodeChunks(blob.codec, stored).catch((err: unknown) => {
+      throw this.unreadable(blob, pack, where, err);
+    });
+    if (named.data.length !== blob.rawLength) throw this.unreadable(blob, pack, where, new Error(`it decodes to ${named.data.length} bytes, not ${blob.rawLength}`));
+    return named;
+  }
+
+  /** A blob's stored bytes, by one ranged read of its pack. */
+  private async readStored(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Buffer> {
     const key = packKey(pack);
-    const firstChunk = blob.hashes.subarray(0, HASH_BYTES).toString('hex');
     let stored: Buffer;
     try {
       stored = await readSmall(await this.backend.read(key, { ...options, range: { start: blob.offset, length: blob.length } }), blob.length, 'blob');
     } catch (err) {
-      if (err instanceof NotFoundError) throw new IntegrityError(`chunk ${firstChunk} of ${where} is missing: ${this.backend.locate(key)} does not exist`);
+      if (err instanceof NotFoundError) throw new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is missing: ${this.backend.locate(key)} does not exist`);
       throw err;
     }
-    let data: Buffer;
-    try {
-      if (stored.length !== blob.length) throw new Error(`${stored.length} of ${blob.length} bytes`);
-      data = await decodeBlob(blob.codec, stored);
-    } catch (err) {
-      throw new IntegrityError(`chunk ${firstChunk} of ${where} is corrupt: its blob at ${this.backend.locate(key)} (offset ${blob.offset}) cannot be read (${(err as Error).message})`);
-    }
-    if (data.length !== blob.rawLength) {
-      throw new IntegrityError(`chunk ${firstChunk} of ${where} is corrupt: its blob at ${this.backend.locate(key)} decodes to ${data.length} bytes, not ${blob.rawLength}`);
-    }
-    return data;
+    if (stored.length !== blob.length) throw this.unreadable(blob, pack, where, new Error(`${stored.length} of ${blob.length} bytes`));
+    return stored;
+  }
+
+  private unreadable(blob: Blob, pack: string, where: string, err: unknown): IntegrityError {
+    return new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is corrupt: its blob at ${this.backend.locate(packKey(pack))} (offset ${blob.offset}) cannot be read (${(err as Error).message})`);
+  }
+
+  private corrupt(hash: Buffer, pack: string, where: string): IntegrityError {
+    return new IntegrityError(`chunk ${hash.toString('hex')} of ${where} is corrupt: its bytes in ${this.backend.locate(packKey(pack))} do not hash to it`);
   }
 
   private async indexFile(id: string, options: CallOptions): Promise<IndexFile> {
@@ -397,7 +543,7 @@ export class Repository {
     this.files.set(id, file);
     file.blobs.forEach((blob, b) => {
       const place = this.places.push({ file: id, blob: b }) - 1;
-      for (let c = 0; c < chunksIn(blob.rawLength); c++) this.known.add(blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES), place * CHUNKS_PER_BLOB + c);
+      for (let c = 0; c < chunksIn(blob.rawLength); c++) this.known.add(blob.hashes, place * CHUNKS_PER_BLOB + c, c * HASH_BYTES);
     });
   }
 
@@ -417,8 +563,16 @@ class PackWriter {
   chunks = 0;
   /** Where each blob of this run went, by its run-local number: index file id and position there. */
   readonly placed: { index: string; blob: number }[] = [];
-  private pending: Buffer[] = [];
-  private pendingHashes: Buffer[] = [];
+  /**
+   * The blob being filled: its bytes (from a stream), or the (offset, length) pairs of its bytes
+   * in the local file (read by a thread when it is compressed); the SHA-256s of its chunks; and
+   * how many chunks and bytes it has.
+   */
+  private blob: Buffer | undefined;
+  private ranges: number[] = [];
+  private blobHashes = Buffer.allocUnsafeSlow(CHUNKS_PER_BLOB * HASH_BYTES);
+  private filled = 0;
+  private bytes = 0;
   private next = 0;
   private chain: Promise<void> = Promise.resolve();
   private readonly appended: Promise<void>[] = [];
@@ -429,15 +583,26 @@ class PackWriter {
   constructor(
     private readonly backend: Backend,
     private readonly options: WriteOptions,
+    /** The local file the spans are in, when the threads read it themselves. */
+    private readonly file?: string,
   ) {}
 
-  /** Queue a new chunk; answers its run-local blob number × CHUNKS_PER_BLOB + position. */
-  add(chunk: Buffer, hash: Buffer): number {
-    const code = this.next * CHUNKS_PER_BLOB + this.pending.length;
+  /** Queue a new chunk (bytes at..end of a span); answers its run-local blob number × CHUNKS_PER_BLOB + position. */
+  add(span: Span, at: number, end: number, h: number): number {
+    const code = this.next * CHUNKS_PER_BLOB + this.filled;
     this.chunks++;
-    this.pending.push(chunk);
-    this.pendingHashes.push(hash);
-    if (this.pending.length === CHUNKS_PER_BLOB) this.flush();
+    if (span.data) {
+      this.blob ??= Buffer.allocUnsafeSlow(CHUNKS_PER_BLOB * CHUNK_SIZE);
+      span.data.copy(this.blob, this.bytes, at, end);
+    } else {
+      const n = this.ranges.length;
+      const offset = span.offset + at;
+      if (n > 0 && this.ranges[n - 2]! + this.ranges[n - 1]! === offset) this.ranges[n - 1]! += end - at;
+      else this.ranges.push(offset, end - at);
+    }
+    span.hashes.copy(this.blobHashes, this.filled * HASH_BYTES, h, h + HASH_BYTES);
+    this.bytes += end - at;
+    if (++this.filled === CHUNKS_PER_BLOB) this.flush();
     return code;
   }
 
@@ -449,7 +614,7 @@ class PackWriter {
 
   /** Every blob in a finished pack named by a written index file. */
   async finish(): Promise<void> {
-    if (this.pending.length > 0) this.flush();
+    if (this.filled > 0) this.flush();
     await this.chain;
     this.closePack();
     await Promise.all(this.closed);
@@ -462,17 +627,26 @@ class PackWriter {
   }
 
   private flush(): void {
-    const raw = Buffer.concat(this.pending);
-    const hashes = Buffer.concat(this.pendingHashes);
-    this.pending = [];
-    this.pendingHashes = [];
+    const rawLength = this.bytes;
+    const hashes = Buffer.from(this.blobHashes.subarray(0, this.filled * HASH_BYTES));
+    let encoded: Promise<{ codec: Codec; data: Buffer }>;
+    if (this.file) {
+      encoded = encodeFileBlob(this.file, this.ranges, this.options.level);
+      this.ranges = [];
+    } else {
+      // A full blob owns its ArrayBuffer and is given to the compressing thread without a copy.
+      const blob = this.blob!;
+      encoded = encodeBlob(rawLength === blob.length ? blob : blob.subarray(0, rawLength), this.options.level, true);
+      this.blob = undefined;
+    }
+    this.filled = 0;
+    this.bytes = 0;
     const number = this.next++;
-    const encoded = encodeBlob(raw, this.options.level);
     encoded.catch(() => undefined);
     this.chain = this.chain.then(async () => {
       const { codec, data } = await encoded;
       const { pack, offset } = await this.append(data);
-      pack.blobs.push({ pack: 0, offset, length: data.length, codec, rawLength: raw.length, hashes });
+      pack.blobs.push({ pack: 0, offset, length: data.length, codec, rawLength, hashes });
       pack.numbers.push(number);
     });
     this.appended.push(this.chain);

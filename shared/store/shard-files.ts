@@ -38,6 +38,11 @@ export interface ShardSnapshot {
   docs: number;
   /** The copy's bytes; read it once. */
   stream(): Readable;
+  /**
+   * The copy as a file on this host, when it is one: read in place (by any thread of this
+   * process) until it is released, instead of through stream().
+   */
+  file?: string;
   /** Remove the copy. */
   release(): Promise<void>;
 }
@@ -56,7 +61,7 @@ export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number
     await db.backup(file, false);
     const docs = await countDocuments(file);
     const { size } = await fs.promises.stat(file);
-    return { size, docs, stream: () => fs.createReadStream(file, { highWaterMark: 256 * 1024 }), release };
+    return { size, docs, file, stream: () => fs.createReadStream(file, { highWaterMark: 256 * 1024 }), release };
   } catch (err) {
     await release();
     throw err;
@@ -114,9 +119,17 @@ export async function removeShardDir(dir: string): Promise<void> {
 }
 
 /** Write a shard's environment file into its staging directory, then open it: answers the documents in it. */
-export async function stageShardFile(dir: string, source: Readable, signal?: AbortSignal): Promise<number> {
+export function stageShardFile(dir: string, source: Readable, signal?: AbortSignal): Promise<number> {
+  return fillShardFile(dir, (file) => pipeline(source, fs.createWriteStream(file), signal ? { signal } : {}));
+}
+
+/**
+ * Have a shard's environment file written into its staging directory (`fill` writes the file at
+ * the path it is given), then open it: answers the documents in it.
+ */
+export async function fillShardFile(dir: string, fill: (file: string) => Promise<void>): Promise<number> {
   const file = path.join(dir, SHARD_FILE);
-  await pipeline(source, fs.createWriteStream(file), signal ? { signal } : {});
+  await fill(file);
   return countDocuments(file);
 }
 

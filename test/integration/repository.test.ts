@@ -72,6 +72,25 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect(again.stored).toBeLessThan(first.stored / 50);
   }, 60_000);
 
+  it('writes the same snapshot from a local file, read in place by the threads, as from a stream of it, under the byte-rate limit', async () => {
+    const repo = new Repository(fixture.backend);
+    const size = fs.statSync(copies[1]!).size;
+    const started = Date.now();
+    // A third of the file per second beyond one second of burst: at least two seconds.
+    const fromFile = await repo.write({ file: copies[1]!, size }, 'f1/node-1/A/0', { level: 'DefaultCompression', bytesPerSecond: Math.ceil(size / 3) });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1950);
+    // Its new chunks (the pages that changed since copies[0], scattered over the file) were read
+    // by the threads from their places in the file; the snapshot rebuilds the file exactly.
+    expect(fromFile.newChunks).toBeGreaterThan(0);
+    const { stream } = await new Repository(fixture.backend).open('f1/node-1/A/0', 'shard A/0');
+    expect((await collect(stream)).equals(fs.readFileSync(copies[1]!))).toBe(true);
+    // The same file as a stream in odd-sized buffers names the same chunks, and finds them all stored.
+    const fromStream = await new Repository(fixture.backend).write(fs.createReadStream(copies[1]!, { highWaterMark: 40_000 }), 'f2/node-1/A/0', { level: 'DefaultCompression' });
+    expect(fromStream).toMatchObject({ size, sha256: fromFile.sha256, chunks: fromFile.chunks, newChunks: 0 });
+    // A file shorter than the size it was given for fails the write, naming it.
+    await expect(repo.write({ file: copies[1]!, size: size + CHUNK_SIZE }, 'f3/node-1/A/0', { level: 'BestSpeed' })).rejects.toThrow(`${copies[1]!} ends before byte`);
+  }, 60_000);
+
   it('stores a small share of new bytes for a copy after 1 % of the documents changed, and rebuilds it exactly', async () => {
     const repo = new Repository(fixture.backend);
     const full = await repo.write(fs.createReadStream(copies[0]!), 'c1/node-1/A/0', { level: 'BestSpeed' });
@@ -101,6 +120,14 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     reads.reset();
     expect((await collect(stream)).equals(file)).toBe(true);
     expect(reads.calls.read).toBe(blobs + 1);
+
+    // Rebuilt in place, each blob is read once too, and the file is the same.
+    const rebuilt = path.join(tmp.dir, 'rebuilt-e2.mdb');
+    const rebuilding = new Repository(reads.backend);
+    reads.reset();
+    await rebuilding.rebuild('e2/node-1/C/0', 'shard C/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(file)).toBe(true);
+    expect(reads.calls.read).toBe(blobs + 1 + 1 + 2);
   }, 60_000);
 
   it('fails a read that meets a corrupt or a missing pack, naming the chunk or the pack and the file', async () => {
@@ -119,6 +146,12 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     const corrupt = await collect((await new Repository(fixture.backend).open('d1/node-1/B/0', 'shard B/0 on node-1')).stream).catch((e: unknown) => e);
     expect(corrupt).toBeInstanceOf(IntegrityError);
     expect((corrupt as Error).message).toMatch(/^chunk [0-9a-f]{64} of shard B\/0 on node-1 is corrupt/);
+    // Rebuilt in place (or only checked), the same chunk is named.
+    for (const file of [path.join(tmp.dir, 'rebuilt-d1.mdb'), undefined]) {
+      const inPlace = await new Repository(fixture.backend).rebuild('d1/node-1/B/0', 'shard B/0 on node-1', { file }).catch((e: unknown) => e);
+      expect(inPlace).toBeInstanceOf(IntegrityError);
+      expect((inPlace as Error).message).toBe((corrupt as Error).message);
+    }
 
     await fixture.backend.deletePrefix(target!);
     const missing = await collect((await new Repository(fixture.backend).open('d1/node-1/B/0', 'shard B/0 on node-1')).stream).catch((e: unknown) => e);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CODEC, decodeBlob, encodeBlob } from '../../shared/repository/codec.ts';
+import { decodeBlob, encodeBlob } from '../../shared/repository/codec.ts';
+import { CODEC } from '../../shared/repository/format.ts';
 import { COMPRESSION_LEVELS } from '../../shared/formats/compression.ts';
 
 // Compressible but not trivial: prose of pseudo-random words, like documents in LMDB pages.

@@ -1,0 +1,263 @@
+/**
+ * The repository's per-byte work off the JavaScript thread: naming chunks (the SHA-256 of every
+ * 4 KiB), compressing blobs and decompressing them (zstd), in a small pool of worker threads,
+ * one per core. The main thread of a snapshot only looks chunks up and appends blobs to packs,
+ * so one large shard uses every core, and a worker's event loop stays free for its jobs' Redis
+ * traffic. One pool per process, started on first use; a thread keeps the process alive only
+ * while it has work (ref'd then, unref'd when idle).
+ *
+ * zstd comes from Node's zlib where the running Node has it (22.15 and later), else from
+ * `@mongodb-js/zstd` (prebuilt binaries, no download at install). Both write and read standard
+ * zstd frames, so a repository written under one Node reads under the other.
+ *
+ * Bytes travel to a thread and back without a copy when the caller gives a buffer that owns
+ * its whole ArrayBuffer (it is unusable afterwards: use the bytes answered); otherwise a copy
+ * of just its bytes travels.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { CHUNK_SIZE, HASH_BYTES } from './format.ts';
+
+/**
+ * The thread's code (CommonJS, evaluated: the same under tsx, vitest and the build). Built when
+ * the pool starts: format.ts and this module import each other through codec.ts.
+ */
+const threadSource = (): string => `
+const { parentPort, workerData } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const zlib = require('node:zlib');
+const one = typeof crypto.hash === 'function'
+  ? (b) => crypto.hash('sha256', b, 'buffer')
+  : (b) => crypto.createHash('sha256').update(b).digest();
+function name(buf) {
+  const n = Math.ceil(buf.length / ${CHUNK_SIZE});
+  const out = Buffer.allocUnsafeSlow(n * ${HASH_BYTES});
+  for (let i = 0; i < n; i++) one(buf.subarray(i * ${CHUNK_SIZE}, (i + 1) * ${CHUNK_SIZE})).copy(out, i * ${HASH_BYTES});
+  return out.buffer;
+}
+const level = zlib.constants.ZSTD_c_compressionLevel;
+const builtIn = typeof zlib.zstdCompressSync === 'function' && typeof zlib.zstdDecompressSync === 'function' && level !== undefined;
+// The package's own wrapper (index.js of 1.2.x) drops the level it declares; its native
+// bindings take it, so they are called directly.
+const pkg = builtIn ? undefined : require(workerData.zstdBindings);
+const compress = builtIn ? async (b, l) => zlib.zstdCompressSync(b, { params: { [level]: l } }) : (b, l) => pkg.compress(b, l);
+const decompress = builtIn ? async (b) => zlib.zstdDecompressSync(b) : (b) => pkg.decompress(b);
+// The bytes of a file at (offset, length) pairs, one after the other, in a buffer of their own.
+function readRanges(path, ranges) {
+  let total = 0;
+  for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
+  const buf = Buffer.allocUnsafeSlow(total);
+  const fd = fs.openSync(path, 'r');
+  try {
+    for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) {
+      for (let done = 0; done < ranges[i + 1]; ) {
+        const n = fs.readSync(fd, buf, at + done, ranges[i + 1] - done, ranges[i] + done);
+        if (n === 0) throw new Error(path + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
+        done += n;
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return buf;
+}
+// The bytes of b as an ArrayBuffer that can be transferred (b's own when it has one to itself).
+const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : Uint8Array.prototype.slice.call(b).buffer);
+function send(message, buffers) {
+  try {
+    parentPort.postMessage(message, buffers);
+  } catch {
+    // A buffer some native code owns cannot be transferred: copies travel.
+    parentPort.postMessage(message);
+  }
+}
+// A blob's chunks checked and written where a file needs them: writes are (first chunk, count,
+// file offset) triples, expected the SHA-256s of the chunks they name, in that order. Answers the
+// place in expected of the first chunk that does not match, or nothing when every one does.
+function unpack(raw, writes, expected, path) {
+  for (let i = 0, e = 0; i < writes.length; i += 3) {
+    for (let c = writes[i]; c < writes[i] + writes[i + 1]; c++, e++) {
+      if (!one(raw.subarray(c * ${CHUNK_SIZE}, (c + 1) * ${CHUNK_SIZE})).equals(expected.subarray(e * ${HASH_BYTES}, (e + 1) * ${HASH_BYTES}))) return e;
+    }
+  }
+  if (path === undefined) return undefined;
+  const fd = fs.openSync(path, 'r+');
+  try {
+    for (let i = 0; i < writes.length; i += 3) {
+      const from = writes[i] * ${CHUNK_SIZE};
+      const to = Math.min((writes[i] + writes[i + 1]) * ${CHUNK_SIZE}, raw.length);
+      for (let done = 0; done < to - from; ) done += fs.writeSync(fd, raw, from + done, to - from - done, writes[i + 2] + done);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return undefined;
+}
+parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected }) => {
+  try {
+    const buf = op === 'unpack' || path === undefined ? Buffer.from(data) : readRanges(path, ranges);
+    if (op === 'hash') {
+      const named = name(buf);
+      // Bytes read from a file stay here: the caller wants their names only.
+      if (path === undefined) send({ id, data, hashes: named }, [data, named]);
+      else send({ id, hashes: named }, [named]);
+    } else if (op === 'compress') {
+      const out = own(level === undefined ? buf : await compress(buf, level));
+      send({ id, data: out }, [out]);
+    } else if (op === 'unpack') {
+      const raw = codec === 0 ? buf : await decompress(buf);
+      if (raw.length !== rawLength) throw new Error('it decodes to ' + raw.length + ' bytes, not ' + rawLength);
+      parentPort.postMessage({ id, corrupt: unpack(raw, writes, Buffer.from(expected), path) });
+    } else {
+      const out = own(await decompress(buf));
+      const named = hashes ? name(Buffer.from(out)) : undefined;
+      send({ id, data: out, hashes: named }, named ? [out, named] : [out]);
+    }
+  } catch (err) {
+    parentPort.postMessage({ id, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+/** Bytes (handed back by the thread) and the SHA-256s of their chunks. */
+export interface Named {
+  data: Buffer;
+  hashes: Buffer;
+}
+
+interface Answer {
+  data: ArrayBuffer;
+  hashes?: ArrayBuffer;
+  corrupt?: number;
+  error?: string;
+}
+
+/**
+ * What a thread is asked to do, to bytes sent with the request or to bytes it reads itself from
+ * a local file (`path`, at the (offset, length) pairs of `ranges`).
+ */
+type Request = (
+  | { op: 'hash' }
+  | { op: 'compress'; level?: number }
+  | { op: 'decompress'; hashes: boolean }
+  | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array }
+) & { path?: string; ranges?: number[] };
+
+interface Thread {
+  worker: Worker;
+  waiting: Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>;
+}
+
+class BlobPool {
+  private readonly threads: Thread[];
+  private id = 0;
+  broken = false;
+
+  constructor(size: number) {
+    const zstdBindings = createRequire(import.meta.url).resolve('@mongodb-js/zstd/bindings.js');
+    const source = threadSource();
+    this.threads = Array.from({ length: size }, () => {
+      const worker = new Worker(source, { eval: true, workerData: { zstdBindings } });
+      const thread: Thread = { worker, waiting: new Map() };
+      worker.on('message', (answer: Answer & { id: number }) => {
+        const w = thread.waiting.get(answer.id);
+        thread.waiting.delete(answer.id);
+        if (thread.waiting.size === 0) worker.unref();
+        if (answer.error !== undefined) w?.reject(new Error(answer.error));
+        else w?.resolve(answer);
+      });
+      // A thread that dies fails what it was given; the next call starts a new pool.
+      const fail = (err: Error) => {
+        this.broken = true;
+        for (const w of thread.waiting.values()) w.reject(err);
+        thread.waiting.clear();
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`a blob pool thread exited (code ${code})`)));
+      // After the listeners (adding one refs the worker again).
+      worker.unref();
+      return thread;
+    });
+  }
+
+  /** Run a request on data (given to the thread when `give`), or on the file the request names. */
+  run(request: Request, data?: Buffer, give = false): Promise<Answer> {
+    // The thread with the least work waiting (hashing and compressing requests alternate, so
+    // taking turns would send every one of a kind to the same thread).
+    const thread = this.threads.reduce((a, b) => (b.waiting.size < a.waiting.size ? b : a));
+    const id = this.id++;
+    return new Promise((resolve, reject) => {
+      if (thread.waiting.size === 0) thread.worker.ref();
+      thread.waiting.set(id, { resolve, reject });
+      if (!data) return thread.worker.postMessage({ id, ...request });
+      const own = give && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+      const travelling = own ? (data.buffer as ArrayBuffer) : Uint8Array.prototype.slice.call(data).buffer;
+      try {
+        thread.worker.postMessage({ id, ...request, data: travelling }, [travelling]);
+      } catch {
+        // A buffer that cannot be transferred (one some native code owns) travels as a copy.
+        const copy = Uint8Array.prototype.slice.call(data).buffer;
+        thread.worker.postMessage({ id, ...request, data: copy }, [copy]);
+      }
+    });
+  }
+}
+
+let pool: BlobPool | undefined;
+
+function threads(): BlobPool {
+  if (!pool || pool.broken) pool = new BlobPool(availableParallelism());
+  return pool;
+}
+
+/**
+ * data's bytes and the SHA-256s (HASH_BYTES each, in order) of its CHUNK_SIZE chunks, the last
+ * one possibly shorter. data is given to the thread (see the top of this file).
+ */
+export async function hashChunks(data: Buffer): Promise<Named> {
+  const answer = await threads().run({ op: 'hash' }, data, true);
+  return { data: Buffer.from(answer.data), hashes: Buffer.from(answer.hashes!) };
+}
+
+/** The SHA-256s of the chunks of a local file's bytes from offset (length bytes), read by a thread. */
+export async function hashFileChunks(path: string, offset: number, length: number): Promise<Buffer> {
+  return Buffer.from((await threads().run({ op: 'hash', path, ranges: [offset, length] })).hashes!);
+}
+
+/**
+ * A local file's bytes at the (offset, length) pairs of ranges, one after the other, read by a
+ * thread: as one zstd frame at this zstd level, or as they are without a level.
+ */
+export async function compressFileRanges(path: string, ranges: number[], level: number | undefined): Promise<Buffer> {
+  return Buffer.from((await threads().run({ op: 'compress', level, path, ranges })).data);
+}
+
+/** data as one zstd frame at this zstd level; data is given to the thread when `give`. */
+export async function zstdCompress(data: Buffer, level: number, give = false): Promise<Buffer> {
+  return Buffer.from((await threads().run({ op: 'compress', level }, data, give)).data);
+}
+
+/** A zstd frame's bytes; data is given to the thread when `give`. */
+export async function zstdDecompress(data: Buffer, give = false): Promise<Buffer> {
+  return Buffer.from((await threads().run({ op: 'decompress', hashes: false }, data, give)).data);
+}
+
+/**
+ * One blob's part in rebuilding a file, in one trip to a thread: the blob (as stored: `codec`,
+ * decoding to rawLength bytes) decoded, the chunks that `writes` name — (first chunk, count, file
+ * offset) triples — checked against `expected` (their SHA-256s, in that order) and, when a file
+ * is given, written at their offsets in it. Answers the place in `expected` of the first chunk
+ * that does not match its SHA-256 (nothing is written then), or undefined; throws when the blob
+ * cannot be decoded to rawLength bytes.
+ */
+export async function unpackBlob(data: Buffer, codec: number, rawLength: number, writes: number[], expected: Buffer, file?: string): Promise<number | undefined> {
+  return (await threads().run({ op: 'unpack', codec, rawLength, writes, expected, path: file }, data, true)).corrupt;
+}
+
+/** A zstd frame's bytes and the SHA-256s of their chunks, in one trip to a thread; data is given to it. */
+export async function zstdDecompressNamed(data: Buffer): Promise<Named> {
+  const answer = await threads().run({ op: 'decompress', hashes: true }, data, true);
+  return { data: Buffer.from(answer.data), hashes: Buffer.from(answer.hashes!) };
+}
