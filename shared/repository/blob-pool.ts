@@ -17,7 +17,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CHUNK_SIZE, HASH_BYTES } from './format.ts';
+import { CHUNK_SIZE, CHUNKS_PER_BLOB, HASH_BYTES } from './format.ts';
 
 /**
  * The thread's code (CommonJS, evaluated: the same under tsx, vitest and the build). Built when
@@ -44,22 +44,34 @@ const builtIn = typeof zlib.zstdCompressSync === 'function' && typeof zlib.zstdD
 const pkg = builtIn ? undefined : require(workerData.zstdBindings);
 const compress = builtIn ? async (b, l) => zlib.zstdCompressSync(b, { params: { [level]: l } }) : (b, l) => pkg.compress(b, l);
 const decompress = builtIn ? async (b) => zlib.zstdDecompressSync(b) : (b) => pkg.decompress(b);
-// The bytes of a file at (offset, length) pairs, one after the other, in a buffer of their own.
-function readRanges(path, ranges) {
+// Buffers of one blob's size, kept for the next read of a file: a thread that took a new one
+// for every span would leave the garbage collector hundreds of megabytes to find.
+const spare = [];
+const BLOB = ${CHUNK_SIZE * CHUNKS_PER_BLOB};
+const take = (n) => (n <= BLOB && spare.length > 0 ? spare.pop() : Buffer.allocUnsafeSlow(Math.max(n, BLOB))).subarray(0, n);
+const give = (b) => {
+  if (b.buffer.byteLength === BLOB && spare.length < 4) spare.push(Buffer.from(b.buffer));
+};
+// The bytes of a file at (offset, length) pairs, one after the other, read without blocking this
+// thread (it names and compresses other spans meanwhile); give() the buffer back when done.
+async function readRanges(path, ranges) {
   let total = 0;
   for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
-  const buf = Buffer.allocUnsafeSlow(total);
-  const fd = fs.openSync(path, 'r');
+  const buf = take(total);
+  const file = await fs.promises.open(path, 'r');
   try {
     for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) {
       for (let done = 0; done < ranges[i + 1]; ) {
-        const n = fs.readSync(fd, buf, at + done, ranges[i + 1] - done, ranges[i] + done);
-        if (n === 0) throw new Error(path + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
-        done += n;
+        const { bytesRead } = await file.read(buf, at + done, ranges[i + 1] - done, ranges[i] + done);
+        if (bytesRead === 0) throw new Error(path + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
+        done += bytesRead;
       }
     }
+  } catch (err) {
+    give(buf);
+    throw err;
   } finally {
-    fs.closeSync(fd);
+    await file.close();
   }
   return buf;
 }
@@ -97,14 +109,17 @@ function unpack(raw, writes, expected, path) {
 }
 parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected }) => {
   try {
-    const buf = op === 'unpack' || path === undefined ? Buffer.from(data) : readRanges(path, ranges);
+    const read = op !== 'unpack' && path !== undefined;
+    const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (op === 'hash') {
       const named = name(buf);
       // Bytes read from a file stay here: the caller wants their names only.
-      if (path === undefined) send({ id, data, hashes: named }, [data, named]);
-      else send({ id, hashes: named }, [named]);
+      if (read) give(buf);
+      if (read) send({ id, hashes: named }, [named]);
+      else send({ id, data, hashes: named }, [data, named]);
     } else if (op === 'compress') {
-      const out = own(level === undefined ? buf : await compress(buf, level));
+      const out = own(level === undefined ? Buffer.from(buf) : await compress(buf, level));
+      if (read) give(buf);
       send({ id, data: out }, [out]);
     } else if (op === 'unpack') {
       const raw = codec === 0 ? buf : await decompress(buf);

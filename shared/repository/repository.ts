@@ -66,6 +66,9 @@ const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
 const READ_AHEAD = 8;
 const BLOB_CACHE = 8;
+/** Bytes of adjacent blobs a rebuild reads at once, and such reads in flight. */
+const COALESCE_BYTES = 4 * 1024 * 1024;
+const READS_AHEAD = 3;
 /** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
 /** Spans of the file being named at once, beyond the one being handled. */
@@ -130,6 +133,14 @@ interface Layout {
   blobOf(file: number, blob: number): { blob: Blob; pack: string };
   /** Bytes of the file that the run at r (a multiple of 4) fills. */
   bytesOf(r: number): number;
+}
+
+/** One blob's part in a rebuilt file: (first chunk, count, file offset) triples, and their bytes. */
+interface BlobPart {
+  f: number;
+  b: number;
+  writes: number[];
+  bytes: number;
 }
 
 const firstChunk = (blob: Blob): string => blob.hashes.subarray(0, HASH_BYTES).toString('hex');
@@ -212,7 +223,9 @@ export class Repository {
     // Chunks of this run already queued (a file repeats some pages: empty ones, mostly). Bounded:
     // past MINE_LIMIT it starts again, so a repeat after that is stored twice, never missed.
     const mine = new ChunkTable(MINE_LIMIT);
-    const packs = new PackWriter(this.backend, options, source instanceof Readable ? undefined : source.file);
+    // An index file this run writes is learned at once: later snapshots in this process reuse its
+    // chunks without reading it back.
+    const packs = new PackWriter(this.backend, options, (id, file) => this.learn(id, file), source instanceof Readable ? undefined : source.file);
     const whole = createHash('sha256');
     let size = 0;
     let chunks = 0;
@@ -330,16 +343,17 @@ export class Repository {
 
   /**
    * Rebuild a snapshot's file in place at `file` (created, or replaced), or with no file only
-   * check it: each blob is read once, however often the runs return to it, and its chunks are
-   * checked and written at their offsets by a blob pool thread, a few blobs at a time, so that
-   * the file's bytes never reach the JavaScript thread. Throws an IntegrityError naming the
+   * check it: each blob is read once, however often the runs return to it (blobs adjacent in a
+   * pack in one ranged read), and its chunks are checked and written at their offsets by a blob
+   * pool thread, a few reads at a time, so that the file's bytes never reach the JavaScript
+   * thread. Throws an IntegrityError naming the
    * first missing or corrupt chunk it meets; the file is then incomplete.
    */
   async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
     const { snapshot, layout } = await this.read(key, where, options);
     const { runs } = layout;
-    // Every blob once, in the order the file first needs it, with the runs it fills.
-    const groups = new Map<string, { f: number; b: number; writes: number[]; bytes: number }>();
+    // Every blob once, with the runs it fills.
+    const groups = new Map<string, BlobPart>();
     for (let r = 0, offset = 0; r < runs.length; r += 4) {
       const name = `${runs[r]}/${runs[r + 1]}`;
       let group = groups.get(name);
@@ -353,26 +367,46 @@ export class Repository {
       const handle = await fs.promises.open(options.file, 'w');
       await handle.truncate(snapshot.size).finally(() => handle.close());
     }
+    // The file is written at offsets, in any order: blobs are read in the order they lie in their
+    // packs, and those that lie one after another (a snapshot stores its new blobs in one go) are
+    // read together, up to COALESCE_BYTES at once: one request for many blobs.
+    const parts = [...groups.values()].map((group) => ({ group, ...layout.blobOf(group.f, group.b) }));
+    parts.sort((x, y) => (x.pack === y.pack ? x.blob.offset - y.blob.offset : x.pack < y.pack ? -1 : 1));
+    const reads: { pack: string; start: number; length: number; blobs: { blob: Blob; group: BlobPart }[] }[] = [];
+    for (const { group, blob, pack } of parts) {
+      const last = reads.at(-1);
+      if (last && last.pack === pack && last.start + last.length === blob.offset && last.length + blob.length <= COALESCE_BYTES) {
+        last.length += blob.length;
+        last.blobs.push({ blob, group });
+      } else {
+        reads.push({ pack, start: blob.offset, length: blob.length, blobs: [{ blob, group }] });
+      }
+    }
     const limit = new RateLimit(options.bytesPerSecond ?? 0);
     const inFlight: Promise<void>[] = [];
     let done = 0;
-    for (const group of groups.values()) {
+    for (const read of reads) {
       options.signal?.throwIfAborted();
-      await limit.take(group.bytes, options.signal);
-      const { blob, pack } = layout.blobOf(group.f, group.b);
-      const expected = Buffer.concat(Array.from({ length: group.writes.length / 3 }, (_, i) => blob.hashes.subarray(group.writes[3 * i]! * HASH_BYTES, (group.writes[3 * i]! + group.writes[3 * i + 1]!) * HASH_BYTES)));
+      await limit.take(read.blobs.reduce((n, { group }) => n + group.bytes, 0), options.signal);
       const unpacked = (async () => {
-        const stored = await this.readStored(blob, pack, where, options);
-        const corrupt = await unpackBlob(stored, blob.codec, blob.rawLength, group.writes, expected, options.file).catch((err: unknown) => {
-          throw this.unreadable(blob, pack, where, err);
-        });
-        if (corrupt !== undefined) throw this.corrupt(expected.subarray(corrupt * HASH_BYTES, (corrupt + 1) * HASH_BYTES), pack, where);
-        done += group.bytes;
-        options.onProgress?.(done);
+        const stored = await this.readStored(read.pack, read.start, read.length, read.blobs[0]!.blob, where, options);
+        await Promise.all(
+          read.blobs.map(async ({ blob, group }) => {
+            const { writes } = group;
+            const expected = Buffer.concat(Array.from({ length: writes.length / 3 }, (_, i) => blob.hashes.subarray(writes[3 * i]! * HASH_BYTES, (writes[3 * i]! + writes[3 * i + 1]!) * HASH_BYTES)));
+            const bytes = stored.subarray(blob.offset - read.start, blob.offset - read.start + blob.length);
+            const corrupt = await unpackBlob(bytes, blob.codec, blob.rawLength, writes, expected, options.file).catch((err: unknown) => {
+              throw this.unreadable(blob, read.pack, where, err);
+            });
+            if (corrupt !== undefined) throw this.corrupt(expected.subarray(corrupt * HASH_BYTES, (corrupt + 1) * HASH_BYTES), read.pack, where);
+            done += group.bytes;
+            options.onProgress?.(done);
+          }),
+        );
       })();
       unpacked.catch(() => undefined);
       inFlight.push(unpacked);
-      if (inFlight.length >= READ_AHEAD) await inFlight.shift();
+      if (inFlight.length >= READS_AHEAD) await inFlight.shift();
     }
     await Promise.all(inFlight);
     return snapshot;
@@ -490,7 +524,7 @@ export class Repository {
 
   /** A blob's bytes, decoded, and the SHA-256s of its chunks (named in the blob pool, not yet checked). */
   private async readBlob(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Named> {
-    const stored = await this.readStored(blob, pack, where, options);
+    const stored = await this.readStored(pack, blob.offset, blob.length, blob, where, options);
     const named = await decodeChunks(blob.codec, stored).catch((err: unknown) => {
       throw this.unreadable(blob, pack, where, err);
     });
@@ -498,17 +532,17 @@ export class Repository {
     return named;
   }
 
-  /** A blob's stored bytes, by one ranged read of its pack. */
-  private async readStored(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Buffer> {
+  /** Stored bytes of a pack, by one ranged read; `blob` (the first one read) names them in errors. */
+  private async readStored(pack: string, start: number, length: number, blob: Blob, where: string, options: CallOptions): Promise<Buffer> {
     const key = packKey(pack);
     let stored: Buffer;
     try {
-      stored = await readSmall(await this.backend.read(key, { ...options, range: { start: blob.offset, length: blob.length } }), blob.length, 'blob');
+      stored = await readSmall(await this.backend.read(key, { ...options, range: { start, length } }), length, 'blob');
     } catch (err) {
       if (err instanceof NotFoundError) throw new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is missing: ${this.backend.locate(key)} does not exist`);
       throw err;
     }
-    if (stored.length !== blob.length) throw this.unreadable(blob, pack, where, new Error(`${stored.length} of ${blob.length} bytes`));
+    if (stored.length !== length) throw this.unreadable(blob, pack, where, new Error(`${stored.length} of ${length} bytes`));
     return stored;
   }
 
@@ -583,6 +617,8 @@ class PackWriter {
   constructor(
     private readonly backend: Backend,
     private readonly options: WriteOptions,
+    /** Called with each index file once it is written. */
+    private readonly written: (id: string, file: IndexFile) => void,
     /** The local file the spans are in, when the threads read it themselves. */
     private readonly file?: string,
   ) {}
@@ -685,6 +721,7 @@ class PackWriter {
       const file: IndexFile = { version: 1, packs: [pack.id], blobs: pack.blobs };
       this.stored += (await this.backend.write(indexKey(index), Readable.from([await encodeObject(file)]), { signal: this.options.signal })).bytes;
       pack.numbers.forEach((n, blob) => (this.placed[n] = { index, blob }));
+      this.written(index, file);
     })();
     done.catch(() => undefined);
     this.closed.push(done);

@@ -121,13 +121,14 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect((await collect(stream)).equals(file)).toBe(true);
     expect(reads.calls.read).toBe(blobs + 1);
 
-    // Rebuilt in place, each blob is read once too, and the file is the same.
+    // Rebuilt in place, each blob is read once too, and blobs that lie together in a pack are
+    // read together: the snapshot, its two index files, then one read of each pack (the 48 old
+    // blobs, small here, in one; the new blob in the other). The file is the same.
     const rebuilt = path.join(tmp.dir, 'rebuilt-e2.mdb');
-    const rebuilding = new Repository(reads.backend);
     reads.reset();
-    await rebuilding.rebuild('e2/node-1/C/0', 'shard C/0', { file: rebuilt });
+    await new Repository(reads.backend).rebuild('e2/node-1/C/0', 'shard C/0', { file: rebuilt });
     expect(fs.readFileSync(rebuilt).equals(file)).toBe(true);
-    expect(reads.calls.read).toBe(blobs + 1 + 1 + 2);
+    expect(reads.calls.read).toBe(1 + 2 + 2);
   }, 60_000);
 
   it('fails a read that meets a corrupt or a missing pack, naming the chunk or the pack and the file', async () => {
