@@ -11,6 +11,7 @@
  * through the cache: create, restore, verify and delete always read the backend.
  */
 import { isTerminal } from './contract.ts';
+import { InFlight } from './in-flight.ts';
 import type { GlobalManifest } from './manifest.ts';
 
 /** How long a manifest is answered from memory, at least (at most twice this). */
@@ -20,7 +21,7 @@ const MAX_ENTRIES = 20_000;
 
 export class ManifestCache {
   private readonly entries = new Map<string, { manifest: GlobalManifest; until: number }>();
-  private readonly loading = new Map<string, Promise<GlobalManifest | undefined>>();
+  private readonly loading = new InFlight<string, GlobalManifest | undefined>();
 
   /**
    * The manifest at `where` (the backend's locate of its key) from memory, or else from `load`,
@@ -29,12 +30,7 @@ export class ManifestCache {
   read(where: string, load: () => Promise<GlobalManifest | undefined>): Promise<GlobalManifest | undefined> {
     const known = this.get(where);
     if (known) return Promise.resolve(known);
-    let pending = this.loading.get(where);
-    if (!pending) {
-      pending = load().finally(() => this.loading.delete(where));
-      this.loading.set(where, pending);
-    }
-    return pending;
+    return this.loading.run(where, load);
   }
 
   private get(where: string): GlobalManifest | undefined {

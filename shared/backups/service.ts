@@ -26,6 +26,7 @@ import { configuredBackends, rememberedAccessCheck, type BackendFactory } from '
 import { BACKUP_ID, isTerminal, type BackupListItem, type DeleteResult, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
 import { backupPrefix, globalManifestKey, globalManifestSchema, nodeManifestSchema, readJson, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import { collectGarbage } from '../repository/collect.ts';
+import { InFlight } from './in-flight.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { planBackup, planRestore } from './plan.ts';
 import { readRepairingStuck } from './repair.ts';
@@ -85,6 +86,10 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
   const producer = openProducer(deps.redis);
   const current = (op: OperationRef) => readRepairingStuck({ ops, producer, logger }, op);
   const manifests = new ManifestCache();
+  // Concurrent lists of one backend location share one listing of its top-level names (a list
+  // that arrives while one is being listed is answered with it: a backup finished meanwhile is
+  // in Redis's states anyway).
+  const listings = new InFlight<Backend, string[]>();
 
   /**
    * Remove the jobs a previous run with the same ids left (finished jobs are kept a week), so
@@ -298,7 +303,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       // One listing of the top-level names (the repository's objects are not walked), one
       // Redis round trip for the states; only operations still running are checked further.
       const [directories, known] = await Promise.all([
-        precheck('list backups', () => backend.listDirectories('')),
+        precheck('list backups', () => listings.run(backend, () => backend.listDirectories(''))),
         ops.all('backup', name),
       ]);
       const states = (await Promise.all(known.map((s) => (isTerminal(s.status) ? s : current(s.op))))).filter((s) => s !== undefined);

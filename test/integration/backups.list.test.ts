@@ -74,6 +74,12 @@ describe.each(['filesystem', 's3'] as const)(`listing ${BACKUPS} backups in %s`,
     counted.reset();
     expect(await service.list(name)).toEqual(all);
     expect(counted.calls).toEqual({ listDirectories: 1, read: 1 });
+
+    // Ten lists at once share one listing (and the one read of the directory without a manifest).
+    counted.reset();
+    const lists = await Promise.all(Array.from({ length: 10 }, () => service.list(name)));
+    for (const l of lists) expect(l).toEqual(all);
+    expect(counted.calls).toEqual({ listDirectories: 1, read: 1 });
   });
 
   it('pages in id order with limit and after, every backup once, and refuses a bad page naming the field', async () => {
