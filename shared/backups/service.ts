@@ -78,6 +78,12 @@ export interface BackupServiceDeps {
   backends?: BackendFactory;
 }
 
+/** A settled promise's value, or its error thrown. */
+function settled<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason;
+  return result.value;
+}
+
 export function createBackupService(deps: BackupServiceDeps): BackupService {
   const { config, catalog, logger } = deps;
   const backends = deps.backends ?? configuredBackends(config, logger);
@@ -238,16 +244,24 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         req.exclude,
         'this cluster',
       );
-      const running = await current(op);
-      if (running && !isTerminal(running.status)) {
-        throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${running.status})`);
-      }
+      // The checks are independent: asked at once (Redis, the backend and the catalog answer in
+      // parallel), their answers are then judged in this order, so the error is the same.
       const path = backend.locate(req.id);
-      if (await precheck(`exists ${globalManifestKey(req.id)}`, () => backend.exists(globalManifestKey(req.id)))) {
-        throw new ConflictError(`backup ${JSON.stringify(req.id)} already exists at ${path}; choose another id`);
+      const [running, exists, access, base, snapshots] = await Promise.allSettled([
+        current(op),
+        precheck(`exists ${globalManifestKey(req.id)}`, () => backend.exists(globalManifestKey(req.id))),
+        precheck('access check', () => checkAccess(backend)),
+        req.incrementalBase ? checkIncrementalBase(backend, name, req.incrementalBase) : undefined,
+        Promise.all(classes.map(snapshotIndex)),
+      ]);
+      const state = settled(running);
+      if (state && !isTerminal(state.status)) {
+        throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${state.status})`);
       }
-      await precheck('access check', () => checkAccess(backend));
-      if (req.incrementalBase) await checkIncrementalBase(backend, name, req.incrementalBase);
+      if (settled(exists)) throw new ConflictError(`backup ${JSON.stringify(req.id)} already exists at ${path}; choose another id`);
+      settled(access);
+      settled(base);
+      const indexes = settled(snapshots);
 
       const startedAt = new Date().toISOString();
       const plan = planBackup({
@@ -255,7 +269,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         overrides: req.overrides,
         compression: req.compression,
         nodes: config.nodes,
-        indexes: await Promise.all(classes.map(snapshotIndex)),
+        indexes,
         startedAt,
         ...(req.incrementalBase ? { incrementalBase: req.incrementalBase } : {}),
         ...(options.schedule ? { schedule: options.schedule } : {}),
