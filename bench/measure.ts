@@ -55,7 +55,7 @@ export function processCpu(pid: number): number {
 
 /** What node 20 calls its threads is not telling (all are `node`): group them by role. */
 export const MAIN_THREAD = 'main thread';
-export const OTHER_THREADS = 'other threads (libuv pool: zlib, fs, hashing; V8 GC and compiler helpers)';
+export const OTHER_THREADS = 'other threads (blob pool: reading, hashing; libuv pool: zstd, fs; V8 GC and compiler helpers)';
 
 /**
  * CPU seconds per thread group of a process: the main thread (JavaScript), the other threads

@@ -262,7 +262,7 @@ function profileSection(results: BenchResults): string[] {
   const lines: string[] = [];
   if (results.profiles.length === 0) return ['Not measured in this run (see Errors).', ''];
   lines.push(
-    'One extra run of each operation with a single worker started with `node --cpu-prof` (and the API under `POST` load likewise); the profile is read from its `.cpuprofile`, counting only the samples taken while the operation ran (process start-up — module loading through tsx — is left out). V8 samples JavaScript on the main thread only, so the CPU of every thread of the process was also read from `/proc/<pid>/task/*/stat`: the main thread runs JavaScript (MessagePack, LMDB reads, streams, BullMQ); the other threads run zlib (gzip), file I/O and hashing from libuv\'s pool, and V8\'s garbage collector and compiler helpers. `v8:ProfEvntProc` is the profiler itself.',
+    'One extra run of each operation with a single worker started with `node --cpu-prof` (and the API under `POST` load likewise); the profile is read from its `.cpuprofile`, counting only the samples taken while the operation ran (process start-up — module loading through tsx — is left out). V8 samples JavaScript on the main thread only, so the CPU of every thread of the process was also read from `/proc/<pid>/task/*/stat`: the main thread runs JavaScript (chunk lookups, packs, MessagePack, streams, BullMQ); the other threads are the blob pool\'s (reading shard files, SHA-256 of every chunk, writing rebuilt files), libuv\'s pool (zstd, file I/O) and V8\'s garbage collector and compiler helpers. `v8:ProfEvntProc` is the profiler itself.',
     '',
   );
   for (const p of results.profiles) {
