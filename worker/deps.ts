@@ -28,11 +28,12 @@ export interface JobDeps {
 }
 
 /**
- * How many shard transfers (snapshots and restores) run at once in one worker process: two per
- * core (a transfer waits on the disk and the backend part of the time). A worker takes
- * WORKER_CONCURRENCY jobs from each node queue it serves; more transfers would only share the
- * cores and add each one's buffers to the worker's memory, so the others wait here (their
- * BullMQ locks are renewed meanwhile).
+ * How many shard transfers (snapshots and restores) run at once in one worker process: one per
+ * core. One transfer already keeps every core busy (its hashing, compression and checking run
+ * in the blob pool's threads and libuv's pool, shared/repository/blob-pool.ts), and its reads
+ * overlap that work. A worker takes WORKER_CONCURRENCY jobs from each node queue it serves; more
+ * transfers would only share the cores and add each one's buffers to the worker's memory, so
+ * the others wait here (their BullMQ locks are renewed meanwhile).
  */
 export class TransferSlots {
   private running = 0;

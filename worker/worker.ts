@@ -105,7 +105,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
     logger,
     ops,
     backends: deps.backends ?? configuredBackends(config, logger),
-    transfers: new TransferSlots(2 * availableParallelism()),
+    transfers: new TransferSlots(availableParallelism()),
   };
   const processors = { ...defaultProcessors(jobDeps), ...deps.processors };
   assertProcessors(processors);
