@@ -3,7 +3,8 @@
  * into 4 KiB chunks, each named by its SHA-256 and stored once, in compressed blobs packed into
  * pack objects; index files say which chunks exist, so a new snapshot reuses every chunk any
  * earlier one stored without listing the packs. One `Repository` per backend location and
- * process keeps the index files it has read (they never change once written).
+ * process keeps a table of every chunk the location holds (≤ 40 bytes a chunk), learned from
+ * its index files (they never change once written), and the last few index files it read.
  *
  * Writing (`write`): the file is named span by span in the blob pool's threads (blob-pool.ts; a
  * local file is read by the threads themselves, so its bytes never reach the JavaScript
@@ -66,6 +67,8 @@ const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
 const READ_AHEAD = 8;
 const BLOB_CACHE = 8;
+/** Index files kept for the snapshots read next (each names ≤ 8,192 chunks: ≤ ~300 KB). */
+const KEPT_INDEX_FILES = 64;
 /** Bytes of adjacent blobs a rebuild reads at once, and such reads in flight. */
 const COALESCE_BYTES = 4 * 1024 * 1024;
 const READS_AHEAD = 3;
@@ -152,7 +155,7 @@ interface Place {
 }
 
 export class Repository {
-  /** Index files read or written, by id. */
+  /** The last index files read for snapshots, by id (KEPT_INDEX_FILES at most). */
   private readonly files = new Map<string, IndexFile>();
   /** Index files whose chunks are in `known` (a restore reads index files without learning them). */
   private readonly learned = new Set<string>();
@@ -178,7 +181,7 @@ export class Repository {
           this.known.clear();
           this.places.length = 0;
         }
-        for (const id of present) if (!this.learned.has(id)) this.learn(id, await this.indexFile(id, options));
+        for (const id of present) if (!this.learned.has(id)) this.learn(id, await this.indexFile(id, options, false));
       } finally {
         this.refreshing = undefined;
       }
@@ -554,7 +557,12 @@ export class Repository {
     return new IntegrityError(`chunk ${hash.toString('hex')} of ${where} is corrupt: its bytes in ${this.backend.locate(packKey(pack))} do not hash to it`);
   }
 
-  private async indexFile(id: string, options: CallOptions): Promise<IndexFile> {
+  /**
+   * An index file, from the few last read (a restore's snapshots name the same ones again and
+   * again), else read; `keep: false` reads one without keeping it (refresh learns its chunks and
+   * lets it go: the table of chunks is all a snapshot needs).
+   */
+  private async indexFile(id: string, options: CallOptions, keep = true): Promise<IndexFile> {
     const cached = this.files.get(id);
     if (cached) return cached;
     const key = indexKey(id);
@@ -566,7 +574,10 @@ export class Repository {
       throw err;
     }
     const file = await decodeObject(body, indexFileSchema, this.backend.locate(key));
-    this.files.set(id, file);
+    if (keep) {
+      if (this.files.size >= KEPT_INDEX_FILES) this.files.delete(this.files.keys().next().value!);
+      this.files.set(id, file);
+    }
     return file;
   }
 
@@ -574,7 +585,6 @@ export class Repository {
   private learn(id: string, file: IndexFile): void {
     if (this.learned.has(id)) return;
     this.learned.add(id);
-    this.files.set(id, file);
     file.blobs.forEach((blob, b) => {
       const place = this.places.push({ file: id, blob: b }) - 1;
       for (let c = 0; c < chunksIn(blob.rawLength); c++) this.known.add(blob.hashes, place * CHUNKS_PER_BLOB + c, c * HASH_BYTES);
