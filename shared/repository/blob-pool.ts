@@ -19,11 +19,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CHUNK_SIZE, CHUNKS_PER_BLOB, HASH_BYTES } from './format.ts';
 
-/**
- * The thread's code (CommonJS, evaluated: the same under tsx, vitest and the build). Built when
- * the pool starts: format.ts and this module import each other through codec.ts.
- */
-const threadSource = (): string => `
+/** The thread's code (CommonJS, evaluated: the same under tsx, vitest and the build). */
+const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -172,9 +169,8 @@ class BlobPool {
 
   constructor(size: number) {
     const zstdBindings = createRequire(import.meta.url).resolve('@mongodb-js/zstd/bindings.js');
-    const source = threadSource();
     this.threads = Array.from({ length: size }, () => {
-      const worker = new Worker(source, { eval: true, workerData: { zstdBindings } });
+      const worker = new Worker(THREAD, { eval: true, workerData: { zstdBindings } });
       const thread: Thread = { worker, waiting: new Map() };
       worker.on('message', (answer: Answer & { id: number }) => {
         const w = thread.waiting.get(answer.id);
