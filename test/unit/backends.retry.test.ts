@@ -26,8 +26,11 @@ import { GcsBackend } from '../../shared/backends/gcs.ts';
 import { describeError, httpStatus, isTransientError, withRetry } from '../../shared/backends/retry.ts';
 import { S3Backend } from '../../shared/backends/s3.ts';
 
-/** One scripted answer: an HTTP response, or `reset` to destroy the connection unanswered. */
-type Answer = { status: number; body?: string; type?: string } | 'reset';
+/**
+ * One scripted answer: an HTTP response, `reset` to destroy the connection unanswered, or
+ * `hang` to leave it unanswered (until the server closes).
+ */
+type Answer = { status: number; body?: string; type?: string } | 'reset' | 'hang';
 
 /** Answers requests from a script, in order; once the script runs out, every answer is `fallback`. */
 class FlakyServer {
@@ -39,6 +42,7 @@ class FlakyServer {
     req.resume();
     const answer = this.script.shift() ?? this.fallback;
     if (answer === 'reset') return void req.socket.destroy();
+    if (answer === 'hang') return;
     res.writeHead(answer.status, { 'content-type': answer.type ?? 'text/plain' });
     res.end(answer.body ?? '');
   });
@@ -210,13 +214,23 @@ describe('isTransientError', () => {
     expect((hangUp as Error).message).toBe('socket hang up');
     expect(isTransientError(hangUp)).toBe(true);
 
-    const closed = new FlakyServer();
-    await closed.start();
-    await closed.close();
-    const refused = await fetch(closed.url).catch((e: unknown) => e);
+    // A port just closed: another test's server may take it before the fetch (the tests run in
+    // parallel), in which case the fetch is answered and another closed port is tried.
+    let refused: unknown;
+    for (let tries = 0; tries < 5 && !(refused instanceof Error); tries++) {
+      const closed = new FlakyServer();
+      await closed.start();
+      await closed.close();
+      refused = await fetch(closed.url).then(
+        async (res) => void (await res.body?.cancel()),
+        (e: unknown) => e,
+      );
+    }
     expect(isTransientError(refused)).toBe(true); // ECONNREFUSED: the server may be restarting
 
-    expect(isTransientError(await fetch(server.url, { signal: AbortSignal.timeout(0) }).catch((e: unknown) => e))).toBe(true);
+    // A request that times out (the server never answers it).
+    server.plan(['hang']);
+    expect(isTransientError(await fetch(server.url, { signal: AbortSignal.timeout(50) }).catch((e: unknown) => e))).toBe(true);
   });
 
   it("classifies shardvault's own errors", () => {
