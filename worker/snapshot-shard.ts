@@ -8,10 +8,10 @@
  * repository reads the copy under the byte-rate limit (in place when it is a file on this host,
  * else as the node's stream), stores only the chunks it does not have yet (every backup is
  * incremental against everything stored before it in that location) and writes the shard's
- * snapshot object at `<id>/<node>/<index>/<shard>`. The
- * AbortSignal (cancel, shutdown deadline) reaches the repository's writes, which leave nothing a
- * snapshot names half-written; the copy is removed whatever happens. A worker runs one transfer
- * per core at once (TransferSlots, worker/deps.ts); the other jobs it took wait for a slot.
+ * snapshot object at `<id>/<node>/<index>/<shard>`. The AbortSignal (cancel, shutdown deadline)
+ * reaches the repository's writes, which leave nothing a snapshot names half-written; the copy is
+ * removed whatever happens. A worker runs one transfer per core at once (TransferSlots,
+ * worker/deps.ts); the other jobs it took wait for a slot.
  */
 import { addAbortSignal, Readable } from 'node:stream';
 import { UnrecoverableError } from 'bullmq';

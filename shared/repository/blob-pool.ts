@@ -110,10 +110,12 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, cod
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (op === 'hash') {
       const named = name(buf);
-      // Bytes read from a file stay here: the caller wants their names only.
-      if (read) give(buf);
-      if (read) send({ id, hashes: named }, [named]);
-      else send({ id, data, hashes: named }, [data, named]);
+      if (!read) send({ id, data, hashes: named }, [data, named]);
+      else {
+        // Bytes read from a file stay here: the caller wants their names only.
+        give(buf);
+        send({ id, hashes: named }, [named]);
+      }
     } else if (op === 'compress') {
       const out = own(level === undefined ? Buffer.from(buf) : await compress(buf, level));
       if (read) give(buf);
@@ -203,14 +205,15 @@ class BlobPool {
       if (thread.waiting.size === 0) thread.worker.ref();
       thread.waiting.set(id, { resolve, reject });
       if (!data) return thread.worker.postMessage({ id, ...request });
+      const copy = (): ArrayBuffer => Uint8Array.prototype.slice.call(data).buffer;
       const own = give && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-      const travelling = own ? (data.buffer as ArrayBuffer) : Uint8Array.prototype.slice.call(data).buffer;
+      const travelling = own ? (data.buffer as ArrayBuffer) : copy();
       try {
         thread.worker.postMessage({ id, ...request, data: travelling }, [travelling]);
       } catch {
         // A buffer that cannot be transferred (one some native code owns) travels as a copy.
-        const copy = Uint8Array.prototype.slice.call(data).buffer;
-        thread.worker.postMessage({ id, ...request, data: copy }, [copy]);
+        const copied = copy();
+        thread.worker.postMessage({ id, ...request, data: copied }, [copied]);
       }
     });
   }
@@ -250,9 +253,9 @@ export async function zstdCompress(data: Buffer, level: number, give = false): P
   return Buffer.from((await threads().run({ op: 'compress', level }, data, give)).data);
 }
 
-/** A zstd frame's bytes; data is given to the thread when `give`. */
-export async function zstdDecompress(data: Buffer, give = false): Promise<Buffer> {
-  return Buffer.from((await threads().run({ op: 'decompress', hashes: false }, data, give)).data);
+/** A zstd frame's bytes (a copy of data travels to the thread). */
+export async function zstdDecompress(data: Buffer): Promise<Buffer> {
+  return Buffer.from((await threads().run({ op: 'decompress', hashes: false }, data)).data);
 }
 
 /**

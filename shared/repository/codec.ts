@@ -29,8 +29,8 @@ export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = fa
 
 /** The codec and bytes of a blob made of a local file's bytes at the (offset, length) pairs of ranges, read by a thread. */
 export async function encodeFileBlob(path: string, ranges: number[], level: CompressionLevel): Promise<{ codec: Codec; data: Buffer }> {
-  if (level === 'NoCompression') return { codec: CODEC.raw, data: await compressFileRanges(path, ranges, undefined) };
-  return { codec: CODEC.zstd, data: await compressFileRanges(path, ranges, ZSTD_LEVEL[level]) };
+  const zstdLevel = level === 'NoCompression' ? undefined : ZSTD_LEVEL[level];
+  return { codec: zstdLevel === undefined ? CODEC.raw : CODEC.zstd, data: await compressFileRanges(path, ranges, zstdLevel) };
 }
 
 export async function decodeBlob(codec: number, data: Buffer): Promise<Buffer> {

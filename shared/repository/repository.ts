@@ -8,20 +8,20 @@
  *
  * Writing (`write`): the file is named span by span in the blob pool's threads (blob-pool.ts; a
  * local file is read by the threads themselves, so its bytes never reach the JavaScript
- * thread), which only looks the names up and decides which chunks are new; new chunks are
+ * thread, which only looks the names up and decides which chunks are new); new chunks are
  * gathered into blobs, compressed in the threads and streamed into the current pack. At most
  * PIPELINE blobs are in flight, a pack's blob records are let go once its index file is
  * written, and the table of chunks queued in this run is bounded, so memory does not grow
- * with the file. A pack is written
- * before the index file that names it, and every index file before the snapshot that uses
- * it: whatever a snapshot names exists once the snapshot does.
+ * with the file. A pack is written before the index file that names it, and every index file
+ * before the snapshot that uses it: whatever a snapshot names exists once the snapshot does.
  *
- * Reading (`open`): the snapshot's runs are replayed in order; each blob is read with one
- * ranged read (a few distinct blobs ahead of need, and kept while later runs return to it: an
- * incremental snapshot's runs go back to its few new blobs all across the file), decoded and
- * its chunks named in one trip to the blob pool, and every chunk checked against its SHA-256 before its bytes
- * are passed on; the file's size and fingerprint (the SHA-256 of its chunks' SHA-256s, in
- * order) are checked at the end. A missing pack or a corrupt chunk fails with an
+ * Reading: first the file's size and fingerprint (the SHA-256 of its chunks' SHA-256s, in
+ * order) are checked against the snapshot from the index files alone. `rebuild` then reads each
+ * blob once (adjacent blobs of a pack together) and has the blob pool check its chunks and write
+ * them at their offsets in a local file; `open` replays the runs in order as a stream, each blob
+ * read a few distinct blobs ahead of need and kept while later runs return to it (an
+ * incremental snapshot's runs go back to its few new blobs all across the file), every chunk
+ * checked before its bytes are passed on. A missing pack or a corrupt chunk fails with an
  * IntegrityError naming the chunk and the file.
  */
 import { createHash } from 'node:crypto';
@@ -134,8 +134,8 @@ export interface RebuildOptions extends CallOptions {
 interface Layout {
   runs: Uint32Array;
   blobOf(file: number, blob: number): { blob: Blob; pack: string };
-  /** Bytes of the file that the run at r (a multiple of 4) fills. */
-  bytesOf(r: number): number;
+  /** Bytes of the file that each run fills (the run at r is `bytes[r / 4]`). */
+  bytes: Uint32Array;
 }
 
 /** One blob's part in a rebuilt file: (first chunk, count, file offset) triples, and their bytes. */
@@ -349,8 +349,8 @@ export class Repository {
    * check it: each blob is read once, however often the runs return to it (blobs adjacent in a
    * pack in one ranged read), and its chunks are checked and written at their offsets by a blob
    * pool thread, a few reads at a time, so that the file's bytes never reach the JavaScript
-   * thread. Throws an IntegrityError naming the
-   * first missing or corrupt chunk it meets; the file is then incomplete.
+   * thread. Throws an IntegrityError naming the first missing or corrupt chunk it meets; the
+   * file is then incomplete.
    */
   async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
     const { snapshot, layout } = await this.read(key, where, options);
@@ -361,7 +361,7 @@ export class Repository {
       const name = `${runs[r]}/${runs[r + 1]}`;
       let group = groups.get(name);
       if (!group) groups.set(name, (group = { f: runs[r]!, b: runs[r + 1]!, writes: [], bytes: 0 }));
-      const bytes = layout.bytesOf(r);
+      const bytes = layout.bytes[r / 4]!;
       group.writes.push(runs[r + 2]!, runs[r + 3]!, offset);
       group.bytes += bytes;
       offset += bytes;
@@ -437,23 +437,23 @@ export class Repository {
       if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
       return { blob, pack: file.packs[blob.pack]! };
     };
-    const bytesOf = (r: number): number => {
-      const { blob } = blobOf(runs[r]!, runs[r + 1]!);
-      return Math.min((runs[r + 2]! + runs[r + 3]!) * CHUNK_SIZE, blob.rawLength) - runs[r + 2]! * CHUNK_SIZE;
-    };
+    const bytes = new Uint32Array(runs.length / 4);
     const whole = createHash('sha256');
     let size = 0;
     for (let r = 0; r < runs.length; r += 4) {
       const { blob } = blobOf(runs[r]!, runs[r + 1]!);
-      if (runs[r + 2]! + runs[r + 3]! > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
-      whole.update(blob.hashes.subarray(runs[r + 2]! * HASH_BYTES, (runs[r + 2]! + runs[r + 3]!) * HASH_BYTES));
-      size += bytesOf(r);
+      const first = runs[r + 2]!;
+      const end = first + runs[r + 3]!;
+      if (end > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
+      whole.update(blob.hashes.subarray(first * HASH_BYTES, end * HASH_BYTES));
+      bytes[r / 4] = Math.min(end * CHUNK_SIZE, blob.rawLength) - first * CHUNK_SIZE;
+      size += bytes[r / 4]!;
     }
     const fingerprint = whole.digest('hex');
     if (size !== snapshot.size || fingerprint !== snapshot.sha256) {
       throw new IntegrityError(`${where} rebuilds as ${size} bytes with fingerprint ${fingerprint}; the snapshot says ${snapshot.size} bytes, ${snapshot.sha256}`);
     }
-    return { snapshot, layout: { runs, blobOf, bytesOf } };
+    return { snapshot, layout: { runs, blobOf, bytes } };
   }
 
   private async *replay(layout: Layout, where: string, options: CallOptions): AsyncGenerator<Buffer> {
@@ -521,7 +521,7 @@ export class Repository {
         const expected = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES);
         if (!hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).equals(expected)) throw this.corrupt(expected, pack, where);
       }
-      yield data.subarray(first * CHUNK_SIZE, first * CHUNK_SIZE + layout.bytesOf(r));
+      yield data.subarray(first * CHUNK_SIZE, first * CHUNK_SIZE + layout.bytes[r / 4]!);
     }
   }
 
