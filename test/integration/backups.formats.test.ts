@@ -1,8 +1,11 @@
 /**
- * Users' backups outlive the code that wrote them. A backup written by repository format
- * version 1 (one gzip'd docs dump object per shard; docs/formats.md §1), kept as a fixture
- * (test/fixtures/backup-v1, made by scripts/make-backup-v1-fixture.ts with that version), must
- * list, verify and restore identical with every later version.
+ * Users' backups outlive the code that wrote them. A backup of each repository format, written
+ * by the version that wrote that format and kept as a fixture (test/fixtures/backup-v<N>, made
+ * by scripts/make-backup-fixture.ts), must list, verify and restore identical with every later
+ * version:
+ * - format 1: one gzip'd docs dump object per shard (docs/formats.md §1);
+ * - format 2: a snapshot per shard in the location's content-addressed repository (§3), the
+ *   fixture holding the repository beside the backup.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,15 +18,10 @@ import { useTestApi } from '../support/api.ts';
 import { readIndex, waitForStatus } from '../support/backups.ts';
 import { ROOT } from '../support/process.ts';
 
-const FIXTURE = path.join(ROOT, 'test/fixtures/backup-v1');
-const ID = 'format-v1';
-const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Record<string, Record<string, string>>;
-
 const t = useTestApi();
 let worker: ShardvaultWorker;
 
 beforeAll(async () => {
-  fs.cpSync(path.join(FIXTURE, ID), path.join(t.config.backends.filesystem.path, ID), { recursive: true });
   worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: t.config.redisUrl!, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
   await worker.start();
 });
@@ -32,7 +30,24 @@ afterAll(async () => {
   await worker?.stop();
 });
 
-describe('a backup of format version 1', () => {
+describe.each([1, 2])('a backup of format version %i', (format) => {
+  const FIXTURE = path.join(ROOT, `test/fixtures/backup-v${format}`);
+  const ID = `format-v${format}`;
+  const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Record<string, Record<string, string>>;
+  // The backup, and for format 2 the repository beside it.
+  const copied = fs.readdirSync(FIXTURE).filter((name) => name !== 'expected.json');
+
+  beforeAll(() => {
+    for (const name of copied) fs.cpSync(path.join(FIXTURE, name), path.join(t.config.backends.filesystem.path, name), { recursive: true });
+  });
+
+  // The next format's backup is restored into the same cluster: its classes go, and this one.
+  afterAll(async () => {
+    await t.call('DELETE', '/v1/schema/Article');
+    await t.call('DELETE', '/v1/schema/twitter');
+    for (const name of copied) fs.rmSync(path.join(t.config.backends.filesystem.path, name), { recursive: true, force: true });
+  });
+
   it('lists, with its status and classes, read from its manifest alone', async () => {
     const list = (await (await t.call('GET', '/v1/backups/filesystem')).json()) as { id: string; status: string; classes: string[] }[];
     expect(list).toEqual([expect.objectContaining({ id: ID, status: 'SUCCESS', classes: ['Article', 'twitter'] })]);
@@ -45,7 +60,7 @@ describe('a backup of format version 1', () => {
     const report = (await res.json()) as { status: string; objects: number; problems: unknown[] };
     expect(res.status, JSON.stringify(report)).toBe(200);
     expect(report).toMatchObject({ status: 'OK', problems: [] });
-    // backup_config.json, three backup.json, seven shard objects.
+    // backup_config.json, three backup.json, seven shard objects (dumps, or snapshots whose every chunk was checked).
     expect(report.objects).toBe(11);
   });
 

@@ -1,15 +1,19 @@
 /**
- * Makes test/fixtures/backup-v1: a backup written by repository format version 1 (one gzip'd
- * docs dump object per shard; docs/formats.md §1), with the documents it holds, so that every
- * later version of shardvault is tested to still list, verify and restore it. Run once, with
- * the code that writes that format (it was, at commit "Tests: a backup of format version 1 as
- * a fixture"), never again: the fixture is users' data from an earlier version.
+ * Makes test/fixtures/backup-v<N>: a backup written in repository format version N, with the
+ * documents it holds, so that every later version of shardvault is tested to still list, verify
+ * and restore it. Run once per format, with the code that writes that format, never again: a
+ * fixture is users' data from an earlier version.
  *
- *   node --import tsx scripts/make-backup-v1-fixture.ts
+ *   node --import tsx scripts/make-backup-fixture.ts 1   # at commit "Tests: a backup of format version 1 as a fixture"
+ *   node --import tsx scripts/make-backup-fixture.ts 2   # at commit 79a613e
+ *
+ * Format 1 is one gzip'd docs dump object per shard (docs/formats.md §1); format 2 is a
+ * snapshot per shard in the location's content-addressed repository (§3), so its fixture holds
+ * the repository (`.repository/`) beside the backup.
  *
  * What it holds: a Weaviate class `Article` (4 shards, 120 objects with uuids, text, int, date
  * and text[] properties), and a Xapiand index `twitter` (integer ids, a datetime field, index
- * metadata) over 3 nodes; backup id `format-v1`, CompressionLevel DefaultCompression.
+ * metadata) over 3 nodes; backup id `format-v<N>`, CompressionLevel DefaultCompression.
  * `expected.json` beside the backup lists every document as stored (id → JSON).
  */
 import fs from 'node:fs';
@@ -23,8 +27,10 @@ import { createTestApi } from '../test/support/api.ts';
 import { readIndex, waitForStatus } from '../test/support/backups.ts';
 import { tempDir } from '../test/support/temp.ts';
 
-const OUT = path.resolve(import.meta.dirname, '../test/fixtures/backup-v1');
-const FIXTURE_BACKUP_ID = 'format-v1';
+const format = process.argv[2];
+if (format !== '1' && format !== '2') throw new Error('usage: make-backup-fixture.ts 1|2 (the repository format the running code writes)');
+const OUT = path.resolve(import.meta.dirname, `../test/fixtures/backup-v${format}`);
+const FIXTURE_BACKUP_ID = `format-v${format}`;
 
 const tmp = tempDir('shardvault-fixture-');
 const redis = await startRedisServer({ dir: path.join(tmp.dir, 'redis') });
@@ -66,7 +72,9 @@ try {
   for (const index of ['Article', 'twitter']) expected[index] = Object.fromEntries(await readIndex(t.config.dataDir, t.config.nodes, index));
   fs.rmSync(OUT, { recursive: true, force: true });
   fs.mkdirSync(OUT, { recursive: true });
-  fs.cpSync(path.join(t.config.backends.filesystem.path, FIXTURE_BACKUP_ID), path.join(OUT, FIXTURE_BACKUP_ID), { recursive: true });
+  for (const name of [FIXTURE_BACKUP_ID, ...(format === '2' ? ['.repository'] : [])]) {
+    fs.cpSync(path.join(t.config.backends.filesystem.path, name), path.join(OUT, name), { recursive: true });
+  }
   fs.writeFileSync(path.join(OUT, 'expected.json'), `${JSON.stringify(expected, null, 1)}\n`);
   console.log(`wrote ${OUT}`);
 } finally {
