@@ -51,13 +51,23 @@ export async function startS3Server(options: StartS3ServerOptions = {}): Promise
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   const port = await waitForReady(child, 's3rver', 30_000);
+  // A server that dies under a test fails its requests with ECONNREFUSED; say why it died.
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) console.error(`s3rver (the test S3 server) exited during the tests with ${code ?? signal}${stderr ? `:\n${stderr}` : ''}`);
+  });
   return {
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
     region: 'us-east-1',
     accessKeyId: options.credentials?.accessKeyId ?? ACCESS_KEY,
     secretAccessKey: options.credentials?.secretAccessKey ?? ACCESS_KEY,
-    stop: () => stopChild(child),
+    stop: () => {
+      stopping = true;
+      return stopChild(child);
+    },
   };
 }
 
