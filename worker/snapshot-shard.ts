@@ -41,9 +41,9 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
       if (signal.aborted) throw new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled before it started`);
       const copy = await deps.shards.snapshot(rec, p.shard, signal);
       try {
-        // A copy on this host is read in place by the repository's threads; one from a node on
-        // another host arrives as a stream.
-        const source = copy.file !== undefined ? { file: copy.file, size: copy.size } : addAbortSignal(signal, copy.stream());
+        // A snapshot on this host is read in place by the repository's threads; one from a node
+        // on another host arrives as a stream.
+        const source = copy.local ? { file: copy.local.fd, size: copy.size, head: copy.local.head } : addAbortSignal(signal, copy.stream());
         const written = await repo
           .write(source, p.key, {
             level: p.compression,

@@ -1,12 +1,12 @@
 /**
  * A node's side of ShardHost (shared/cluster/shard-host.ts): what the workers ask of the
- * shards this node holds. Everything streams: a snapshot is sent as the node reads its scratch
- * copy, and a restored shard is written to staging as it arrives, so no shard is ever held in
+ * shards this node holds. Everything streams: a snapshot is sent as the node reads it from the
+ * shard's file, and a restored shard is written to staging as it arrives, so no shard is ever held in
  * memory.
  *
- * - `GET /indexes/:index/shards/:shard/snapshot?uid=` — a consistent copy of one shard, its
- *   bytes and documents in SNAPSHOT_SIZE_HEADER / SNAPSHOT_DOCS_HEADER; the scratch copy is
- *   removed when the response ends or the worker goes away.
+ * - `GET /indexes/:index/shards/:shard/snapshot?uid=` — a consistent snapshot of one shard, its
+ *   bytes and documents in SNAPSHOT_SIZE_HEADER / SNAPSHOT_DOCS_HEADER; the node holds the
+ *   snapshot's pages until the response ends or the worker goes away.
  * - `PUT /restores/:backend/:id/shards/:index/:shard?node=&kind=file|dump` — one restored shard
  *   into staging (`{docs}`); `DELETE` the same path (without `kind`) removes it.
  * - `POST /restores/:backend/:id/prepare|publish|abort` with `{node, shards:[{index, shard}]}`
@@ -48,7 +48,7 @@ export function shardRoutes(deps: NodeDeps): Hono {
     const copy = await host.snapshot(rec, shard);
     const stream = copy.stream();
     // 'close' comes when the stream ends and when the response is cancelled (the worker gone).
-    stream.once('close', () => void copy.release().catch((err: Error) => logger.warn({ index, shard, err: err.message }, 'removing a snapshot copy')));
+    stream.once('close', () => void copy.release().catch((err: Error) => logger.warn({ index, shard, err: err.message }, 'releasing a snapshot')));
     return new Response(Readable.toWeb(stream) as ReadableStream, {
       headers: {
         'content-type': 'application/octet-stream',

@@ -21,8 +21,7 @@ export interface NodeRequest {
   signal?: AbortSignal;
   /**
    * How long the node may take to start answering once the request is sent (a streamed body
-   * counts as sent when it ends); default ANSWER_TIMEOUT_MS. A snapshot, which the node copies
-   * before it answers, allows longer.
+   * counts as sent when it ends); default ANSWER_TIMEOUT_MS.
    */
   answerTimeoutMs?: number;
 }

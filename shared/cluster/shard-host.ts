@@ -131,9 +131,6 @@ export class LocalShardHost implements ShardHost {
   }
 }
 
-/** How long a node may take to copy a shard before it answers a snapshot request. */
-const SNAPSHOT_ANSWER_TIMEOUT_MS = 15 * 60_000;
-
 /**
  * The shards of nodes on their own hosts (node/routes/shards.ts): a snapshot is streamed from
  * the node that holds the shard, a restored shard is streamed into its target node's staging,
@@ -147,11 +144,11 @@ export class RemoteShardHost implements ShardHost {
     const node = rec.placement[shard];
     if (!node) throw new ValidationError(`index ${rec.name} has no shard ${shard}`);
     const path = `/internal/indexes/${encodeURIComponent(rec.name)}/shards/${shard}/snapshot?uid=${encodeURIComponent(rec.uid)}`;
-    // The node answers once its copy is taken, which takes as long as copying the shard on its disk.
-    const res = await this.client.request(node, path, { signal, answerTimeoutMs: SNAPSHOT_ANSWER_TIMEOUT_MS });
+    // The node answers as soon as it holds the snapshot (after any write transaction running then).
+    const res = await this.client.request(node, path, { signal });
     const size = countHeader(res, SNAPSHOT_SIZE_HEADER, node);
     const docs = countHeader(res, SNAPSHOT_DOCS_HEADER, node);
-    // The node removes its copy when this response ends or is cancelled.
+    // The node lets the snapshot go when this response ends or is cancelled.
     let body = res.body as WebReadableStream<Uint8Array> | null;
     return {
       size,

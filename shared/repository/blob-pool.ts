@@ -49,18 +49,21 @@ const take = (n) => (n <= BLOB && spare.length > 0 ? spare.pop() : Buffer.allocU
 const give = (b) => {
   if (b.buffer.byteLength === BLOB && spare.length < 4) spare.push(Buffer.from(b.buffer));
 };
-// The bytes of a file at (offset, length) pairs, one after the other, read without blocking this
-// thread (it names and compresses other spans meanwhile); give() the buffer back when done.
+const readFd = require('node:util').promisify(fs.read);
+// The bytes of a file (a path, or a descriptor of this process) at (offset, length) pairs, one
+// after the other, read without blocking this thread (it names and compresses other spans
+// meanwhile); give() the buffer back when done.
 async function readRanges(path, ranges) {
   let total = 0;
   for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
   const buf = take(total);
-  const file = await fs.promises.open(path, 'r');
+  const file = typeof path === 'number' ? undefined : await fs.promises.open(path, 'r');
   try {
     for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) {
       for (let done = 0; done < ranges[i + 1]; ) {
-        const { bytesRead } = await file.read(buf, at + done, ranges[i + 1] - done, ranges[i] + done);
-        if (bytesRead === 0) throw new Error(path + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
+        const args = [buf, at + done, ranges[i + 1] - done, ranges[i] + done];
+        const { bytesRead } = await (file ? file.read(...args) : readFd(path, ...args));
+        if (bytesRead === 0) throw new Error((file ? path : 'the snapshot file') + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
         done += bytesRead;
       }
     }
@@ -68,7 +71,7 @@ async function readRanges(path, ranges) {
     give(buf);
     throw err;
   } finally {
-    await file.close();
+    await file?.close();
   }
   return buf;
 }
@@ -149,6 +152,13 @@ interface Answer {
 }
 
 /**
+ * A file on this host that the threads read themselves: its path, or a descriptor open in this
+ * process (threads share the process's descriptors; a file deleted or replaced at its path
+ * meanwhile is still read as it was).
+ */
+export type LocalFile = string | number;
+
+/**
  * What a thread is asked to do, to bytes sent with the request or to bytes it reads itself from
  * a local file (`path`, at the (offset, length) pairs of `ranges`).
  */
@@ -157,7 +167,7 @@ type Request = (
   | { op: 'compress'; level?: number }
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array }
-) & { path?: string; ranges?: number[] };
+) & { path?: LocalFile; ranges?: number[] };
 
 interface Thread {
   worker: Worker;
@@ -236,7 +246,7 @@ export async function hashChunks(data: Buffer): Promise<Named> {
 }
 
 /** The SHA-256s of the chunks of a local file's bytes from offset (length bytes), read by a thread. */
-export async function hashFileChunks(path: string, offset: number, length: number): Promise<Buffer> {
+export async function hashFileChunks(path: LocalFile, offset: number, length: number): Promise<Buffer> {
   return Buffer.from((await threads().run({ op: 'hash', path, ranges: [offset, length] })).hashes!);
 }
 
@@ -244,7 +254,7 @@ export async function hashFileChunks(path: string, offset: number, length: numbe
  * A local file's bytes at the (offset, length) pairs of ranges, one after the other, read by a
  * thread: as one zstd frame at this zstd level, or as they are without a level.
  */
-export async function compressFileRanges(path: string, ranges: number[], level: number | undefined): Promise<Buffer> {
+export async function compressFileRanges(path: LocalFile, ranges: number[], level: number | undefined): Promise<Buffer> {
   return Buffer.from((await threads().run({ op: 'compress', level, path, ranges })).data);
 }
 

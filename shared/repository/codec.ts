@@ -9,7 +9,7 @@ import { pack, unpack } from 'msgpackr';
 import type { z } from 'zod';
 import { IntegrityError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { compressFileRanges, hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named } from './blob-pool.ts';
+import { compressFileRanges, hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type LocalFile, type Named } from './blob-pool.ts';
 import { CODEC, type Codec } from './format.ts';
 
 export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {
@@ -28,7 +28,7 @@ export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = fa
 }
 
 /** The codec and bytes of a blob made of a local file's bytes at the (offset, length) pairs of ranges, read by a thread. */
-export async function encodeFileBlob(path: string, ranges: number[], level: CompressionLevel): Promise<{ codec: Codec; data: Buffer }> {
+export async function encodeFileBlob(path: LocalFile, ranges: number[], level: CompressionLevel): Promise<{ codec: Codec; data: Buffer }> {
   const zstdLevel = level === 'NoCompression' ? undefined : ZSTD_LEVEL[level];
   return { codec: zstdLevel === undefined ? CODEC.raw : CODEC.zstd, data: await compressFileRanges(path, ranges, zstdLevel) };
 }

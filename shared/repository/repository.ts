@@ -34,7 +34,7 @@ import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { hashChunks, hashFileChunks, unpackBlob, type Named } from './blob-pool.ts';
+import { hashChunks, hashFileChunks, unpackBlob, type LocalFile, type Named } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeFileBlob, encodeObject } from './codec.ts';
 import { acquireLock } from './locks.ts';
@@ -84,11 +84,12 @@ const OWN = 0xffffffff;
 const STREAM_BUFFER = 256 * 1024;
 
 /**
- * What a snapshot is written from: a stream of the file's bytes, or a local file of `size` bytes
- * (a node's copy of a shard on this host) that the blob pool's threads read themselves, so that
- * its bytes never pass through the JavaScript thread.
+ * What a snapshot is written from: a stream of the file's bytes, or `size` bytes of a local file
+ * (a shard on this host) that the blob pool's threads read themselves, so that its bytes never
+ * pass through the JavaScript thread — but for its first `head.length` bytes, given instead in
+ * `head` (whole chunks: a shard's meta pages, read when it was snapshotted).
  */
-export type SnapshotSource = Readable | { file: string; size: number };
+export type SnapshotSource = Readable | { file: LocalFile; size: number; head?: Buffer };
 
 /** A span of the file, its chunks named: its bytes when they came from a stream. */
 interface Span {
@@ -298,7 +299,14 @@ export class Repository {
         if (gathered > 0) await name(Buffer.concat(parts, gathered));
       } else {
         // The threads read the file themselves: its bytes never reach this thread.
-        for (let offset = 0; offset < source.size; offset += SPAN) {
+        let start = 0;
+        if (source.head) {
+          const head = source.head.subarray(0, Math.min(source.head.length, source.size));
+          if (head.length % CHUNK_SIZE !== 0 && head.length < source.size) throw new Error(`a snapshot's head of ${head.length} bytes is not whole chunks`);
+          start = head.length;
+          queue(hashChunks(Buffer.from(head)).then(({ data, hashes }) => ({ offset: 0, length: data.length, data, hashes })));
+        }
+        for (let offset = start; offset < source.size; offset += SPAN) {
           signal?.throwIfAborted();
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
@@ -608,9 +616,9 @@ class PackWriter {
   /** Where each blob of this run went, by its run-local number: index file id and position there. */
   readonly placed: { index: string; blob: number }[] = [];
   /**
-   * The blob being filled: its bytes (from a stream), or the (offset, length) pairs of its bytes
-   * in the local file (read by a thread when it is compressed); the SHA-256s of its chunks; and
-   * how many chunks and bytes it has.
+   * The blob being filled: its bytes (from a stream, or a snapshot's head), or the (offset,
+   * length) pairs of its bytes in the local file (read by a thread when it is compressed); the
+   * SHA-256s of its chunks; and how many chunks and bytes it has.
    */
   private blob: Buffer | undefined;
   private ranges: number[] = [];
@@ -629,12 +637,14 @@ class PackWriter {
     private readonly options: WriteOptions,
     /** Called with each index file once it is written. */
     private readonly written: (id: string, file: IndexFile) => void,
-    /** The local file the spans are in, when the threads read it themselves. */
-    private readonly file?: string,
+    /** The local file the spans without bytes are in, when the threads read it themselves. */
+    private readonly file?: LocalFile,
   ) {}
 
   /** Queue a new chunk (bytes at..end of a span); answers its run-local blob number × CHUNKS_PER_BLOB + position. */
   add(span: Span, at: number, end: number, h: number): number {
+    // A blob is all bytes or all file ranges: a change of kind starts the next one.
+    if (this.filled > 0 && (span.data ? this.ranges.length > 0 : this.blob !== undefined)) this.flush();
     const code = this.next * CHUNKS_PER_BLOB + this.filled;
     this.chunks++;
     if (span.data) {
@@ -676,8 +686,8 @@ class PackWriter {
     const rawLength = this.bytes;
     const hashes = Buffer.from(this.blobHashes.subarray(0, this.filled * HASH_BYTES));
     let encoded: Promise<{ codec: Codec; data: Buffer }>;
-    if (this.file) {
-      encoded = encodeFileBlob(this.file, this.ranges, this.options.level);
+    if (this.ranges.length > 0) {
+      encoded = encodeFileBlob(this.file!, this.ranges, this.options.level);
       this.ranges = [];
     } else {
       // A full blob owns its ArrayBuffer and is given to the compressing thread without a copy.

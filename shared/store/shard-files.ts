@@ -4,22 +4,22 @@
  * a backup, the staging of a restored shard, and moving staged shards into place. Nothing
  * outside `shared/store` opens an LMDB environment or knows its file names.
  *
- * - Snapshot: a plain (not compacting) copy of the environment taken under one read
- *   transaction (lmdb's `backup()`, i.e. `mdb_env_copy2`) while writes go on, into a scratch
- *   file in `DATA_DIR/<node>/.snapshots/` (same filesystem, so the copy runs at disk speed),
- *   counted by opening it, streamed, then removed. A plain copy keeps every unchanged page at
- *   its offset, which is what makes page-sized chunks deduplicate (docs/chunking.md).
+ * - Snapshot: the bytes of a plain (not compacting) copy of the environment as of one read
+ *   transaction, taken while writes go on — what lmdb's `backup()` (`mdb_env_copy2`) would
+ *   write — but read in place from the shard's own file while the transaction holds its pages
+ *   (`takeSnapshot`), so no copy is written to the disk and read back. A plain copy keeps every
+ *   unchanged page at its offset, which is what makes page-sized chunks deduplicate
+ *   (docs/chunking.md).
  * - Staging: `DATA_DIR/<node>/.staging/<backend>.<backup id>/<index>/<shard>/`. Index names
- *   never start with `.`, so neither scratch area can clash with an index. A restore writes the
+ *   never start with `.`, so the staging area cannot clash with an index. A restore writes the
  *   environment there (the file itself, or documents in batches for the dump format of version
  *   1), opens it to check it, and the commit renames it into place.
  */
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { open, type RootDatabase } from 'lmdb';
+import { ABORT, open, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import type { Document } from './schema.ts';
@@ -27,45 +27,122 @@ import type { IndexRecord, Store } from './store.ts';
 
 const SHARD_FILE = 'data.mdb';
 const LOCK_SUFFIX = '-lock';
+/** Where earlier versions copied a shard to snapshot it: a copy a crash left there is removed at start. */
 const SNAPSHOT_DIR = '.snapshots';
 const STAGING_DIR = '.staging';
 /** Documents written to a staging environment per LMDB transaction. */
 const BATCH = 1000;
 
 export interface ShardSnapshot {
-  /** Bytes of the copy, and the documents in it. */
+  /** Bytes of the snapshot, and the documents in it. */
   size: number;
   docs: number;
-  /** The copy's bytes; read it once. */
+  /** The snapshot's bytes; read it once. */
   stream(): Readable;
   /**
-   * The copy as a file on this host, when it is one: read in place (by any thread of this
-   * process) until it is released, instead of through stream().
+   * The snapshot in place, when it is on this host: its first `head.length` bytes are `head`,
+   * the rest are bytes `head.length` to `size` of the shard file open at `fd` (any thread of
+   * this process may read it), which stay the snapshot's until it is released.
    */
-  file?: string;
-  /** Remove the copy. */
+  local?: { fd: number; head: Buffer };
+  /** Let the shard's pages go (and close the file). */
   release(): Promise<void>;
 }
 
-/** A consistent physical copy of one shard, taken now. */
+/**
+ * LMDB's meta page (lmdb's mdb.c, `MDB_meta`, 64-bit little-endian): found by its magic
+ * number after the page header; its fields by their offsets from the magic number.
+ */
+const META = {
+  magic: 0xbeefc0de,
+  version: 2,
+  /** Where the page header may end. */
+  search: 64,
+  /** `mm_dbs[FREE_DBI].md_pad`: the page size. */
+  pageSize: 24,
+  /** `mm_dbs[MAIN_DBI].md_entries`: the documents. */
+  entries: 72 + 32,
+  /** `mm_last_pg`, `mm_txnid`. */
+  lastPage: 120,
+  txnid: 128,
+  /** Bytes of the fields read. */
+  end: 136,
+} as const;
+
+interface Meta {
+  pageSize: number;
+  entries: number;
+  lastPage: number;
+  txnid: bigint;
+}
+
+/** The meta page at `at` of `buf`. */
+function readMeta(buf: Buffer, at: number, file: string): Meta {
+  for (let m = at; m < at + META.search; m += 4) {
+    if (buf.readUInt32LE(m) !== META.magic) continue;
+    if (buf.readUInt32LE(m + 4) !== META.version) break;
+    return {
+      pageSize: buf.readUInt32LE(m + META.pageSize),
+      entries: Number(buf.readBigUInt64LE(m + META.entries)),
+      lastPage: Number(buf.readBigUInt64LE(m + META.lastPage)),
+      txnid: buf.readBigUInt64LE(m + META.txnid),
+    };
+  }
+  throw new Error(`${file}: no LMDB meta page of version ${META.version} at byte ${at}`);
+}
+
+/**
+ * A consistent physical snapshot of one shard, taken now, while writes go on — what LMDB's own
+ * copy (`mdb_env_copyfd0`) writes, read in place instead of copied: a read transaction is
+ * taken first and held until release, so no page of any later snapshot is written over
+ * (LMDB reuses a freed page only once every reader is newer than the transaction that freed
+ * it); then, with writers held off (a write transaction, aborted), the two meta pages are
+ * read; the newest names the pages up to its last one. Those pages are read from the file
+ * itself (the page cache) as the snapshot is written: no copy is written or read back.
+ */
 export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number): Promise<ShardSnapshot> {
   const db = store.shardDb(rec, shard);
-  const dir = path.join(store.dataDir, rec.placement[shard]!, SNAPSHOT_DIR);
-  await fs.promises.mkdir(dir, { recursive: true });
-  const file = path.join(dir, `${rec.name}.${shard}.${randomUUID()}.mdb`);
+  const file = path.join(store.shardDir(rec.placement[shard]!, rec.name, shard), SHARD_FILE);
+  const txn = db.useReadTransaction();
+  let handle: fs.promises.FileHandle | undefined;
   const release = async () => {
-    await fs.promises.rm(file, { force: true });
-    await fs.promises.rm(file + LOCK_SUFFIX, { force: true });
+    txn.done();
+    await handle?.close();
   };
   try {
-    await db.backup(file, false);
-    const docs = await countDocuments(file);
-    const { size } = await fs.promises.stat(file);
-    return { size, docs, file, stream: () => fs.createReadStream(file, { highWaterMark: 256 * 1024 }), release };
+    handle = await fs.promises.open(file, 'r');
+    const fd = handle.fd;
+    let metas = Buffer.alloc(0);
+    let pageSize = 0;
+    db.transactionSync(() => {
+      const first = Buffer.alloc(META.search + META.end);
+      fs.readSync(fd, first, 0, first.length, 0);
+      pageSize = readMeta(first, 0, file).pageSize;
+      if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) throw new Error(`${file}: LMDB page size ${pageSize} is not a power of two from 512 to 65536`);
+      metas = Buffer.alloc(2 * pageSize);
+      if (fs.readSync(fd, metas, 0, metas.length, 0) !== metas.length) throw new Error(`${file} ends inside its meta pages`);
+      return ABORT;
+    });
+    const newest = [readMeta(metas, 0, file), readMeta(metas, pageSize, file)].reduce((a, b) => (b.txnid > a.txnid ? b : a));
+    const { size: fileSize } = await handle.stat();
+    const size = Math.min((newest.lastPage + 1) * pageSize, fileSize);
+    const local = { fd, head: metas };
+    return { size, docs: newest.entries, local, stream: () => snapshotStream(local, size), release };
   } catch (err) {
     await release();
     throw err;
   }
+}
+/** A snapshot's bytes as a stream: its head, then the rest from the file. */
+function snapshotStream({ fd, head }: { fd: number; head: Buffer }, size: number): Readable {
+  const rest = fs.createReadStream('', { fd, start: head.length, end: size - 1, autoClose: false, highWaterMark: 256 * 1024 });
+  return Readable.from(
+    (async function* () {
+      yield head.subarray(0, Math.min(head.length, size));
+      if (size > head.length) yield* rest;
+    })(),
+    { objectMode: false },
+  );
 }
 
 /** Documents in an environment file, by opening it read-only (which also checks it opens). */
@@ -96,8 +173,8 @@ export async function removeStaging(dataDir: string, restore: OperationRef, node
 }
 
 /**
- * Remove a node's scratch areas when its process starts: snapshot copies nobody streams any
- * more, and restore staging that was interrupted by the restart. A restore still running
+ * Remove a node's scratch areas when its process starts: snapshot copies an earlier version
+ * left behind, and restore staging that was interrupted by the restart. A restore still running
  * notices: its commit asks every node to prepare, and a shard that is not staged fails it by name.
  */
 export async function clearScratch(dataDir: string, node: string): Promise<void> {

@@ -91,6 +91,25 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     await expect(repo.write({ file: copies[1]!, size: size + CHUNK_SIZE }, 'f3/node-1/A/0', { level: 'BestSpeed' })).rejects.toThrow(`${copies[1]!} ends before byte`);
   }, 60_000);
 
+  it("writes a shard read in place with its head given apart (a snapshot's meta pages) as the bytes it stands for, from a descriptor", async () => {
+    const repo = new Repository(fixture.backend);
+    const rest = fs.readFileSync(copies[1]!);
+    // The other copy's first two pages: bytes the file itself does not hold there.
+    const head = fs.readFileSync(copies[0]!).subarray(0, 2 * CHUNK_SIZE);
+    expect(head.equals(rest.subarray(0, head.length))).toBe(false);
+    const expected = Buffer.concat([head, rest.subarray(head.length)]);
+    const handle = await fs.promises.open(copies[1]!, 'r');
+    try {
+      const written = await repo.write({ file: handle.fd, size: rest.length, head }, 'h1/node-1/A/0', { level: 'BestSpeed' });
+      const { stream } = await new Repository(fixture.backend).open('h1/node-1/A/0', 'shard A/0');
+      expect((await collect(stream)).equals(expected)).toBe(true);
+      const fromStream = await new Repository(fixture.backend).write(Readable.from([expected]), 'h2/node-1/A/0', { level: 'BestSpeed' });
+      expect(fromStream).toMatchObject({ size: written.size, sha256: written.sha256, chunks: written.chunks, newChunks: 0 });
+    } finally {
+      await handle.close();
+    }
+  }, 60_000);
+
   it('stores a small share of new bytes for a copy after 1 % of the documents changed, and rebuilds it exactly', async () => {
     const repo = new Repository(fixture.backend);
     const full = await repo.write(fs.createReadStream(copies[0]!), 'c1/node-1/A/0', { level: 'BestSpeed' });
