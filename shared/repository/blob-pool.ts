@@ -50,6 +50,8 @@ const give = (b) => {
   if (b.buffer.byteLength === BLOB && spare.length < 4) spare.push(Buffer.from(b.buffer));
 };
 const readFd = require('node:util').promisify(fs.read);
+// A range this small is read here at once: one trip to libuv's pool would cost more than the read.
+const SMALL_READ = 65536;
 // The bytes of a file (a path, or a descriptor of this process) at (offset, length) pairs, one
 // after the other, read without blocking this thread (it names and compresses other spans
 // meanwhile); give() the buffer back when done.
@@ -57,12 +59,13 @@ async function readRanges(path, ranges) {
   let total = 0;
   for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
   const buf = take(total);
-  const file = typeof path === 'number' ? undefined : await fs.promises.open(path, 'r');
+  const fd = typeof path === 'number' ? path : undefined;
+  const file = fd === undefined ? await fs.promises.open(path, 'r') : undefined;
   try {
     for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) {
       for (let done = 0; done < ranges[i + 1]; ) {
         const args = [buf, at + done, ranges[i + 1] - done, ranges[i] + done];
-        const { bytesRead } = await (file ? file.read(...args) : readFd(path, ...args));
+        const { bytesRead } = ranges[i + 1] <= SMALL_READ ? { bytesRead: fs.readSync(fd ?? file.fd, ...args) } : await (file ? file.read(...args) : readFd(path, ...args));
         if (bytesRead === 0) throw new Error((file ? path : 'the snapshot file') + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
         done += bytesRead;
       }
