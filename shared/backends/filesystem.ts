@@ -74,6 +74,10 @@ export class FilesystemBackend implements Backend {
     return path.join(this.root, ...key.split('/').filter(Boolean));
   }
 
+  localFile(key: string): string {
+    return this.locate(key);
+  }
+
   async write(key: string, body: Readable, options: CallOptions = {}): Promise<{ bytes: number }> {
     validateKey(key);
     const { signal } = options;

@@ -91,14 +91,14 @@ function send(message, buffers) {
 // A blob's chunks checked and written where a file needs them: writes are (first chunk, count,
 // file offset) triples, expected the SHA-256s of the chunks they name, in that order. Answers the
 // place in expected of the first chunk that does not match, or nothing when every one does.
-function unpack(raw, writes, expected, path) {
+function unpack(raw, writes, expected, target) {
   for (let i = 0, e = 0; i < writes.length; i += 3) {
     for (let c = writes[i]; c < writes[i] + writes[i + 1]; c++, e++) {
       if (!one(raw.subarray(c * ${CHUNK_SIZE}, (c + 1) * ${CHUNK_SIZE})).equals(expected.subarray(e * ${HASH_BYTES}, (e + 1) * ${HASH_BYTES}))) return e;
     }
   }
-  if (path === undefined) return undefined;
-  const fd = fs.openSync(path, 'r+');
+  if (target === undefined) return undefined;
+  const fd = fs.openSync(target, 'r+');
   try {
     for (let i = 0; i < writes.length; i += 3) {
       const from = writes[i] * ${CHUNK_SIZE};
@@ -110,9 +110,9 @@ function unpack(raw, writes, expected, path) {
   }
   return undefined;
 }
-parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected }) => {
+parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected, target }) => {
   try {
-    const read = op !== 'unpack' && path !== undefined;
+    const read = path !== undefined;
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (op === 'hash') {
       const named = name(buf);
@@ -129,7 +129,9 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, cod
     } else if (op === 'unpack') {
       const raw = codec === 0 ? buf : await decompress(buf);
       if (raw.length !== rawLength) throw new Error('it decodes to ' + raw.length + ' bytes, not ' + rawLength);
-      parentPort.postMessage({ id, corrupt: unpack(raw, writes, Buffer.from(expected), path) });
+      const corrupt = unpack(raw, writes, Buffer.from(expected), target);
+      if (read) give(buf);
+      parentPort.postMessage({ id, corrupt });
     } else {
       const out = own(await decompress(buf));
       const named = hashes ? name(Buffer.from(out)) : undefined;
@@ -161,6 +163,13 @@ interface Answer {
  */
 export type LocalFile = string | number;
 
+/** Bytes of a local file that a thread reads itself. */
+export interface FileRange {
+  file: LocalFile;
+  offset: number;
+  length: number;
+}
+
 /**
  * What a thread is asked to do, to bytes sent with the request or to bytes it reads itself from
  * a local file (`path`, at the (offset, length) pairs of `ranges`).
@@ -169,7 +178,7 @@ type Request = (
   | { op: 'hash' }
   | { op: 'compress'; level?: number }
   | { op: 'decompress'; hashes: boolean }
-  | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array }
+  | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
 ) & { path?: LocalFile; ranges?: number[] };
 
 interface Thread {
@@ -273,14 +282,17 @@ export async function zstdDecompress(data: Buffer): Promise<Buffer> {
 
 /**
  * One blob's part in rebuilding a file, in one trip to a thread: the blob (as stored: `codec`,
- * decoding to rawLength bytes) decoded, the chunks that `writes` name — (first chunk, count, file
+ * decoding to rawLength bytes; its bytes, or where they lie in a local file for the thread to
+ * read) decoded, the chunks that `writes` name — (first chunk, count, file
  * offset) triples — checked against `expected` (their SHA-256s, in that order) and, when a file
  * is given, written at their offsets in it. Answers the place in `expected` of the first chunk
  * that does not match its SHA-256 (nothing is written then), or undefined; throws when the blob
  * cannot be decoded to rawLength bytes.
  */
-export async function unpackBlob(data: Buffer, codec: number, rawLength: number, writes: number[], expected: Buffer, file?: string): Promise<number | undefined> {
-  return (await threads().run({ op: 'unpack', codec, rawLength, writes, expected, path: file }, data, true)).corrupt;
+export async function unpackBlob(data: Buffer | FileRange, codec: number, rawLength: number, writes: number[], expected: Buffer, file?: string): Promise<number | undefined> {
+  const request = { op: 'unpack', codec, rawLength, writes, expected, target: file } as const;
+  if (Buffer.isBuffer(data)) return (await threads().run(request, data, true)).corrupt;
+  return (await threads().run({ ...request, path: data.file, ranges: [data.offset, data.length] })).corrupt;
 }
 
 /** A zstd frame's bytes and the SHA-256s of their chunks, in one trip to a thread; data is given to it. */

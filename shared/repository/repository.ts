@@ -355,9 +355,9 @@ export class Repository {
   /**
    * Rebuild a snapshot's file in place at `file` (created, or replaced), or with no file only
    * check it: each blob is read once, however often the runs return to it (blobs adjacent in a
-   * pack in one ranged read), and its chunks are checked and written at their offsets by a blob
-   * pool thread, a few reads at a time, so that the file's bytes never reach the JavaScript
-   * thread. Throws an IntegrityError naming the first missing or corrupt chunk it meets; the
+   * pack in one ranged read; by the thread itself from a pack that is a file on this host), and
+   * its chunks are checked and written at their offsets by a blob pool thread, a few reads at a
+   * time, so that the file's bytes never reach the JavaScript thread of a local backup. Throws an IntegrityError naming the first missing or corrupt chunk it meets; the
    * file is then incomplete.
    */
   async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
@@ -396,16 +396,34 @@ export class Repository {
     const limit = new RateLimit(options.bytesPerSecond ?? 0);
     const inFlight: Promise<void>[] = [];
     let done = 0;
+    // Packs that are files on this host are read by the threads themselves, blob by blob.
+    const local = this.backend.localFile ? new Map<string, Promise<string>>() : undefined;
+    const localPack = (pack: string, blob: Blob): Promise<string> => {
+      let file = local!.get(pack);
+      if (!file) {
+        const path = this.backend.localFile!(packKey(pack));
+        file = fs.promises.stat(path).then(
+          () => path,
+          (err: NodeJS.ErrnoException) => {
+            throw err.code === 'ENOENT' ? this.missing(blob, pack, where) : err;
+          },
+        );
+        local!.set(pack, file);
+      }
+      return file;
+    };
     for (const read of reads) {
       options.signal?.throwIfAborted();
       await limit.take(read.blobs.reduce((n, { group }) => n + group.bytes, 0), options.signal);
       const unpacked = (async () => {
-        const stored = await this.readStored(read.pack, read.start, read.length, read.blobs[0]!.blob, where, options);
+        const stored = local ? undefined : await this.readStored(read.pack, read.start, read.length, read.blobs[0]!.blob, where, options);
         await Promise.all(
           read.blobs.map(async ({ blob, group }) => {
             const { writes } = group;
             const expected = Buffer.concat(Array.from({ length: writes.length / 3 }, (_, i) => blob.hashes.subarray(writes[3 * i]! * HASH_BYTES, (writes[3 * i]! + writes[3 * i + 1]!) * HASH_BYTES)));
-            const bytes = stored.subarray(blob.offset - read.start, blob.offset - read.start + blob.length);
+            const bytes = stored
+              ? stored.subarray(blob.offset - read.start, blob.offset - read.start + blob.length)
+              : { file: await localPack(read.pack, blob), offset: blob.offset, length: blob.length };
             const corrupt = await unpackBlob(bytes, blob.codec, blob.rawLength, writes, expected, options.file).catch((err: unknown) => {
               throw this.unreadable(blob, read.pack, where, err);
             });
@@ -550,11 +568,15 @@ export class Repository {
     try {
       stored = await readSmall(await this.backend.read(key, { ...options, range: { start, length } }), length, 'blob');
     } catch (err) {
-      if (err instanceof NotFoundError) throw new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is missing: ${this.backend.locate(key)} does not exist`);
+      if (err instanceof NotFoundError) throw this.missing(blob, pack, where);
       throw err;
     }
     if (stored.length !== length) throw this.unreadable(blob, pack, where, new Error(`${stored.length} of ${length} bytes`));
     return stored;
+  }
+
+  private missing(blob: Blob, pack: string, where: string): IntegrityError {
+    return new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is missing: ${this.backend.locate(packKey(pack))} does not exist`);
   }
 
   private unreadable(blob: Blob, pack: string, where: string, err: unknown): IntegrityError {

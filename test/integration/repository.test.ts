@@ -142,12 +142,14 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
 
     // Rebuilt in place, each blob is read once too, and blobs that lie together in a pack are
     // read together: the snapshot, its two index files, then one read of each pack (the 48 old
-    // blobs, small here, in one; the new blob in the other). The file is the same.
+    // blobs, small here, in one; the new blob in the other) — or, where packs are files on this
+    // host, each pack found once and its blobs read there by the threads. The file is the same.
     const rebuilt = path.join(tmp.dir, 'rebuilt-e2.mdb');
     reads.reset();
     await new Repository(reads.backend).rebuild('e2/node-1/C/0', 'shard C/0', { file: rebuilt });
     expect(fs.readFileSync(rebuilt).equals(file)).toBe(true);
-    expect(reads.calls.read).toBe(1 + 2 + 2);
+    if (fixture.backend.localFile) expect(reads.calls).toEqual({ read: 1 + 2, localFile: 2 });
+    else expect(reads.calls.read).toBe(1 + 2 + 2);
   }, 60_000);
 
   it('fails a read that meets a corrupt or a missing pack, naming the chunk or the pack and the file', async () => {
