@@ -72,6 +72,8 @@ const KEPT_INDEX_FILES = 64;
 /** Bytes of adjacent blobs a rebuild reads at once, and such reads in flight. */
 const COALESCE_BYTES = 4 * 1024 * 1024;
 const READS_AHEAD = 3;
+/** Blobs a rebuild has the threads read from local packs at once (a few per thread). */
+const LOCAL_READS_AHEAD = 6;
 /** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
 /** Spans of the file being named at once, beyond the one being handled. */
@@ -380,13 +382,16 @@ export class Repository {
     }
     // The file is written at offsets, in any order: blobs are read in the order they lie in their
     // packs, and those that lie one after another (a snapshot stores its new blobs in one go) are
-    // read together, up to COALESCE_BYTES at once: one request for many blobs.
+    // read together, up to COALESCE_BYTES at once: one request for many blobs. Packs that are
+    // files on this host are read by the threads themselves, blob by blob.
+    const local = this.backend.localFile ? new Map<string, Promise<string>>() : undefined;
+    const coalesce = local ? 0 : COALESCE_BYTES;
     const parts = [...groups.values()].map((group) => ({ group, ...layout.blobOf(group.f, group.b) }));
     parts.sort((x, y) => (x.pack === y.pack ? x.blob.offset - y.blob.offset : x.pack < y.pack ? -1 : 1));
     const reads: { pack: string; start: number; length: number; blobs: { blob: Blob; group: BlobPart }[] }[] = [];
     for (const { group, blob, pack } of parts) {
       const last = reads.at(-1);
-      if (last && last.pack === pack && last.start + last.length === blob.offset && last.length + blob.length <= COALESCE_BYTES) {
+      if (last && last.pack === pack && last.start + last.length === blob.offset && last.length + blob.length <= coalesce) {
         last.length += blob.length;
         last.blobs.push({ blob, group });
       } else {
@@ -396,8 +401,6 @@ export class Repository {
     const limit = new RateLimit(options.bytesPerSecond ?? 0);
     const inFlight: Promise<void>[] = [];
     let done = 0;
-    // Packs that are files on this host are read by the threads themselves, blob by blob.
-    const local = this.backend.localFile ? new Map<string, Promise<string>>() : undefined;
     const localPack = (pack: string, blob: Blob): Promise<string> => {
       let file = local!.get(pack);
       if (!file) {
@@ -435,7 +438,7 @@ export class Repository {
       })();
       unpacked.catch(() => undefined);
       inFlight.push(unpacked);
-      if (inFlight.length >= READS_AHEAD) await inFlight.shift();
+      if (inFlight.length >= (local ? LOCAL_READS_AHEAD : READS_AHEAD)) await inFlight.shift();
     }
     await Promise.all(inFlight);
     return snapshot;
