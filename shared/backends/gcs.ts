@@ -1,4 +1,4 @@
-import { Storage, type Bucket, type File, type FileMetadata } from '@google-cloud/storage';
+import type { Bucket, File, FileMetadata, Storage } from '@google-cloud/storage';
 import { randomUUID } from 'node:crypto';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +9,7 @@ import { meterBody } from './bodies.ts';
 import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
+import { gcsSdk } from './sdk.ts';
 
 export interface GcsBackendOptions {
   bucket: string;
@@ -73,7 +74,7 @@ export class GcsBackend implements Backend {
     const apiEndpoint = options.emulatorHost ? gcsEmulatorUrl(options.emulatorHost) : undefined;
     const projectId = options.projectId ?? (apiEndpoint ? 'shardvault' : undefined);
     this.endpointLabel = apiEndpoint ? `emulator ${apiEndpoint}` : 'Google Cloud Storage';
-    this.storage = new Storage({
+    this.storage = new (gcsSdk().Storage)({
       ...(projectId ? { projectId } : {}),
       ...(apiEndpoint ? { apiEndpoint } : {}),
       retryOptions: { autoRetry: false },

@@ -1,13 +1,4 @@
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { addAbortSignal, Readable } from 'node:stream';
 import { CancelledError, ConfigError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -16,6 +7,7 @@ import { meterBody } from './bodies.ts';
 import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
+import { s3Sdk, s3Upload } from './sdk.ts';
 
 export interface S3BackendOptions {
   bucket: string;
@@ -94,9 +86,9 @@ export class S3Backend implements Backend {
     const config = s3ClientConfig(options);
     this.endpointLabel = config.endpoint ? redactUrl(String(config.endpoint)) : `AWS region ${options.region}`;
     // Single requests are retried by withRetry (logged, abortable), so the SDK does not retry them.
-    this.client = new S3Client({ ...config, maxAttempts: 1 });
+    this.client = new (s3Sdk().S3Client)({ ...config, maxAttempts: 1 });
     // Upload parts can only be retried by the SDK, which still holds the part's bytes.
-    this.uploadClient = new S3Client({
+    this.uploadClient = new (s3Sdk().S3Client)({
       ...config,
       maxAttempts: Math.max(1, options.uploadMaxAttempts ?? 4),
       requestHandler: this.client.config.requestHandler,
@@ -121,7 +113,7 @@ export class S3Backend implements Backend {
     // requests — CompleteMultipartUpload included — running, so an object could still appear).
     const onAbort = () => meter.stream.destroy(abortError());
     signal?.addEventListener('abort', onAbort, { once: true });
-    const upload = new Upload({
+    const upload = new (s3Upload().Upload)({
       client: this.uploadClient,
       params: { Bucket: this.bucket, Key, Body: meter.stream, ContentType: 'application/octet-stream' },
       partSize: this.partSize,
@@ -154,7 +146,7 @@ export class S3Backend implements Backend {
       const out = await withRetry(
         () =>
           this.client.send(
-            new GetObjectCommand({ Bucket: this.bucket, Key: this.base + key, ...(range ? { Range: `bytes=${range.start}-${range.start + range.length - 1}` } : {}) }),
+            new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.base + key, ...(range ? { Range: `bytes=${range.start}-${range.start + range.length - 1}` } : {}) }),
             { abortSignal: signal },
           ),
         { ...this.retry, signal, label: `s3 read ${key}` },
@@ -171,7 +163,7 @@ export class S3Backend implements Backend {
     return withRetry(
       () =>
         this.client.send(
-          new ListObjectsV2Command({
+          new (s3Sdk().ListObjectsV2Command)({
             Bucket: this.bucket,
             Prefix: this.base + prefix,
             ...(delimiter ? { Delimiter: delimiter } : {}),
@@ -222,7 +214,7 @@ export class S3Backend implements Backend {
         withRetry(
           async () => {
             const out = await this.client.send(
-              new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((k) => ({ Key: this.base + k })), Quiet: true } }),
+              new (s3Sdk().DeleteObjectsCommand)({ Bucket: this.bucket, Delete: { Objects: keys.map((k) => ({ Key: this.base + k })), Quiet: true } }),
               { abortSignal: signal },
             );
             const failed = out.Errors ?? [];
@@ -248,7 +240,7 @@ export class S3Backend implements Backend {
     const { signal } = options;
     try {
       await withRetry(
-        () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.base + key }), { abortSignal: signal }),
+        () => this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: this.base + key }), { abortSignal: signal }),
         { ...this.retry, signal, label: `s3 exists ${key}` },
       );
       return true;
@@ -266,7 +258,7 @@ export class S3Backend implements Backend {
     try {
       await withRetry(
         () =>
-          this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base, MaxKeys: 1 }), {
+          this.client.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix: this.base, MaxKeys: 1 }), {
             abortSignal: signal,
           }),
         { ...this.retry, signal, label: 's3 access check' },
@@ -288,7 +280,7 @@ export class S3Backend implements Backend {
 
   private async deleteQuietly(Key: string): Promise<void> {
     try {
-      await withRetry(() => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })), {
+      await withRetry(() => this.client.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key })), {
         ...this.retry,
         label: `s3 delete ${Key}`,
       });
