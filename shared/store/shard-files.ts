@@ -106,7 +106,13 @@ export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number
   const txn = db.useReadTransaction();
   let handle: fs.promises.FileHandle | undefined;
   const release = async () => {
-    txn.done();
+    try {
+      txn.done();
+    } catch (err) {
+      // Only the shard's database closing (its index deleted meanwhile) ends the transaction
+      // before this does; nobody writes the file after that.
+      if (!/already closed/.test((err as Error).message)) throw err;
+    }
     await handle?.close();
   };
   try {

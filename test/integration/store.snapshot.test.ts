@@ -84,6 +84,16 @@ describe('a shard snapshot read in place', () => {
     }
   });
 
+  it('stays readable, and releases, when its index is deleted meanwhile', async () => {
+    const before = current();
+    const snapshot = await takeSnapshot(store, rec, 0);
+    await store.deleteIndex('Snap');
+    expect(fs.existsSync(path.join(store.shardDir('node-0', 'Snap', 0), 'data.mdb'))).toBe(false);
+    const { docs } = await materialise(snapshot, 'deleted');
+    expect(docs).toEqual(before);
+    await snapshot.release();
+  });
+
   it('holds its pages until released, then lets LMDB reuse them', async () => {
     const lastPage = () => (store.shardDb(rec, 0).getStats() as { lastPageNumber: number }).lastPageNumber;
     let round = 0;
