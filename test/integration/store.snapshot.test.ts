@@ -84,6 +84,22 @@ describe('a shard snapshot read in place', () => {
     }
   });
 
+  it("is taken while this process's own batches and transactions are being written, without either waiting on the other for good", async () => {
+    const db = store.shardDb(rec, 0);
+    for (let round = 1; round <= 10; round++) {
+      const writes = Array.from({ length: 4 }, (_, k) => store.putDocuments('Snap', Array.from({ length: 500 }, (_, i) => makeDoc('Snap', k * 500 + i, { round }))));
+      const transaction = db.transaction(() => {
+        for (let i = 0; i < 100; i++) db.put(`extra-${i}`, { round });
+      });
+      const snapshot = await takeSnapshot(store, rec, 0);
+      await Promise.all([...writes, transaction]);
+      await snapshot.release();
+      // One moment's state: the transaction's 100 new documents (new in the first round) are in
+      // it whole or not at all.
+      expect([DOCS, DOCS + 100]).toContain(snapshot.docs);
+    }
+  });
+
   it('stays readable, and releases, when its index is deleted meanwhile', async () => {
     const before = current();
     const snapshot = await takeSnapshot(store, rec, 0);
