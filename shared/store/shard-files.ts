@@ -9,7 +9,10 @@
  *   write — but read in place from the shard's own file while the transaction holds its pages
  *   (`takeSnapshot`), so no copy is written to the disk and read back. A plain copy keeps every
  *   unchanged page at its offset, which is what makes page-sized chunks deduplicate
- *   (docs/chunking.md).
+ *   (docs/chunking.md). While a snapshot is held, LMDB cannot reuse the pages it holds, so a
+ *   shard written to meanwhile grows by what is rewritten; a process killed while holding one
+ *   leaves its reader slot, which lmdb-js clears when an environment is opened and every ten
+ *   minutes of writes.
  * - Staging: `DATA_DIR/<node>/.staging/<backend>.<backup id>/<index>/<shard>/`. Index names
  *   never start with `.`, so the staging area cannot clash with an index. A restore writes the
  *   environment there (the file itself, or documents in batches for the dump format of version
