@@ -36,7 +36,7 @@ function targets(c: IncrementalComparison): Target[] {
       target: "restore time ≤ 0.6 × the full backup's",
       ratio: ratio(s('restore')?.seconds, full?.seconds, 'restore or full backup missing'),
       limit: 0.6,
-      why: "**A restore checks every chunk and opens the file.** Each blob is read once (adjacent blobs of a pack in one ranged read), decompressed, every chunk it gives the file checked against its SHA-256 and written at its offset by the blob pool's threads; that is the same hashing as a backup's, with decompression (cheap) instead of compression. Then LMDB opens the staged file to count its documents, and the commit publishes it on every node: fixed costs that a backup of the same data does not pay.",
+      why: "**A restore checks every chunk and writes every byte.** Each blob is read once (by a blob pool thread straight from a pack on this host's disk; from S3 or GCS, adjacent blobs in one ranged read), decompressed, every chunk checked against its SHA-256 and written at its offset in the staged file: the same SHA-256 of every byte as a backup's, with decompression (cheap) instead of compression, plus writing the whole shard, which a backup does not. Then LMDB opens each staged file to count its documents, and the commit publishes it on every node: fixed costs that a backup of the same data does not pay.",
     },
     {
       target: "incremental writes ≤ 5 % of the full backup's bytes",
