@@ -116,15 +116,12 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, cod
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (op === 'hash') {
       const named = name(buf);
-      if (!read) send({ id, data, hashes: named }, [data, named]);
-      else {
-        // Bytes read from a file stay here: the caller wants their names only.
-        give(buf);
-        send({ id, hashes: named }, [named]);
-      }
+      // A file's bytes go back with their names: they are the bytes named, whatever the file
+      // holds by the time they are stored.
+      const bytes = read ? own(buf) : data;
+      send({ id, data: bytes, hashes: named }, [bytes, named]);
     } else if (op === 'compress') {
-      const out = own(level === undefined ? Buffer.from(buf) : await compress(buf, level));
-      if (read) give(buf);
+      const out = own(await compress(buf, level));
       send({ id, data: out }, [out]);
     } else if (op === 'unpack') {
       const raw = codec === 0 ? buf : await decompress(buf);
@@ -176,7 +173,7 @@ export interface FileRange {
  */
 type Request = (
   | { op: 'hash' }
-  | { op: 'compress'; level?: number }
+  | { op: 'compress'; level: number }
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
 ) & { path?: LocalFile; ranges?: number[] };
@@ -257,17 +254,13 @@ export async function hashChunks(data: Buffer): Promise<Named> {
   return { data: Buffer.from(answer.data), hashes: Buffer.from(answer.hashes!) };
 }
 
-/** The SHA-256s of the chunks of a local file's bytes from offset (length bytes), read by a thread. */
-export async function hashFileChunks(path: LocalFile, offset: number, length: number): Promise<Buffer> {
-  return Buffer.from((await threads().run({ op: 'hash', path, ranges: [offset, length] })).hashes!);
-}
-
 /**
- * A local file's bytes at the (offset, length) pairs of ranges, one after the other, read by a
- * thread: as one zstd frame at this zstd level, or as they are without a level.
+ * A local file's bytes from offset (length bytes), read by a thread, and the SHA-256s of their
+ * chunks: the bytes come back (without a copy) so that what is stored is what was named.
  */
-export async function compressFileRanges(path: LocalFile, ranges: number[], level: number | undefined): Promise<Buffer> {
-  return Buffer.from((await threads().run({ op: 'compress', level, path, ranges })).data);
+export async function hashFileChunks(path: LocalFile, offset: number, length: number): Promise<Named> {
+  const answer = await threads().run({ op: 'hash', path, ranges: [offset, length] });
+  return { data: Buffer.from(answer.data), hashes: Buffer.from(answer.hashes!) };
 }
 
 /** data as one zstd frame at this zstd level; data is given to the thread when `give`. */

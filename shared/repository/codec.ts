@@ -9,7 +9,7 @@ import { pack, unpack } from 'msgpackr';
 import type { z } from 'zod';
 import { IntegrityError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { compressFileRanges, hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type LocalFile, type Named } from './blob-pool.ts';
+import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named } from './blob-pool.ts';
 import { CODEC, type Codec } from './format.ts';
 
 export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {
@@ -25,12 +25,6 @@ export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, numb
 export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = false): Promise<{ codec: Codec; data: Buffer }> {
   if (level === 'NoCompression') return { codec: CODEC.raw, data: raw };
   return { codec: CODEC.zstd, data: await zstdCompress(raw, ZSTD_LEVEL[level], give) };
-}
-
-/** The codec and bytes of a blob made of a local file's bytes at the (offset, length) pairs of ranges, read by a thread. */
-export async function encodeFileBlob(path: LocalFile, ranges: number[], level: CompressionLevel): Promise<{ codec: Codec; data: Buffer }> {
-  const zstdLevel = level === 'NoCompression' ? undefined : ZSTD_LEVEL[level];
-  return { codec: zstdLevel === undefined ? CODEC.raw : CODEC.zstd, data: await compressFileRanges(path, ranges, zstdLevel) };
 }
 
 export async function decodeBlob(codec: number, data: Buffer): Promise<Buffer> {

@@ -7,9 +7,11 @@
  * its index files (they never change once written), and the last few index files it read.
  *
  * Writing (`write`): the file is named span by span in the blob pool's threads (blob-pool.ts; a
- * local file is read by the threads themselves, so its bytes never reach the JavaScript
- * thread, which only looks the names up and decides which chunks are new); new chunks are
- * gathered into blobs, compressed in the threads and streamed into the current pack. At most
+ * local file is read by the threads themselves, each byte once, and its spans come back with
+ * their names without a copy); the JavaScript thread looks the names up, decides which chunks
+ * are new and copies those into blobs, which are compressed in the threads and streamed into
+ * the current pack. The bytes stored are the bytes named: a file read twice could change in
+ * between (a live LMDB file reuses the pages its snapshot holds free). At most
  * PIPELINE blobs are in flight, a pack's blob records are let go once its index file is
  * written, and the table of chunks queued in this run is bounded, so memory does not grow
  * with the file. A pack is written before the index file that names it, and every index file
@@ -36,7 +38,7 @@ import type { CompressionLevel } from '../formats/compression.ts';
 import { RateLimit } from '../formats/throttle.ts';
 import { hashChunks, hashFileChunks, unpackBlob, type LocalFile, type Named } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
-import { decodeChunks, decodeObject, encodeBlob, encodeFileBlob, encodeObject } from './codec.ts';
+import { decodeChunks, decodeObject, encodeBlob, encodeObject } from './codec.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -54,7 +56,6 @@ import {
   packKey,
   snapshotSchema,
   type Blob,
-  type Codec,
   type IndexFile,
   type Snapshot,
 } from './format.ts';
@@ -87,18 +88,18 @@ const STREAM_BUFFER = 256 * 1024;
 
 /**
  * What a snapshot is written from: a stream of the file's bytes, or `size` bytes of a local file
- * (a shard on this host) that the blob pool's threads read themselves, so that its bytes never
- * pass through the JavaScript thread — but for its first `head.length` bytes, given instead in
- * `head` (whole chunks: a shard's meta pages, read when it was snapshotted).
+ * (a shard on this host) that the blob pool's threads read themselves — but for its first
+ * `head.length` bytes, given instead in `head` (whole chunks: a shard's meta pages, read when
+ * it was snapshotted).
  */
 export type SnapshotSource = Readable | { file: LocalFile; size: number; head?: Buffer };
 
-/** A span of the file, its chunks named: its bytes when they came from a stream. */
+/** A span of the file: its bytes and their chunks' names. */
 interface Span {
   offset: number;
   length: number;
   hashes: Buffer;
-  data?: Buffer;
+  data: Buffer;
 }
 
 export interface WriteOptions extends CallOptions {
@@ -231,7 +232,7 @@ export class Repository {
     const mine = new ChunkTable(MINE_LIMIT);
     // An index file this run writes is learned at once: later snapshots in this process reuse its
     // chunks without reading it back.
-    const packs = new PackWriter(this.backend, options, (id, file) => this.learn(id, file), source instanceof Readable ? undefined : source.file);
+    const packs = new PackWriter(this.backend, options, (id, file) => this.learn(id, file));
     const whole = createHash('sha256');
     let size = 0;
     let chunks = 0;
@@ -300,7 +301,8 @@ export class Repository {
         }
         if (gathered > 0) await name(Buffer.concat(parts, gathered));
       } else {
-        // The threads read the file themselves: its bytes never reach this thread.
+        // The threads read the file themselves, each span once: the bytes they name come back
+        // with their names and are the bytes stored (a live file may hold others by then).
         let start = 0;
         if (source.head) {
           const head = source.head.subarray(0, Math.min(source.head.length, source.size));
@@ -312,7 +314,7 @@ export class Repository {
           signal?.throwIfAborted();
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
-          queue(hashFileChunks(source.file, offset, length).then((hashes) => ({ offset, length, hashes })));
+          queue(hashFileChunks(source.file, offset, length).then(({ data, hashes }) => ({ offset, length, data, hashes })));
           await handle(NAMING_AHEAD);
         }
       }
@@ -359,8 +361,9 @@ export class Repository {
    * check it: each blob is read once, however often the runs return to it (blobs adjacent in a
    * pack in one ranged read; by the thread itself from a pack that is a file on this host), and
    * its chunks are checked and written at their offsets by a blob pool thread, a few reads at a
-   * time, so that the file's bytes never reach the JavaScript thread of a local backup. Throws an IntegrityError naming the first missing or corrupt chunk it meets; the
-   * file is then incomplete.
+   * time, so that the file's bytes never reach the JavaScript thread of a local restore.
+   * Throws an IntegrityError naming the first missing or corrupt chunk it meets; the file is
+   * then incomplete.
    */
   async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
     const { snapshot, layout } = await this.read(key, where, options);
@@ -640,13 +643,8 @@ class PackWriter {
   chunks = 0;
   /** Where each blob of this run went, by its run-local number: index file id and position there. */
   readonly placed: { index: string; blob: number }[] = [];
-  /**
-   * The blob being filled: its bytes (from a stream, or a snapshot's head), or the (offset,
-   * length) pairs of its bytes in the local file (read by a thread when it is compressed); the
-   * SHA-256s of its chunks; and how many chunks and bytes it has.
-   */
+  /** The blob being filled: its bytes, the SHA-256s of its chunks, and how many chunks and bytes it has. */
   private blob: Buffer | undefined;
-  private ranges: number[] = [];
   private blobHashes = Buffer.allocUnsafeSlow(CHUNKS_PER_BLOB * HASH_BYTES);
   private filled = 0;
   private bytes = 0;
@@ -662,25 +660,14 @@ class PackWriter {
     private readonly options: WriteOptions,
     /** Called with each index file once it is written. */
     private readonly written: (id: string, file: IndexFile) => void,
-    /** The local file the spans without bytes are in, when the threads read it themselves. */
-    private readonly file?: LocalFile,
   ) {}
 
   /** Queue a new chunk (bytes at..end of a span); answers its run-local blob number × CHUNKS_PER_BLOB + position. */
   add(span: Span, at: number, end: number, h: number): number {
-    // A blob is all bytes or all file ranges: a change of kind starts the next one.
-    if (this.filled > 0 && (span.data ? this.ranges.length > 0 : this.blob !== undefined)) this.flush();
     const code = this.next * CHUNKS_PER_BLOB + this.filled;
     this.chunks++;
-    if (span.data) {
-      this.blob ??= Buffer.allocUnsafeSlow(CHUNKS_PER_BLOB * CHUNK_SIZE);
-      span.data.copy(this.blob, this.bytes, at, end);
-    } else {
-      const n = this.ranges.length;
-      const offset = span.offset + at;
-      if (n > 0 && this.ranges[n - 2]! + this.ranges[n - 1]! === offset) this.ranges[n - 1]! += end - at;
-      else this.ranges.push(offset, end - at);
-    }
+    this.blob ??= Buffer.allocUnsafeSlow(CHUNKS_PER_BLOB * CHUNK_SIZE);
+    span.data.copy(this.blob, this.bytes, at, end);
     span.hashes.copy(this.blobHashes, this.filled * HASH_BYTES, h, h + HASH_BYTES);
     this.bytes += end - at;
     if (++this.filled === CHUNKS_PER_BLOB) this.flush();
@@ -710,16 +697,10 @@ class PackWriter {
   private flush(): void {
     const rawLength = this.bytes;
     const hashes = Buffer.from(this.blobHashes.subarray(0, this.filled * HASH_BYTES));
-    let encoded: Promise<{ codec: Codec; data: Buffer }>;
-    if (this.ranges.length > 0) {
-      encoded = encodeFileBlob(this.file!, this.ranges, this.options.level);
-      this.ranges = [];
-    } else {
-      // A full blob owns its ArrayBuffer and is given to the compressing thread without a copy.
-      const blob = this.blob!;
-      encoded = encodeBlob(rawLength === blob.length ? blob : blob.subarray(0, rawLength), this.options.level, true);
-      this.blob = undefined;
-    }
+    // A full blob owns its ArrayBuffer and is given to the compressing thread without a copy.
+    const blob = this.blob!;
+    const encoded = encodeBlob(rawLength === blob.length ? blob : blob.subarray(0, rawLength), this.options.level, true);
+    this.blob = undefined;
     this.filled = 0;
     this.bytes = 0;
     const number = this.next++;

@@ -110,6 +110,37 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     }
   }, 60_000);
 
+  it('stores the bytes it named from a local file, even when the file changes before they are compressed', async () => {
+    const SPAN = 1024 * 1024;
+    // Six spans of 50 distinct chunks and a filler (not zeros: other tests' files hold zero
+    // chunks): the first blob fills (and is compressed) only in the sixth span, long after the
+    // first span's chunks were named.
+    const bytes = Buffer.alloc(6 * SPAN, 0x5a);
+    for (let k = 0; k < 6; k++) for (let c = 0; c < 50; c++) bytes.fill((k * 50 + c) % 251 + 1, k * SPAN + c * CHUNK_SIZE, k * SPAN + (c + 1) * CHUNK_SIZE - 1);
+    const file = path.join(tmp.dir, 'changing.mdb');
+    fs.writeFileSync(file, bytes);
+    const handle = await fs.promises.open(file, 'r+');
+    try {
+      let changed = false;
+      await new Repository(fixture.backend).write({ file: handle.fd, size: bytes.length }, 'g1/node-1/A/0', {
+        level: 'BestSpeed',
+        // The first span is named: its bytes change in the file now (as free pages of a live
+        // LMDB file may be reused while its snapshot is read).
+        onProgress: (read) => {
+          if (changed || read < SPAN) return;
+          fs.writeSync(handle.fd, Buffer.alloc(50 * CHUNK_SIZE, 0xee), 0, 50 * CHUNK_SIZE, 0);
+          changed = true;
+        },
+      });
+      expect(changed).toBe(true);
+    } finally {
+      await handle.close();
+    }
+    const rebuilt = path.join(tmp.dir, 'rebuilt-g1.mdb');
+    await new Repository(fixture.backend).rebuild('g1/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(bytes)).toBe(true);
+  }, 60_000);
+
   it('stores a small share of new bytes for a copy after 1 % of the documents changed, and rebuilds it exactly', async () => {
     const repo = new Repository(fixture.backend);
     const full = await repo.write(fs.createReadStream(copies[0]!), 'c1/node-1/A/0', { level: 'BestSpeed' });
