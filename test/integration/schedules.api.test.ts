@@ -48,7 +48,8 @@ describe('/v1/backup-schedules', () => {
     expect(id).toMatch(/^nightly-\d{8}-\d{6}$/);
     const deadline = Date.now() + 30_000;
     let state = shown;
-    while (!state.lastRun && Date.now() < deadline) {
+    // A successful run is recorded, then its retention applied: `kept` comes last.
+    while (!(state.lastRun && ((state.lastRun as { status: string }).status !== 'SUCCESS' || state.kept)) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
       state = await json(await t.call('GET', '/v1/backup-schedules/nightly'));
     }
