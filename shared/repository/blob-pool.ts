@@ -110,16 +110,37 @@ function unpack(raw, writes, expected, target) {
   }
   return undefined;
 }
-parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected, target }) => {
+// Spans of a file read and named here, kept until the caller takes the parts it stores: those
+// parts are then the bytes that were named, whatever the file holds by then.
+const kept = new Map();
+// The bytes of a kept span at (offset, length) pairs, one after the other; the span is let go.
+function takeKept(key, ranges) {
+  const span = kept.get(key);
+  kept.delete(key);
+  if (!span) throw new Error('no span kept as ' + key);
+  let total = 0;
+  for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
+  // All of it: it travels as it is.
+  if (total === span.length) return span;
+  const out = Buffer.allocUnsafeSlow(total);
+  for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) span.copy(out, at, ranges[i], ranges[i] + ranges[i + 1]);
+  give(span);
+  return out;
+}
+parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected, target, key }) => {
   try {
+    if (op === 'take') {
+      const out = own(takeKept(key, ranges));
+      return send({ id, data: out }, [out]);
+    }
     const read = path !== undefined;
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (op === 'hash') {
       const named = name(buf);
-      // A file's bytes go back with their names: they are the bytes named, whatever the file
-      // holds by the time they are stored.
-      const bytes = read ? own(buf) : data;
-      send({ id, data: bytes, hashes: named }, [bytes, named]);
+      if (read) {
+        kept.set(id, buf);
+        send({ id, hashes: named }, [named]);
+      } else send({ id, data, hashes: named }, [data, named]);
     } else if (op === 'compress') {
       const out = own(await compress(buf, level));
       send({ id, data: out }, [out]);
@@ -176,6 +197,7 @@ type Request = (
   | { op: 'compress'; level: number }
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
+  | { op: 'take'; key: number }
 ) & { path?: LocalFile; ranges?: number[] };
 
 interface Thread {
@@ -214,13 +236,16 @@ class BlobPool {
     });
   }
 
-  /** Run a request on data (given to the thread when `give`), or on the file the request names. */
-  run(request: Request, data?: Buffer, give = false): Promise<Answer> {
-    // The thread with the least work waiting (hashing and compressing requests alternate, so
-    // taking turns would send every one of a kind to the same thread).
-    const thread = this.threads.reduce((a, b) => (b.waiting.size < a.waiting.size ? b : a));
+  /**
+   * Run a request on data (given to the thread when `give`), or on the file the request names;
+   * on the thread with the least work waiting (hashing and compressing requests alternate, so
+   * taking turns would send every one of a kind to the same thread), or on `on`.
+   */
+  run(request: Request, data?: Buffer, give = false, on?: Thread): Promise<Answer & { thread: Thread; id: number }> {
+    if (on && this.broken) return Promise.reject(new Error('a blob pool thread exited'));
+    const thread = on ?? this.threads.reduce((a, b) => (b.waiting.size < a.waiting.size ? b : a));
     const id = this.id++;
-    return new Promise((resolve, reject) => {
+    return new Promise<Answer>((resolve, reject) => {
       if (thread.waiting.size === 0) thread.worker.ref();
       thread.waiting.set(id, { resolve, reject });
       if (!data) return thread.worker.postMessage({ id, ...request });
@@ -234,7 +259,7 @@ class BlobPool {
         const copied = copy();
         thread.worker.postMessage({ id, ...request, data: copied }, [copied]);
       }
-    });
+    }).then((answer) => ({ ...answer, thread, id }));
   }
 }
 
@@ -255,12 +280,24 @@ export async function hashChunks(data: Buffer): Promise<Named> {
 }
 
 /**
- * A local file's bytes from offset (length bytes), read by a thread, and the SHA-256s of their
- * chunks: the bytes come back (without a copy) so that what is stored is what was named.
+ * A span of a local file read and named by a thread, which keeps its bytes until `take`: the
+ * bytes stored are then the bytes named, whatever the file holds by that time (a live file may
+ * change). Every span must be taken once, with no ranges to let it go.
  */
-export async function hashFileChunks(path: LocalFile, offset: number, length: number): Promise<Named> {
-  const answer = await threads().run({ op: 'hash', path, ranges: [offset, length] });
-  return { data: Buffer.from(answer.data), hashes: Buffer.from(answer.hashes!) };
+export interface NamedSpan {
+  hashes: Buffer;
+  /** The span's bytes at (offset in the span, length) pairs, one after the other, without a copy when they are all of it. */
+  take(ranges: number[]): Promise<Buffer>;
+}
+
+/** A local file's bytes from offset (length bytes), read and named by a thread (see NamedSpan). */
+export async function nameFileSpan(path: LocalFile, offset: number, length: number): Promise<NamedSpan> {
+  const pool = threads();
+  const { hashes, thread, id } = await pool.run({ op: 'hash', path, ranges: [offset, length] });
+  return {
+    hashes: Buffer.from(hashes!),
+    take: async (ranges) => Buffer.from((await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)).data),
+  };
 }
 
 /** data as one zstd frame at this zstd level; data is given to the thread when `give`. */

@@ -36,7 +36,7 @@ import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { hashChunks, hashFileChunks, unpackBlob, type LocalFile, type Named } from './blob-pool.ts';
+import { hashChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeObject } from './codec.ts';
 import { acquireLock } from './locks.ts';
@@ -94,12 +94,13 @@ const STREAM_BUFFER = 256 * 1024;
  */
 export type SnapshotSource = Readable | { file: LocalFile; size: number; head?: Buffer };
 
-/** A span of the file: its bytes and their chunks' names. */
+/** A span of the file, its chunks named: its bytes, or a thread keeping them (a local file's). */
 interface Span {
   offset: number;
   length: number;
   hashes: Buffer;
-  data: Buffer;
+  data?: Buffer;
+  kept?: NamedSpan;
 }
 
 export interface WriteOptions extends CallOptions {
@@ -236,23 +237,24 @@ export class Repository {
     const whole = createHash('sha256');
     let size = 0;
     let chunks = 0;
-    // One chunk (bytes at..end of a span, its SHA-256 at h in the span's hashes), named already:
-    // reused or queued for a pack. Synchronous and without a Buffer per chunk, so a span is
-    // handled without a turn of the event loop or garbage per chunk.
-    const chunk = (span: Span, at: number, end: number, h: number): void => {
-      size += end - at;
+    const stored = (hashes: Buffer, h: number): boolean => this.known.get(hashes, h) !== undefined || mine.get(hashes, h) !== undefined;
+    // One chunk (its SHA-256 at h in hashes; its bytes, if it is stored, at from in data), named
+    // already: reused or queued for a pack. Synchronous and without a Buffer per chunk, so a span
+    // is handled without a turn of the event loop or garbage per chunk.
+    const chunk = (hashes: Buffer, h: number, length: number, data: Buffer | undefined, from: number): void => {
+      size += length;
       chunks++;
-      const seen = this.known.get(span.hashes, h);
+      const seen = this.known.get(hashes, h);
       if (seen !== undefined) {
         const place = this.places[Math.floor(seen / CHUNKS_PER_BLOB)]!;
         addRun(fileOf(place.file), place.blob, seen % CHUNKS_PER_BLOB);
         return;
       }
-      let code = mine.get(span.hashes, h);
+      let code = mine.get(hashes, h);
       if (code === undefined) {
-        if (mine.size >= MINE_LIMIT) mine.clear();
-        code = packs.add(span, at, end, h);
-        mine.add(span.hashes, code, h);
+        if (!data || from < 0) throw new Error(`a new chunk at byte ${size - length} of the file has no bytes`);
+        code = packs.add(data, from, from + length, hashes, h);
+        mine.add(hashes, code, h);
       }
       addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
     };
@@ -262,7 +264,42 @@ export class Repository {
       while (naming.length > keep) {
         const span = await naming.shift()!;
         whole.update(span.hashes);
-        for (let at = 0, h = 0; at < span.length; at += CHUNK_SIZE, h += HASH_BYTES) chunk(span, at, Math.min(at + CHUNK_SIZE, span.length), h);
+        const n = Math.ceil(span.length / CHUNK_SIZE);
+        // Bounded: past MINE_LIMIT it starts again (between spans, so a span's decisions hold).
+        if (mine.size + n > MINE_LIMIT) mine.clear();
+        let data = span.data;
+        let from: Int32Array | undefined;
+        if (span.kept) {
+          // Only the bytes of the chunks this span may store come back from the thread that named them.
+          from = new Int32Array(n).fill(-1);
+          const ranges: number[] = [];
+          for (let c = 0, at = 0, taken = 0; c < n; c++, at += CHUNK_SIZE) {
+            if (stored(span.hashes, c * HASH_BYTES)) continue;
+            const length = Math.min(CHUNK_SIZE, span.length - at);
+            from[c] = taken;
+            taken += length;
+            const r = ranges.length;
+            if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === at) ranges[r - 1]! += length;
+            else ranges.push(at, length);
+          }
+          data = await span.kept.take(ranges);
+          if (n === CHUNKS_PER_BLOB && ranges[1] === span.length) {
+            // Every chunk is new (a full backup, mostly): the span is a blob as it is, no copy.
+            const first = packs.addBlob(data, span.hashes);
+            for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) {
+              size += CHUNK_SIZE;
+              chunks++;
+              // A chunk the span repeats is stored twice but named once.
+              let code = mine.get(span.hashes, h);
+              if (code === undefined) mine.add(span.hashes, (code = first + c), h);
+              addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
+            }
+            options.onProgress?.(size, packs.stored);
+            await packs.backpressure();
+            continue;
+          }
+        }
+        for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);
         options.onProgress?.(size, packs.stored);
         await packs.backpressure();
       }
@@ -301,8 +338,9 @@ export class Repository {
         }
         if (gathered > 0) await name(Buffer.concat(parts, gathered));
       } else {
-        // The threads read the file themselves, each span once: the bytes they name come back
-        // with their names and are the bytes stored (a live file may hold others by then).
+        // The threads read the file themselves, each span once, and keep it until the chunks to
+        // store are known: only those bytes come to this thread, and they are the bytes named
+        // (a live file may hold others by then).
         let start = 0;
         if (source.head) {
           const head = source.head.subarray(0, Math.min(source.head.length, source.size));
@@ -314,7 +352,7 @@ export class Repository {
           signal?.throwIfAborted();
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
-          queue(hashFileChunks(source.file, offset, length).then(({ data, hashes }) => ({ offset, length, data, hashes })));
+          queue(nameFileSpan(source.file, offset, length).then((kept) => ({ offset, length, hashes: kept.hashes, kept })));
           await handle(NAMING_AHEAD);
         }
       }
@@ -342,6 +380,8 @@ export class Repository {
       };
     } catch (err) {
       packs.abort(err as Error);
+      // Spans a thread still keeps for this run are let go.
+      for (const pending of naming) void pending.then((span) => span.kept?.take([])).catch(() => undefined);
       throw err;
     }
   }
@@ -662,15 +702,32 @@ class PackWriter {
     private readonly written: (id: string, file: IndexFile) => void,
   ) {}
 
-  /** Queue a new chunk (bytes at..end of a span); answers its run-local blob number × CHUNKS_PER_BLOB + position. */
-  add(span: Span, at: number, end: number, h: number): number {
+  /** Queue a new chunk (bytes from..to of data, its SHA-256 at h in hashes); answers its run-local blob number × CHUNKS_PER_BLOB + position. */
+  add(data: Buffer, from: number, to: number, hashes: Buffer, h: number): number {
     const code = this.next * CHUNKS_PER_BLOB + this.filled;
     this.chunks++;
     this.blob ??= Buffer.allocUnsafeSlow(CHUNKS_PER_BLOB * CHUNK_SIZE);
-    span.data.copy(this.blob, this.bytes, at, end);
-    span.hashes.copy(this.blobHashes, this.filled * HASH_BYTES, h, h + HASH_BYTES);
-    this.bytes += end - at;
+    data.copy(this.blob, this.bytes, from, to);
+    hashes.copy(this.blobHashes, this.filled * HASH_BYTES, h, h + HASH_BYTES);
+    this.bytes += to - from;
     if (++this.filled === CHUNKS_PER_BLOB) this.flush();
+    return code;
+  }
+
+  /**
+   * Queue a whole blob of new chunks as it is (data, owning its bytes, is given to the
+   * compressing thread without a copy; hashes, their SHA-256s); answers the code of its first
+   * chunk. A blob being filled is closed first.
+   */
+  addBlob(data: Buffer, hashes: Buffer): number {
+    if (this.filled > 0) this.flush();
+    const code = this.next * CHUNKS_PER_BLOB;
+    this.filled = hashes.length / HASH_BYTES;
+    this.chunks += this.filled;
+    this.blob = data;
+    this.bytes = data.length;
+    hashes.copy(this.blobHashes, 0);
+    this.flush();
     return code;
   }
 

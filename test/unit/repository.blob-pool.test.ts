@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hashChunks, hashFileChunks } from '../../shared/repository/blob-pool.ts';
+import { hashChunks, nameFileSpan } from '../../shared/repository/blob-pool.ts';
 import { tempDir } from '../support/temp.ts';
 
 describe('the blob pool: naming and compressing chunks in worker threads', () => {
@@ -19,24 +19,30 @@ describe('the blob pool: naming and compressing chunks in worker threads', () =>
     });
   });
 
-  it('reads a local file itself: hands back the bytes of a span with their chunks named, and says where a file ends early', async () => {
+  it('reads a local file itself: names a span and keeps it, then hands back the parts taken as they were named', async () => {
     const tmp = tempDir();
     try {
       const file = path.join(tmp.dir, 'copy.mdb');
       const bytes = Buffer.from(Array.from({ length: 4096 * 10 }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
       fs.writeFileSync(file, bytes);
-      const named = await hashFileChunks(file, 4096 * 2, 4096 * 3);
+      const span = await nameFileSpan(file, 4096 * 2, 4096 * 3);
       const expected = [2, 3, 4].map((c) => createHash('sha256').update(bytes.subarray(c * 4096, (c + 1) * 4096)).digest());
-      expect(named.hashes.equals(Buffer.concat(expected))).toBe(true);
-      expect(named.data.equals(bytes.subarray(4096 * 2, 4096 * 5))).toBe(true);
-      // Through a descriptor of this process as well as by path.
+      expect(span.hashes.equals(Buffer.concat(expected))).toBe(true);
+      // The file changes after the span is named: what is taken is what was named.
+      fs.writeFileSync(file, Buffer.alloc(bytes.length, 0xee));
+      const taken = await span.take([4096 * 2, 4096, 0, 100]);
+      expect(taken.equals(Buffer.concat([bytes.subarray(4096 * 4, 4096 * 5), bytes.subarray(4096 * 2, 4096 * 2 + 100)]))).toBe(true);
+      await expect(span.take([0, 4096])).rejects.toThrow('no span kept');
+      fs.writeFileSync(file, bytes);
+      // Through a descriptor of this process as well as by path; all of a span is taken whole.
       const handle = await fs.promises.open(file, 'r');
       try {
-        expect((await hashFileChunks(handle.fd, 0, 4096)).data.equals(bytes.subarray(0, 4096))).toBe(true);
+        const whole = await nameFileSpan(handle.fd, 0, 4096);
+        expect((await whole.take([0, 4096])).equals(bytes.subarray(0, 4096))).toBe(true);
       } finally {
         await handle.close();
       }
-      await expect(hashFileChunks(file, 4096 * 9, 8192)).rejects.toThrow(`${file} ends before byte ${4096 * 11}`);
+      await expect(nameFileSpan(file, 4096 * 9, 8192)).rejects.toThrow(`${file} ends before byte ${4096 * 11}`);
     } finally {
       tmp.cleanup();
     }
