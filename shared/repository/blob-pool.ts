@@ -50,22 +50,23 @@ const give = (b) => {
   if (b.buffer.byteLength === BLOB && spare.length < 4) spare.push(Buffer.from(b.buffer));
 };
 const readFd = require('node:util').promisify(fs.read);
-// A range this small is read here at once: one trip to libuv's pool would cost more than the read.
-const SMALL_READ = 65536;
+// The bytes of (offset, length) pairs, one after the other.
+const lengthOf = (ranges) => {
+  let total = 0;
+  for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
+  return total;
+};
 // The bytes of a file (a path, or a descriptor of this process) at (offset, length) pairs, one
 // after the other, read without blocking this thread (it names and compresses other spans
 // meanwhile); give() the buffer back when done.
 async function readRanges(path, ranges) {
-  let total = 0;
-  for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
-  const buf = take(total);
-  const fd = typeof path === 'number' ? path : undefined;
-  const file = fd === undefined ? await fs.promises.open(path, 'r') : undefined;
+  const buf = take(lengthOf(ranges));
+  const file = typeof path === 'number' ? undefined : await fs.promises.open(path, 'r');
+  const fd = file ? file.fd : path;
   try {
     for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) {
       for (let done = 0; done < ranges[i + 1]; ) {
-        const args = [buf, at + done, ranges[i + 1] - done, ranges[i] + done];
-        const { bytesRead } = ranges[i + 1] <= SMALL_READ ? { bytesRead: fs.readSync(fd ?? file.fd, ...args) } : await (file ? file.read(...args) : readFd(path, ...args));
+        const { bytesRead } = await readFd(fd, buf, at + done, ranges[i + 1] - done, ranges[i] + done);
         if (bytesRead === 0) throw new Error((file ? path : 'the snapshot file') + ' ends before byte ' + (ranges[i] + ranges[i + 1]));
         done += bytesRead;
       }
@@ -118,8 +119,7 @@ function takeKept(key, ranges) {
   const span = kept.get(key);
   kept.delete(key);
   if (!span) throw new Error('no span kept as ' + key);
-  let total = 0;
-  for (let i = 1; i < ranges.length; i += 2) total += ranges[i];
+  const total = lengthOf(ranges);
   // All of it: it travels as it is.
   if (total === span.length) return span;
   const out = Buffer.allocUnsafeSlow(total);

@@ -284,19 +284,12 @@ export class Repository {
           }
           data = await span.kept.take(ranges);
           if (n === CHUNKS_PER_BLOB && ranges[1] === span.length) {
-            // Every chunk is new (a full backup, mostly): the span is a blob as it is, no copy.
+            // Every chunk is new (a full backup, mostly): the span is a blob as it is, no copy,
+            // and its chunks are then queued ones like any other (a chunk the span repeats is
+            // stored twice but named once).
             const first = packs.addBlob(data, span.hashes);
-            for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) {
-              size += CHUNK_SIZE;
-              chunks++;
-              // A chunk the span repeats is stored twice but named once.
-              let code = mine.get(span.hashes, h);
-              if (code === undefined) mine.add(span.hashes, (code = first + c), h);
-              addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
-            }
-            options.onProgress?.(size, packs.stored);
-            await packs.backpressure();
-            continue;
+            for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) if (mine.get(span.hashes, h) === undefined) mine.add(span.hashes, first + c, h);
+            data = undefined;
           }
         }
         for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);

@@ -110,6 +110,22 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     }
   }, 60_000);
 
+  it('stores a local file whose spans are all new chunks span by span as they are, a chunk a span repeats named once, and rebuilds it exactly', async () => {
+    const bytes = Buffer.alloc(3 * CHUNKS_PER_BLOB * CHUNK_SIZE);
+    for (let c = 0; c < 3 * CHUNKS_PER_BLOB; c++) bytes.writeUInt32BE(0x7a000000 + c, c * CHUNK_SIZE);
+    // The second span repeats its own first chunk at its end.
+    bytes.copy(bytes, (2 * CHUNKS_PER_BLOB - 1) * CHUNK_SIZE, CHUNKS_PER_BLOB * CHUNK_SIZE, (CHUNKS_PER_BLOB + 1) * CHUNK_SIZE);
+    const file = path.join(tmp.dir, 'all-new.mdb');
+    fs.writeFileSync(file, bytes);
+    const written = await new Repository(fixture.backend).write({ file, size: bytes.length }, 'n1/node-1/A/0', { level: 'BestSpeed' });
+    expect(written).toMatchObject({ size: bytes.length, chunks: 3 * CHUNKS_PER_BLOB });
+    const rebuilt = path.join(tmp.dir, 'rebuilt-n1.mdb');
+    await new Repository(fixture.backend).rebuild('n1/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(bytes)).toBe(true);
+    // Another process finds every chunk stored.
+    expect((await new Repository(fixture.backend).write({ file, size: bytes.length }, 'n2/node-1/A/0', { level: 'BestSpeed' })).newChunks).toBe(0);
+  }, 60_000);
+
   it('stores the bytes it named from a local file, even when the file changes before they are compressed', async () => {
     const SPAN = 1024 * 1024;
     // Six spans of 50 distinct chunks and a filler (not zeros: other tests' files hold zero
