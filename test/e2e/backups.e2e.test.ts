@@ -7,10 +7,10 @@
  * test/support/backend-fixtures.ts; S3 and GCS run the same scenarios on their own servers.
  *
  * "Mid-job" moments come from data size and rate, not sleeps: `Bulk` is one shard of BULK_DOCS
- * documents (~20 MB), which cluster A's workers snapshot at BULK_BYTES_PER_SECOND
- * (WORKER_MAX_BYTES_PER_SECOND) — a repository stores an unchanged shard again at almost no
- * cost, so size alone would not keep a second backup of it running — and restoring it takes a
- * few seconds.
+ * documents (~20 MB), which cluster A's workers snapshot and cluster B's worker restores at
+ * BULK_BYTES_PER_SECOND (WORKER_MAX_BYTES_PER_SECOND) — a repository stores an unchanged shard
+ * again at almost no cost, and restores one of this size in a fraction of a second, so size
+ * alone would keep neither running long enough to be caught mid-shard.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -168,7 +168,7 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
   }, 180_000);
 
   it('restores into a second cluster with other node names and a node_mapping', async () => {
-    B = await startCluster({ name: 'B', dataDir: path.join(tmp.dir, 'data-b'), nodes: NODES_B, backendEnv: fixture.env, workers: 1 });
+    B = await startCluster({ name: 'B', dataDir: path.join(tmp.dir, 'data-b'), nodes: NODES_B, backendEnv: fixture.env, workers: 1, env: { WORKER_MAX_BYTES_PER_SECOND: String(BULK_BYTES_PER_SECOND) } });
     started.push(B);
     const res = await B.call('POST', `/v1/backups/${backendName}/e2e-main/restore`, {
       node_mapping: { 'node-1': 'gamma', 'node-2': 'alpha' },

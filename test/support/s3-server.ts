@@ -10,10 +10,13 @@
  *   memory stays flat while 100 MiB stream through.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, open, readdir, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
 export interface S3Server {
@@ -140,8 +143,24 @@ interface ListResult {
   commonPrefixes: string[];
   isTruncated: boolean;
 }
+interface S3Object {
+  bucket: string;
+  key: string;
+  content: Buffer | Readable;
+  metadata: Record<string, string>;
+}
+interface FilesystemStore {
+  getBucketPath(bucket: string): string;
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
+}
 interface StoreClass {
-  prototype: { listObjects(this: unknown, bucket: string, options: ListOptions): Promise<ListResult> };
+  prototype: {
+    listObjects(this: FilesystemStore, bucket: string, options: ListOptions): Promise<ListResult>;
+    putObject(this: FilesystemStore, object: S3Object): Promise<{ size: number; md5: string }>;
+    putPart(this: FilesystemStore, bucket: string, uploadId: string, partNumber: number, content: Readable): Promise<{ size: number; md5: string }>;
+    deleteObject(this: FilesystemStore, bucket: string, key: string): Promise<void>;
+  };
 }
 
 /** True when a directory of s3rver's store holds an object somewhere below it. */
@@ -161,7 +180,7 @@ async function holdsObject(dir: string): Promise<boolean> {
  */
 function listEveryCommonPrefix(store: StoreClass): void {
   const listObjects = store.prototype.listObjects;
-  store.prototype.listObjects = async function (this: { getBucketPath(bucket: string): string }, bucket, options) {
+  store.prototype.listObjects = async function (bucket, options) {
     const own = await listObjects.call(this, bucket, options);
     if (options.delimiter !== '/') return own;
     const prefix = options.prefix ?? '';
@@ -174,6 +193,75 @@ function listEveryCommonPrefix(store: StoreClass): void {
       if (e.isDirectory() && e.name.startsWith(namePart) && (await holdsObject(path.join(dir, e.name)))) commonPrefixes.push(`${dirPart}${e.name}/`);
     }
     return { ...own, commonPrefixes: commonPrefixes.sort() };
+  };
+}
+
+const errorCode = (err: unknown) => (err as NodeJS.ErrnoException).code;
+
+/**
+ * Writes an object's or a part's content, answering its size and MD5. s3rver 3.7 creates the
+ * object's directory, then opens the file with a stream that has no 'error' listener, while a
+ * delete of the directory's last object removes the directory: the open then fails ENOENT and
+ * that unhandled error kills the whole server. Here the file is opened before it is written
+ * (again, after creating the directory again, if the directory went in between; an open file
+ * keeps its directory from being removed) and every error of the copy fails this request only.
+ */
+async function writeContent(file: string, content: Buffer | Readable): Promise<{ size: number; md5: string }> {
+  for (let attempt = 1; ; attempt++) {
+    await mkdir(path.dirname(file), { recursive: true });
+    const handle = await open(file, 'w').catch((err: unknown) => {
+      if (errorCode(err) === 'ENOENT' && attempt < 5) return undefined;
+      throw err;
+    });
+    if (!handle) continue;
+    const md5 = createHash('md5');
+    let size = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        md5.update(chunk);
+        size += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    await pipeline(Buffer.isBuffer(content) ? Readable.from([content]) : content, count, handle.createWriteStream());
+    return { size, md5: md5.digest('hex') };
+  }
+}
+
+/**
+ * s3rver 3.7 races its own writes and deletes in one directory (see writeContent); and a
+ * delete whose directory a concurrent delete already removed failed reading it, on every
+ * retry. Writes go through writeContent; a delete removes the directories it empties and stops
+ * at the first that is gone or not empty.
+ */
+function raceFreeWrites(store: StoreClass): void {
+  store.prototype.putObject = async function (object) {
+    const written = await writeContent(this.getResourcePath(object.bucket, object.key, 'object'), object.content);
+    await this.putMetadata(object.bucket, object.key, object.metadata, written.md5);
+    return written;
+  };
+  store.prototype.putPart = async function (bucket, uploadId, partNumber, content) {
+    const file = path.join(this.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
+    const written = await writeContent(file, content);
+    await writeFile(`${file}.md5`, written.md5);
+    return written;
+  };
+  store.prototype.deleteObject = async function (bucket, key) {
+    const gone = (err: unknown) => {
+      if (errorCode(err) !== 'ENOENT') throw err;
+    };
+    await Promise.all(['object', 'object.md5', 'metadata.json'].map((r) => unlink(this.getResourcePath(bucket, key, r)).catch(gone)));
+    const dirs = key.split('/').slice(0, -1);
+    for (; dirs.length; dirs.pop()) {
+      const removed = await rmdir(path.join(this.getBucketPath(bucket), ...dirs)).then(
+        () => true,
+        (err: unknown) => {
+          if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTEMPTY') return false;
+          throw err;
+        },
+      );
+      if (!removed) return;
+    }
   };
 }
 
@@ -202,7 +290,9 @@ async function childMain(): Promise<void> {
     directory = await mkdtemp(path.join(os.tmpdir(), 'shardvault-s3rver-'));
     const require = createRequire(import.meta.url);
     const S3rver = require('s3rver') as S3rverConstructor;
-    listEveryCommonPrefix(require('s3rver/lib/stores/filesystem.js') as StoreClass);
+    const store = require('s3rver/lib/stores/filesystem.js') as StoreClass;
+    listEveryCommonPrefix(store);
+    raceFreeWrites(store);
     if (credentials) {
       const account = require('s3rver/lib/models/account.js') as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
       account.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
