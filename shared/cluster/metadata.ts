@@ -48,8 +48,11 @@ export class RemoteCatalog implements ClusterCatalog {
       try {
         const known = this.cached ? `?known=${this.cached.version}` : '';
         const res = await this.client.request(node, `/internal/metadata${known}`);
-        if (res.status === 204 && this.cached) return this.cached;
-        const state = (await res.json()) as ClusterState;
+        if (res.status === 204 && this.cached) {
+          res.body.resume();
+          return this.cached;
+        }
+        const state = await res.json<ClusterState>();
         // A node that missed a commit may be behind what this process already saw.
         if (!this.cached || state.version >= this.cached.version) this.cached = state;
         return this.cached;
@@ -120,7 +123,7 @@ export class RemoteCatalog implements ClusterCatalog {
     // Finish a change a coordinator committed on some nodes only.
     await Promise.all(
       nodes.map((node, i) =>
-        copies[i]!.version < decided.version ? this.client.request(node, '/internal/metadata/commit', { method: 'POST', json: { txn, state: decided } }) : undefined,
+        copies[i]!.version < decided.version ? this.client.send(node, '/internal/metadata/commit', { method: 'POST', json: { txn, state: decided } }) : undefined,
       ),
     );
     const changed = change({ indexes: decided.indexes, metadata: decided.metadata });
@@ -132,18 +135,18 @@ export class RemoteCatalog implements ClusterCatalog {
     const prepared: string[] = [];
     try {
       for (const node of nodes) {
-        await this.client.request(node, '/internal/metadata/prepare', { method: 'POST', json: { txn, from: decided.version, state: next } }).catch((err: unknown) => {
+        await this.client.send(node, '/internal/metadata/prepare', { method: 'POST', json: { txn, from: decided.version, state: next } }).catch((err: unknown) => {
           throw err instanceof ConflictError ? new ClashError(err.message) : err;
         });
         prepared.push(node);
       }
     } catch (err) {
-      await Promise.all(prepared.map((node) => this.client.request(node, '/internal/metadata/abort', { method: 'POST', json: { txn } }).catch(() => undefined)));
+      await Promise.all(prepared.map((node) => this.client.send(node, '/internal/metadata/abort', { method: 'POST', json: { txn } }).catch(() => undefined)));
       throw err;
     }
     // Decided: every node prepared it. A node that misses the commit now gets it from the next change.
     const committed = await Promise.allSettled(
-      nodes.map((node) => this.client.request(node, '/internal/metadata/commit', { method: 'POST', json: { txn, state: next } })),
+      nodes.map((node) => this.client.send(node, '/internal/metadata/commit', { method: 'POST', json: { txn, state: next } })),
     );
     if (committed.every((r) => r.status === 'rejected')) throw (committed[0] as PromiseRejectedResult).reason;
     this.cached = next;

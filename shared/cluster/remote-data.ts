@@ -11,7 +11,6 @@
  */
 import { Readable } from 'node:stream';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { fromWebStream } from '../dump/byte-streams.ts';
 import { packValue, parseMsgpackStream, unpackValue } from '../dump/msgpack-stream.ts';
 import { shardFor } from '../store/hash.ts';
 import { coerceId, mergeSchema, normalizeSchema, type DocId, type Document, type IndexSchema } from '../store/schema.ts';
@@ -58,7 +57,7 @@ export class RemoteData implements ClusterData {
    */
   async healthy(): Promise<boolean> {
     const ready = await Promise.all(
-      this.client.nodes.map((node) => this.client.request(node, '/health/ready', { signal: AbortSignal.timeout(READY_TIMEOUT_MS) }).then(() => true, () => false)),
+      this.client.nodes.map((node) => this.client.send(node, '/health/ready', { signal: AbortSignal.timeout(READY_TIMEOUT_MS) }).then(() => true, () => false)),
     );
     return ready.some(Boolean);
   }
@@ -247,7 +246,7 @@ export class RemoteData implements ClusterData {
 
   async *shardDocuments(rec: IndexRecord, shard: number): AsyncGenerator<Document> {
     const res = await this.client.request(rec.placement[shard]!, `${indexPath(rec)}/shards/${shard}/documents?uid=${encodeURIComponent(rec.uid)}`);
-    for await (const doc of parseMsgpackStream(fromWebStream(res.body!))) yield doc as Document;
+    for await (const doc of parseMsgpackStream(res.body)) yield doc as Document;
   }
 
   // ---- metadata --------------------------------------------------------------------------
@@ -291,7 +290,7 @@ export class RemoteData implements ClusterData {
 
   private async call<T>(node: string, path: string, value: unknown): Promise<T> {
     const res = await this.client.request(node, path, { method: 'POST', body: Readable.from([packValue(value)]) });
-    return unpackValue(Buffer.from(await res.arrayBuffer())) as T;
+    return unpackValue(await res.bytes()) as T;
   }
 }
 

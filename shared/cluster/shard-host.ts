@@ -6,7 +6,6 @@
  * owning node over HTTP (RemoteShardHost), so a worker needs no data directory.
  */
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { UnavailableError, ValidationError } from '../errors.ts';
 import { createDumpDecoder } from '../formats/dump-codec.ts';
 import type { OperationRef } from '../jobs/operation.ts';
@@ -24,7 +23,7 @@ import {
   type ShardSnapshot,
 } from '../store/shard-files.ts';
 import type { IndexRecord, Store } from '../store/store.ts';
-import type { NodeClient } from './node-client.ts';
+import type { NodeAnswer, NodeClient } from './node-client.ts';
 
 /** One shard of a restore on its target node. */
 export interface StagedShardRef {
@@ -148,19 +147,19 @@ export class RemoteShardHost implements ShardHost {
     const res = await this.client.request(node, path, { signal });
     const size = countHeader(res, SNAPSHOT_SIZE_HEADER, node);
     const docs = countHeader(res, SNAPSHOT_DOCS_HEADER, node);
-    // The node lets the snapshot go when this response ends or is cancelled.
-    let body = res.body as WebReadableStream<Uint8Array> | null;
+    // The node lets the snapshot go when this response ends or is destroyed.
+    let body: Readable | null = res.body;
     return {
       size,
       docs,
       stream: () => {
         if (!body) throw new Error(`the snapshot of ${rec.name}/${shard} was already read`);
-        const stream = Readable.fromWeb(body);
+        const stream = body;
         body = null;
         return stream;
       },
       release: async () => {
-        await body?.cancel().catch(() => undefined);
+        body?.destroy();
         body = null;
       },
     };
@@ -182,7 +181,7 @@ export class RemoteShardHost implements ShardHost {
   }
 
   async unstage(ref: StagedShardRef): Promise<void> {
-    await this.client.request(ref.node, stagePath(ref), { method: 'DELETE' });
+    await this.client.send(ref.node, stagePath(ref), { method: 'DELETE' });
   }
 
   prepare(node: string, restore: OperationRef, shards: RestoreShard[]): Promise<void> {
@@ -198,7 +197,7 @@ export class RemoteShardHost implements ShardHost {
   }
 
   private async step(step: 'prepare' | 'publish' | 'abort', node: string, restore: OperationRef, shards: RestoreShard[]): Promise<void> {
-    await this.client.request(node, `${restorePath(restore)}/${step}`, { method: 'POST', json: { node, shards } });
+    await this.client.send(node, `${restorePath(restore)}/${step}`, { method: 'POST', json: { node, shards } });
   }
 }
 
@@ -216,10 +215,10 @@ function describe(node: string, s: RestoreShard): string {
   return `${s.index}/${s.shard} for node ${node}`;
 }
 
-function countHeader(res: Response, name: string, node: string): number {
-  const value = Number(res.headers.get(name));
+function countHeader(res: NodeAnswer, name: string, node: string): number {
+  const value = Number(res.header(name));
   if (!Number.isSafeInteger(value) || value < 0) {
-    void res.body?.cancel().catch(() => undefined);
+    res.body.destroy();
     throw new UnavailableError(`node ${node} answered a snapshot without a valid ${name} header`);
   }
   return value;

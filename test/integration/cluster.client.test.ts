@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NodeClient } from '../../shared/cluster/node-client.ts';
-import { UnavailableError } from '../../shared/errors.ts';
+import { UnavailableError, ValidationError } from '../../shared/errors.ts';
 import { freePort } from '../../shared/redis-server.ts';
 
 const SECRET = 'client-test-secret-0123456789';
@@ -52,6 +52,56 @@ describe('node client', () => {
     await expect(silent).rejects.toThrow(UnavailableError);
     await expect(client.request('n1', '/internal/metadata', { answerTimeoutMs: 200 })).rejects.toThrow('node n1 did not answer in 0.2 s');
     await expect(client.request('n2', '/internal/metadata')).rejects.toThrow(/node n2 is unreachable: ECONNREFUSED/);
+  });
+
+  it("answers a node's refusal sent before it read the whole body as that node's error, sends no more of it and closes that connection", async () => {
+    let closed: Promise<unknown> | undefined;
+    const url = await serve((req, res) => {
+      closed = new Promise((r) => req.socket.once('close', r));
+      res.writeHead(422, { 'content-type': 'application/json' }).end('{"error":[{"message":"no such shard here"}],"kind":"ValidationError"}');
+    });
+    // The node would keep an idle connection for a minute: only the client can close this one.
+    servers[0]!.keepAliveTimeout = 60_000;
+    const client = new NodeClient({ n1: url }, SECRET);
+    let sent = 0;
+    const total = 256 * 1024 * 1024;
+    const body = new Readable({
+      read() {
+        const chunk = Buffer.alloc(64 * 1024);
+        sent += chunk.length;
+        this.push(sent > total ? null : chunk);
+      },
+    });
+    const err = await client.json('n1', '/internal/restores/x', { method: 'PUT', body }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toBe('node n1: no such shard here');
+    expect(sent).toBeLessThan(total);
+    await closed;
+    body.destroy();
+  });
+
+  it('streams an answer of many megabytes as it arrives, and the next request goes through', async () => {
+    const url = await serve((req, res) => {
+      if (req.url === '/big') {
+        res.writeHead(200, { 'x-size': String(64 * 1024 * 1024) });
+        let left = 1024;
+        const more = () => {
+          while (left > 0) {
+            left--;
+            if (!res.write(Buffer.alloc(64 * 1024, left % 251))) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+      } else res.end('{"ok":true}');
+    });
+    const client = new NodeClient({ n1: url }, SECRET);
+    const big = await client.request('n1', '/big');
+    expect(big.header('x-size')).toBe(String(64 * 1024 * 1024));
+    let received = 0;
+    for await (const chunk of big.body) received += (chunk as Buffer).length;
+    expect(received).toBe(64 * 1024 * 1024);
+    expect(await client.json('n1', '/small')).toEqual({ ok: true });
   });
 
   it('sends the secret only as a bearer token and never repeats it in an error', async () => {

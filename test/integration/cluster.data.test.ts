@@ -166,7 +166,7 @@ describe('the API over nodes on their own hosts', () => {
     const owner = rec.placement[shardFor(1, rec.shards)]!;
     const read = (node: string, uid: string) =>
       cluster.client.request(node, '/internal/indexes/refuse/document', { method: 'POST', body: Readable.from([packValue({ uid, id: 1 })]) });
-    expect(unpackValue(new Uint8Array(await (await read(owner, rec.uid)).arrayBuffer()))).toEqual({ doc: { _id: 1, a: 1 } });
+    expect(unpackValue(await (await read(owner, rec.uid)).bytes())).toEqual({ doc: { _id: 1, a: 1 } });
     await expect(read(NODES.find((n) => n !== owner)!, rec.uid)).rejects.toBeInstanceOf(ValidationError);
     await expect(read(owner, 'a-dropped-uid')).rejects.toBeInstanceOf(NotFoundError);
   });
