@@ -67,7 +67,7 @@ function bounds(run: NodesRun, cores: number): string[] {
     fulls.every(saturated)
       ? `In every full backup the cores were saturated or nearly (${range(fulls.map(used), (x) => fmt(x))} of ${cores} busy) and each took ${range(fulls.map((b) => b.seconds.median / floor(b)), (x) => `${fmt(x)}×`)} its floor: the bound is CPU — the workers' work above all, ${roles} — not the network or the disk.` +
           (fastest === leanest && fulls.length > 1 ? ` Time follows CPU-seconds: the run that needed the fewest (${workers(leanest)}, ${fmt(totalCpu(leanest), 1)} s) finished first.` : '')
-      : `The cores were not saturated in every full backup (${fulls.map((b) => `${workers(b)} ${fmt(used(b))}`).join(', ')} of ${cores} busy): besides CPU (${roles}), part of the time was spent waiting — a node copies a shard before its stream starts, and jobs pass through Redis.`,
+      : `The cores were not saturated in every full backup (${fulls.map((b) => `${workers(b)} ${fmt(used(b))}`).join(', ')} of ${cores} busy): besides CPU (${roles}), part of the time was spent waiting — a node's snapshot starts after any write transaction running then, a worker's transfers wait for a free slot, and jobs pass through Redis.`,
     '',
   );
   for (const [a, b] of fulls.slice(1).map((b, i) => [fulls[i]!, b] as const)) {
