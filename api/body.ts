@@ -45,14 +45,14 @@ function parseJson(text: string): unknown {
   return value;
 }
 
-/** The raw body as text, refusing more than `limit` bytes without reading it all first. */
-async function readText(c: Context, limit: number): Promise<string> {
+/** The raw body, refusing more than `limit` bytes without reading it all first. */
+export async function readBytes(c: Context, limit: number): Promise<Buffer> {
   const declared = Number(c.req.header('content-length'));
   if (Number.isFinite(declared) && declared > limit) {
     throw new PayloadTooLargeError(`request body of ${declared} bytes is larger than the limit of ${limit} bytes`);
   }
   const body = c.req.raw.body;
-  if (!body) return '';
+  if (!body) return Buffer.alloc(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -66,7 +66,7 @@ async function readText(c: Context, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -78,7 +78,7 @@ export async function readJson(c: Context, limit: number): Promise<unknown> {
   if (type && !/^(application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)|text\/plain)\b/i.test(type)) {
     throw new BadRequestError(`expected a JSON body (content-type application/json), got ${JSON.stringify(type)}`);
   }
-  const text = await readText(c, limit);
+  const text = (await readBytes(c, limit)).toString('utf8');
   if (text.trim() === '') return undefined;
   return parseJson(text);
 }

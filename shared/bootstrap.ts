@@ -36,7 +36,7 @@ export interface Runtime {
 export function openCluster(config: Config, shutdown: Shutdown): { data: ClusterData; shards: ShardHost } {
   if (config.nodeUrls) {
     const client = new NodeClient(config.nodeUrls, config.clusterSecret!);
-    return { data: new RemoteData(client, new RemoteCatalog(client)), shards: new RemoteShardHost(client) };
+    return { data: new RemoteData(client, new RemoteCatalog(client), config.maxBodyBytes), shards: new RemoteShardHost(client) };
   }
   const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
   shutdown.add('store', () => store.close());

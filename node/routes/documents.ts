@@ -5,12 +5,17 @@
  * rewrites and lists what its own shards hold. Bodies and answers are MessagePack (dates and
  * binary values survive, as they do in the store), a shard's documents a stream of them.
  *
+ * A body is read up to nodeBodyLimit (4 × MAX_BODY_BYTES; 413 naming it beyond): RemoteData
+ * sends a larger batch in parts.
+ *
  * Every request names the index's uid; node/checks.ts refuses another index of that name and
  * a shard placed on another node.
  */
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
+import { readBytes } from '../../api/body.ts';
 import { applyChange, type DocumentChange } from '../../shared/cluster/data.ts';
+import { nodeBodyLimit } from '../../shared/cluster/node-client.ts';
 import { msgpackChunks, packValue, unpackValue } from '../../shared/dump/msgpack-stream.ts';
 import { toWebStream } from '../../shared/dump/byte-streams.ts';
 import { ValidationError } from '../../shared/errors.ts';
@@ -36,11 +41,12 @@ const bodies = {
   list: z.object({ uid: z.string(), shards: z.array(z.number().int().min(0)), limit: z.number().int().min(1), after: docId.optional() }),
 };
 
-/** A MessagePack body checked against `schema`. */
-async function body<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
+/** A MessagePack body of at most `limit` bytes, checked against `schema`. */
+async function body<T>(c: Context, schema: z.ZodType<T>, limit: number): Promise<T> {
+  const bytes = await readBytes(c, limit);
   let value: unknown;
   try {
-    value = unpackValue(Buffer.from(await c.req.arrayBuffer()));
+    value = unpackValue(bytes);
   } catch (err) {
     throw new ValidationError(`the body is not MessagePack: ${(err as Error).message}`);
   }
@@ -49,8 +55,9 @@ async function body<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
 
 const answer = (value: unknown) => new Response(new Uint8Array(packValue(value)), { headers: { 'content-type': MSGPACK } });
 
-export function documentRoutes({ store, node }: NodeDeps): Hono {
+export function documentRoutes({ store, node, config }: NodeDeps): Hono {
   const app = new Hono();
+  const bodyLimit = nodeBodyLimit(config.maxBodyBytes);
 
   const indexOf = (name: string, uid: string): IndexRecord => indexHere(store, node, name, uid);
   const ownShard = (rec: IndexRecord, shard: number): void => assertPlacedHere(node, rec.placement[shard], `shard ${rec.name}/${shard}`);
@@ -58,21 +65,21 @@ export function documentRoutes({ store, node }: NodeDeps): Hono {
 
   // Documents the API coerced, each written into its shard as it is; answers which were new.
   app.post('/indexes/:index/documents', async (c) => {
-    const { uid, docs } = await body(c, bodies.write);
+    const { uid, docs } = await body(c, bodies.write, bodyLimit);
     const rec = indexOf(c.req.param('index'), uid);
     for (const doc of docs) ownDocument(rec, doc._id);
     return answer({ created: await store.writeDocuments(rec, docs as Document[]) });
   });
 
   app.post('/indexes/:index/document', async (c) => {
-    const { uid, id } = await body(c, bodies.read);
+    const { uid, id } = await body(c, bodies.read, bodyLimit);
     const rec = indexOf(c.req.param('index'), uid);
     ownDocument(rec, id);
     return answer({ doc: store.readDoc(rec, id) });
   });
 
   app.post('/indexes/:index/document/delete', async (c) => {
-    const { uid, id } = await body(c, bodies.read);
+    const { uid, id } = await body(c, bodies.read, bodyLimit);
     const rec = indexOf(c.req.param('index'), uid);
     ownDocument(rec, id);
     return answer({ deleted: await store.removeDocument(rec, id) });
@@ -80,7 +87,7 @@ export function documentRoutes({ store, node }: NodeDeps): Hono {
 
   // One attempt of a PUT/PATCH against the schema the API sent; a grown schema is the API's to commit.
   app.post('/indexes/:index/document/rewrite', async (c) => {
-    const { uid, id, schema, change } = await body(c, bodies.rewrite);
+    const { uid, id, schema, change } = await body(c, bodies.rewrite, bodyLimit);
     const rec = indexOf(c.req.param('index'), uid);
     ownDocument(rec, id);
     const outcome = await store.rewriteDocument(rec, id, schema as IndexSchema, (current) => applyChange(current, change as DocumentChange));
@@ -89,7 +96,7 @@ export function documentRoutes({ store, node }: NodeDeps): Hono {
 
   // The head of each listed shard's cursor listing; the API merges the nodes' answers.
   app.post('/indexes/:index/listing', async (c) => {
-    const { uid, shards, limit, after } = await body(c, bodies.list);
+    const { uid, shards, limit, after } = await body(c, bodies.list, bodyLimit);
     const rec = indexOf(c.req.param('index'), uid);
     for (const shard of shards) ownShard(rec, shard);
     return answer({ docs: shards.flatMap((shard) => store.shardListing(rec, shard, { limit, after })) });

@@ -43,6 +43,13 @@ export interface NodeAnswer {
   bytes(): Promise<Buffer>;
 }
 
+/**
+ * The largest body of documents a node reads (its MAX_BODY_BYTES × 4): a batch the API accepted,
+ * at most MAX_BODY_BYTES of JSON, encodes to less (MessagePack can take up to ~2.5 × the JSON of
+ * small floats); the API splits a larger one (an online restore's 1000 documents) before it sends.
+ */
+export const nodeBodyLimit = (maxBodyBytes: number): number => 4 * maxBodyBytes;
+
 /** How long a node may take to start answering a request it has whole. */
 export const ANSWER_TIMEOUT_MS = 60_000;
 

@@ -21,16 +21,22 @@ import {
 } from '../store/store.ts';
 import { requireIndex, type ClusterData, type DocumentChange, type NodeReport } from './data.ts';
 import type { RemoteCatalog } from './metadata.ts';
-import type { NodeClient } from './node-client.ts';
+import { nodeBodyLimit, type NodeClient } from './node-client.ts';
 
 /** How long `healthy` waits for a node's readiness. */
 const READY_TIMEOUT_MS = 1000;
 
 export class RemoteData implements ClusterData {
+  private readonly bodyLimit: number;
+
   constructor(
     private readonly client: NodeClient,
     private readonly catalog: RemoteCatalog,
-  ) {}
+    /** MAX_BODY_BYTES: the nodes read bodies of documents up to nodeBodyLimit of it. */
+    maxBodyBytes: number,
+  ) {
+    this.bodyLimit = nodeBodyLimit(maxBodyBytes);
+  }
 
   // ---- the catalog -----------------------------------------------------------------------
 
@@ -283,13 +289,26 @@ export class RemoteData implements ClusterData {
     return (await this.call<{ doc?: Document }>(ownerOf(rec, id), `${indexPath(rec)}/document`, { uid: rec.uid, id })).doc;
   }
 
-  /** Coerced documents, all owned by `node`, written there; answers which were new. */
+  /**
+   * Coerced documents, all owned by `node`, written there; answers which were new. A batch
+   * larger than the node reads in one body goes in halves, in order.
+   */
   private async write(rec: IndexRecord, node: string, docs: Document[]): Promise<boolean[]> {
-    return (await this.call<{ created: boolean[] }>(node, `${indexPath(rec)}/documents`, { uid: rec.uid, docs })).created;
+    const body = packValue({ uid: rec.uid, docs });
+    if (body.length > this.bodyLimit && docs.length > 1) {
+      const half = Math.ceil(docs.length / 2);
+      const first = await this.write(rec, node, docs.slice(0, half));
+      return [...first, ...(await this.write(rec, node, docs.slice(half)))];
+    }
+    return (await this.send<{ created: boolean[] }>(node, `${indexPath(rec)}/documents`, body)).created;
   }
 
-  private async call<T>(node: string, path: string, value: unknown): Promise<T> {
-    const res = await this.client.request(node, path, { method: 'POST', body: Readable.from([packValue(value)]) });
+  private call<T>(node: string, path: string, value: unknown): Promise<T> {
+    return this.send<T>(node, path, packValue(value));
+  }
+
+  private async send<T>(node: string, path: string, body: Buffer): Promise<T> {
+    const res = await this.client.request(node, path, { method: 'POST', body: Readable.from([body]) });
     return unpackValue(await res.bytes()) as T;
   }
 }

@@ -39,7 +39,7 @@ beforeAll(async () => {
     CLUSTER_SECRET: TEST_CLUSTER_SECRET,
   });
   const apiRedis = createApiRedis(redis.url);
-  api = createApi({ config, data: new RemoteData(cluster.client, new RemoteCatalog(cluster.client)), logger: createLogger('silent'), redis: apiRedis });
+  api = createApi({ config, data: new RemoteData(cluster.client, new RemoteCatalog(cluster.client), config.maxBodyBytes), logger: createLogger('silent'), redis: apiRedis });
   closeApi = async () => {
     apiRedis.disconnect();
     cleanup();

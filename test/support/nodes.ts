@@ -31,7 +31,8 @@ export interface TestNodes {
   close(): Promise<void>;
 }
 
-export async function startTestNodes(names: string[]): Promise<TestNodes> {
+/** Nodes `names` in this process; `env`, extra settings of each (e.g. MAX_BODY_BYTES). */
+export async function startTestNodes(names: string[], env: Record<string, string> = {}): Promise<TestNodes> {
   const { dir, cleanup } = tempDir('shardvault-nodes-');
   // Ports are chosen by the first start and kept, so a node restarts at the same URL.
   const ports = new Map<string, number>();
@@ -54,6 +55,7 @@ export async function startTestNodes(names: string[]): Promise<TestNodes> {
           NODE_NAME: name,
           CLUSTER_NODES: names.map((n) => `${n}=http://127.0.0.1:1`).join(','),
           CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+          ...env,
         });
         store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
         server = createNode({ config, node: name, store, logger: createLogger('silent') });
