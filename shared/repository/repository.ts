@@ -288,7 +288,7 @@ export class Repository {
             // and its chunks are then queued ones like any other (a chunk the span repeats is
             // stored twice but named once).
             const first = packs.addBlob(data, span.hashes);
-            for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) if (mine.get(span.hashes, h) === undefined) mine.add(span.hashes, first + c, h);
+            for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) mine.add(span.hashes, first + c, h);
             data = undefined;
           }
         }
