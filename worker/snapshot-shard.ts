@@ -43,7 +43,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
       try {
         // A snapshot on this host is read in place by the repository's threads; one from a node
         // on another host arrives as a stream.
-        const source = copy.local ? { file: copy.local.fd, size: copy.size, head: copy.local.head } : addAbortSignal(signal, copy.stream());
+        const source = copy.local ? { file: copy.local.fd, size: copy.size, head: copy.local.head, zeros: copy.local.free } : addAbortSignal(signal, copy.stream());
         const written = await repo
           .write(source, p.key, {
             level: p.compression,

@@ -127,7 +127,7 @@ function takeKept(key, ranges) {
   give(span);
   return out;
 }
-parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, codec, rawLength, writes, expected, target, key }) => {
+parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zeros, codec, rawLength, writes, expected, target, key }) => {
   try {
     if (op === 'take') {
       const out = own(takeKept(key, ranges));
@@ -135,6 +135,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, cod
     }
     const read = path !== undefined;
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
+    if (zeros) for (let i = 0; i < zeros.length; i += 2) buf.fill(0, zeros[i], zeros[i] + zeros[i + 1]);
     if (op === 'hash') {
       const named = name(buf);
       if (read) {
@@ -190,7 +191,8 @@ export interface FileRange {
 
 /**
  * What a thread is asked to do, to bytes sent with the request or to bytes it reads itself from
- * a local file (`path`, at the (offset, length) pairs of `ranges`).
+ * a local file (`path`, at the (offset, length) pairs of `ranges`); the (offset, length) pairs
+ * of `zeros` in those bytes are taken as zeros.
  */
 type Request = (
   | { op: 'hash' }
@@ -198,7 +200,7 @@ type Request = (
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
   | { op: 'take'; key: number }
-) & { path?: LocalFile; ranges?: number[] };
+) & { path?: LocalFile; ranges?: number[]; zeros?: number[] };
 
 interface Thread {
   worker: Worker;
@@ -290,10 +292,13 @@ export interface NamedSpan {
   take(ranges: number[]): Promise<Buffer>;
 }
 
-/** A local file's bytes from offset (length bytes), read and named by a thread (see NamedSpan). */
-export async function nameFileSpan(path: LocalFile, offset: number, length: number): Promise<NamedSpan> {
+/**
+ * A local file's bytes from offset (length bytes), read and named by a thread (see NamedSpan),
+ * with the (offset in the span, length) pairs of `zeros` taken as zeros.
+ */
+export async function nameFileSpan(path: LocalFile, offset: number, length: number, zeros?: number[]): Promise<NamedSpan> {
   const pool = threads();
-  const { hashes, thread, id } = await pool.run({ op: 'hash', path, ranges: [offset, length] });
+  const { hashes, thread, id } = await pool.run({ op: 'hash', path, ranges: [offset, length], ...(zeros?.length ? { zeros } : {}) });
   return {
     hashes: Buffer.from(hashes!),
     take: async (ranges) => Buffer.from((await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)).data),

@@ -35,6 +35,7 @@ import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
+import { rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
 import { hashChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
@@ -90,9 +91,10 @@ const STREAM_BUFFER = 256 * 1024;
  * What a snapshot is written from: a stream of the file's bytes, or `size` bytes of a local file
  * (a shard on this host) that the blob pool's threads read themselves — but for its first
  * `head.length` bytes, given instead in `head` (whole chunks: a shard's meta pages, read when
- * it was snapshotted).
+ * it was snapshotted), and for the (offset, length) byte ranges of `zeros`, in order, which
+ * the snapshot holds as zeros (a shard's free pages).
  */
-export type SnapshotSource = Readable | { file: LocalFile; size: number; head?: Buffer };
+export type SnapshotSource = Readable | { file: LocalFile; size: number; head?: Buffer; zeros?: number[] };
 
 /** A span of the file, its chunks named: its bytes, or a thread keeping them (a local file's). */
 interface Span {
@@ -345,7 +347,8 @@ export class Repository {
           signal?.throwIfAborted();
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
-          queue(nameFileSpan(source.file, offset, length).then((kept) => ({ offset, length, hashes: kept.hashes, kept })));
+          const zeros = source.zeros ? rangesWithin(source.zeros, offset, length) : undefined;
+          queue(nameFileSpan(source.file, offset, length, zeros).then((kept) => ({ offset, length, hashes: kept.hashes, kept })));
           await handle(NAMING_AHEAD);
         }
       }

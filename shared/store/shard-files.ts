@@ -7,12 +7,12 @@
  * - Snapshot: the bytes of a plain (not compacting) copy of the environment as of one read
  *   transaction, taken while writes go on — what lmdb's `backup()` (`mdb_env_copy2`) would
  *   write — but read in place from the shard's own file while the transaction holds its pages
- *   (`takeSnapshot`), so no copy is written to the disk and read back. A plain copy keeps every
- *   unchanged page at its offset, which is what makes page-sized chunks deduplicate
- *   (docs/chunking.md). While a snapshot is held, LMDB cannot reuse the pages it holds, so a
- *   shard written to meanwhile grows by what is rewritten; a process killed while holding one
- *   leaves its reader slot, which lmdb-js clears when an environment is opened and every ten
- *   minutes of writes.
+ *   (`takeSnapshot`), so no copy is written to the disk and read back — with LMDB's free pages
+ *   as zeros (`freePages`). A plain copy keeps every unchanged page at its offset, which is
+ *   what makes page-sized chunks deduplicate (docs/chunking.md). While a snapshot is held, LMDB
+ *   cannot reuse the pages it holds, so a shard written to meanwhile grows by what is
+ *   rewritten; a process killed while holding one leaves its reader slot, which lmdb-js clears
+ *   when an environment is opened and every ten minutes of writes.
  * - Staging: `DATA_DIR/<node>/.staging/<backend>.<backup id>/<index>/<shard>/`. Index names
  *   never start with `.`, so the staging area cannot clash with an index. A restore writes the
  *   environment there (the file itself, or documents in batches for the dump format of version
@@ -24,6 +24,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ABORT, open, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
+import { zeroRanges } from '../formats/ranges.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import type { Document } from './schema.ts';
 import type { IndexRecord, Store } from './store.ts';
@@ -45,9 +46,10 @@ export interface ShardSnapshot {
   /**
    * The snapshot in place, when it is on this host: its first `head.length` bytes are `head`,
    * the rest are bytes `head.length` to `size` of the shard file open at `fd` (any thread of
-   * this process may read it), which stay the snapshot's until it is released.
+   * this process may read it), which stay the snapshot's until it is released — but for the
+   * (offset, length) byte ranges of `free`, LMDB's free pages, which are zeros in the snapshot.
    */
-  local?: { fd: number; head: Buffer };
+  local?: { fd: number; head: Buffer; free: number[] };
   /** Let the shard's pages go (and close the file). */
   release(): Promise<void>;
 }
@@ -63,8 +65,9 @@ const META = {
   search: 64,
   /** `mm_dbs[FREE_DBI].md_pad`: the page size. */
   pageSize: 24,
-  /** `mm_dbs[MAIN_DBI].md_entries`: the documents. */
-  entries: 72 + 32,
+  /** `mm_dbs[FREE_DBI]` and `mm_dbs[MAIN_DBI]` (`MDB_db`): the free-page database and the documents'. */
+  freeDb: 24,
+  mainDb: 72,
   /** `mm_last_pg`, `mm_txnid`. */
   lastPage: 120,
   txnid: 128,
@@ -72,11 +75,34 @@ const META = {
   end: 136,
 } as const;
 
+/** An `MDB_db` record: a B-tree's depth, its pages of each kind, its entries and its root page. */
+interface Tree {
+  depth: number;
+  branchPages: number;
+  leafPages: number;
+  overflowPages: number;
+  entries: number;
+  root: number;
+}
+
 interface Meta {
   pageSize: number;
-  entries: number;
   lastPage: number;
   txnid: bigint;
+  free: Tree;
+  main: Tree;
+}
+
+/** The `MDB_db` record at `at` of buf. */
+function readTree(buf: Buffer, at: number): Tree {
+  return {
+    depth: buf.readUInt16LE(at + 6),
+    branchPages: Number(buf.readBigUInt64LE(at + 8)),
+    leafPages: Number(buf.readBigUInt64LE(at + 16)),
+    overflowPages: Number(buf.readBigUInt64LE(at + 24)),
+    entries: Number(buf.readBigUInt64LE(at + 32)),
+    root: Number(buf.readBigUInt64LE(at + 40)),
+  };
 }
 
 /** The meta page at `at` of `buf`. */
@@ -86,12 +112,133 @@ function readMeta(buf: Buffer, at: number, file: string): Meta {
     if (buf.readUInt32LE(m + 4) !== META.version) break;
     return {
       pageSize: buf.readUInt32LE(m + META.pageSize),
-      entries: Number(buf.readBigUInt64LE(m + META.entries)),
       lastPage: Number(buf.readBigUInt64LE(m + META.lastPage)),
       txnid: buf.readBigUInt64LE(m + META.txnid),
+      free: readTree(buf, m + META.freeDb),
+      main: readTree(buf, m + META.mainDb),
     };
   }
   throw new Error(`${file}: no LMDB meta page of version ${META.version} at byte ${at}`);
+}
+
+/**
+ * LMDB's pages (mdb.c as lmdb-js builds it: `MDB_page_header` of 24 bytes — page number,
+ * txnid, pad, flags, then lower and upper bounds or an overflow page's page count — whose
+ * node offsets count from the end of the header, PAGEBASE; `MDB_node` of 8 bytes).
+ */
+const PAGE = {
+  header: 24,
+  flags: 18,
+  lower: 20,
+  /** An overflow page's number of pages. */
+  pages: 20,
+  branch: 0x01,
+  leaf: 0x02,
+  overflow: 0x04,
+  node: 8,
+  /** A leaf node's data lies on overflow pages (`F_BIGDATA`). */
+  bigData: 0x01,
+} as const;
+
+/** The first two pages are the meta pages. */
+const META_PAGES = 2;
+
+/**
+ * The pages LMDB lists as free as of a meta page, as (byte offset, length) ranges in order: the
+ * records of its free-page database (FREE_DBI, keyed by the transaction that freed them). No
+ * database reaches a free page, and LMDB writes a page whole before it uses it again, so a
+ * snapshot holds zeros in their place: what they held was left over from older transactions,
+ * and it changes between two snapshots without any document changing.
+ *
+ * A record is lmdb-js's form of LMDB's `MDB_IDL` (its midl.c, `mdb_midl_xmerge`): a count n,
+ * then n signed 64-bit entries — a page number; or -k followed by the first page of k pages in
+ * a row; or 0, room left empty — in records reserved for at least that many.
+ *
+ * The free-page database's pages belong to the snapshot like any other (its read transaction
+ * holds them) and are read from the file. What the walk finds is checked before a page is taken
+ * as free: every page it reads says its number and is of the kind the tree's depth calls for;
+ * the pages and entries it found are those the meta page counts; no page is listed twice or
+ * lies outside the file's; and the file's pages add up — the meta pages, the two databases'
+ * pages and the free ones make every page up to the last (the documents are one database, with
+ * none inside it). Anything else answers no free pages, and the snapshot keeps every page's
+ * bytes as they are.
+ */
+function freePages(fd: number, meta: Meta): number[] {
+  const { pageSize, lastPage, free: tree, main } = meta;
+  if (tree.entries === 0 || tree.depth === 0 || tree.root < META_PAGES || tree.root > lastPage) return [];
+  const read = (pgno: number, pages = 1): Buffer => {
+    const buf = Buffer.alloc(pages * pageSize);
+    if (fs.readSync(fd, buf, 0, buf.length, pgno * pageSize) !== buf.length) throw new Error(`page ${pgno} is past the end of the file`);
+    if (Number(buf.readBigUInt64LE(0)) !== pgno) throw new Error(`page ${pgno} says it is page ${buf.readBigUInt64LE(0)}`);
+    return buf;
+  };
+  const found = { branchPages: 0, leafPages: 0, overflowPages: 0, entries: 0 };
+  /** First page and count of each run of free pages. */
+  const runs: number[] = [];
+  try {
+    const walk = (pgno: number, depth: number): void => {
+      const page = read(pgno);
+      const kind = page.readUInt16LE(PAGE.flags) & (PAGE.branch | PAGE.leaf | PAGE.overflow);
+      const keys = page.readUInt16LE(PAGE.lower) >> 1;
+      const leaf = depth === tree.depth;
+      if (kind !== (leaf ? PAGE.leaf : PAGE.branch)) throw new Error(`page ${pgno} is not a ${leaf ? 'leaf' : 'branch'} page`);
+      if (leaf) found.leafPages++;
+      else found.branchPages++;
+      for (let k = 0; k < keys; k++) {
+        const node = PAGE.header + page.readUInt16LE(PAGE.header + 2 * k);
+        const lo = page.readUInt16LE(node);
+        const hi = page.readUInt16LE(node + 2);
+        const flags = page.readUInt16LE(node + 4);
+        const keySize = page.readUInt16LE(node + 6);
+        if (!leaf) {
+          walk(lo + hi * 0x10000 + flags * 0x100000000, depth + 1);
+          continue;
+        }
+        found.entries++;
+        const size = lo + hi * 0x10000;
+        let data = page.subarray(node + PAGE.node + keySize);
+        if (flags & PAGE.bigData) {
+          const at = Number(data.readBigUInt64LE(0));
+          const pages = read(at).readUInt32LE(PAGE.pages);
+          const overflow = read(at, pages);
+          if ((overflow.readUInt16LE(PAGE.flags) & PAGE.overflow) === 0) throw new Error(`page ${at} is not an overflow page`);
+          found.overflowPages += pages;
+          data = overflow.subarray(PAGE.header);
+        }
+        const n = Number(data.readBigUInt64LE(0));
+        if (size < (n + 1) * 8 || data.length < size) throw new Error(`a free-page record of ${size} bytes lists ${n} entries`);
+        for (let i = 1; i <= n; i++) {
+          const entry = data.readBigInt64LE(8 * i);
+          if (entry === 0n) continue;
+          if (entry > 0n) runs.push(Number(entry), 1);
+          else if (++i <= n) runs.push(Number(data.readBigInt64LE(8 * i)), -Number(entry));
+          else throw new Error('a free-page record ends inside a run of pages');
+        }
+      }
+    };
+    walk(tree.root, 1);
+  } catch {
+    return [];
+  }
+  if (found.branchPages !== tree.branchPages || found.leafPages !== tree.leafPages || found.overflowPages !== tree.overflowPages || found.entries !== tree.entries) return [];
+  // In order of first page, each run after the last without overlapping it.
+  const order = Array.from({ length: runs.length / 2 }, (_, r) => r).sort((a, b) => runs[2 * a]! - runs[2 * b]!);
+  const ranges: number[] = [];
+  let freeCount = 0;
+  let next = META_PAGES;
+  for (const r of order) {
+    const first = runs[2 * r]!;
+    const count = runs[2 * r + 1]!;
+    if (first < next || first + count - 1 > lastPage) return [];
+    next = first + count;
+    freeCount += count;
+    const at = ranges.length;
+    if (at > 0 && ranges[at - 2]! + ranges[at - 1]! === first * pageSize) ranges[at - 1]! += count * pageSize;
+    else ranges.push(first * pageSize, count * pageSize);
+  }
+  const used = (t: Tree) => t.branchPages + t.leafPages + t.overflowPages;
+  if (META_PAGES + used(tree) + used(main) + freeCount !== lastPage + 1) return [];
+  return ranges;
 }
 
 /**
@@ -100,8 +247,9 @@ function readMeta(buf: Buffer, at: number, file: string): Meta {
  * taken first and held until release, so no page of any later snapshot is written over
  * (LMDB reuses a freed page only once every reader is newer than the transaction that freed
  * it); then, with writers held off (a write transaction, aborted), the two meta pages are
- * read; the newest names the pages up to its last one. Those pages are read from the file
- * itself (the page cache) as the snapshot is written: no copy is written or read back.
+ * read; the newest names the pages up to its last one, and its free-page database the pages
+ * that are zeros in the snapshot. Those pages are read from the file itself (the page cache)
+ * as the snapshot is written: no copy is written or read back.
  */
 export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number): Promise<ShardSnapshot> {
   const db = store.shardDb(rec, shard);
@@ -135,20 +283,26 @@ export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number
     const newest = [readMeta(metas, 0, file), readMeta(metas, pageSize, file)].reduce((a, b) => (b.txnid > a.txnid ? b : a));
     const { size: fileSize } = await handle.stat();
     const size = Math.min((newest.lastPage + 1) * pageSize, fileSize);
-    const local = { fd, head: metas };
-    return { size, docs: newest.entries, local, stream: () => snapshotStream(local, size), release };
+    // The free-page database is the snapshot's like every other page: the read transaction holds it.
+    const local = { fd, head: metas, free: freePages(fd, newest) };
+    return { size, docs: newest.main.entries, local, stream: () => snapshotStream(local, size), release };
   } catch (err) {
     await release();
     throw err;
   }
 }
-/** A snapshot's bytes as a stream: its head, then the rest from the file. */
-function snapshotStream({ fd, head }: { fd: number; head: Buffer }, size: number): Readable {
+/** A snapshot's bytes as a stream: its head, then the rest from the file, its free pages as zeros. */
+function snapshotStream({ fd, head, free }: NonNullable<ShardSnapshot['local']>, size: number): Readable {
   const rest = fs.createReadStream('', { fd, start: head.length, end: size - 1, autoClose: false, highWaterMark: 256 * 1024 });
   return Readable.from(
     (async function* () {
       yield head.subarray(0, Math.min(head.length, size));
-      if (size > head.length) yield* rest;
+      if (size <= head.length) return;
+      let at = head.length;
+      for await (const part of rest) {
+        yield zeroRanges(part as Buffer, at, free);
+        at += (part as Buffer).length;
+      }
     })(),
     { objectMode: false },
   );

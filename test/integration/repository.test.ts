@@ -91,16 +91,24 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     await expect(repo.write({ file: copies[1]!, size: size + CHUNK_SIZE }, 'f3/node-1/A/0', { level: 'BestSpeed' })).rejects.toThrow(`${copies[1]!} ends before byte`);
   }, 60_000);
 
-  it("writes a shard read in place with its head given apart (a snapshot's meta pages) as the bytes it stands for, from a descriptor", async () => {
+  it("writes a shard read in place with its head given apart (a snapshot's meta pages) and its free pages as zeros as the bytes it stands for, from a descriptor", async () => {
     const repo = new Repository(fixture.backend);
     const rest = fs.readFileSync(copies[1]!);
     // The other copy's first two pages: bytes the file itself does not hold there.
     const head = fs.readFileSync(copies[0]!).subarray(0, 2 * CHUNK_SIZE);
     expect(head.equals(rest.subarray(0, head.length))).toBe(false);
+    // Pages taken as zeros: two early ones, and three across the end of the first 1 MiB that a thread reads.
+    const span = 1024 * 1024;
+    expect(rest.length).toBeGreaterThan(span + 2 * CHUNK_SIZE);
+    const zeros = [3 * CHUNK_SIZE, 2 * CHUNK_SIZE, span - CHUNK_SIZE, 3 * CHUNK_SIZE];
     const expected = Buffer.concat([head, rest.subarray(head.length)]);
+    for (let i = 0; i < zeros.length; i += 2) {
+      expect(expected.subarray(zeros[i]!, zeros[i]! + zeros[i + 1]!).some((b) => b !== 0)).toBe(true);
+      expected.fill(0, zeros[i]!, zeros[i]! + zeros[i + 1]!);
+    }
     const handle = await fs.promises.open(copies[1]!, 'r');
     try {
-      const written = await repo.write({ file: handle.fd, size: rest.length, head }, 'h1/node-1/A/0', { level: 'BestSpeed' });
+      const written = await repo.write({ file: handle.fd, size: rest.length, head, zeros }, 'h1/node-1/A/0', { level: 'BestSpeed' });
       const { stream } = await new Repository(fixture.backend).open('h1/node-1/A/0', 'shard A/0');
       expect((await collect(stream)).equals(expected)).toBe(true);
       const fromStream = await new Repository(fixture.backend).write(Readable.from([expected]), 'h2/node-1/A/0', { level: 'BestSpeed' });
@@ -172,7 +180,8 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     // one new blob, which the rebuilt file needs between every two old blobs.
     const blobs = 48;
     const file = Buffer.alloc(blobs * CHUNKS_PER_BLOB * CHUNK_SIZE);
-    for (let c = 0; c < blobs * CHUNKS_PER_BLOB; c++) file.writeUInt32BE(c, c * CHUNK_SIZE);
+    // (None of them all zeros: earlier tests stored that chunk, and its blob would be read too.)
+    for (let c = 0; c < blobs * CHUNKS_PER_BLOB; c++) file.writeUInt32BE(c + 1, c * CHUNK_SIZE);
     const repo = new Repository(fixture.backend);
     // (A copy each time: a buffer handed to the repository travels to its hash thread.)
     await repo.write(Readable.from([Buffer.from(file)]), 'e1/node-1/C/0', { level: 'BestSpeed' });

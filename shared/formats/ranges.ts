@@ -1,0 +1,31 @@
+/**
+ * Byte ranges as flat (offset, length) pairs in ascending order, as they travel to the blob
+ * pool's threads (a list of numbers, not of objects).
+ */
+
+/** The parts of `ranges` within [start, start + length), as pairs relative to start. */
+export function rangesWithin(ranges: readonly number[], start: number, length: number): number[] {
+  const out: number[] = [];
+  const end = start + length;
+  // The first range that ends after start (binary search over the pairs).
+  let lo = 0;
+  let hi = ranges.length / 2;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ranges[2 * mid]! + ranges[2 * mid + 1]! <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = 2 * lo; i < ranges.length && ranges[i]! < end; i += 2) {
+    const from = Math.max(ranges[i]!, start);
+    const to = Math.min(ranges[i]! + ranges[i + 1]!, end);
+    if (to > from) out.push(from - start, to - from);
+  }
+  return out;
+}
+
+/** buf (bytes from `start` of something) with the parts of `ranges` in it set to zero. */
+export function zeroRanges(buf: Buffer, start: number, ranges: readonly number[]): Buffer {
+  const within = rangesWithin(ranges, start, buf.length);
+  for (let i = 0; i < within.length; i += 2) buf.fill(0, within[i], within[i]! + within[i + 1]!);
+  return buf;
+}
