@@ -200,6 +200,7 @@ function freePages(fd: number, meta: Meta): number[] {
         if (flags & PAGE.bigData) {
           const at = Number(data.readBigUInt64LE(0));
           const pages = read(at).readUInt32LE(PAGE.pages);
+          if (pages < 1 || at + pages - 1 > lastPage) throw new Error(`overflow page ${at} runs past the last page`);
           const overflow = read(at, pages);
           if ((overflow.readUInt16LE(PAGE.flags) & PAGE.overflow) === 0) throw new Error(`page ${at} is not an overflow page`);
           found.overflowPages += pages;
