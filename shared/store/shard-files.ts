@@ -199,9 +199,10 @@ function freePages(fd: number, meta: Meta): number[] {
         let data = page.subarray(node + PAGE.node + keySize);
         if (flags & PAGE.bigData) {
           const at = Number(data.readBigUInt64LE(0));
-          const pages = read(at).readUInt32LE(PAGE.pages);
+          const first = read(at);
+          const pages = first.readUInt32LE(PAGE.pages);
           if (pages < 1 || at + pages - 1 > lastPage) throw new Error(`overflow page ${at} runs past the last page`);
-          const overflow = read(at, pages);
+          const overflow = pages === 1 ? first : read(at, pages);
           if ((overflow.readUInt16LE(PAGE.flags) & PAGE.overflow) === 0) throw new Error(`page ${at} is not an overflow page`);
           found.overflowPages += pages;
           data = overflow.subarray(PAGE.header);
