@@ -21,8 +21,6 @@ export interface ClusterOptions {
   workers: number;
   /** Extra node flags for worker processes (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
   workerNodeFlags?: string[];
-  /** Extra node flags for the API process. */
-  apiNodeFlags?: string[];
   /** The worker entry point, relative to the project root; default `worker/main.ts`. */
   workerEntry?: string;
   /** WORKER_CONCURRENCY of each worker; the project's default when undefined. */
@@ -79,14 +77,25 @@ export class BenchCluster {
     fs.mkdirSync(o.backupDir, { recursive: true });
     this.redis = await startRedisServer({ dir: path.join(o.workDir, 'redis') });
     const port = await freePort();
-    const apiEnv = this.env({ PORT: String(port), GRPC_PORT: '0' });
-    this.api = o.apiNodeFlags?.length ? spawnWithFlags('api/main.ts', o.apiNodeFlags, apiEnv) : spawnNode('api/main.ts', [], apiEnv);
     this.baseUrl = `http://127.0.0.1:${port}`;
+    const api = this.spawnApi([]);
     // Start everything at once: the processes load their modules in parallel.
     const spawned = Array.from({ length: o.workers }, () => this.spawnWorker());
-    await this.waitForApi(this.api);
+    await this.waitForApi(api);
     if (spawned.length) await this.waitForWorkers(this.workers.length, spawned);
     return this;
+  }
+
+  /** Stop the API and start it again on its port, with these node flags (e.g. --cpu-prof). */
+  async restartApi(flags: string[]): Promise<void> {
+    await this.stopApi();
+    await this.waitForApi(this.spawnApi(flags));
+  }
+
+  private spawnApi(flags: string[]): NodeProcess {
+    const apiEnv = this.env({ PORT: new URL(this.baseUrl).port, GRPC_PORT: '0' });
+    this.api = flags.length ? spawnWithFlags('api/main.ts', flags, apiEnv) : spawnNode('api/main.ts', [], apiEnv);
+    return this.api;
   }
 
   /** Start one more worker process and wait until it serves every queue. */

@@ -555,7 +555,6 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
   fs.rmSync(profDir, { recursive: true, force: true });
   const cluster = new BenchCluster({
     workDir: path.join(args.workDir, 'cluster-load'), dataDir, backupDir, nodes: DEFAULT_NODES, workers: 1, workerEntry: args.workerEntry,
-    apiNodeFlags: args.skip.has('profile') ? undefined : ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
   });
   try {
     await cluster.start();
@@ -565,13 +564,7 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
     await cluster.stopWorker(cluster.workers[0]!);
     const tag = Date.now().toString(36);
     log(`load: POST at ${args.loadRate} req/s`);
-    const apiPid = cluster.pids().api!;
-    const before = threadCpu(apiPid);
-    const startUs = monotonicMicros();
-    const paced = await postBackups(cluster, { index: 'Small', amount: args.loadAmount, rate: args.loadRate, tag: `${tag}-r` });
-    const window = { startUs, endUs: monotonicMicros() };
-    const threads = Object.fromEntries(threadCpuDelta(before, threadCpu(apiPid)));
-    results.load.push(paced);
+    results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, rate: args.loadRate, tag: `${tag}-r` }));
     log('load: POST flat out');
     results.load.push(await postBackups(cluster, { index: 'Small', amount: args.loadAmount, tag: `${tag}-f` }));
     log('load: GET status flat out, then at 1000 req/s beside the liveness floor');
@@ -580,15 +573,29 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
     results.load.push(await getRepeatedly(cluster, { ...status, amount: args.loadAmount * 2, rate: 1000 }));
     results.load.push(await getRepeatedly(cluster, { path: '/v1/.well-known/live', name: '/v1/.well-known/live', amount: args.loadAmount * 2, rate: 1000 }));
     for (const l of results.load) {
-      log(`  ${l.name}: ${l.rps.toFixed(0)} req/s, p50 ${l.p50} ms, p99 ${l.p99} ms, non-2xx ${l.non2xx}, errors ${l.errors}`);
+      log(`  ${l.name}: ${l.rps.toFixed(0)} req/s, p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, non-2xx ${l.non2xx}, errors ${l.errors}`);
     }
     if (!args.skip.has('profile')) {
+      // Profiled apart from the measured runs: the profiler's sampling would be in their latencies.
+      log(`load: POST at ${args.loadRate} req/s again, the API under --cpu-prof`);
+      await cluster.restartApi(['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+      const apiPid = cluster.pids().api!;
+      // Counted from the end of the warm-up, as the latencies are.
+      let before = threadCpu(apiPid);
+      let startUs = monotonicMicros();
+      const onMeasure = () => {
+        before = threadCpu(apiPid);
+        startUs = monotonicMicros();
+      };
+      await postBackups(cluster, { index: 'Small', amount: args.loadAmount, rate: args.loadRate, tag: `${tag}-p`, onMeasure });
+      const window = { startUs, endUs: monotonicMicros() };
+      const threads = Object.fromEntries(threadCpuDelta(before, threadCpu(apiPid)));
       await cluster.stopApi();
       const file = newestProfile(profDir);
       results.profiles.push({
         name: `API during POST /v1/backups/filesystem at ${args.loadRate} req/s`,
         process: 'api',
-        seconds: paced.seconds,
+        seconds: (window.endUs - window.startUs) / 1e6,
         threads,
         ...(file ? { summary: summarizeProfile(file, ROOT, 15, window) } : { error: 'the API wrote no .cpuprofile on exit' }),
       });
