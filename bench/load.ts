@@ -84,6 +84,9 @@ function percentile(sorted: number[], q: number): number {
 /** Seconds of a paced load sent at its rate before the measured requests, and not counted. */
 const WARMUP_SECONDS = 3;
 
+/** How long an answer may take before its request counts as an error. */
+const ANSWER_TIMEOUT_MS = 10_000;
+
 /** An answer: its status code and, when it came with a Content-Length, its body. */
 export interface RawAnswer {
   status: number;
@@ -117,10 +120,13 @@ export class RawConnection {
       if (!this.socket) {
         const socket = net.connect(Number(this.url.port), this.url.hostname);
         socket.setNoDelay(true);
+        // An answer that stops coming fails its request instead of holding the run forever.
+        socket.setTimeout(ANSWER_TIMEOUT_MS, () => socket.destroy());
         socket.on('data', (d) => this.onData(d));
         socket.on('error', () => undefined);
         socket.on('close', () => {
-          if (this.socket === socket) this.socket = undefined;
+          if (this.socket !== socket) return;
+          this.socket = undefined;
           this.finish(undefined);
         });
         this.socket = socket;
@@ -154,7 +160,12 @@ export class RawConnection {
     const { end, status, length, chunked } = this.head;
     if (length !== undefined) {
       if (this.size >= end + length) this.finish({ status, body: Buffer.concat(this.chunks).subarray(end, end + length) });
-    } else if (!chunked || data.subarray(-5).toString('latin1') === '0\r\n\r\n') this.finish({ status });
+    } else if (chunked) {
+      // The last chunk's terminator may be split across two reads.
+      if (Buffer.concat(this.chunks.slice(-2)).subarray(-5).toString('latin1') === '0\r\n\r\n') this.finish({ status });
+    } else if (status === 204 || status === 304) this.finish({ status });
+    // An answer delimited by closing the connection: not one this bench expects; counted as an error.
+    else this.socket?.destroy();
   }
 }
 
