@@ -5,6 +5,7 @@
 import type { Context } from 'hono';
 import { BadRequestError, PayloadTooLargeError } from '../shared/errors.ts';
 import { assertNesting } from '../shared/nesting.ts';
+import { parseJsonBytes, PIECE } from './json.ts';
 
 /** Remove commas that stand directly before `}` or `]`, outside strings. */
 function stripTrailingCommas(text: string): string {
@@ -88,7 +89,20 @@ export async function readJson(c: Context, limit: number): Promise<unknown> {
   if (type && !/^(application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)|text\/plain)\b/i.test(type)) {
     throw new BadRequestError(`expected a JSON body (content-type application/json), got ${JSON.stringify(type)}`);
   }
-  const text = (await readBytes(c, limit)).toString('utf8');
+  const bytes = await readBytes(c, limit);
+  if (bytes.byteLength > PIECE) {
+    let value: unknown;
+    try {
+      value = parseJsonBytes(bytes);
+    } catch {
+      // Not plain JSON: parsed whole below, which explains the error or accepts trailing commas.
+    }
+    if (value !== undefined) {
+      assertNesting(value, 'the JSON body');
+      return value;
+    }
+  }
+  const text = bytes.toString('utf8');
   if (text.trim() === '') return undefined;
   return parseJson(text);
 }

@@ -9,20 +9,9 @@
  * commas, inside elements and before the array's closing `]`.
  */
 import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COMMA, isSpace, NEWLINE, OPEN_BRACE, OPEN_BRACKET, QUOTE } from '../json-bytes.ts';
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const NEWLINE = 0x0a;
 const COMMA_BYTES = Buffer.from(',');
-
-function isSpace(b: number): boolean {
-  return b === 0x20 || b === NEWLINE || b === 0x0d || b === 0x09;
-}
 
 export interface JsonSplitterOptions {
   /** Largest single element, in bytes; a bigger one is refused (413). Default: no limit. */

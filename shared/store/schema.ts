@@ -336,7 +336,12 @@ function hasBinary(value: unknown): boolean {
  * copied (a batch answer of a thousand objects is not copied to be written).
  */
 export function jsonText(value: unknown, indent?: number): string {
-  return JSON.stringify(hasBinary(value) ? toJson(value) : value, null, indent);
+  return JSON.stringify(jsonReady(value), null, indent);
+}
+
+/** Stored values as JSON.stringify should see them: copied only when they hold binary. */
+export function jsonReady(value: unknown): unknown {
+  return hasBinary(value) ? toJson(value) : value;
 }
 
 /** Coerce an id given in a URL path to the index's id type, so lookups match stored keys. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PIECE } from '../../api/json.ts';
 import { useTestApi } from '../support/api.ts';
 
 const t = useTestApi();
@@ -143,6 +144,28 @@ describe('Weaviate objects: batch of several classes, replace, merge, delete, ex
     expect(t.store.info('Note').docs).toBe(100);
     expect(t.store.info('Note').placement.every((p) => p.docs > 0)).toBe(true);
     expect(t.store.info('Memo').docs).toBe(100);
+  });
+
+  it('takes a batch larger than a parsing piece as it takes a small one: escapes, non-ASCII text, trailing commas and malformed bodies alike', async () => {
+    const text = (i: number) => `"quoted" \\ back\\slash, {[brackets]}: ü 日本 🚀 ${i} `.repeat(12);
+    const objects: unknown[] = Array.from({ length: 200 }, (_, i) => ({ class: 'Letter', id: NOTE(1000 + i), properties: { text: text(i), n: i } }));
+    objects.splice(120, 0, { class: 'Letter', id: 'not-a-uuid', properties: {} });
+    const body = JSON.stringify({ objects, fields: ['ALL'] }, null, 1);
+    expect(Buffer.byteLength(body)).toBeGreaterThan(PIECE);
+    const res = await t.call('POST', '/v1/batch/objects', body);
+    expect(res.status).toBe(200);
+    const out = await res.json();
+    expect(out).toHaveLength(201);
+    expect(out[120].result.errors.error[0].message).toBe('invalid object: id: id must be a uuid');
+    expect(out[199]).toEqual({ class: 'Letter', id: NOTE(1198), properties: { text: text(198), n: 198 }, result: {} });
+    expect((await (await t.call('GET', `/v1/objects/Letter/${NOTE(1007)}`)).json()).properties.text).toBe(text(7));
+    // Trailing commas, as the Xapiand routes accept them, and a body cut short.
+    const lenient = await t.call('POST', '/v1/batch/objects', body.replace(/\n \]/, ',\n ]'));
+    expect(lenient.status).toBe(200);
+    expect(await lenient.json()).toEqual(out);
+    const cut = await t.call('POST', '/v1/batch/objects', body.slice(0, -3));
+    expect(cut.status).toBe(400);
+    expect((await cut.json()).error[0].message).toMatch(/^malformed JSON body/);
   });
 
   it('replaces with PUT, merges with PATCH, answers HEAD and deletes with DELETE, as Weaviate does', async () => {
