@@ -63,6 +63,23 @@ function assignMembers(to: Record<string, unknown>, from: Record<string, unknown
 }
 
 /**
+ * Room for a run of members and its brackets, reused, so that the run is decoded as one flat
+ * string instead of being joined to them (which copies it again). A run is under two pieces
+ * unless one of its members is a long string, which gets a buffer of its own.
+ */
+const scratch = Buffer.allocUnsafeSlow(PIECE * 2 + 2);
+
+/** The text of `b[start, end)` between the bytes `open` and `close`. */
+function bracketed(b: Buffer, start: number, end: number, open: number, close: number): string {
+  const length = end - start + 2;
+  const room = length <= scratch.length ? scratch : Buffer.allocUnsafe(length);
+  room[0] = open;
+  b.copy(room, 1, start, end);
+  room[length - 1] = close;
+  return room.toString('utf8', 0, length);
+}
+
+/**
  * The value of the JSON text in `b[start, end)`. A container larger than `piece` is scanned for
  * its members; runs of small members are parsed together, each large one on its own.
  */
@@ -75,12 +92,11 @@ function parseRange(b: Buffer, start: number, end: number, depth: number, piece:
   const last = end - 1;
   if (b[last] !== (isObject ? CLOSE_BRACE : CLOSE_BRACKET)) throw new Unsplittable();
   const out: unknown[] | Record<string, unknown> = isObject ? {} : [];
-  const [before, after] = isObject ? ['{', '}'] : ['[', ']'];
   let runStart = -1;
   let runEnd = -1;
   const flushRun = () => {
     if (runStart < 0) return;
-    const run = JSON.parse(before + b.toString('utf8', runStart, runEnd) + after) as unknown[] | Record<string, unknown>;
+    const run = JSON.parse(bracketed(b, runStart, runEnd, open, b[last]!)) as unknown[] | Record<string, unknown>;
     if (Array.isArray(run)) for (const v of run) (out as unknown[]).push(v);
     else assignMembers(out as Record<string, unknown>, run);
     runStart = -1;

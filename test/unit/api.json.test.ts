@@ -61,6 +61,12 @@ describe('parseJsonBytes: a large body parsed in pieces', () => {
     }
   });
 
+  it('parses members longer than two pieces that are not containers (a long string) in place', () => {
+    const long = `${'ü'.repeat(70_000)} "quoted" ${'x'.repeat(80_000)}`;
+    const text = JSON.stringify({ objects: [{ a: 1 }, long, { b: [long, 2] }, 3], long });
+    expect(parseJsonBytes(Buffer.from(text))).toEqual(JSON.parse(text));
+  });
+
   it('parses a body below the piece size as one string', () => {
     expect(PIECE).toBeGreaterThanOrEqual(16 * 1024);
     expect(parseJsonBytes(Buffer.from(' {"a": [1, "b"]}\n'))).toEqual({ a: [1, 'b'] });
