@@ -83,7 +83,7 @@ export function planRestore(input: RestorePlanInput): Plan & { indexes: Restored
   const { op, overrides, mapping, nodeManifests } = input;
   const where = `backup ${JSON.stringify(op.id)}`;
   const indexes: RestoredIndex[] = [];
-  const children: FlowJobSpec[] = [];
+  const children: { job: FlowJobSpec; work: number }[] = [];
   for (const cls of input.classes) {
     const snap = [...nodeManifests.values()].flatMap((m) => m.indexes).find((i) => i.name === cls);
     if (!snap) throw new IntegrityError(`${where} is incomplete: no node manifest describes class ${cls}`);
@@ -97,8 +97,10 @@ export function planRestore(input: RestorePlanInput): Plan & { indexes: Restored
       const object = nodeManifests.get(source)?.shards.find((s) => s.index === cls && s.shard === shard);
       if (!object) throw new IntegrityError(`${where} is incomplete: ${nodeManifestKey(op.id, source)} lists no object for shard ${cls}/${shard}`);
       const node = placement[shard]!;
-      children.push(
-        flowJob(
+      children.push({
+        // What the restore reads and writes: the shard's file (format 2), its dump object (format 1).
+        work: object.file?.size ?? object.bytes,
+        job: flowJob(
           'restore-shard',
           {
             op,
@@ -115,9 +117,17 @@ export function planRestore(input: RestorePlanInput): Plan & { indexes: Restored
           },
           shardJobId(op, { node, index: cls, shard }),
         ),
-      );
+      });
     });
   }
-  const parent = flowJob('commit-restore', { op, overrides, classes: input.classes, nodeMapping: mapping, indexes }, operationKey(op), children);
+  // Largest first: each node's queue is taken in order, so the last jobs a restore waits for
+  // are small ones instead of a large shard left running alone.
+  children.sort((a, b) => b.work - a.work);
+  const parent = flowJob(
+    'commit-restore',
+    { op, overrides, classes: input.classes, nodeMapping: mapping, indexes },
+    operationKey(op),
+    children.map((c) => c.job),
+  );
   return { parent, shards: children.length, indexes };
 }

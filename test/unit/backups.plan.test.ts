@@ -81,6 +81,28 @@ describe('planning a restore', () => {
     ]);
   });
 
+  it('queues the largest shards first, by file size (format 2) or stored bytes (format 1), so a restore does not end on one large shard', () => {
+    const manifests = nodeManifests([index('Article', ['a1', 'a2', 'a1']), index('Author', ['a2'])]);
+    const sized = (node: string, idx: string, shard: number, sizes: { bytes: number; file?: number }) => {
+      const object = manifests.get(node)!.shards.find((s) => s.index === idx && s.shard === shard)!;
+      object.bytes = sizes.bytes;
+      if (sizes.file !== undefined) Object.assign(object, { file: { size: sizes.file, sha256: 'b'.repeat(64), chunks: 1, newChunks: 0 } });
+    };
+    sized('a1', 'Article', 0, { bytes: 10, file: 5_000 });
+    sized('a2', 'Article', 1, { bytes: 900, file: 90_000 });
+    sized('a1', 'Article', 2, { bytes: 20, file: 20_000 });
+    sized('a2', 'Author', 0, { bytes: 50_000 });
+    const plan = planRestore({ op: restore, overrides: {}, classes: ['Article', 'Author'], mapping: { a1: 'n1', a2: 'n2' }, nodeManifests: manifests });
+    expect(plan.parent.children!.map((c) => c.opts.jobId)).toEqual([
+      'restore.s3.nightly.n2.Article.1',
+      'restore.s3.nightly.n2.Author.0',
+      'restore.s3.nightly.n1.Article.2',
+      'restore.s3.nightly.n1.Article.0',
+    ]);
+    // The placement the restore recreates is the backup's, whatever the order of the jobs.
+    expect(plan.indexes.map((i) => i.placement)).toEqual([['n1', 'n2', 'n1'], ['n2']]);
+  });
+
   it('refuses, naming what is missing, a backup whose manifests do not describe every shard', () => {
     const damaged = nodeManifests(indexes);
     damaged.get('a2')!.shards = damaged.get('a2')!.shards.filter((s) => s.index !== 'Article');
