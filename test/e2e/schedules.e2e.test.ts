@@ -3,8 +3,8 @@
  * their own Redis and a filesystem backend; a second API replica for the duplicate check.
  *
  * - a schedule every 2 s with keepLast 3 runs at least six times while documents are written;
- *   exactly three backups remain, each restores to the documents as they were (a prefix of
- *   the sequence written, growing from one backup to the next), and nothing is left for the
+ *   exactly three backups remain, each restores to the documents as they were (in every
+ *   shard a prefix of what was written to it, growing from one backup to the next), and nothing is left for the
  *   collector: the deleted backups' bytes went with them;
  * - two API replicas setting the same schedule make one scheduler and no duplicate run;
  * - a run due while the previous one still goes (a slow backup) is skipped and recorded so,
