@@ -90,13 +90,14 @@ function parseRange(b: Buffer, start: number, end: number, depth: number, piece:
   }
   const isObject = open === OPEN_BRACE;
   const last = end - 1;
-  if (b[last] !== (isObject ? CLOSE_BRACE : CLOSE_BRACKET)) throw new Unsplittable();
+  const close = isObject ? CLOSE_BRACE : CLOSE_BRACKET;
+  if (b[last] !== close) throw new Unsplittable();
   const out: unknown[] | Record<string, unknown> = isObject ? {} : [];
   let runStart = -1;
   let runEnd = -1;
   const flushRun = () => {
     if (runStart < 0) return;
-    const run = JSON.parse(bracketed(b, runStart, runEnd, open, b[last]!)) as unknown[] | Record<string, unknown>;
+    const run = JSON.parse(bracketed(b, runStart, runEnd, open, close)) as unknown[] | Record<string, unknown>;
     if (Array.isArray(run)) for (const v of run) (out as unknown[]).push(v);
     else assignMembers(out as Record<string, unknown>, run);
     runStart = -1;
@@ -150,7 +151,7 @@ export function parseJsonBytes(bytes: Buffer, piece = PIECE): unknown {
 }
 
 /** An object JSON.stringify writes member by member (no toJSON of its own, not a Date or a buffer). */
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+function writtenByMember(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null) return false;
   const proto = Object.getPrototypeOf(v) as unknown;
   return (proto === Object.prototype || proto === null) && typeof (v as { toJSON?: unknown }).toJSON !== 'function';
@@ -177,17 +178,18 @@ class TextSink {
       this.write(']');
       return true;
     }
-    if (depth === 0 && isPlainObject(value)) {
+    if (depth === 0 && writtenByMember(value)) {
       this.write('{');
       let first = true;
       for (const key of Object.keys(value)) {
         const member = value[key];
-        const text = Array.isArray(member) ? undefined : (JSON.stringify(member) as string | undefined);
+        const items = Array.isArray(member);
+        const text = items ? '' : (JSON.stringify(member) as string | undefined);
         // undefined, a function, a symbol: left out, as JSON.stringify leaves them out.
-        if (text === undefined && !Array.isArray(member)) continue;
+        if (text === undefined) continue;
         this.write(`${first ? '' : ','}${JSON.stringify(key)}:`);
         first = false;
-        if (text === undefined) this.value(member, depth + 1);
+        if (items) this.value(member, depth + 1);
         else this.write(text);
       }
       this.write('}');
