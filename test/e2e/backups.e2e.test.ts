@@ -298,6 +298,8 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     expect((await B.call('DELETE', `/v1/backups/${backendName}/e2e-kill/restore`)).status).toBe(204);
     const done = await waitForStatus(B.call, `/v1/backups/${backendName}/e2e-kill/restore`, final, 60_000);
     expect(done.status, JSON.stringify(done)).toBe('CANCELED');
+    // Stopped in the shard, not after it: its progress never reached the end.
+    expect(done.progress?.docs, JSON.stringify(done)).toBeLessThan(BULK_DOCS);
     expect((await B.call('GET', '/v1/schema/Bulk')).status).toBe(404);
     for (const node of NODES_B) {
       expect(fs.existsSync(path.join(B.dataDir, node, '.staging')), `${node} staging`).toBe(false);
