@@ -5,8 +5,10 @@
  *
  * A finished manifest never changes; it only disappears when its backup is deleted. This
  * process forgets a manifest when it deletes the backup; a delete made by another process is
- * seen once the entry expires (TTL_MS to twice that: entries read together expire apart, so a
- * large list re-reads a few manifests per request instead of all of them at once). Concurrent
+ * marked in Redis (OperationStore.forget), which the status of a backup Redis no longer knows
+ * checks before it answers from here, and the list sees it in the backend's listing. Entries
+ * expire after TTL_MS to twice that (entries read together expire apart, so a large list
+ * re-reads a few manifests per request instead of all of them at once). Concurrent
  * requests that miss the same manifest share one read. Only the list and status endpoints read
  * through the cache: create, restore, verify and delete always read the backend.
  */

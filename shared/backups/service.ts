@@ -304,8 +304,12 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const id = assertBackupId(rawId);
       // Overrides are checked even when Redis answers, so a bad ?path= is refused, never ignored.
       const backend = backends(name, overrides);
-      const running = await statusOf(operationRef('backup', name, id));
+      const op = operationRef('backup', name, id);
+      const running = await statusOf(op);
       if (running) return running;
+      // Deleted by another process lately: its manifest may still be in this one's memory.
+      const where = backend.locate(globalManifestKey(id));
+      if (await ops.wasDeleted(op, where)) manifests.forget(where);
       const manifest = await readGlobal(backend, id, { cached: true });
       if (!manifest) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
       return statusFromManifest(manifest, name, (key) => backend.locate(key));
@@ -427,11 +431,13 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const manifest = await readGlobal(backend, id);
       const objects = await backend.list(backupPrefix(id));
       if (!manifest && objects.length === 0) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
-      // backup_config.json first: from then on the backup is gone for list, status and restore.
+      // backup_config.json first: from then on the backup is gone for list, status and restore
+      // (in other processes too: forget marks it deleted for them).
+      const where = backend.locate(globalManifestKey(id));
       if (manifest) await backend.deletePrefix(globalManifestKey(id));
-      manifests.forget(backend.locate(globalManifestKey(id)));
+      manifests.forget(where);
+      await ops.forget(operationRef('backup', name, id), where);
       await backend.deletePrefix(backupPrefix(id));
-      await ops.forget(operationRef('backup', name, id));
       logger.info({ backup: id, backend: name, objects: objects.length }, 'backup deleted');
       const collected = await collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: delete of ${id}`, logger });
       return { id, backend: name, deleted: objects.length, collected };

@@ -8,6 +8,7 @@
  *   {shardvault}:state:<kind>:<backend>:<id>            hash: status, info (JSON), error, completedAt
  *   {shardvault}:state:<kind>:<backend>:<id>:progress   hash: <node>.<index>.<shard> → {docs, bytes, done}
  *   {shardvault}:state:<kind>:<backend>                 set of ids (for listing)
+ *   {shardvault}:state:backup:<backend>:<id>:deleted    set of the manifest locations deleted lately
  *
  * After completion a backup's status also lives in the backend's backup_config.json, so these
  * keys expire (FINISHED_TTL_S) and are not needed after a Redis flush.
@@ -16,11 +17,15 @@ import type { Redis } from 'ioredis';
 import { PREFIX } from '../jobs/catalog.ts';
 import type { BackendName } from '../backends/backend.ts';
 import { isTerminal, type Progress, type Status } from './contract.ts';
+import { TTL_MS } from './manifest-cache.ts';
 import { operationKey, type OperationKind, type OperationRef } from '../jobs/operation.ts';
 
 
 /** Finished operations are kept in Redis this long (a week); the backend manifest outlives them. */
 export const FINISHED_TTL_S = 7 * 24 * 3600;
+
+/** A deleted backup stays marked so (forget) longer than any process keeps its manifest (manifest-cache.ts). */
+const DELETED_MARK_S = (2 * TTL_MS) / 1000 + 60;
 
 /** The Redis channel cancellations are published on; the message is the operation key. */
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
@@ -225,10 +230,21 @@ export class OperationStore {
     return (await this.all(kind, backend)).map((s) => s.op.id);
   }
 
-  /** Forget a finished operation (its backup was deleted): status answers 404 from then on. */
-  async forget(op: OperationRef): Promise<void> {
+  /**
+   * Forget a finished operation whose backup was deleted at `where` (its manifest's location):
+   * status answers 404 from then on, in every process. Each process keeps finished manifests
+   * for a while (manifest-cache.ts), so the deletion is also marked for as long as one may keep
+   * it: a process that finds the mark forgets its copy (wasDeleted).
+   */
+  async forget(op: OperationRef, where: string): Promise<void> {
     const [state, progress, ids] = this.keys(op);
-    await this.redis.multi().del(state, progress).srem(ids, op.id).exec();
+    const mark = `${state}:deleted`;
+    await this.redis.multi().del(state, progress).srem(ids, op.id).sadd(mark, where).expire(mark, DELETED_MARK_S).exec();
+  }
+
+  /** Whether the backup whose manifest lies at `where` was deleted in the last DELETED_MARK_S (forget). */
+  async wasDeleted(op: OperationRef, where: string): Promise<boolean> {
+    return (await this.redis.sismember(`${this.key(op)}:deleted`, where)) === 1;
   }
 
   /** Ask every worker running a job of this operation to abort it. */

@@ -103,10 +103,29 @@ describe.each(['filesystem', 's3'] as const)(`listing ${BACKUPS} backups in %s`,
     expect((await cursor.json()).error[0].message).toMatch(/^after must be a backup id/);
   });
 
+  it('answers 404 at once for a backup another process deleted, whose manifest this one holds in memory', async () => {
+    const other = createBackupService({ config: t.config, catalog: new LocalCatalog(t.store), redis: t.redis, logger: createLogger('silent'), backends: () => fixture.backend });
+    try {
+      expect((await service.status(name, idOf(9))).status).toBe('SUCCESS');
+      counted.reset();
+      expect((await service.status(name, idOf(9))).status).toBe('SUCCESS');
+      expect(counted.calls.read ?? 0, 'answered from memory').toBe(0);
+      await other.deleteBackup(name, idOf(9));
+      await expect(service.status(name, idOf(9))).rejects.toThrow(/not found/);
+      // Other backups are still answered from memory.
+      counted.reset();
+      expect((await service.status(name, idOf(10))).status).toBe('SUCCESS');
+      expect(counted.calls.read ?? 0).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('drops a backup deleted by another process once its objects are gone', async () => {
     await fixture.backend.deletePrefix(`${idOf(7)}/`);
     const ids = (await service.list(name)).map((b) => b.id);
-    expect(ids).toHaveLength(BACKUPS - 1);
+    expect(ids).toHaveLength(BACKUPS - 2);
     expect(ids).not.toContain(idOf(7));
+    expect(ids).not.toContain(idOf(9));
   });
 });
