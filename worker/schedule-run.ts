@@ -10,8 +10,9 @@
  * 3. wait for the backup to end (a worker killed meanwhile ends it as any backup), record the
  *    run (status, duration, error) and, after a SUCCESS, apply the retention: the schedule's
  *    SUCCESS backups it does not keep, and its failed ones older than the newest SUCCESS, are
- *    deleted through the backup service's delete (which collects their chunks). Backups of
- *    other schedules and backups made by hand are never touched.
+ *    deleted through the backup service (deleteBackups: each backup, then one collection of
+ *    the chunks none names any more, however many were deleted). Backups of other schedules
+ *    and backups made by hand are never touched.
  */
 import { WaitingError, type Job } from 'bullmq';
 import { isTerminal, type OperationStatus } from '../shared/backups/contract.ts';
@@ -100,12 +101,16 @@ export function runSchedule(deps: ScheduleRunDeps): (job: Job<ScheduleRunPayload
       ...success.filter((b) => !keep.includes(b.id)),
       ...mine.filter((b) => b.status === 'FAILED' && b.startedAt < newest),
     ];
-    for (const b of doomed) {
+    if (doomed.length > 0) {
       try {
-        await backups.deleteBackup(def.backend, b.id, overrides);
-        logger.info({ schedule: def.name, backup: b.id }, 'retention deleted a backup');
+        const { outcomes } = await backups.deleteBackups(def.backend, doomed.map((b) => b.id), overrides);
+        for (const o of outcomes) {
+          if ('error' in o) logger.warn({ schedule: def.name, backup: o.id, err: o.error }, 'retention could not delete a backup; the next run tries again');
+          else logger.info({ schedule: def.name, backup: o.id }, 'retention deleted a backup');
+        }
       } catch (err) {
-        logger.warn({ schedule: def.name, backup: b.id, err: (err as Error).message }, 'retention could not delete a backup; the next run tries again');
+        // The backups are deleted; their chunks wait for the next collection.
+        logger.warn({ schedule: def.name, err: (err as Error).message }, 'retention could not collect the repository; the next delete does');
       }
     }
     await schedules.setKept(def.name, keep);

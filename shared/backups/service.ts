@@ -13,7 +13,7 @@
  */
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { parseBackendName, withRetry, type Backend } from '../backends/index.ts';
+import { parseBackendName, withRetry, type Backend, type BackendName } from '../backends/index.ts';
 import type { Config } from '../config.ts';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import { CATALOG, type FlowJobSpec, type IndexSnapshot } from '../jobs/catalog.ts';
@@ -41,6 +41,9 @@ export interface ListPage {
   after?: string;
 }
 
+/** One backup of a deleteBackups: the objects removed, or why it was not deleted. */
+export type DeleteOutcome = { id: string; deleted: number } | { id: string; error: string };
+
 /** Manifests read at once while listing. */
 const LIST_READ_CONCURRENCY = 16;
 
@@ -62,6 +65,12 @@ export interface BackupService {
    * backup of its location names any more.
    */
   deleteBackup(backend: string, id: string, overrides?: Overrides): Promise<DeleteResult>;
+  /**
+   * Delete several finished backups of one location, then collect once (a collection reads
+   * every snapshot and index of the repository): what a schedule's retention does. Each id
+   * answers the objects removed or why it was not deleted; a failed collection is thrown.
+   */
+  deleteBackups(backend: string, ids: string[], overrides?: Overrides): Promise<{ outcomes: DeleteOutcome[]; collected?: DeleteResult['collected'] }>;
   /** Check every object of a finished backup against its manifests, without restoring (verify.ts). */
   verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
   close(): Promise<void>;
@@ -179,6 +188,36 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     };
     await Promise.all(Array.from({ length: Math.min(LIST_READ_CONCURRENCY, ids.length) }, reader));
     return found.filter((m): m is GlobalManifest => m !== undefined);
+  }
+
+  /**
+   * Remove a finished backup (not running, nor being restored): its manifest first, then its
+   * objects. Answers how many objects it had. Its chunks stay in the repository until a
+   * collection finds that no backup names them.
+   */
+  async function removeBackup(name: BackendName, backend: Backend, id: string): Promise<number> {
+    for (const kind of ['backup', 'restore'] as const) {
+      const state = await current(operationRef(kind, name, id));
+      if (state && !isTerminal(state.status)) {
+        throw new ConflictError(`${kind === 'backup' ? 'backup' : 'a restore of backup'} ${JSON.stringify(id)} is running (${state.status}); cancel it or wait for it to end before deleting`);
+      }
+    }
+    const manifest = await readGlobal(backend, id);
+    const objects = await backend.list(backupPrefix(id));
+    if (!manifest && objects.length === 0) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
+    // backup_config.json first: from then on the backup is gone for list, status and restore
+    // (in other processes too: forget marks it deleted for them).
+    const where = backend.locate(globalManifestKey(id));
+    if (manifest) await backend.deletePrefix(globalManifestKey(id));
+    manifests.forget(where);
+    await ops.forget(operationRef('backup', name, id), where);
+    await backend.deletePrefix(backupPrefix(id));
+    logger.info({ backup: id, backend: name, objects: objects.length }, 'backup deleted');
+    return objects.length;
+  }
+
+  function collect(backend: Backend, what: string): Promise<DeleteResult['collected']> {
+    return collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: ${what}`, logger });
   }
 
   async function statusOf(op: OperationRef): Promise<OperationStatus | undefined> {
@@ -422,25 +461,23 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       const backend = backends(name, overrides);
-      for (const kind of ['backup', 'restore'] as const) {
-        const state = await current(operationRef(kind, name, id));
-        if (state && !isTerminal(state.status)) {
-          throw new ConflictError(`${kind === 'backup' ? 'backup' : 'a restore of backup'} ${JSON.stringify(id)} is running (${state.status}); cancel it or wait for it to end before deleting`);
+      const deleted = await removeBackup(name, backend, id);
+      return { id, backend: name, deleted, collected: await collect(backend, `delete of ${id}`) };
+    },
+
+    async deleteBackups(rawBackend, rawIds, overrides = {}) {
+      const name = parseBackendName(rawBackend);
+      const backend = backends(name, overrides);
+      const outcomes: DeleteOutcome[] = [];
+      for (const rawId of rawIds) {
+        try {
+          outcomes.push({ id: rawId, deleted: await removeBackup(name, backend, assertBackupId(rawId)) });
+        } catch (err) {
+          outcomes.push({ id: rawId, error: (err as Error).message });
         }
       }
-      const manifest = await readGlobal(backend, id);
-      const objects = await backend.list(backupPrefix(id));
-      if (!manifest && objects.length === 0) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
-      // backup_config.json first: from then on the backup is gone for list, status and restore
-      // (in other processes too: forget marks it deleted for them).
-      const where = backend.locate(globalManifestKey(id));
-      if (manifest) await backend.deletePrefix(globalManifestKey(id));
-      manifests.forget(where);
-      await ops.forget(operationRef('backup', name, id), where);
-      await backend.deletePrefix(backupPrefix(id));
-      logger.info({ backup: id, backend: name, objects: objects.length }, 'backup deleted');
-      const collected = await collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: delete of ${id}`, logger });
-      return { id, backend: name, deleted: objects.length, collected };
+      const removed = outcomes.filter((o) => 'deleted' in o).length;
+      return { outcomes, ...(removed > 0 ? { collected: await collect(backend, `delete of ${removed} backups`) } : {}) };
     },
 
     async verify(rawBackend, rawId, overrides = {}) {

@@ -7,6 +7,7 @@
  * runs while a backup runs leaves every SUCCESS backup verifying OK.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackupService } from '../../shared/backups/service.ts';
 import { LocalCatalog } from '../../shared/cluster/catalog.ts';
 import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { createLogger } from '../../shared/logger.ts';
@@ -120,8 +121,24 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s',
       expect(await json(await t.call('GET', `${base}/${id}/verify`))).toMatchObject({ status: 'OK', problems: [] });
     }
     await restoreAndCompare('inc-2');
-    // Deleting the rest leaves a repository with nothing in it.
-    for (const id of ['inc-1', 'inc-2']) expect((await t.call('POST', `${base}/${id}/delete`)).status).toBe(200);
+    // Deleting the rest at once, as a schedule's retention does: each backup (one that does not
+    // exist is named, the others go on), then one collection for all of them, which leaves a
+    // repository with nothing in it.
+    const service = createBackupService({ config: t.config, catalog: new LocalCatalog(t.store), redis: t.redis, logger: createLogger('silent') });
+    try {
+      const runs = (await fixture.backend.list('.repository/index/')).length;
+      const { outcomes, collected } = await service.deleteBackups(name, ['inc-1', 'no-such', 'inc-2']);
+      expect(outcomes).toEqual([
+        { id: 'inc-1', deleted: expect.any(Number) },
+        { id: 'no-such', error: expect.stringMatching(/^backup "no-such" not found/) },
+        { id: 'inc-2', deleted: expect.any(Number) },
+      ]);
+      // One collection removed the runs (index files) of both.
+      expect(collected).toMatchObject({ runs, kept: 0 });
+    } finally {
+      await service.close();
+    }
+    for (const id of ['inc-1', 'inc-2']) expect((await t.call('GET', `${base}/${id}`)).status).toBe(404);
     expect((await fixture.backend.list('.repository/packs/')).length).toBe(0);
     expect((await fixture.backend.list('.repository/index/')).length).toBe(0);
   }, 180_000);
