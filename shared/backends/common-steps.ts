@@ -10,6 +10,7 @@ import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { readSmall } from './bodies.ts';
 import { sortByKey, validateDeletePrefix } from './keys.ts';
 import { fallbackBackendError, isAbortError } from './retry.ts';
+import { mapBounded } from '../concurrency.ts';
 
 /**
  * Writes a marker object at key, reads it back and compares: what checkAccess proves beyond
@@ -84,22 +85,13 @@ export async function deleteListed(
 ): Promise<number> {
   validateDeletePrefix(prefix);
   const keys = (await backend.list(prefix, options)).map((o) => o.key);
-  let deleted = 0;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < keys.length) {
-      const batch = keys.slice(next, next + how.batch);
-      next += batch.length;
-      await how.remove(batch);
-      deleted += batch.length;
-    }
-  };
+  const batches = Array.from({ length: Math.ceil(keys.length / how.batch) }, (_, b) => keys.slice(b * how.batch, (b + 1) * how.batch));
   try {
-    await Promise.all(Array.from({ length: Math.min(how.concurrency, Math.ceil(keys.length / how.batch)) }, worker));
+    await mapBounded(batches, how.concurrency, (batch) => how.remove(batch));
   } catch (err) {
     throw how.mapError(err);
   }
-  return deleted;
+  return keys.length;
 }
 
 /** What a bucket backend's SDK error means, as the backend recognises it from its codes. */

@@ -26,6 +26,7 @@ import { configuredBackends, rememberedAccessCheck, type BackendFactory } from '
 import { BACKUP_ID, isTerminal, type BackupListItem, type DeleteResult, type OperationStarted, type OperationStatus, type Status, type VerifyReport } from './contract.ts';
 import { backupPrefix, globalManifestKey, globalManifestSchema, nodeManifestSchema, readJson, type GlobalManifest, type NodeManifest } from './manifest.ts';
 import { collectGarbage } from '../repository/collect.ts';
+import { mapBounded } from '../concurrency.ts';
 import { InFlight } from './in-flight.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { planBackup, planRestore } from './plan.ts';
@@ -176,17 +177,12 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
 
   /** The manifests of these ids that exist, LIST_READ_CONCURRENCY read at a time; an unreadable one is logged and left out. */
   async function readManifests(backend: Backend, ids: string[]): Promise<GlobalManifest[]> {
-    const found: (GlobalManifest | undefined)[] = new Array(ids.length);
-    let next = 0;
-    const reader = async () => {
-      for (let i = next++; i < ids.length; i = next++) {
-        found[i] = await readGlobal(backend, ids[i]!, { cached: true }).catch((err: Error) => {
-          logger.warn({ id: ids[i], err: err.message }, 'unreadable backup manifest');
-          return undefined;
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LIST_READ_CONCURRENCY, ids.length) }, reader));
+    const found = await mapBounded(ids, LIST_READ_CONCURRENCY, (id) =>
+      readGlobal(backend, id, { cached: true }).catch((err: Error) => {
+        logger.warn({ id, err: err.message }, 'unreadable backup manifest');
+        return undefined;
+      }),
+    );
     return found.filter((m): m is GlobalManifest => m !== undefined);
   }
 

@@ -16,6 +16,7 @@
  */
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
+import { mapBounded } from '../concurrency.ts';
 import { IntegrityError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { decodeObject } from './codec.ts';
@@ -24,6 +25,8 @@ import { acquireLock, removeStaleLocks } from './locks.ts';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const PACK_PREFIX = `${REPOSITORY_ROOT}/packs/`;
+/** Objects a collection reads (or deletes) at once: one at a time waits a round trip for each of thousands. */
+const READS_AT_ONCE = 16;
 
 export interface CollectResult {
   /** Index files (snapshot runs) removed, and packs with them. */
@@ -39,37 +42,42 @@ export async function collectGarbage(backend: Backend, options: CallOptions & { 
   const lock = await acquireLock(backend, true, { ...options, waitMs: 5 * 60_000 });
   try {
     const objects = await backend.list('', options);
+    // Every snapshot (a backup's shard objects of format 2: zstd frames) names the runs it uses.
     const named = new Set<string>();
-    for (const { key } of objects) {
-      if (key.startsWith(`${REPOSITORY_ROOT}/`) || key.split('/').length !== 4) continue;
+    const shardObjects = objects.filter(({ key }) => !key.startsWith(`${REPOSITORY_ROOT}/`) && key.split('/').length === 4);
+    await mapBounded(shardObjects, READS_AT_ONCE, async ({ key }) => {
       const head = await readSmall(await backend.read(key, { ...options, range: { start: 0, length: 4 } }), 4, 'object head').catch(() => Buffer.alloc(0));
-      if (!head.equals(ZSTD_MAGIC)) continue;
+      if (!head.equals(ZSTD_MAGIC)) return;
       const body = await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'snapshot');
       const snapshot = await decodeObject(body, snapshotSchema, backend.locate(key)).catch((err: unknown) => {
         throw new IntegrityError(`garbage collection stopped before removing anything: ${(err as Error).message}`);
       });
       for (const id of snapshot.indexes) named.add(id);
-    }
+    });
+    // Runs no snapshot names go; the packs of those that stay are kept.
     const result: CollectResult = { runs: 0, packs: 0, bytes: 0, kept: 0 };
-    const packSizes = new Map(objects.filter((o) => o.key.startsWith(PACK_PREFIX)).map((o) => [o.key, o.size]));
     const packsInUse = new Set<string>();
-    for (const { key } of objects.filter((o) => o.key.startsWith(INDEX_PREFIX))) {
-      const id = key.slice(INDEX_PREFIX.length);
-      const file = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'index file'), indexFileSchema, backend.locate(key));
-      if (named.has(id)) {
+    await mapBounded(
+      objects.filter((o) => o.key.startsWith(INDEX_PREFIX)),
+      READS_AT_ONCE,
+      async ({ key }) => {
+        const id = key.slice(INDEX_PREFIX.length);
+        if (!named.has(id)) {
+          await backend.deletePrefix(indexKey(id), options);
+          result.runs++;
+          return;
+        }
+        const file = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'index file'), indexFileSchema, backend.locate(key));
         result.kept++;
         for (const p of file.packs) packsInUse.add(packKey(p));
-        continue;
-      }
-      await backend.deletePrefix(indexKey(id), options);
-      result.runs++;
-    }
-    for (const [key, size] of packSizes) {
-      if (packsInUse.has(key)) continue;
+      },
+    );
+    const unused = objects.filter((o) => o.key.startsWith(PACK_PREFIX) && !packsInUse.has(o.key));
+    await mapBounded(unused, READS_AT_ONCE, async ({ key, size }) => {
       await backend.deletePrefix(key, options);
       result.packs++;
       result.bytes += size;
-    }
+    });
     await removeStaleLocks(backend, options, options.staleMs);
     // Pack writes that died part-way (their keys are never written again to clean them up).
     await backend.sweepAbandonedWrites?.(`${REPOSITORY_ROOT}/`, options);
