@@ -76,6 +76,11 @@ const COALESCE_BYTES = 4 * 1024 * 1024;
 const READS_AHEAD = 3;
 /** Blobs a rebuild has the threads read from local packs at once (a few per thread). */
 const LOCAL_READS_AHEAD = 6;
+/**
+ * Chunks already stored that a span of a whole blob may hold and still be stored as one blob
+ * as it is (those are stored again, named where they were): 1/16 of it at most.
+ */
+const REPEATS_STORED = CHUNKS_PER_BLOB / 16;
 /** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
 /** Spans of the file being named at once, beyond the one being handled. */
@@ -271,7 +276,19 @@ export class Repository {
         if (mine.size + n > MINE_LIMIT) mine.clear();
         let data = span.data;
         let from: Int32Array | undefined;
-        if (span.kept) {
+        let fresh = 0;
+        for (let c = 0; c < n; c++) if (!stored(span.hashes, c * HASH_BYTES)) fresh++;
+        if (n === CHUNKS_PER_BLOB && n - fresh <= REPEATS_STORED) {
+          // (Almost) every chunk is new (a full backup, mostly): the span is a blob as it is,
+          // without a copy, and its chunks are then queued ones like any other. The few chunks
+          // of it already stored (empty pages, mostly: a few bytes each once compressed) are
+          // stored again but named where they were; copying the rest chunk by chunk into a new
+          // blob cost more than that.
+          const whole = span.kept ? await span.kept.take([0, span.length]) : data!;
+          const first = packs.addBlob(whole, span.hashes);
+          for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) mine.add(span.hashes, first + c, h);
+          data = undefined;
+        } else if (span.kept) {
           // Only the bytes of the chunks this span may store come back from the thread that named them.
           from = new Int32Array(n).fill(-1);
           const ranges: number[] = [];
@@ -285,14 +302,6 @@ export class Repository {
             else ranges.push(at, length);
           }
           data = await span.kept.take(ranges);
-          if (n === CHUNKS_PER_BLOB && ranges[1] === span.length) {
-            // Every chunk is new (a full backup, mostly): the span is a blob as it is, no copy,
-            // and its chunks are then queued ones like any other (a chunk the span repeats is
-            // stored twice but named once).
-            const first = packs.addBlob(data, span.hashes);
-            for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) mine.add(span.hashes, first + c, h);
-            data = undefined;
-          }
         }
         for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);
         options.onProgress?.(size, packs.stored);

@@ -134,6 +134,30 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect((await new Repository(fixture.backend).write({ file, size: bytes.length }, 'n2/node-1/A/0', { level: 'BestSpeed' })).newChunks).toBe(0);
   }, 60_000);
 
+  it('stores a span that holds a few chunks already stored whole, one that holds many chunk by chunk, and rebuilds both exactly', async () => {
+    const span = CHUNKS_PER_BLOB * CHUNK_SIZE;
+    const known = Buffer.alloc(span);
+    for (let c = 0; c < CHUNKS_PER_BLOB; c++) known.writeUInt32BE(0x7b000000 + c, c * CHUNK_SIZE);
+    const knownFile = path.join(tmp.dir, 'known.mdb');
+    fs.writeFileSync(knownFile, known);
+    const repo = new Repository(fixture.backend);
+    await repo.write({ file: knownFile, size: span }, 'k1/node-1/A/0', { level: 'BestSpeed' });
+    // Two spans of new chunks: the first repeats 10 stored ones (at most 1/16 of a span), the
+    // second 100.
+    const bytes = Buffer.alloc(2 * span);
+    for (let c = 0; c < 2 * CHUNKS_PER_BLOB; c++) bytes.writeUInt32BE(0x7c000000 + c, c * CHUNK_SIZE);
+    for (let c = 0; c < 10; c++) known.copy(bytes, (5 + 20 * c) * CHUNK_SIZE, c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE);
+    for (let c = 0; c < 100; c++) known.copy(bytes, span + (2 * c + 1) * CHUNK_SIZE, (100 + c) * CHUNK_SIZE, (101 + c) * CHUNK_SIZE);
+    const file = path.join(tmp.dir, 'mostly-new.mdb');
+    fs.writeFileSync(file, bytes);
+    const written = await repo.write({ file, size: bytes.length }, 'k2/node-1/A/0', { level: 'BestSpeed' });
+    // The first span stored as it is, its 10 repeats with it; of the second only its 156 new chunks.
+    expect(written).toMatchObject({ size: bytes.length, chunks: 2 * CHUNKS_PER_BLOB, newChunks: CHUNKS_PER_BLOB + (CHUNKS_PER_BLOB - 100) });
+    const rebuilt = path.join(tmp.dir, 'rebuilt-k2.mdb');
+    await new Repository(fixture.backend).rebuild('k2/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(bytes)).toBe(true);
+  }, 60_000);
+
   it('stores the bytes it named from a local file, even when the file changes before they are compressed', async () => {
     const SPAN = 1024 * 1024;
     // Six spans of 50 distinct chunks and a filler (not zeros: other tests' files hold zero
