@@ -276,8 +276,23 @@ export class Repository {
         if (mine.size + n > MINE_LIMIT) mine.clear();
         let data = span.data;
         let from: Int32Array | undefined;
+        // One look at each chunk: how many are new and, for a span a thread keeps, where the
+        // bytes of the new ones lie in what it hands back when only those are taken.
         let fresh = 0;
-        for (let c = 0; c < n; c++) if (!stored(span.hashes, c * HASH_BYTES)) fresh++;
+        const offsets = span.kept ? new Int32Array(n).fill(-1) : undefined;
+        const ranges: number[] = [];
+        for (let c = 0, at = 0, taken = 0; c < n; c++, at += CHUNK_SIZE) {
+          if (stored(span.hashes, c * HASH_BYTES)) continue;
+          if (offsets) {
+            const length = Math.min(CHUNK_SIZE, span.length - at);
+            offsets[c] = taken;
+            taken += length;
+            const r = ranges.length;
+            if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === at) ranges[r - 1]! += length;
+            else ranges.push(at, length);
+          }
+          fresh++;
+        }
         if (n === CHUNKS_PER_BLOB && n - fresh <= REPEATS_STORED) {
           // (Almost) every chunk is new (a full backup, mostly): the span is a blob as it is,
           // without a copy, and its chunks are then queued ones like any other. The few chunks
@@ -290,17 +305,7 @@ export class Repository {
           data = undefined;
         } else if (span.kept) {
           // Only the bytes of the chunks this span may store come back from the thread that named them.
-          from = new Int32Array(n).fill(-1);
-          const ranges: number[] = [];
-          for (let c = 0, at = 0, taken = 0; c < n; c++, at += CHUNK_SIZE) {
-            if (stored(span.hashes, c * HASH_BYTES)) continue;
-            const length = Math.min(CHUNK_SIZE, span.length - at);
-            from[c] = taken;
-            taken += length;
-            const r = ranges.length;
-            if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === at) ranges[r - 1]! += length;
-            else ranges.push(at, length);
-          }
+          from = offsets;
           data = await span.kept.take(ranges);
         }
         for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);
