@@ -109,8 +109,9 @@ export function runSchedule(deps: ScheduleRunDeps): (job: Job<ScheduleRunPayload
           else logger.info({ schedule: def.name, backup: o.id }, 'retention deleted a backup');
         }
       } catch (err) {
-        // The backups are deleted; their chunks wait for the next collection.
-        logger.warn({ schedule: def.name, err: (err as Error).message }, 'retention could not collect the repository; the next delete does');
+        // The location could not be reached, or the collection after the deletes failed: what
+        // is not deleted the next run tries again, and chunks left are collected by the next delete.
+        logger.warn({ schedule: def.name, err: (err as Error).message }, 'retention could not finish; the next run tries again');
       }
     }
     await schedules.setKept(def.name, keep);
