@@ -77,6 +77,17 @@ export interface WriteResult {
 /** What a batch write answers for each document: its write, or why it was refused. */
 export type PutOutcome = { ok: true; result: WriteResult } | { ok: false; error: Error };
 
+/**
+ * How the environments several processes share (the cluster's, every shard's) are opened.
+ * lmdb-js's default overlapping sync (a commit returns before its sync, and the next
+ * transaction starts beside it) is not safe between processes in lmdb 3.5: with two to four
+ * processes writing one environment, about one run in forty-five failed a commit with
+ * MDB_BAD_TXN ("mdb_page_touch no parent") and some runs hung every writer for good; with
+ * overlapping sync off, none in 210 runs (see the commit that set this). Each commit then syncs
+ * before the next begins, which is what a write's promise waits for anyway.
+ */
+const SHARED_ENV = { overlappingSync: false } as const;
+
 /** Wait until every write this process made to these shards is on disk (not only committed). */
 async function flushed(dbs: Iterable<RootDatabase>): Promise<void> {
   await Promise.all([...new Set(dbs)].map((db) => db.flushed));
@@ -279,7 +290,7 @@ export class Store {
     this.dataDir = path.resolve(options.dataDir);
     this.nodes = options.nodes;
     fs.mkdirSync(path.join(this.dataDir, '_cluster'), { recursive: true });
-    this.cluster = open({ path: path.join(this.dataDir, '_cluster', 'cluster.mdb') });
+    this.cluster = open({ path: path.join(this.dataDir, '_cluster', 'cluster.mdb'), ...SHARED_ENV });
   }
 
   /** Directory of one shard: `DATA_DIR/<node>/<index>/<shard>/`. */
@@ -496,7 +507,7 @@ export class Store {
     if (cached) void cached.db.close();
     const dir = this.shardDir(rec.placement[shard]!, rec.name, shard);
     fs.mkdirSync(dir, { recursive: true });
-    const db = open({ path: path.join(dir, 'data.mdb') });
+    const db = open({ path: path.join(dir, 'data.mdb'), ...SHARED_ENV });
     this.shards.set(key, { uid: rec.uid, db });
     return db;
   }
