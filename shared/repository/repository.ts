@@ -299,8 +299,8 @@ export class Repository {
           // of it already stored (empty pages, mostly: a few bytes each once compressed) are
           // stored again but named where they were; copying the rest chunk by chunk into a new
           // blob cost more than that.
-          const whole = span.kept ? await span.kept.take([0, span.length]) : data!;
-          const first = packs.addBlob(whole, span.hashes);
+          const blob = span.kept ? await span.kept.take([0, span.length]) : data!;
+          const first = packs.addBlob(blob, span.hashes);
           for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) mine.add(span.hashes, first + c, h);
           data = undefined;
         } else if (span.kept) {
