@@ -82,9 +82,10 @@ export type PutOutcome = { ok: true; result: WriteResult } | { ok: false; error:
  * lmdb-js's default overlapping sync (a commit returns before its sync, and the next
  * transaction starts beside it) is not safe between processes in lmdb 3.5: with two to four
  * processes writing one environment, about one run in forty-five failed a commit with
- * MDB_BAD_TXN ("mdb_page_touch no parent") and some runs hung every writer for good; with
- * overlapping sync off, none in 210 runs (see the commit that set this). Each commit then syncs
- * before the next begins, which is what a write's promise waits for anyway.
+ * MDB_BAD_TXN ("mdb_page_touch no parent"), and one run on a pre-created environment hung
+ * every writer for good; with overlapping sync off, none of either in 250 runs (see the
+ * commit that set this). Each commit then syncs before the next begins, which is what a
+ * write's promise waits for anyway.
  */
 const SHARED_ENV = { overlappingSync: false } as const;
 
