@@ -28,10 +28,22 @@ const zlib = require('node:zlib');
 const one = typeof crypto.hash === 'function'
   ? (b) => crypto.hash('sha256', b, 'buffer')
   : (b) => crypto.createHash('sha256').update(b).digest();
-function name(buf) {
+// The SHA-256s of buf's chunks, but for the whole chunks of the (offset, length) pairs of skip,
+// whose places are left zeros.
+function name(buf, skip) {
   const n = Math.ceil(buf.length / ${CHUNK_SIZE});
   const out = Buffer.allocUnsafeSlow(n * ${HASH_BYTES});
-  for (let i = 0; i < n; i++) one(buf.subarray(i * ${CHUNK_SIZE}, (i + 1) * ${CHUNK_SIZE})).copy(out, i * ${HASH_BYTES});
+  for (let i = 0, s = 0; i < n; i++) {
+    const at = i * ${CHUNK_SIZE};
+    if (skip) {
+      while (s < skip.length && skip[s] + skip[s + 1] <= at) s += 2;
+      if (s < skip.length && skip[s] <= at && at + ${CHUNK_SIZE} <= skip[s] + skip[s + 1]) {
+        out.fill(0, i * ${HASH_BYTES}, (i + 1) * ${HASH_BYTES});
+        continue;
+      }
+    }
+    one(buf.subarray(at, at + ${CHUNK_SIZE})).copy(out, i * ${HASH_BYTES});
+  }
   return out.buffer;
 }
 const level = zlib.constants.ZSTD_c_compressionLevel;
@@ -127,7 +139,7 @@ function takeKept(key, ranges) {
   give(span);
   return out;
 }
-parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zeros, codec, rawLength, writes, expected, target, key }) => {
+parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zeros, skip, codec, rawLength, writes, expected, target, key }) => {
   try {
     if (op === 'take') {
       const out = own(takeKept(key, ranges));
@@ -137,7 +149,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (zeros) for (let i = 0; i < zeros.length; i += 2) buf.fill(0, zeros[i], zeros[i] + zeros[i + 1]);
     if (op === 'hash') {
-      const named = name(buf);
+      const named = name(buf, skip);
       if (read) {
         kept.set(id, buf);
         send({ id, hashes: named }, [named]);
@@ -192,7 +204,8 @@ export interface FileRange {
 /**
  * What a thread is asked to do, to bytes sent with the request or to bytes it reads itself from
  * a local file (`path`, at the (offset, length) pairs of `ranges`); the (offset, length) pairs
- * of `zeros` in those bytes are taken as zeros.
+ * of `zeros` in those bytes are taken as zeros, and the chunks those of `skip` hold whole are
+ * not named.
  */
 type Request = (
   | { op: 'hash' }
@@ -200,7 +213,7 @@ type Request = (
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
   | { op: 'take'; key: number }
-) & { path?: LocalFile; ranges?: number[]; zeros?: number[] };
+) & { path?: LocalFile; ranges?: number[]; zeros?: number[]; skip?: number[] };
 
 interface Thread {
   worker: Worker;
@@ -294,11 +307,13 @@ export interface NamedSpan {
 
 /**
  * A local file's bytes from offset (length bytes), read and named by a thread (see NamedSpan),
- * with the (offset in the span, length) pairs of `zeros` taken as zeros.
+ * with the (offset in the span, length) pairs of `zeros` taken as zeros; the chunks that the
+ * (offset in the span, length) pairs of `skip` hold whole are not named (their names are zeros).
+ * (They are read all the same: one read of the span costs less than many small ones.)
  */
-export async function nameFileSpan(path: LocalFile, offset: number, length: number, zeros?: number[]): Promise<NamedSpan> {
+export async function nameFileSpan(path: LocalFile, offset: number, length: number, zeros?: number[], skip?: number[]): Promise<NamedSpan> {
   const pool = threads();
-  const { hashes, thread, id } = await pool.run({ op: 'hash', path, ranges: [offset, length], ...(zeros?.length ? { zeros } : {}) });
+  const { hashes, thread, id } = await pool.run({ op: 'hash', path, ranges: [offset, length], ...(zeros?.length ? { zeros } : {}), ...(skip?.length ? { skip } : {}) });
   return {
     hashes: Buffer.from(hashes!),
     take: async (ranges) => Buffer.from((await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)).data),

@@ -64,6 +64,9 @@ export const indexFileSchema = z
   });
 export type IndexFile = z.infer<typeof indexFileSchema>;
 
+export const snapshotOriginSchema = z.object({ lineage: z.string().min(1).max(64), generation: z.string().min(1).max(64) });
+export type SnapshotOrigin = z.infer<typeof snapshotOriginSchema>;
+
 export const snapshotSchema = z.object({
   version: z.literal(2),
   /** Bytes of the shard file, and its fingerprint: the SHA-256 (hex) of its chunks' SHA-256s in order. */
@@ -73,6 +76,13 @@ export const snapshotSchema = z.object({
   indexes: z.array(id),
   /** Runs, four unsigned 32-bit little-endian numbers each: index file, blob, first chunk, count. */
   runs: bytesOf('runs').refine((b) => b.length % 16 === 0, 'runs must be 16-byte records'),
+  /**
+   * Which file this was a snapshot of (`lineage`) and which state of it (`generation`), as its
+   * source told them; a later snapshot of the same lineage may take the names of the chunks
+   * that source says are unchanged since then from this one. Snapshots written before 2026-12-05
+   * have none.
+   */
+  origin: snapshotOriginSchema.optional(),
 });
 export type Snapshot = z.infer<typeof snapshotSchema>;
 

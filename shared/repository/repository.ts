@@ -10,7 +10,9 @@
  * local file is read by the threads themselves, each byte once, and its spans come back with
  * their names without a copy); the JavaScript thread looks the names up, decides which chunks
  * are new and copies those into blobs, which are compressed in the threads and streamed into
- * the current pack. The bytes stored are the bytes named: a file read twice could change in
+ * the current pack. Given a base snapshot of the same file (same origin lineage), the chunks the
+ * file's source says are unchanged since it are not named by the threads: they take the base's
+ * names and places, one in BASE_CHECK_EVERY named all the same and compared. The bytes stored are the bytes named: a file read twice could change in
  * between (a live LMDB file reuses the pages its snapshot holds free). At most
  * PIPELINE blobs are in flight, a pack's blob records are let go once its index file is
  * written, and the table of chunks queued in this run is bounded, so memory does not grow
@@ -59,6 +61,7 @@ import {
   type Blob,
   type IndexFile,
   type Snapshot,
+  type SnapshotOrigin,
 } from './format.ts';
 
 /**
@@ -91,6 +94,28 @@ const SPAN = 1024 * 1024;
 const OWN = 0xffffffff;
 /** Bytes buffered by each stream stage of a snapshot. */
 const STREAM_BUFFER = 256 * 1024;
+/**
+ * One chunk in this many of those a source says are unchanged since a base snapshot is read and
+ * named all the same, and checked against the base's name for it.
+ */
+const BASE_CHECK_EVERY = 32;
+
+/** A chunk a source said was unchanged since a base snapshot is not what the base holds there. */
+class BaseMismatchError extends Error {}
+
+/**
+ * What a write takes from its base snapshot: the byte ranges its source says are unchanged since
+ * then, and for every chunk of the base's file its name and its place (the base's index file
+ * `indexes[file]`, blob and chunk).
+ */
+interface BaseChunks {
+  ranges: number[];
+  names: Buffer;
+  indexes: string[];
+  file: Uint32Array;
+  blob: Uint32Array;
+  chunk: Uint16Array;
+}
 
 /**
  * What a snapshot is written from: a stream of the file's bytes, or `size` bytes of a local file
@@ -108,10 +133,55 @@ interface Span {
   hashes: Buffer;
   data?: Buffer;
   kept?: NamedSpan;
+  /** (offset in the span, length) pairs the thread neither read nor named, and the chunks (by place in the span) read to check the base. */
+  skipped?: number[];
+  checked?: number[];
+}
+
+/**
+ * Of the chunks a base says are unchanged (`ranges`), those within the span at `offset`
+ * (`length` bytes) that are not read — as (offset in the span, length) pairs — and the ones,
+ * by place in the span, read all the same to check the base: every BASE_CHECK_EVERY-th chunk of
+ * the file among them.
+ */
+function notToRead(ranges: readonly number[], offset: number, length: number): { skipped: number[]; checked: number[] } {
+  const skipped: number[] = [];
+  const checked: number[] = [];
+  const within = rangesWithin(ranges, offset, length);
+  for (let i = 0; i < within.length; i += 2) {
+    for (let at = within[i]!, end = at + within[i + 1]!; at < end; at += CHUNK_SIZE) {
+      if (((offset + at) / CHUNK_SIZE) % BASE_CHECK_EVERY === 0) {
+        checked.push(at / CHUNK_SIZE);
+        continue;
+      }
+      const r = skipped.length;
+      if (r > 0 && skipped[r - 2]! + skipped[r - 1]! === at) skipped[r - 1]! += CHUNK_SIZE;
+      else skipped.push(at, CHUNK_SIZE);
+    }
+  }
+  return { skipped, checked };
+}
+
+/**
+ * An earlier snapshot of the same file to take chunks' names from: the snapshot at `key`, and
+ * the source's account of which of its byte ranges hold what they held in a snapshot of the same
+ * lineage at the given generation ((offset, length) pairs in order, whole chunks).
+ */
+export interface SnapshotBase {
+  key: string;
+  unchanged(generation: string): Promise<number[]>;
 }
 
 export interface WriteOptions extends CallOptions {
   level: CompressionLevel;
+  /** Which file and state of it this is, recorded in the snapshot (see snapshotSchema). */
+  origin?: SnapshotOrigin;
+  /**
+   * For a local file of the same origin lineage as the snapshot at `base.key`: chunks it says
+   * are unchanged are not read again but named as that snapshot names them (one in
+   * BASE_CHECK_EVERY read and checked; on any difference the file is read whole).
+   */
+  base?: SnapshotBase;
   /** The byte-rate limit of reading the file (WORKER_MAX_BYTES_PER_SECOND); 0 or none, no limit. */
   bytesPerSecond?: number;
   /** Bytes of the file read so far and bytes stored so far; called as they grow. */
@@ -125,6 +195,8 @@ export interface WriteResult {
   chunks: number;
   /** Chunks this snapshot stored; the rest were in the repository already. */
   newChunks: number;
+  /** Chunks named as the base snapshot names them, without reading them. */
+  unchangedChunks: number;
   /** Bytes this snapshot added to the backend: packs, index file, the snapshot itself. */
   stored: number;
   /** SHA-256 of the snapshot object (what a manifest records to check it). */
@@ -210,13 +282,59 @@ export class Repository {
     // Shared lock: no garbage collection from before the index is read until the snapshot exists.
     const lock = await acquireLock(this.backend, false, { signal: options.signal, owner: `${hostname()} pid ${process.pid}: snapshot ${key}` });
     try {
-      return await this.writeLocked(source, key, options);
+      const { base, ...rest } = options;
+      let unchanged: BaseChunks | undefined;
+      if (base && options.origin && !(source instanceof Readable)) {
+        await this.refresh(options);
+        unchanged = await this.unchangedChunks(base, options.origin, options);
+      }
+      try {
+        return await this.writeLocked(source, key, rest, unchanged);
+      } catch (err) {
+        // The base's account did not hold: the file is read whole (what the try stored stays
+        // in packs no snapshot names, which garbage collection removes).
+        if (!(err instanceof BaseMismatchError)) throw err;
+        return await this.writeLocked(source, key, rest, undefined);
+      }
     } finally {
       await lock.release();
     }
   }
 
-  private async writeLocked(source: SnapshotSource, key: string, options: WriteOptions): Promise<WriteResult> {
+  /**
+   * The chunks of a file that its source says are unchanged since `base` — its snapshot of the
+   * same lineage — as (offset, length) byte ranges of whole chunks, with the base's name and place
+   * of every chunk of its file. None when the base is missing, unreadable or of another lineage.
+   * Its index files exist (they were just read) and stay (this holds the shared lock).
+   */
+  private async unchangedChunks(base: SnapshotBase, origin: SnapshotOrigin, options: CallOptions): Promise<BaseChunks | undefined> {
+    let read: { snapshot: Snapshot; layout: Layout };
+    try {
+      read = await this.read(base.key, `base snapshot ${base.key}`, options);
+    } catch (err) {
+      if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
+      throw err;
+    }
+    const { snapshot, layout } = read;
+    if (!snapshot.origin || snapshot.origin.lineage !== origin.lineage) return undefined;
+    const count = chunksIn(snapshot.size);
+    const chunks: BaseChunks = { ranges: [], names: Buffer.allocUnsafe(count * HASH_BYTES), indexes: snapshot.indexes, file: new Uint32Array(count), blob: new Uint32Array(count), chunk: new Uint16Array(count) };
+    for (let r = 0, c = 0; r < layout.runs.length; r += 4) {
+      const [f, b, first, n] = [layout.runs[r]!, layout.runs[r + 1]!, layout.runs[r + 2]!, layout.runs[r + 3]!];
+      layout.blobOf(f, b).blob.hashes.copy(chunks.names, c * HASH_BYTES, first * HASH_BYTES, (first + n) * HASH_BYTES);
+      chunks.file.fill(f, c, c + n);
+      chunks.blob.fill(b, c, c + n);
+      for (let i = 0; i < n; i++) chunks.chunk[c++] = first + i;
+    }
+    chunks.ranges = await base.unchanged(snapshot.origin.generation);
+    const { ranges } = chunks;
+    for (let i = 0; i < ranges.length; i += 2) {
+      if (ranges[i]! % CHUNK_SIZE !== 0 || ranges[i + 1]! % CHUNK_SIZE !== 0 || ranges[i]! + ranges[i + 1]! > snapshot.size - (snapshot.size % CHUNK_SIZE)) return undefined;
+    }
+    return ranges.length ? chunks : undefined;
+  }
+
+  private async writeLocked(source: SnapshotSource, key: string, options: Omit<WriteOptions, 'base'>, unchanged: BaseChunks | undefined): Promise<WriteResult> {
     const { signal } = options;
     await this.refresh(options);
     const files: string[] = [];
@@ -265,13 +383,44 @@ export class Repository {
       }
       addRun(OWN, Math.floor(code / CHUNKS_PER_BLOB), code % CHUNKS_PER_BLOB);
     };
+    // The chunks of a span that its thread did not name: named as the base names them (the
+    // few of the base's unchanged chunks it did name checked against the base), and marked.
+    let unchangedChunks = 0;
+    const fromBase = (span: Span, n: number): Uint8Array => {
+      const first = span.offset / CHUNK_SIZE;
+      const marks = new Uint8Array(n);
+      for (let i = 0; i < span.skipped!.length; i += 2) {
+        const c = span.skipped![i]! / CHUNK_SIZE;
+        const end = Math.min(n, c + span.skipped![i + 1]! / CHUNK_SIZE);
+        unchanged!.names.copy(span.hashes, c * HASH_BYTES, (first + c) * HASH_BYTES, (first + end) * HASH_BYTES);
+        marks.fill(1, c, end);
+        unchangedChunks += end - c;
+      }
+      for (const c of span.checked!) {
+        if (span.hashes.compare(unchanged!.names, (first + c) * HASH_BYTES, (first + c + 1) * HASH_BYTES, c * HASH_BYTES, (c + 1) * HASH_BYTES) !== 0) {
+          throw new BaseMismatchError(`chunk ${first + c} of the file is not the base snapshot's`);
+        }
+      }
+      return marks;
+    };
+    // A chunk named from the base, at its place there (no lookup: it is in the base's index files).
+    const baseFiles = unchanged ? new Int32Array(unchanged.indexes.length).fill(-1) : undefined;
+    const baseChunk = (c: number): void => {
+      const u = unchanged!;
+      const f = u.file[c]!;
+      if (baseFiles![f] === -1) baseFiles![f] = fileOf(u.indexes[f]!);
+      size += CHUNK_SIZE;
+      chunks++;
+      addRun(baseFiles![f]!, u.blob[c]!, u.chunk[c]!);
+    };
     // Spans of the file whose chunks are being named (blob-pool.ts), in order, a few ahead.
     const naming: Promise<Span>[] = [];
     const handle = async (keep: number): Promise<void> => {
       while (naming.length > keep) {
         const span = await naming.shift()!;
-        whole.update(span.hashes);
         const n = Math.ceil(span.length / CHUNK_SIZE);
+        const unread = span.skipped ? fromBase(span, n) : undefined;
+        whole.update(span.hashes);
         // Bounded: past MINE_LIMIT it starts again (between spans, so a span's decisions hold).
         if (mine.size + n > MINE_LIMIT) mine.clear();
         let data = span.data;
@@ -282,7 +431,7 @@ export class Repository {
         const offsets = span.kept ? new Int32Array(n).fill(-1) : undefined;
         const ranges: number[] = [];
         for (let c = 0, at = 0, taken = 0; c < n; c++, at += CHUNK_SIZE) {
-          if (stored(span.hashes, c * HASH_BYTES)) continue;
+          if (unread?.[c] || stored(span.hashes, c * HASH_BYTES)) continue;
           if (offsets) {
             const length = Math.min(CHUNK_SIZE, span.length - at);
             offsets[c] = taken;
@@ -293,7 +442,7 @@ export class Repository {
           }
           fresh++;
         }
-        if (n === CHUNKS_PER_BLOB && n - fresh <= REPEATS_STORED) {
+        if (n === CHUNKS_PER_BLOB && n - fresh <= REPEATS_STORED && !unread) {
           // (Almost) every chunk is new (a full backup, mostly): the span is a blob as it is,
           // without a copy, and its chunks are then queued ones like any other. The few chunks
           // of it already stored (empty pages, mostly: a few bytes each once compressed) are
@@ -308,7 +457,11 @@ export class Repository {
           from = offsets;
           data = await span.kept.take(ranges);
         }
-        for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);
+        const spanChunk = span.offset / CHUNK_SIZE;
+        for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) {
+          if (unread?.[c]) baseChunk(spanChunk + c);
+          else chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);
+        }
         options.onProgress?.(size, packs.stored);
         await packs.backpressure();
       }
@@ -362,7 +515,8 @@ export class Repository {
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
           const zeros = source.zeros ? rangesWithin(source.zeros, offset, length) : undefined;
-          queue(nameFileSpan(source.file, offset, length, zeros).then((kept) => ({ offset, length, hashes: kept.hashes, kept })));
+          const { skipped, checked } = unchanged ? notToRead(unchanged.ranges, offset, length) : { skipped: undefined, checked: undefined };
+          queue(nameFileSpan(source.file, offset, length, zeros, skipped).then((kept) => ({ offset, length, hashes: kept.hashes, kept, skipped, checked })));
           await handle(NAMING_AHEAD);
         }
       }
@@ -376,7 +530,7 @@ export class Repository {
         runs[r + 1] = at.blob;
       }
       let stored = packs.stored;
-      const snapshot: Snapshot = { version: 2, size, sha256: whole.digest('hex'), indexes: files, runs: encodeRuns(runs) };
+      const snapshot: Snapshot = { version: 2, size, sha256: whole.digest('hex'), indexes: files, runs: encodeRuns(runs), ...(options.origin ? { origin: options.origin } : {}) };
       const body = await encodeObject(snapshot);
       stored += await this.put(key, body, options);
       options.onProgress?.(size, stored);
@@ -385,6 +539,7 @@ export class Repository {
         sha256: snapshot.sha256,
         chunks,
         newChunks: packs.chunks,
+        unchangedChunks,
         stored,
         snapshotSha256: createHash('sha256').update(body).digest('hex'),
       };

@@ -18,6 +18,7 @@
  *   environment there (the file itself, or documents in batches for the dump format of version
  *   1), opens it to check it, and the commit renames it into place.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
@@ -49,7 +50,23 @@ export interface ShardSnapshot {
    * this process may read it), which stay the snapshot's until it is released — but for the
    * (offset, length) byte ranges of `free`, LMDB's free pages, which are zeros in the snapshot.
    */
-  local?: { fd: number; head: Buffer; free: number[] };
+  local?: {
+    fd: number;
+    head: Buffer;
+    free: number[];
+    /**
+     * The pages that hold what they held in an earlier snapshot of the same `origin.lineage`,
+     * taken at `origin.generation` `since`, as (offset, length) byte ranges in order (see
+     * `unchangedPages`); none when that cannot be told.
+     */
+    unchangedSince(since: string): Promise<number[]>;
+  };
+  /**
+   * Which environment file this is (`lineage`: the file itself, not its path — a restored or
+   * recreated shard is a new one) and which of its transactions the snapshot holds
+   * (`generation`), for a snapshot on this host.
+   */
+  origin?: { lineage: string; generation: string };
   /** Let the shard's pages go (and close the file). */
   release(): Promise<void>;
 }
@@ -160,12 +177,14 @@ const META_PAGES = 2;
  * the pages and entries it found are those the meta page counts; no page is listed twice or
  * lies outside the file's; and the file's pages add up — the meta pages, the two databases'
  * pages and the free ones make every page up to the last (the documents are one database, with
- * none inside it). Anything else answers no free pages, and the snapshot keeps every page's
- * bytes as they are.
+ * none inside it). Anything else answers undefined: the snapshot then keeps every page's bytes
+ * as they are (and tells no page unchanged).
  */
-function freePages(fd: number, meta: Meta): number[] {
+function freePages(fd: number, meta: Meta): number[] | undefined {
   const { pageSize, lastPage, free: tree, main } = meta;
-  if (tree.entries === 0 || tree.depth === 0 || tree.root < META_PAGES || tree.root > lastPage) return [];
+  const used = (t: Tree) => t.branchPages + t.leafPages + t.overflowPages;
+  if (tree.depth === 0) return META_PAGES + used(main) === lastPage + 1 ? [] : undefined;
+  if (tree.entries === 0 || tree.root < META_PAGES || tree.root > lastPage) return undefined;
   const read = (pgno: number, pages = 1): Buffer => {
     const buf = Buffer.alloc(pages * pageSize);
     if (fs.readSync(fd, buf, 0, buf.length, pgno * pageSize) !== buf.length) throw new Error(`page ${pgno} is past the end of the file`);
@@ -220,9 +239,9 @@ function freePages(fd: number, meta: Meta): number[] {
     };
     walk(tree.root, 1);
   } catch {
-    return [];
+    return undefined;
   }
-  if (found.branchPages !== tree.branchPages || found.leafPages !== tree.leafPages || found.overflowPages !== tree.overflowPages || found.entries !== tree.entries) return [];
+  if (found.branchPages !== tree.branchPages || found.leafPages !== tree.leafPages || found.overflowPages !== tree.overflowPages || found.entries !== tree.entries) return undefined;
   // In order of first page, each run after the last without overlapping it.
   const order = Array.from({ length: runs.length / 2 }, (_, r) => r).sort((a, b) => runs[2 * a]! - runs[2 * b]!);
   const ranges: number[] = [];
@@ -231,15 +250,73 @@ function freePages(fd: number, meta: Meta): number[] {
   for (const r of order) {
     const first = runs[2 * r]!;
     const count = runs[2 * r + 1]!;
-    if (first < next || first + count - 1 > lastPage) return [];
+    if (first < next || first + count - 1 > lastPage) return undefined;
     next = first + count;
     freeCount += count;
     const at = ranges.length;
     if (at > 0 && ranges[at - 2]! + ranges[at - 1]! === first * pageSize) ranges[at - 1]! += count * pageSize;
     else ranges.push(first * pageSize, count * pageSize);
   }
-  const used = (t: Tree) => t.branchPages + t.leafPages + t.overflowPages;
-  if (META_PAGES + used(tree) + used(main) + freeCount !== lastPage + 1) return [];
+  if (META_PAGES + used(tree) + used(main) + freeCount !== lastPage + 1) return undefined;
+  return ranges;
+}
+
+/** Bytes of the file read at once to look at its page headers. */
+const SCAN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The pages of a snapshot (as of `meta`, its free pages `free` as `freePages` verified them) that
+ * hold the bytes they held as of the file's transaction `since` — in an earlier snapshot of the
+ * same file — as (offset, length) byte ranges in order; an incremental backup takes their
+ * chunks' names from that snapshot instead of reading them again.
+ *
+ * LMDB never changes a committed page: a transaction writes what it changes to pages it
+ * allocates, stamps them with its id (`mp_txnid`, mdb.c: "(clean page).mp_txnid == txnid of
+ * creator < txnid of later txns"), and frees the old ones. So a page that a snapshot's
+ * databases reach (every page but the meta pages and the free ones, as `freePages` checked) and
+ * whose header says a transaction no later than `since` wrote it was reached, with these bytes,
+ * by the snapshot at `since` as well — it was never freed, else it would have been written
+ * again before being reached. An overflow page's header stands for the pages of its value.
+ * The pages are walked in order, their headers read in large reads, free ones skipped; a page
+ * that does not say its own number where a header must be, or a transaction newer than the
+ * snapshot's, answers none.
+ */
+async function unchangedPages(handle: fs.promises.FileHandle, meta: Meta, free: readonly number[], since: bigint): Promise<number[]> {
+  const { pageSize, lastPage } = meta;
+  if (since > meta.txnid) return [];
+  const end = lastPage + 1;
+  const buf = Buffer.allocUnsafe(SCAN_BYTES);
+  const perRead = SCAN_BYTES / pageSize;
+  let held = 0;
+  let heldEnd = 0;
+  const ranges: number[] = [];
+  let f = 0;
+  for (let p = META_PAGES; p < end; ) {
+    while (f < free.length && free[f]! + free[f + 1]! <= p * pageSize) f += 2;
+    if (f < free.length && free[f]! <= p * pageSize) {
+      p = (free[f]! + free[f + 1]!) / pageSize;
+      continue;
+    }
+    if (p < held || p >= heldEnd) {
+      const n = Math.min(perRead, end - p);
+      const { bytesRead } = await handle.read(buf, 0, n * pageSize, p * pageSize);
+      if (bytesRead < pageSize) return [];
+      held = p;
+      heldEnd = p + Math.floor(bytesRead / pageSize);
+    }
+    const at = (p - held) * pageSize;
+    if (Number(buf.readBigUInt64LE(at)) !== p) return [];
+    const txnid = buf.readBigUInt64LE(at + 8);
+    if (txnid > meta.txnid) return [];
+    const count = buf.readUInt16LE(at + PAGE.flags) & PAGE.overflow ? buf.readUInt32LE(at + PAGE.pages) : 1;
+    if (count < 1 || p + count > end) return [];
+    if (txnid <= since) {
+      const r = ranges.length;
+      if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === p * pageSize) ranges[r - 1]! += count * pageSize;
+      else ranges.push(p * pageSize, count * pageSize);
+    }
+    p += count;
+  }
   return ranges;
 }
 
@@ -283,11 +360,21 @@ export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number
       return ABORT;
     });
     const newest = [readMeta(metas, 0, file), readMeta(metas, pageSize, file)].reduce((a, b) => (b.txnid > a.txnid ? b : a));
-    const { size: fileSize } = await handle.stat();
-    const size = Math.min((newest.lastPage + 1) * pageSize, fileSize);
+    const stat = await handle.stat({ bigint: true });
+    const size = Math.min((newest.lastPage + 1) * pageSize, Number(stat.size));
     // The free-page database is the snapshot's like every other page: the read transaction holds it.
-    const local = { fd, head: metas, free: freePages(fd, newest) };
-    return { size, docs: newest.main.entries, local, stream: () => snapshotStream(local, size), release };
+    const free = freePages(fd, newest);
+    const opened = handle;
+    const local = {
+      fd,
+      head: metas,
+      free: free ?? [],
+      unchangedSince: async (since: string) => (free && /^\d{1,20}$/.test(since) ? unchangedPages(opened, newest, free, BigInt(since)) : []),
+    };
+    // The file, whatever its path: a restore or a new index puts a new file there.
+    const lineage = createHash('sha256').update(`${stat.dev}:${stat.ino}:${stat.birthtimeNs}`).digest('hex').slice(0, 32);
+    const origin = { lineage, generation: newest.txnid.toString() };
+    return { size, docs: newest.main.entries, local, origin, stream: () => snapshotStream(local, size), release };
   } catch (err) {
     await release();
     throw err;

@@ -199,6 +199,52 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect(full.size).toBe(fs.statSync(copies[0]!).size);
   }, 60_000);
 
+  it("names the chunks a file's source says are unchanged as its base snapshot names them, without reading them; and reads the file whole when that account does not hold", async () => {
+    const before = fs.readFileSync(copies[0]!);
+    const after = fs.readFileSync(copies[1]!);
+    // What the source says (the shard knows it from LMDB's page headers; here, by comparing): the chunks equal in both copies.
+    const equal: number[] = [];
+    for (let at = 0; at + CHUNK_SIZE <= Math.min(before.length, after.length); at += CHUNK_SIZE) {
+      if (!after.subarray(at, at + CHUNK_SIZE).equals(before.subarray(at, at + CHUNK_SIZE))) continue;
+      const r = equal.length;
+      if (r > 0 && equal[r - 2]! + equal[r - 1]! === at) equal[r - 1]! += CHUNK_SIZE;
+      else equal.push(at, CHUNK_SIZE);
+    }
+    const equalChunks = equal.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0) / CHUNK_SIZE;
+    const repo = new Repository(fixture.backend);
+    const size = after.length;
+    await repo.write({ file: copies[0]!, size: before.length }, 'u1/node-1/A/0', { level: 'BestSpeed', origin: { lineage: 'shard-a', generation: '7' } });
+    const plain = await repo.write({ file: copies[1]!, size }, 'u0/node-1/A/0', { level: 'BestSpeed' });
+    const asked: string[] = [];
+    const base = (says: number[]) => ({ key: 'u1/node-1/A/0', unchanged: async (generation: string) => (asked.push(generation), says) });
+
+    const told = await repo.write({ file: copies[1]!, size }, 'u2/node-1/A/0', { level: 'BestSpeed', origin: { lineage: 'shard-a', generation: '9' }, base: base(equal) });
+    expect(asked).toEqual(['7']);
+    // All of them but the one in 32 read to check the base; the snapshot is the one the whole file makes.
+    expect(told.unchangedChunks).toBeGreaterThan(equalChunks * 0.9);
+    expect(told.unchangedChunks).toBeLessThan(equalChunks);
+    expect(told).toMatchObject({ size, sha256: plain.sha256, chunks: plain.chunks });
+    const rebuilt = path.join(tmp.dir, 'rebuilt-u2.mdb');
+    await new Repository(fixture.backend).rebuild('u2/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(after)).toBe(true);
+
+    // A source that says the whole file is unchanged (another file of the same lineage, say):
+    // the chunks read to check it differ, and the file is read whole.
+    const all = [0, size - (size % CHUNK_SIZE)];
+    const wrong = await repo.write({ file: copies[1]!, size }, 'u3/node-1/A/0', { level: 'BestSpeed', origin: { lineage: 'shard-a', generation: '9' }, base: base(all) });
+    expect(wrong).toMatchObject({ unchangedChunks: 0, sha256: plain.sha256 });
+    await new Repository(fixture.backend).rebuild('u3/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(after)).toBe(true);
+
+    // Another lineage, a missing base, or a base without an origin: the source is not even asked.
+    asked.length = 0;
+    for (const [key, lineage] of [['u1/node-1/A/0', 'shard-b'], ['none/node-1/A/0', 'shard-a'], ['u0/node-1/A/0', 'shard-a']] as const) {
+      const other = await repo.write({ file: copies[1]!, size }, `u4-${lineage}/node-1/A/0`, { level: 'BestSpeed', origin: { lineage, generation: '9' }, base: { ...base(all), key } });
+      expect(other).toMatchObject({ unchangedChunks: 0, sha256: plain.sha256 });
+    }
+    expect(asked).toEqual([]);
+  }, 60_000);
+
   it('reads each blob of an incremental snapshot once, although its runs return to the new blob all across the file', async () => {
     // 48 blobs of unique chunks; then one chunk changed in every blob: the 48 new chunks share
     // one new blob, which the rebuilt file needs between every two old blobs.
