@@ -8,9 +8,9 @@
  * repository reads the copy under the byte-rate limit (in place when it is a file on this host,
  * else as the node's stream), stores only the chunks it does not have yet (every backup is
  * incremental against everything stored before it in that location) and writes the shard's
- * snapshot object at `<id>/<node>/<index>/<shard>`. When the backup names an incremental base
- * and the shard is on this host, the pages LMDB says are unchanged since the base's snapshot of
- * the same file are not read again (shared/store/shard-files.ts, `unchangedPages`). The AbortSignal (cancel, shutdown deadline)
+ * snapshot object at `<id>/<node>/<index>/<shard>`. When the shard is on this host, the pages
+ * LMDB says are unchanged since the location's latest snapshot of the same file are not named
+ * again (shared/store/shard-files.ts, `unchangedPages`). The AbortSignal (cancel, shutdown deadline)
  * reaches the repository's writes, which leave nothing a snapshot names half-written; the copy is
  * removed whatever happens. A worker runs one transfer per core at once (TransferSlots,
  * worker/deps.ts); the other jobs it took wait for a slot.
@@ -51,7 +51,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
             level: p.compression,
             signal,
             ...(copy.origin ? { origin: copy.origin } : {}),
-            ...(p.base && copy.local ? { base: { key: p.base, unchanged: copy.local.unchangedSince } } : {}),
+            ...(copy.local ? { unchanged: copy.local.unchangedSince } : {}),
             bytesPerSecond: deps.config.workerMaxBytesPerSecond,
             onProgress: (read, stored) => progress.update(Math.floor((copy.docs * read) / Math.max(1, copy.size)), stored),
           })

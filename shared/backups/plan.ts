@@ -39,17 +39,7 @@ export function planBackup(input: BackupPlanInput): Plan {
     index.placement.map((node, shard) =>
       flowJob(
         'snapshot-shard',
-        {
-          op,
-          overrides,
-          node,
-          index: index.name,
-          uid: index.uid,
-          shard,
-          key: shardObjectKey(op.id, node, index.name, shard),
-          compression,
-          ...(input.incrementalBase ? { base: shardObjectKey(input.incrementalBase, node, index.name, shard) } : {}),
-        },
+        { op, overrides, node, index: index.name, uid: index.uid, shard, key: shardObjectKey(op.id, node, index.name, shard), compression },
         shardJobId(op, { node, index: index.name, shard }),
       ),
     ),

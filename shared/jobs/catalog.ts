@@ -81,11 +81,6 @@ const snapshotShardPayload = z.object({
   /** Object key relative to the backend root: `<id>/<node>/<index>/<shard>`. */
   key: name,
   compression: z.enum(COMPRESSION_LEVELS),
-  /**
-   * The same shard's snapshot in the backup's `incremental_base_backup_id`, when it names one
-   * (`<base id>/<node>/<index>/<shard>`): pages unchanged since it are not read again.
-   */
-  base: name.optional(),
 });
 
 /** A shard's environment file as a repository snapshot holds it. */

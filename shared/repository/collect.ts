@@ -11,7 +11,8 @@
  * The unit of removal is an index file and the pack it names (one per pack since the writer
  * writes them so): they go together once no snapshot names the index file (the index file
  * first, so no writer can reuse its chunks, then the pack). Packs that no index file names (a
- * run that failed), stale locks and what dead writes left (the filesystem's temporaries) go too. A pack some of whose chunks are still named stays
+ * run that failed), lineage hints whose snapshot is gone, stale locks and what dead writes left
+ * (the filesystem's temporaries) go too. A pack some of whose chunks are still named stays
  * whole; repacking it is later work.
  */
 import type { Backend, CallOptions } from '../backends/backend.ts';
@@ -20,11 +21,12 @@ import { mapBounded } from '../concurrency.ts';
 import { IntegrityError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { decodeObject } from './codec.ts';
-import { INDEX_PREFIX, indexFileSchema, indexKey, MAX_METADATA_BYTES, packKey, REPOSITORY_ROOT, snapshotSchema } from './format.ts';
+import { INDEX_PREFIX, indexFileSchema, indexKey, lineageKey, lineageSchema, MAX_METADATA_BYTES, packKey, REPOSITORY_ROOT, snapshotSchema } from './format.ts';
 import { acquireLock, removeStaleLocks } from './locks.ts';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const PACK_PREFIX = `${REPOSITORY_ROOT}/packs/`;
+const LINEAGE_PREFIX = lineageKey('');
 /** Objects a collection reads (or deletes) at once: one at a time waits a round trip for each of thousands. */
 const READS_AT_ONCE = 16;
 
@@ -70,6 +72,16 @@ export async function collectGarbage(backend: Backend, options: CallOptions & { 
         const file = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'index file'), indexFileSchema, backend.locate(key));
         result.kept++;
         for (const p of file.packs) packsInUse.add(packKey(p));
+      },
+    );
+    // A lineage's hint whose snapshot is gone (its backup deleted) names nothing any more.
+    const snapshots = new Set(shardObjects.map((o) => o.key));
+    await mapBounded(
+      objects.filter((o) => o.key.startsWith(LINEAGE_PREFIX)),
+      READS_AT_ONCE,
+      async ({ key }) => {
+        const hint = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'lineage'), lineageSchema, backend.locate(key)).catch(() => undefined);
+        if (!hint || !snapshots.has(hint.key)) await backend.deletePrefix(key, options);
       },
     );
     const unused = objects.filter((o) => o.key.startsWith(PACK_PREFIX) && !packsInUse.has(o.key));

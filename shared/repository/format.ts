@@ -7,6 +7,7 @@
  *                                      compressed together as one zstd frame, or stored raw)
  *   .repository/index/<index id>       the blobs of one pack: offset, length, codec, raw length,
  *                                      and the SHA-256 of each of their chunks
+ *   .repository/lineages/<lineage>     the key of the latest snapshot of one lineage (one shard file)
  *   <snapshot key>                     one shard file: its size and SHA-256, and runs of chunks
  *                                      (index file, blob, first chunk, count) that rebuild it in order
  */
@@ -32,6 +33,8 @@ export const newId = (): string => randomBytes(16).toString('hex');
 export const packKey = (id: string): string => `${REPOSITORY_ROOT}/packs/${id.slice(0, 2)}/${id}`;
 export const indexKey = (id: string): string => `${REPOSITORY_ROOT}/index/${id}`;
 export const INDEX_PREFIX = `${REPOSITORY_ROOT}/index/`;
+/** The latest snapshot written of a lineage (a snapshot's `origin.lineage`). */
+export const lineageKey = (lineage: string): string => `${REPOSITORY_ROOT}/lineages/${lineage}`;
 
 const id = z.string().regex(/^[0-9a-f]{32}$/);
 const bytesOf = (what: string) => z.instanceof(Uint8Array, { message: `${what} must be bytes` }).transform((b): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -64,8 +67,14 @@ export const indexFileSchema = z
   });
 export type IndexFile = z.infer<typeof indexFileSchema>;
 
-export const snapshotOriginSchema = z.object({ lineage: z.string().min(1).max(64), generation: z.string().min(1).max(64) });
+export const snapshotOriginSchema = z.object({ lineage: z.string().regex(/^[0-9a-f]{32}$/), generation: z.string().min(1).max(64) });
 export type SnapshotOrigin = z.infer<typeof snapshotOriginSchema>;
+
+/**
+ * Where the latest snapshot of a lineage is (written after it; a hint only: the snapshot it
+ * names may have been deleted since, and is read and checked like any other).
+ */
+export const lineageSchema = z.object({ version: z.literal(1), key: z.string().min(1).max(1024) });
 
 export const snapshotSchema = z.object({
   version: z.literal(2),

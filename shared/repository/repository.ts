@@ -10,9 +10,10 @@
  * local file is read by the threads themselves, each byte once, and its spans come back with
  * their names without a copy); the JavaScript thread looks the names up, decides which chunks
  * are new and copies those into blobs, which are compressed in the threads and streamed into
- * the current pack. Given a base snapshot of the same file (same origin lineage), the chunks the
- * file's source says are unchanged since it are not named by the threads: they take the base's
- * names and places, one in BASE_CHECK_EVERY named all the same and compared. The bytes stored are the bytes named: a file read twice could change in
+ * the current pack. A local file with an origin is compared with the latest snapshot of its
+ * lineage (`.repository/lineages/<lineage>` names it): the chunks its source says are unchanged
+ * since then are not named by the threads but take that snapshot's names and places, one in
+ * BASE_CHECK_EVERY named all the same and compared. The bytes stored are the bytes named: a file read twice could change in
  * between (a live LMDB file reuses the pages its snapshot holds free). At most
  * PIPELINE blobs are in flight, a pack's blob records are let go once its index file is
  * written, and the table of chunks queued in this run is bounded, so memory does not grow
@@ -33,6 +34,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { PassThrough, Readable } from 'node:stream';
+import type { z } from 'zod';
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
@@ -53,6 +55,8 @@ import {
   INDEX_PREFIX,
   indexFileSchema,
   indexKey,
+  lineageKey,
+  lineageSchema,
   MAX_METADATA_BYTES,
   newId,
   PACK_TARGET_BYTES,
@@ -163,25 +167,21 @@ function notToRead(ranges: readonly number[], offset: number, length: number): {
 }
 
 /**
- * An earlier snapshot of the same file to take chunks' names from: the snapshot at `key`, and
- * the source's account of which of its byte ranges hold what they held in a snapshot of the same
- * lineage at the given generation ((offset, length) pairs in order, whole chunks).
+ * A file's source's account of which of its byte ranges hold what they held in a snapshot of the
+ * same lineage at `generation` ((offset, length) pairs in order, whole chunks).
  */
-export interface SnapshotBase {
-  key: string;
-  unchanged(generation: string): Promise<number[]>;
-}
+export type UnchangedSince = (generation: string) => Promise<number[]>;
 
 export interface WriteOptions extends CallOptions {
   level: CompressionLevel;
   /** Which file and state of it this is, recorded in the snapshot (see snapshotSchema). */
   origin?: SnapshotOrigin;
   /**
-   * For a local file of the same origin lineage as the snapshot at `base.key`: chunks it says
-   * are unchanged are not read again but named as that snapshot names them (one in
-   * BASE_CHECK_EVERY read and checked; on any difference the file is read whole).
+   * For a local file with an origin: the chunks it says are unchanged since the latest snapshot
+   * of its lineage in this repository are not named again but take that snapshot's names (one in
+   * BASE_CHECK_EVERY named all the same and checked; on any difference the file is read whole).
    */
-  base?: SnapshotBase;
+  unchanged?: UnchangedSince;
   /** The byte-rate limit of reading the file (WORKER_MAX_BYTES_PER_SECOND); 0 or none, no limit. */
   bytesPerSecond?: number;
   /** Bytes of the file read so far and bytes stored so far; called as they grow. */
@@ -282,35 +282,51 @@ export class Repository {
     // Shared lock: no garbage collection from before the index is read until the snapshot exists.
     const lock = await acquireLock(this.backend, false, { signal: options.signal, owner: `${hostname()} pid ${process.pid}: snapshot ${key}` });
     try {
-      const { base, ...rest } = options;
-      let unchanged: BaseChunks | undefined;
-      if (base && options.origin && !(source instanceof Readable)) {
+      const { unchanged: since, ...rest } = options;
+      const { origin } = options;
+      let base: BaseChunks | undefined;
+      if (since && origin && !(source instanceof Readable)) {
         await this.refresh(options);
-        unchanged = await this.unchangedChunks(base, options.origin, options);
+        base = await this.unchangedChunks(origin, since, options);
       }
+      let result: WriteResult;
       try {
-        return await this.writeLocked(source, key, rest, unchanged);
+        result = await this.writeLocked(source, key, rest, base);
       } catch (err) {
         // The base's account did not hold: the file is read whole (what the try stored stays
         // in packs no snapshot names, which garbage collection removes).
         if (!(err instanceof BaseMismatchError)) throw err;
-        return await this.writeLocked(source, key, rest, undefined);
+        result = await this.writeLocked(source, key, rest, undefined);
       }
+      if (origin) {
+        const hint = await encodeObject({ version: 1, key } satisfies z.infer<typeof lineageSchema>);
+        result.stored += await this.put(lineageKey(origin.lineage), hint, options);
+      }
+      return result;
     } finally {
       await lock.release();
     }
   }
 
   /**
-   * The chunks of a file that its source says are unchanged since `base` — its snapshot of the
-   * same lineage — as (offset, length) byte ranges of whole chunks, with the base's name and place
-   * of every chunk of its file. None when the base is missing, unreadable or of another lineage.
-   * Its index files exist (they were just read) and stay (this holds the shared lock).
+   * The chunks of a file that its source says are unchanged since the latest snapshot of its
+   * lineage here (the base), as (offset, length) byte ranges of whole chunks, with the base's
+   * name and place of every chunk of its file. None when there is no such snapshot, or it is
+   * missing, unreadable or of another lineage. The base's index files exist (they were just
+   * read) and stay (this holds the shared lock).
    */
-  private async unchangedChunks(base: SnapshotBase, origin: SnapshotOrigin, options: CallOptions): Promise<BaseChunks | undefined> {
+  private async unchangedChunks(origin: SnapshotOrigin, since: UnchangedSince, options: CallOptions): Promise<BaseChunks | undefined> {
+    const where = this.backend.locate(lineageKey(origin.lineage));
+    let hint: z.infer<typeof lineageSchema>;
+    try {
+      hint = await decodeObject(await readSmall(await this.backend.read(lineageKey(origin.lineage), options), MAX_METADATA_BYTES, 'lineage'), lineageSchema, where);
+    } catch (err) {
+      if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
+      throw err;
+    }
     let read: { snapshot: Snapshot; layout: Layout };
     try {
-      read = await this.read(base.key, `base snapshot ${base.key}`, options);
+      read = await this.read(hint.key, `base snapshot ${hint.key}`, options);
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
       throw err;
@@ -326,7 +342,7 @@ export class Repository {
       chunks.blob.fill(b, c, c + n);
       for (let i = 0; i < n; i++) chunks.chunk[c++] = first + i;
     }
-    chunks.ranges = await base.unchanged(snapshot.origin.generation);
+    chunks.ranges = await since(snapshot.origin.generation);
     const { ranges } = chunks;
     for (let i = 0; i < ranges.length; i += 2) {
       if (ranges[i]! % CHUNK_SIZE !== 0 || ranges[i + 1]! % CHUNK_SIZE !== 0 || ranges[i]! + ranges[i + 1]! > snapshot.size - (snapshot.size % CHUNK_SIZE)) return undefined;
@@ -334,7 +350,7 @@ export class Repository {
     return ranges.length ? chunks : undefined;
   }
 
-  private async writeLocked(source: SnapshotSource, key: string, options: Omit<WriteOptions, 'base'>, unchanged: BaseChunks | undefined): Promise<WriteResult> {
+  private async writeLocked(source: SnapshotSource, key: string, options: Omit<WriteOptions, 'unchanged'>, unchanged: BaseChunks | undefined): Promise<WriteResult> {
     const { signal } = options;
     await this.refresh(options);
     const files: string[] = [];

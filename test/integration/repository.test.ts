@@ -12,6 +12,7 @@ import { open } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../shared/errors.ts';
 import { CHUNK_SIZE, CHUNKS_PER_BLOB, INDEX_PREFIX, REPOSITORY_ROOT } from '../../shared/repository/format.ts';
+import { collectGarbage } from '../../shared/repository/collect.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
 import { counting } from '../support/counting-backend.ts';
@@ -199,7 +200,7 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect(full.size).toBe(fs.statSync(copies[0]!).size);
   }, 60_000);
 
-  it("names the chunks a file's source says are unchanged as its base snapshot names them, without reading them; and reads the file whole when that account does not hold", async () => {
+  it("names the chunks a file's source says are unchanged since the latest snapshot of its lineage as that snapshot names them, without reading them; and reads the file whole when that account does not hold", async () => {
     const before = fs.readFileSync(copies[0]!);
     const after = fs.readFileSync(copies[1]!);
     // What the source says (the shard knows it from LMDB's page headers; here, by comparing): the chunks equal in both copies.
@@ -213,12 +214,16 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     const equalChunks = equal.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0) / CHUNK_SIZE;
     const repo = new Repository(fixture.backend);
     const size = after.length;
-    await repo.write({ file: copies[0]!, size: before.length }, 'u1/node-1/A/0', { level: 'BestSpeed', origin: { lineage: 'shard-a', generation: '7' } });
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(32));
     const plain = await repo.write({ file: copies[1]!, size }, 'u0/node-1/A/0', { level: 'BestSpeed' });
     const asked: string[] = [];
-    const base = (says: number[]) => ({ key: 'u1/node-1/A/0', unchanged: async (generation: string) => (asked.push(generation), says) });
+    const says = (ranges: number[]) => async (generation: string) => (asked.push(generation), ranges);
+    // The first snapshot of a lineage has nothing to compare with: its source is not asked.
+    const first = await repo.write({ file: copies[0]!, size: before.length }, 'u1/node-1/A/0', { level: 'BestSpeed', origin: { lineage: a!, generation: '7' }, unchanged: says([]) });
+    expect(first.unchangedChunks).toBe(0);
+    expect(asked).toEqual([]);
 
-    const told = await repo.write({ file: copies[1]!, size }, 'u2/node-1/A/0', { level: 'BestSpeed', origin: { lineage: 'shard-a', generation: '9' }, base: base(equal) });
+    const told = await repo.write({ file: copies[1]!, size }, 'u2/node-1/A/0', { level: 'BestSpeed', origin: { lineage: a!, generation: '9' }, unchanged: says(equal) });
     expect(asked).toEqual(['7']);
     // All of them but the one in 32 read to check the base; the snapshot is the one the whole file makes.
     expect(told.unchangedChunks).toBeGreaterThan(equalChunks * 0.9);
@@ -228,21 +233,30 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     await new Repository(fixture.backend).rebuild('u2/node-1/A/0', 'shard A/0', { file: rebuilt });
     expect(fs.readFileSync(rebuilt).equals(after)).toBe(true);
 
-    // A source that says the whole file is unchanged (another file of the same lineage, say):
-    // the chunks read to check it differ, and the file is read whole.
-    const all = [0, size - (size % CHUNK_SIZE)];
-    const wrong = await repo.write({ file: copies[1]!, size }, 'u3/node-1/A/0', { level: 'BestSpeed', origin: { lineage: 'shard-a', generation: '9' }, base: base(all) });
+    // The latest snapshot of the lineage is the base now (generation 9). A source that says the
+    // whole file is unchanged (another file under the same lineage, say): the chunks read to
+    // check it differ, and the file is read whole.
+    asked.length = 0;
+    await repo.write({ file: copies[0]!, size: before.length }, 'u3/node-1/A/0', { level: 'BestSpeed', origin: { lineage: b!, generation: '1' } });
+    const wrong = await repo.write({ file: copies[1]!, size }, 'u4/node-1/A/0', { level: 'BestSpeed', origin: { lineage: b!, generation: '2' }, unchanged: says([0, size - (size % CHUNK_SIZE)]) });
+    expect(asked).toEqual(['1']);
     expect(wrong).toMatchObject({ unchangedChunks: 0, sha256: plain.sha256 });
-    await new Repository(fixture.backend).rebuild('u3/node-1/A/0', 'shard A/0', { file: rebuilt });
+    await new Repository(fixture.backend).rebuild('u4/node-1/A/0', 'shard A/0', { file: rebuilt });
     expect(fs.readFileSync(rebuilt).equals(after)).toBe(true);
 
-    // Another lineage, a missing base, or a base without an origin: the source is not even asked.
+    // A lineage whose latest snapshot was deleted: nothing to compare with, and a collection
+    // removes the hint with it.
+    await repo.write({ file: copies[0]!, size: before.length }, 'u5/node-1/A/0', { level: 'BestSpeed', origin: { lineage: c!, generation: '1' } });
+    await fixture.backend.deletePrefix('u5/');
     asked.length = 0;
-    for (const [key, lineage] of [['u1/node-1/A/0', 'shard-b'], ['none/node-1/A/0', 'shard-a'], ['u0/node-1/A/0', 'shard-a']] as const) {
-      const other = await repo.write({ file: copies[1]!, size }, `u4-${lineage}/node-1/A/0`, { level: 'BestSpeed', origin: { lineage, generation: '9' }, base: { ...base(all), key } });
-      expect(other).toMatchObject({ unchangedChunks: 0, sha256: plain.sha256 });
-    }
+    const gone = await repo.write({ file: copies[1]!, size }, 'u6/node-1/A/0', { level: 'BestSpeed', origin: { lineage: c!, generation: '2' }, unchanged: says(equal) });
     expect(asked).toEqual([]);
+    expect(gone).toMatchObject({ unchangedChunks: 0, sha256: plain.sha256 });
+    await fixture.backend.deletePrefix('u6/');
+    const lineages = async () => (await fixture.backend.list(`${REPOSITORY_ROOT}/lineages/`)).map((o) => o.key.split('/').pop()).sort();
+    expect(await lineages()).toEqual([a, b, c]);
+    await collectGarbage(fixture.backend, { owner: 'repository test' });
+    expect(await lineages()).toEqual([a, b]);
   }, 60_000);
 
   it('reads each blob of an incremental snapshot once, although its runs return to the new blob all across the file', async () => {

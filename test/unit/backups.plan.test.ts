@@ -64,21 +64,6 @@ describe('planning a backup', () => {
       ['node-n2', 'backup.s3.nightly.n2.Author.0', 'nightly/n2/Author/0'],
     ]);
     for (const c of plan.parent.children!) expect(c.data).toMatchObject({ op: backup, overrides: { bucket: 'b' }, compression: 'BestSpeed' });
-    for (const c of plan.parent.children!) expect(c.data).not.toHaveProperty('base');
-  });
-
-  it("gives each shard of an incremental backup the same shard's snapshot in its base", () => {
-    const plan = planBackup({
-      op: backup,
-      overrides: {},
-      compression: 'BestSpeed',
-      nodes: ['n1', 'n2'],
-      indexes: [index('Article', ['n1', 'n2'])],
-      startedAt: '2026-12-03T00:00:00Z',
-      incrementalBase: 'weekly',
-    });
-    expect(plan.parent.data).toMatchObject({ incrementalBase: 'weekly' });
-    expect(plan.parent.children!.map((c) => (c.data as { base?: string }).base)).toEqual(['weekly/n1/Article/0', 'weekly/n2/Article/1']);
   });
 });
 
