@@ -3,6 +3,13 @@
  * pool's threads (a list of numbers, not of objects).
  */
 
+/** Add the range (offset, length) after the last of `ranges`, as part of it when it starts where that one ends. */
+export function appendRange(ranges: number[], offset: number, length: number): void {
+  const r = ranges.length;
+  if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === offset) ranges[r - 1]! += length;
+  else ranges.push(offset, length);
+}
+
 /** The parts of `ranges` within [start, start + length), as pairs relative to start. */
 export function rangesWithin(ranges: readonly number[], start: number, length: number): number[] {
   const out: number[] = [];

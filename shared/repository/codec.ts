@@ -7,10 +7,12 @@
  */
 import { pack, unpack } from 'msgpackr';
 import type { z } from 'zod';
+import type { Backend, CallOptions } from '../backends/backend.ts';
+import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named } from './blob-pool.ts';
-import { CODEC, type Codec } from './format.ts';
+import { CODEC, MAX_METADATA_BYTES, type Codec } from './format.ts';
 
 export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {
   BestSpeed: 1,
@@ -59,4 +61,9 @@ export async function decodeObject<T>(bytes: Buffer, schema: z.ZodType<T>, where
     throw new IntegrityError(`${where} is damaged: ${issue.path.join('.') || 'object'}: ${issue.message}`);
   }
   return parsed.data;
+}
+
+/** The object at `key` (a `what`, at most MAX_METADATA_BYTES), read and decoded as decodeObject does. */
+export async function readObject<T>(backend: Backend, key: string, schema: z.ZodType<T>, what: string, options: CallOptions = {}): Promise<T> {
+  return decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, what), schema, backend.locate(key));
 }

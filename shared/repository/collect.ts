@@ -20,7 +20,7 @@ import { readSmall } from '../backends/bodies.ts';
 import { mapBounded } from '../concurrency.ts';
 import { IntegrityError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { decodeObject } from './codec.ts';
+import { decodeObject, readObject } from './codec.ts';
 import { INDEX_PREFIX, indexFileSchema, indexKey, lineageKey, lineageSchema, MAX_METADATA_BYTES, packKey, REPOSITORY_ROOT, snapshotSchema } from './format.ts';
 import { acquireLock, removeStaleLocks } from './locks.ts';
 
@@ -69,7 +69,7 @@ export async function collectGarbage(backend: Backend, options: CallOptions & { 
           result.runs++;
           return;
         }
-        const file = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'index file'), indexFileSchema, backend.locate(key));
+        const file = await readObject(backend, key, indexFileSchema, 'index file', options);
         result.kept++;
         for (const p of file.packs) packsInUse.add(packKey(p));
       },
@@ -80,7 +80,7 @@ export async function collectGarbage(backend: Backend, options: CallOptions & { 
       objects.filter((o) => o.key.startsWith(LINEAGE_PREFIX)),
       READS_AT_ONCE,
       async ({ key }) => {
-        const hint = await decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, 'lineage'), lineageSchema, backend.locate(key)).catch(() => undefined);
+        const hint = await readObject(backend, key, lineageSchema, 'lineage', options).catch(() => undefined);
         if (!hint || !snapshots.has(hint.key)) await backend.deletePrefix(key, options);
       },
     );

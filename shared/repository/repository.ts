@@ -39,11 +39,11 @@ import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { rangesWithin } from '../formats/ranges.ts';
+import { appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
 import { hashChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
-import { decodeChunks, decodeObject, encodeBlob, encodeObject } from './codec.ts';
+import { decodeChunks, decodeObject, encodeBlob, encodeObject, readObject } from './codec.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -99,8 +99,8 @@ const OWN = 0xffffffff;
 /** Bytes buffered by each stream stage of a snapshot. */
 const STREAM_BUFFER = 256 * 1024;
 /**
- * One chunk in this many of those a source says are unchanged since a base snapshot is read and
- * named all the same, and checked against the base's name for it.
+ * One chunk in this many of those a source says are unchanged since a base snapshot is named
+ * all the same, and checked against the base's name for it.
  */
 const BASE_CHECK_EVERY = 32;
 
@@ -137,18 +137,18 @@ interface Span {
   hashes: Buffer;
   data?: Buffer;
   kept?: NamedSpan;
-  /** (offset in the span, length) pairs the thread neither read nor named, and the chunks (by place in the span) read to check the base. */
+  /** (offset in the span, length) pairs the thread did not name, and the chunks (by place in the span) named to check the base. */
   skipped?: number[];
   checked?: number[];
 }
 
 /**
  * Of the chunks a base says are unchanged (`ranges`), those within the span at `offset`
- * (`length` bytes) that are not read — as (offset in the span, length) pairs — and the ones,
- * by place in the span, read all the same to check the base: every BASE_CHECK_EVERY-th chunk of
+ * (`length` bytes) that are not named — as (offset in the span, length) pairs — and the ones,
+ * by place in the span, named all the same to check the base: every BASE_CHECK_EVERY-th chunk of
  * the file among them.
  */
-function notToRead(ranges: readonly number[], offset: number, length: number): { skipped: number[]; checked: number[] } {
+function notToName(ranges: readonly number[], offset: number, length: number): { skipped: number[]; checked: number[] } {
   const skipped: number[] = [];
   const checked: number[] = [];
   const within = rangesWithin(ranges, offset, length);
@@ -158,9 +158,7 @@ function notToRead(ranges: readonly number[], offset: number, length: number): {
         checked.push(at / CHUNK_SIZE);
         continue;
       }
-      const r = skipped.length;
-      if (r > 0 && skipped[r - 2]! + skipped[r - 1]! === at) skipped[r - 1]! += CHUNK_SIZE;
-      else skipped.push(at, CHUNK_SIZE);
+      appendRange(skipped, at, CHUNK_SIZE);
     }
   }
   return { skipped, checked };
@@ -195,7 +193,7 @@ export interface WriteResult {
   chunks: number;
   /** Chunks this snapshot stored; the rest were in the repository already. */
   newChunks: number;
-  /** Chunks named as the base snapshot names them, without reading them. */
+  /** Chunks named as the base snapshot names them, without hashing them. */
   unchangedChunks: number;
   /** Bytes this snapshot added to the backend: packs, index file, the snapshot itself. */
   stored: number;
@@ -285,10 +283,8 @@ export class Repository {
       const { unchanged: since, ...rest } = options;
       const { origin } = options;
       let base: BaseChunks | undefined;
-      if (since && origin && !(source instanceof Readable)) {
-        await this.refresh(options);
-        base = await this.unchangedChunks(origin, since, options);
-      }
+      await this.refresh(options);
+      if (since && origin && !(source instanceof Readable)) base = await this.unchangedChunks(origin, since, options);
       let result: WriteResult;
       try {
         result = await this.writeLocked(source, key, rest, base);
@@ -316,16 +312,9 @@ export class Repository {
    * read) and stay (this holds the shared lock).
    */
   private async unchangedChunks(origin: SnapshotOrigin, since: UnchangedSince, options: CallOptions): Promise<BaseChunks | undefined> {
-    const where = this.backend.locate(lineageKey(origin.lineage));
-    let hint: z.infer<typeof lineageSchema>;
-    try {
-      hint = await decodeObject(await readSmall(await this.backend.read(lineageKey(origin.lineage), options), MAX_METADATA_BYTES, 'lineage'), lineageSchema, where);
-    } catch (err) {
-      if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
-      throw err;
-    }
     let read: { snapshot: Snapshot; layout: Layout };
     try {
+      const hint = await readObject(this.backend, lineageKey(origin.lineage), lineageSchema, 'lineage', options);
       read = await this.read(hint.key, `base snapshot ${hint.key}`, options);
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
@@ -352,7 +341,6 @@ export class Repository {
 
   private async writeLocked(source: SnapshotSource, key: string, options: Omit<WriteOptions, 'unchanged'>, unchanged: BaseChunks | undefined): Promise<WriteResult> {
     const { signal } = options;
-    await this.refresh(options);
     const files: string[] = [];
     const fileNumber = new Map<string, number>();
     const fileOf = (id: string): number => {
@@ -452,9 +440,7 @@ export class Repository {
             const length = Math.min(CHUNK_SIZE, span.length - at);
             offsets[c] = taken;
             taken += length;
-            const r = ranges.length;
-            if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === at) ranges[r - 1]! += length;
-            else ranges.push(at, length);
+            appendRange(ranges, at, length);
           }
           fresh++;
         }
@@ -531,7 +517,7 @@ export class Repository {
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
           const zeros = source.zeros ? rangesWithin(source.zeros, offset, length) : undefined;
-          const { skipped, checked } = unchanged ? notToRead(unchanged.ranges, offset, length) : { skipped: undefined, checked: undefined };
+          const { skipped, checked } = unchanged ? notToName(unchanged.ranges, offset, length) : { skipped: undefined, checked: undefined };
           queue(nameFileSpan(source.file, offset, length, zeros, skipped).then((kept) => ({ offset, length, hashes: kept.hashes, kept, skipped, checked })));
           await handle(NAMING_AHEAD);
         }

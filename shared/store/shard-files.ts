@@ -25,7 +25,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ABORT, open, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
-import { zeroRanges } from '../formats/ranges.ts';
+import { appendRange, zeroRanges } from '../formats/ranges.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import type { Document } from './schema.ts';
 import type { IndexRecord, Store } from './store.ts';
@@ -253,9 +253,7 @@ function freePages(fd: number, meta: Meta): number[] | undefined {
     if (first < next || first + count - 1 > lastPage) return undefined;
     next = first + count;
     freeCount += count;
-    const at = ranges.length;
-    if (at > 0 && ranges[at - 2]! + ranges[at - 1]! === first * pageSize) ranges[at - 1]! += count * pageSize;
-    else ranges.push(first * pageSize, count * pageSize);
+    appendRange(ranges, first * pageSize, count * pageSize);
   }
   if (META_PAGES + used(tree) + used(main) + freeCount !== lastPage + 1) return undefined;
   return ranges;
@@ -310,11 +308,7 @@ async function unchangedPages(handle: fs.promises.FileHandle, meta: Meta, free: 
     if (txnid > meta.txnid) return [];
     const count = buf.readUInt16LE(at + PAGE.flags) & PAGE.overflow ? buf.readUInt32LE(at + PAGE.pages) : 1;
     if (count < 1 || p + count > end) return [];
-    if (txnid <= since) {
-      const r = ranges.length;
-      if (r > 0 && ranges[r - 2]! + ranges[r - 1]! === p * pageSize) ranges[r - 1]! += count * pageSize;
-      else ranges.push(p * pageSize, count * pageSize);
-    }
+    if (txnid <= since) appendRange(ranges, p * pageSize, count * pageSize);
     p += count;
   }
   return ranges;
