@@ -2,24 +2,27 @@
  * `snapshot-shard`: one shard, as a physical copy of its LMDB environment, into the backend's
  * repository (format 2, docs/formats.md §3).
  *
- * The copy is taken under one read transaction when the job starts, by the node that holds the
- * shard (ShardHost, shared/cluster/shard-host.ts: this host's DATA_DIR, or the node over HTTP):
- * writes that go on meanwhile are not in it, and no document is decoded or re-encoded. The
- * repository reads the copy under the byte-rate limit (in place when it is a file on this host,
- * else as the node's stream), stores only the chunks it does not have yet (every backup is
- * incremental against everything stored before it in that location) and writes the shard's
- * snapshot object at `<id>/<node>/<index>/<shard>`. When the shard is on this host, the pages
- * LMDB says are unchanged since the location's latest snapshot of the same file are not named
- * again (shared/store/shard-files.ts, `unchangedPages`). The AbortSignal (cancel, shutdown deadline)
+ * The copy is taken under one read transaction by the node that holds the shard (ShardHost,
+ * shared/cluster/shard-host.ts: this host's DATA_DIR, when the job starts; or the node over
+ * HTTP, once the repository has found the latest snapshot of the shard's file): writes that go
+ * on meanwhile are not in it, and no document is decoded or re-encoded. The repository reads
+ * the copy under the byte-rate limit (in place when it is a file on this host, else as the
+ * node's stream), stores only the chunks it does not have yet (every backup is incremental
+ * against everything stored before it in that location) and writes the shard's snapshot object
+ * at `<id>/<node>/<index>/<shard>`. The pages LMDB says are unchanged since the location's
+ * latest snapshot of the same file (shared/store/shard-files.ts, `unchangedPages`) are not named
+ * again, and a node on another host does not send them (but a sample, to check its account). The AbortSignal (cancel, shutdown deadline)
  * reaches the repository's writes, which leave nothing a snapshot names half-written; the copy is
  * removed whatever happens. A worker runs one transfer per core at once (TransferSlots,
  * worker/deps.ts); the other jobs it took wait for a slot.
  */
-import { addAbortSignal, Readable } from 'node:stream';
+import { addAbortSignal } from 'node:stream';
 import { UnrecoverableError } from 'bullmq';
 import { CancelledError } from '../shared/errors.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
-import { repositoryOf } from '../shared/repository/repository.ts';
+import type { SnapshotBase } from '../shared/cluster/shard-host.ts';
+import { repositoryOf, type SnapshotSource, type WriteOptions } from '../shared/repository/repository.ts';
+import type { ShardSnapshot } from '../shared/store/shard-files.ts';
 import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
 
 export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
@@ -41,30 +44,54 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
 
     return deps.transfers.run(async () => {
       if (signal.aborted) throw new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled before it started`);
-      const copy = await deps.shards.snapshot(rec, p.shard, signal);
+      // The copy the backup is of: on this host, taken now and read in place by the repository's
+      // threads; from a node on another host, asked for (as a stream) once the repository knows
+      // its base, and again whole if the node's account of it does not hold.
+      let copy: ShardSnapshot | undefined;
+      const take = async (base?: SnapshotBase): Promise<ShardSnapshot> => {
+        const previous = copy;
+        copy = undefined;
+        await previous?.release();
+        copy = await deps.shards.snapshot(rec, p.shard, signal, base);
+        return copy;
+      };
       try {
-        // A snapshot on this host is read in place by the repository's threads; one from a node
-        // on another host arrives as a stream.
-        const source = copy.local ? { file: copy.local.fd, size: copy.size, head: copy.local.head, zeros: copy.local.free } : addAbortSignal(signal, copy.stream());
+        let source: SnapshotSource;
+        let base: Pick<WriteOptions, 'origin' | 'unchanged'> = {};
+        const lineageOf = deps.shards.lineage?.bind(deps.shards);
+        if (lineageOf) {
+          const lineage = await lineageOf(rec, p.shard, signal);
+          source = {
+            ...(lineage ? { lineage } : {}),
+            open: async (asked) => {
+              const taken = await take(asked && lineage ? { lineage, ...asked } : undefined);
+              return { stream: addAbortSignal(signal, taken.stream()), size: taken.size, unchanged: taken.unchanged ?? [], ...(taken.origin ? { origin: taken.origin } : {}) };
+            },
+          };
+        } else {
+          const { local, size, origin } = await take();
+          if (!local) throw new Error(`the snapshot of ${shardName} is not a file on this host`);
+          source = { file: local.fd, size, head: local.head, zeros: local.free };
+          if (origin) base = { origin, unchanged: local.unchangedSince };
+        }
         const written = await repo
           .write(source, p.key, {
             level: p.compression,
             signal,
-            ...(copy.origin ? { origin: copy.origin } : {}),
-            ...(copy.local ? { unchanged: copy.local.unchangedSince } : {}),
+            ...base,
             bytesPerSecond: deps.config.workerMaxBytesPerSecond,
-            onProgress: (read, stored) => progress.update(Math.floor((copy.docs * read) / Math.max(1, copy.size)), stored),
+            onProgress: (read, stored) => progress.update(copy ? Math.floor((copy.docs * read) / Math.max(1, copy.size)) : 0, stored),
           })
           .catch((err: unknown) => {
-            if (source instanceof Readable) source.destroy();
             throw signal.aborted ? new CancelledError(`snapshot of ${p.index}/${p.shard} was cancelled`, { cause: err }) : err;
           });
+        const docs = copy!.docs;
         const result = {
           node: p.node,
           index: p.index,
           shard: p.shard,
           key: p.key,
-          docs: copy.docs,
+          docs,
           bytes: written.stored,
           sha256: written.snapshotSha256,
           file: { size: written.size, sha256: written.sha256, chunks: written.chunks, newChunks: written.newChunks },
@@ -73,7 +100,7 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
         deps.logger.debug({ job: job.id, ...result, unchangedChunks: written.unchangedChunks }, 'shard snapshot written');
         return result;
       } finally {
-        await copy.release();
+        await copy?.release();
       }
     });
   };

@@ -4,9 +4,15 @@
  * shard's file, and a restored shard is written to staging as it arrives, so no shard is ever held in
  * memory.
  *
- * - `GET /indexes/:index/shards/:shard/snapshot?uid=` — a consistent snapshot of one shard, its
- *   bytes and documents in SNAPSHOT_SIZE_HEADER / SNAPSHOT_DOCS_HEADER; the node holds the
- *   snapshot's pages until the response ends or the worker goes away.
+ * - `GET /indexes/:index/shards/:shard/lineage?uid=` — `{lineage}`: which file the shard's
+ *   environment is (see ShardSnapshot's `origin`), to find its latest snapshot in a repository.
+ * - `GET /indexes/:index/shards/:shard/snapshot?uid=[&lineage=&since=&chunk=&every=]` — a
+ *   consistent snapshot of one shard, its bytes, documents, lineage and generation in the
+ *   SNAPSHOT_*_HEADERs; the node holds the snapshot's pages until the response ends or the
+ *   worker goes away. Asked against a base (the latest snapshot of that lineage, at generation
+ *   `since`) and of that lineage still, the body starts with the byte ranges unchanged since
+ *   (SNAPSHOT_UNCHANGED_HEADER: their bytes, encodeRanges) and leaves out their chunks but every
+ *   `every`-th (allButEvery): an incremental backup moves only what changed, and a sample.
  * - `PUT /restores/:backend/:id/shards/:index/:shard?node=&kind=file|dump` — one restored shard
  *   into staging (`{docs}`); `DELETE` the same path (without `kind`) removes it.
  * - `POST /restores/:backend/:id/prepare|publish|abort` with `{node, shards:[{index, shard}]}`
@@ -22,9 +28,23 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { readJson } from '../../api/body.ts';
 import { assertBackupId } from '../../shared/backups/validate.ts';
-import { LocalShardHost, SNAPSHOT_DOCS_HEADER, SNAPSHOT_SIZE_HEADER, type RestoreShard, type StagedKind } from '../../shared/cluster/shard-host.ts';
+import {
+  encodeRanges,
+  LocalShardHost,
+  SNAPSHOT_DOCS_HEADER,
+  SNAPSHOT_GENERATION_HEADER,
+  SNAPSHOT_LINEAGE_HEADER,
+  SNAPSHOT_SIZE_HEADER,
+  SNAPSHOT_UNCHANGED_HEADER,
+  snapshotBaseSchema,
+  type RestoreShard,
+  type SnapshotBase,
+  type StagedKind,
+} from '../../shared/cluster/shard-host.ts';
+import { allButEvery } from '../../shared/formats/ranges.ts';
 import { BadRequestError, NotFoundError, ValidationError } from '../../shared/errors.ts';
 import { operationRefSchema, type OperationRef } from '../../shared/jobs/operation.ts';
+import { shardLineage } from '../../shared/store/shard-files.ts';
 import { assertIndexName } from '../../shared/store/store.ts';
 import { assertPlacedHere, checked, indexHere } from '../checks.ts';
 import type { NodeDeps } from '../deps.ts';
@@ -41,25 +61,45 @@ export function shardRoutes(deps: NodeDeps): Hono<{ Bindings: HttpBindings }> {
 
   const assertHere = (placed: string | undefined, what: string) => assertPlacedHere(node, placed, what);
 
-  app.get('/indexes/:index/shards/:shard/snapshot', async (c) => {
-    const index = indexOf(c.req.param('index'));
-    const shard = shardOf(c.req.param('shard'));
+  /** The shard a snapshot path names, when it is this node's to serve. */
+  const shardHere = (c: Context) => {
+    const index = indexOf(c.req.param('index') ?? '');
+    const shard = shardOf(c.req.param('shard') ?? '');
     const uid = c.req.query('uid');
     if (!uid) throw new BadRequestError('query parameter uid is required: the uid of the index being backed up');
     const rec = indexHere(store, node, index, uid);
     if (shard >= rec.shards) throw new NotFoundError(`index ${index} has ${rec.shards} shards, not shard ${shard}`);
     assertHere(rec.placement[shard], `shard ${index}/${shard}`);
+    return { rec, index, shard };
+  };
+
+  app.get('/indexes/:index/shards/:shard/lineage', async (c) => {
+    const { rec, shard } = shardHere(c);
+    return c.json({ lineage: await shardLineage(store, rec, shard) });
+  });
+
+  app.get('/indexes/:index/shards/:shard/snapshot', async (c) => {
+    const { rec, index, shard } = shardHere(c);
+    const base = baseOf(c);
     const copy = await host.snapshot(rec, shard);
-    const stream = copy.stream();
+    // Against a base of this very file: the pages unchanged since, left out but for a sample.
+    const unchanged = base && copy.local && copy.origin?.lineage === base.lineage ? wholeChunks(await copy.local.unchangedSince(base.generation), base.chunk) : [];
+    const leave = base ? allButEvery(unchanged, base.chunk, base.every) : [];
+    const left = leave.reduce((sum, n, i) => (i % 2 ? sum + n : sum), 0);
+    const account = unchanged.length ? encodeRanges(unchanged) : undefined;
+    const stream = copy.stream(leave);
     // 'close' comes when the stream ends and when the response is cut (the worker gone).
     stream.once('close', () => void copy.release().catch((err: Error) => logger.warn({ index, shard, err: err.message }, 'releasing a snapshot')));
     const { outgoing } = c.env;
     outgoing.writeHead(200, {
       'content-type': 'application/octet-stream',
-      'content-length': String(copy.size),
+      'content-length': String((account?.length ?? 0) + copy.size - left),
       [SNAPSHOT_SIZE_HEADER]: String(copy.size),
       [SNAPSHOT_DOCS_HEADER]: String(copy.docs),
+      ...(copy.origin ? { [SNAPSHOT_LINEAGE_HEADER]: copy.origin.lineage, [SNAPSHOT_GENERATION_HEADER]: copy.origin.generation } : {}),
+      ...(account ? { [SNAPSHOT_UNCHANGED_HEADER]: String(account.length) } : {}),
     });
+    if (account) outgoing.write(account);
     pipeline(stream, outgoing).catch((err: Error) => logger.debug({ index, shard, err: err.message }, 'a snapshot was not sent whole'));
     return RESPONSE_ALREADY_SENT;
   });
@@ -103,6 +143,21 @@ export function shardRoutes(deps: NodeDeps): Hono<{ Bindings: HttpBindings }> {
   }
 
   return app;
+}
+
+/**
+ * The base a snapshot is asked for against (`lineage`, `since`: its generation, `chunk`, `every`),
+ * or none when the query names none.
+ */
+function baseOf(c: Context): SnapshotBase | undefined {
+  const { lineage, since, chunk, every } = c.req.query();
+  if (lineage === undefined && since === undefined) return undefined;
+  return checked(snapshotBaseSchema, { lineage, generation: since, chunk, every }, "the snapshot's base (query lineage, since, chunk, every)");
+}
+
+/** ranges, when every one is whole chunks of `chunk` bytes; else none. */
+function wholeChunks(ranges: number[], chunk: number): number[] {
+  return ranges.every((n) => n % chunk === 0) ? ranges : [];
 }
 
 function indexOf(raw: string): string {

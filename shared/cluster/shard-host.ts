@@ -6,7 +6,8 @@
  * owning node over HTTP (RemoteShardHost), so a worker needs no data directory.
  */
 import { Readable } from 'node:stream';
-import { UnavailableError, ValidationError } from '../errors.ts';
+import { z } from 'zod';
+import { NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import { createDumpDecoder } from '../formats/dump-codec.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import {
@@ -40,8 +41,18 @@ export interface StagedShardRef {
 export type StagedKind = 'file' | 'dump';
 
 export interface ShardHost {
-  /** A consistent physical copy of shard `shard` of `rec`, taken now on the node that holds it. */
-  snapshot(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<ShardSnapshot>;
+  /**
+   * A consistent physical copy of shard `shard` of `rec`, taken now on the node that holds it.
+   * With `base`, where snapshots are streamed from another host: if the shard's file is still of
+   * the base's lineage, the copy says which byte ranges are unchanged since the base
+   * (`unchanged`) and its stream leaves out their chunks but a sample.
+   */
+  snapshot(rec: IndexRecord, shard: number, signal?: AbortSignal, base?: SnapshotBase): Promise<ShardSnapshot>;
+  /**
+   * Only where snapshots are streamed from a node on another host: the lineage of the shard's
+   * file (none from a node that does not tell it), to find its base before asking for the copy.
+   */
+  lineage?(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<string | undefined>;
   /** Write one restored shard into its node's staging (a retry starts over); answers its documents. */
   stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number>;
   /**
@@ -66,9 +77,43 @@ export interface RestoreShard {
   shard: number;
 }
 
-/** The response headers of a node's snapshot: the copy's bytes and its documents. */
+/**
+ * The response headers of a node's snapshot: the copy's bytes and its documents, its origin
+ * (lineage and generation), and when it was asked against a base, the bytes of the account of
+ * unchanged ranges that starts its body.
+ */
 export const SNAPSHOT_SIZE_HEADER = 'x-shard-size';
 export const SNAPSHOT_DOCS_HEADER = 'x-shard-docs';
+export const SNAPSHOT_LINEAGE_HEADER = 'x-shard-lineage';
+export const SNAPSHOT_GENERATION_HEADER = 'x-shard-generation';
+export const SNAPSHOT_UNCHANGED_HEADER = 'x-shard-unchanged';
+
+/**
+ * A snapshot asked for against a base: the latest snapshot of the shard's file (`lineage`) in
+ * a repository, taken at `generation`; the pages unchanged since then are left out of the
+ * stream in `chunk`-byte chunks, all but every `every`-th (allButEvery, shared/formats/ranges.ts).
+ */
+export const snapshotBaseSchema = z.object({
+  lineage: z.string().regex(/^[0-9a-f]{32}$/, 'a lineage is 32 lowercase hex digits'),
+  generation: z.string().regex(/^\d{1,20}$/, 'a generation is a decimal transaction id'),
+  chunk: z.coerce.number().int().min(512).max(65536).refine((n) => (n & (n - 1)) === 0, 'a chunk size is a power of two'),
+  every: z.coerce.number().int().min(1).max(1 << 20),
+});
+export type SnapshotBase = z.infer<typeof snapshotBaseSchema>;
+
+/** Byte ranges ((offset, length) pairs) as they cross the wire: unsigned 64-bit little-endian numbers. */
+export function encodeRanges(ranges: readonly number[]): Buffer {
+  const out = Buffer.allocUnsafe(ranges.length * 8);
+  ranges.forEach((n, i) => out.writeBigUInt64LE(BigInt(n), i * 8));
+  return out;
+}
+
+function decodeRanges(buf: Buffer, node: string): number[] {
+  if (buf.length % 16 !== 0) throw new UnavailableError(`node ${node} answered an account of unchanged ranges of ${buf.length} bytes, not whole pairs`);
+  const out: number[] = [];
+  for (let at = 0; at < buf.length; at += 8) out.push(Number(buf.readBigUInt64LE(at)));
+  return out;
+}
 
 /** The shards of this host's DATA_DIR (a single-host cluster, and each node's own side of the routes). */
 export class LocalShardHost implements ShardHost {
@@ -139,19 +184,43 @@ export class LocalShardHost implements ShardHost {
 export class RemoteShardHost implements ShardHost {
   constructor(private readonly client: NodeClient) {}
 
-  async snapshot(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<ShardSnapshot> {
-    const node = rec.placement[shard];
-    if (!node) throw new ValidationError(`index ${rec.name} has no shard ${shard}`);
-    const path = `/internal/indexes/${encodeURIComponent(rec.name)}/shards/${shard}/snapshot?uid=${encodeURIComponent(rec.uid)}`;
+  async lineage(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      const { lineage } = await this.client.json<{ lineage?: unknown }>(this.nodeOf(rec, shard), `${shardPath(rec, shard)}/lineage?uid=${encodeURIComponent(rec.uid)}`, { signal });
+      return typeof lineage === 'string' && /^[0-9a-f]{32}$/.test(lineage) ? lineage : undefined;
+    } catch (err) {
+      // A node of an earlier version has no such path: its snapshots are read whole.
+      if (err instanceof NotFoundError && /: no route for /.test(err.message)) return undefined;
+      throw err;
+    }
+  }
+
+  async snapshot(rec: IndexRecord, shard: number, signal?: AbortSignal, base?: SnapshotBase): Promise<ShardSnapshot> {
+    const node = this.nodeOf(rec, shard);
+    const query = new URLSearchParams({ uid: rec.uid, ...(base ? { lineage: base.lineage, since: base.generation, chunk: String(base.chunk), every: String(base.every) } : {}) });
     // The node answers as soon as it holds the snapshot (after any write transaction running then).
-    const res = await this.client.request(node, path, { signal });
+    const res = await this.client.request(node, `${shardPath(rec, shard)}/snapshot?${query}`, { signal });
     const size = countHeader(res, SNAPSHOT_SIZE_HEADER, node);
     const docs = countHeader(res, SNAPSHOT_DOCS_HEADER, node);
+    const lineage = res.header(SNAPSHOT_LINEAGE_HEADER);
+    const generation = res.header(SNAPSHOT_GENERATION_HEADER);
+    const origin = lineage && generation && /^[0-9a-f]{32}$/.test(lineage) && /^\d{1,20}$/.test(generation) ? { lineage, generation } : undefined;
     // The node lets the snapshot go when this response ends or is destroyed.
     let body: Readable | null = res.body;
+    let unchanged: number[] | undefined;
+    if (res.header(SNAPSHOT_UNCHANGED_HEADER) !== undefined) {
+      const account = await readAccount(res.body, countHeader(res, SNAPSHOT_UNCHANGED_HEADER, node), node).catch((err: unknown) => {
+        res.body.destroy();
+        throw err;
+      });
+      unchanged = decodeRanges(account.head, node);
+      body = account.rest;
+    }
     return {
       size,
       docs,
+      ...(origin ? { origin } : {}),
+      ...(unchanged ? { unchanged } : {}),
       stream: () => {
         if (!body) throw new Error(`the snapshot of ${rec.name}/${shard} was already read`);
         const stream = body;
@@ -161,8 +230,15 @@ export class RemoteShardHost implements ShardHost {
       release: async () => {
         body?.destroy();
         body = null;
+        res.body.destroy();
       },
     };
+  }
+
+  private nodeOf(rec: IndexRecord, shard: number): string {
+    const node = rec.placement[shard];
+    if (!node) throw new ValidationError(`index ${rec.name} has no shard ${shard}`);
+    return node;
   }
 
   async stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number> {
@@ -199,6 +275,37 @@ export class RemoteShardHost implements ShardHost {
   private async step(step: 'prepare' | 'publish' | 'abort', node: string, restore: OperationRef, shards: RestoreShard[]): Promise<void> {
     await this.client.send(node, `${restorePath(restore)}/${step}`, { method: 'POST', json: { node, shards } });
   }
+}
+
+/** `/internal/indexes/<index>/shards/<shard>`: one shard on the node that holds it. */
+function shardPath(rec: IndexRecord, shard: number): string {
+  return `/internal/indexes/${encodeURIComponent(rec.name)}/shards/${shard}`;
+}
+
+/**
+ * The first `bytes` bytes of a body (the account of unchanged ranges before a snapshot's
+ * bytes), and the rest of it as a stream.
+ */
+async function readAccount(body: Readable, bytes: number, node: string): Promise<{ head: Buffer; rest: Readable }> {
+  const parts = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const got: Buffer[] = [];
+  let length = 0;
+  while (length < bytes) {
+    const next = await parts.next();
+    if (next.done) throw new UnavailableError(`node ${node} ended a snapshot inside its account of unchanged ranges`);
+    got.push(next.value);
+    length += next.value.length;
+  }
+  const all = Buffer.concat(got, length);
+  const after = all.subarray(bytes);
+  const rest = Readable.from(
+    (async function* () {
+      if (after.length) yield after;
+      for (let next = await parts.next(); !next.done; next = await parts.next()) yield next.value;
+    })(),
+    { objectMode: false },
+  );
+  return { head: all.subarray(0, bytes), rest };
 }
 
 /** `/internal/restores/<backend>/<id>`: a restore's staging on a node. */

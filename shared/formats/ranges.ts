@@ -36,3 +36,32 @@ export function zeroRanges(buf: Buffer, start: number, ranges: readonly number[]
   for (let i = 0; i < within.length; i += 2) buf.fill(0, within[i], within[i]! + within[i + 1]!);
   return buf;
 }
+
+/** buf (bytes from `start` of something) without the parts of `ranges` in it. */
+export function withoutRanges(buf: Buffer, start: number, ranges: readonly number[]): Buffer {
+  const within = rangesWithin(ranges, start, buf.length);
+  if (within.length === 0) return buf;
+  const kept: Buffer[] = [];
+  let from = 0;
+  for (let i = 0; i < within.length; i += 2) {
+    if (within[i]! > from) kept.push(buf.subarray(from, within[i]));
+    from = within[i]! + within[i + 1]!;
+  }
+  if (from < buf.length) kept.push(buf.subarray(from));
+  return Buffer.concat(kept);
+}
+
+/**
+ * Of ranges of whole `chunk`-byte chunks, every chunk but each `every`-th of the file (chunk i
+ * with i % every === 0 stays out of the result): what a snapshot leaves out of the chunks it says
+ * are unchanged since a base, keeping a sample by which that account is checked.
+ */
+export function allButEvery(ranges: readonly number[], chunk: number, every: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < ranges.length; i += 2) {
+    for (let at = ranges[i]!, end = at + ranges[i + 1]!; at < end; at += chunk) {
+      if ((at / chunk) % every !== 0) appendRange(out, at, chunk);
+    }
+  }
+  return out;
+}

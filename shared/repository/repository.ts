@@ -10,10 +10,11 @@
  * local file is read by the threads themselves, each byte once, and its spans come back with
  * their names without a copy); the JavaScript thread looks the names up, decides which chunks
  * are new and copies those into blobs, which are compressed in the threads and streamed into
- * the current pack. A local file with an origin is compared with the latest snapshot of its
- * lineage (`.repository/lineages/<lineage>` names it): the chunks its source says are unchanged
- * since then are not named by the threads but take that snapshot's names and places, one in
- * BASE_CHECK_EVERY named all the same and compared. The bytes stored are the bytes named: a file read twice could change in
+ * the current pack. A file with an origin is compared with the latest snapshot of its lineage
+ * (`.repository/lineages/<lineage>` names it): the chunks its source says are unchanged since
+ * then are not named by the threads but take that snapshot's names and places, one in
+ * BASE_CHECK_EVERY named all the same and compared; a streamed source (a node on another host)
+ * is opened only once that snapshot is known, and leaves those chunks out of its stream. The bytes stored are the bytes named: a file read twice could change in
  * between (a live LMDB file reuses the pages its snapshot holds free). At most
  * PIPELINE blobs are in flight, a pack's blob records are let go once its index file is
  * written, and the table of chunks queued in this run is bounded, so memory does not grow
@@ -39,7 +40,7 @@ import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { appendRange, rangesWithin } from '../formats/ranges.ts';
+import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
 import { hashChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
@@ -109,11 +110,13 @@ class BaseMismatchError extends Error {}
 
 /**
  * What a write takes from its base snapshot: the byte ranges its source says are unchanged since
- * then, and for every chunk of the base's file its name and its place (the base's index file
- * `indexes[file]`, blob and chunk).
+ * then (`ranges`) and of those the ones not named (`leftOut`, all but a sample), and for every
+ * chunk of the base's file its name and its place (the base's index file `indexes[file]`, blob
+ * and chunk).
  */
 interface BaseChunks {
   ranges: number[];
+  leftOut: number[];
   names: Buffer;
   indexes: string[];
   file: Uint32Array;
@@ -121,14 +124,50 @@ interface BaseChunks {
   chunk: Uint16Array;
 }
 
+/** A base snapshot as read: the latest snapshot of a lineage in this location. */
+interface Base {
+  snapshot: Snapshot & { origin: SnapshotOrigin };
+  layout: Layout;
+}
+
 /**
- * What a snapshot is written from: a stream of the file's bytes, or `size` bytes of a local file
- * (a shard on this host) that the blob pool's threads read themselves — but for its first
- * `head.length` bytes, given instead in `head` (whole chunks: a shard's meta pages, read when
- * it was snapshotted), and for the (offset, length) byte ranges of `zeros`, in order, which
- * the snapshot holds as zeros (a shard's free pages).
+ * A file read in place on this host: `size` bytes of a local file (a shard on this host) that the
+ * blob pool's threads read themselves — but for its first `head.length` bytes, given instead in
+ * `head` (whole chunks: a shard's meta pages, read when it was snapshotted), and for the
+ * (offset, length) byte ranges of `zeros`, in order, which the snapshot holds as zeros (a
+ * shard's free pages).
  */
-export type SnapshotSource = Readable | { file: LocalFile; size: number; head?: Buffer; zeros?: number[] };
+export interface LocalSource {
+  file: LocalFile;
+  size: number;
+  head?: Buffer;
+  zeros?: number[];
+}
+
+/** What a base is asked for by: its generation, and the chunks a source names all the same to check it (see allButEvery). */
+export interface BaseRequest {
+  generation: string;
+  chunk: number;
+  every: number;
+}
+
+/**
+ * A file that arrives as a stream (a shard on a node on another host), opened only once the
+ * repository knows the latest snapshot of its `lineage`: given that base, the source says which
+ * byte ranges are unchanged since it (`unchanged`, whole chunks) and its stream leaves out
+ * `allButEvery(unchanged, chunk, every)`. Opened again without a base when that account does not
+ * hold; each opening's stream is read once.
+ */
+export interface StreamedSource {
+  lineage?: string;
+  open(base?: BaseRequest): Promise<{ stream: Readable; size: number; origin?: SnapshotOrigin; unchanged: number[] }>;
+}
+
+/** What a snapshot is written from: a stream of the file's bytes, a local file, or a streamed source. */
+export type SnapshotSource = Readable | LocalSource | StreamedSource;
+
+/** A source as writeLocked reads it: a stream (of `size` bytes, when known), or a local file. */
+type OpenedSource = { stream: Readable; size?: number } | LocalSource;
 
 /** A span of the file, its chunks named: its bytes, or a thread keeping them (a local file's). */
 interface Span {
@@ -137,31 +176,103 @@ interface Span {
   hashes: Buffer;
   data?: Buffer;
   kept?: NamedSpan;
-  /** (offset in the span, length) pairs the thread did not name, and the chunks (by place in the span) named to check the base. */
+  /** (offset in the span, length) pairs not named (taken from the base), and the chunks (by place in the span) named to check the base. */
   skipped?: number[];
   checked?: number[];
 }
 
 /**
- * Of the chunks a base says are unchanged (`ranges`), those within the span at `offset`
- * (`length` bytes) that are not named — as (offset in the span, length) pairs — and the ones,
- * by place in the span, named all the same to check the base: every BASE_CHECK_EVERY-th chunk of
- * the file among them.
+ * Of the chunks a base says are unchanged, those within the span at `offset` (`length` bytes)
+ * that are not named — as (offset in the span, length) pairs — and the ones, by place in the
+ * span, named all the same to check the base: every BASE_CHECK_EVERY-th chunk of the file among
+ * them.
  */
-function notToName(ranges: readonly number[], offset: number, length: number): { skipped: number[]; checked: number[] } {
-  const skipped: number[] = [];
+function notToName(base: BaseChunks, offset: number, length: number): { skipped: number[]; checked: number[] } {
   const checked: number[] = [];
-  const within = rangesWithin(ranges, offset, length);
+  const within = rangesWithin(base.ranges, offset, length);
   for (let i = 0; i < within.length; i += 2) {
     for (let at = within[i]!, end = at + within[i + 1]!; at < end; at += CHUNK_SIZE) {
-      if (((offset + at) / CHUNK_SIZE) % BASE_CHECK_EVERY === 0) {
-        checked.push(at / CHUNK_SIZE);
-        continue;
-      }
-      appendRange(skipped, at, CHUNK_SIZE);
+      if (((offset + at) / CHUNK_SIZE) % BASE_CHECK_EVERY === 0) checked.push(at / CHUNK_SIZE);
     }
   }
-  return { skipped, checked };
+  return { skipped: rangesWithin(base.leftOut, offset, length), checked };
+}
+
+/**
+ * What a file takes from its base, given the byte ranges its source says are unchanged since
+ * the base (whole chunks, in order, within the base's whole chunks and the file's `size` when
+ * known), with the base's name and place of every chunk of its file; none when there are no such
+ * ranges.
+ */
+function baseChunks({ snapshot, layout }: Base, ranges: number[], size = Infinity): BaseChunks | undefined {
+  const end = Math.min(size, snapshot.size) - (Math.min(size, snapshot.size) % CHUNK_SIZE);
+  for (let i = 0; i < ranges.length; i += 2) {
+    if (ranges[i]! % CHUNK_SIZE !== 0 || ranges[i + 1]! % CHUNK_SIZE !== 0 || ranges[i]! + ranges[i + 1]! > end) return undefined;
+  }
+  if (ranges.length === 0) return undefined;
+  const count = chunksIn(snapshot.size);
+  const leftOut = allButEvery(ranges, CHUNK_SIZE, BASE_CHECK_EVERY);
+  const chunks: BaseChunks = { ranges, leftOut, names: Buffer.allocUnsafe(count * HASH_BYTES), indexes: snapshot.indexes, file: new Uint32Array(count), blob: new Uint32Array(count), chunk: new Uint16Array(count) };
+  for (let r = 0, c = 0; r < layout.runs.length; r += 4) {
+    const [f, b, first, n] = [layout.runs[r]!, layout.runs[r + 1]!, layout.runs[r + 2]!, layout.runs[r + 3]!];
+    layout.blobOf(f, b).blob.hashes.copy(chunks.names, c * HASH_BYTES, first * HASH_BYTES, (first + n) * HASH_BYTES);
+    chunks.file.fill(f, c, c + n);
+    chunks.blob.fill(b, c, c + n);
+    for (let i = 0; i < n; i++) chunks.chunk[c++] = first + i;
+  }
+  return chunks;
+}
+
+/**
+ * A stream of a file's bytes but for the ranges a base leaves out (`absent`, per span), as the
+ * file's spans of SPAN bytes in order, each with its bytes at their places (the left-out ones
+ * unset). `size`, when known, is the file's: a stream that ends short of it or runs past it fails.
+ */
+async function* spansOf(
+  stream: Readable,
+  size: number | undefined,
+  absent: (offset: number, length: number) => { skipped: number[]; checked: number[] } | undefined,
+): AsyncGenerator<{ offset: number; data: Buffer; skipped?: number[]; checked?: number[] }> {
+  type Open = { offset: number; data: Buffer; at: number; gaps: number[]; g: number; skipped?: number[]; checked?: number[] };
+  const begin = (offset: number): Open | undefined => {
+    const length = size === undefined ? SPAN : Math.min(SPAN, size - offset);
+    if (length <= 0) return undefined;
+    const bits = absent(offset, length);
+    return { offset, data: Buffer.allocUnsafe(length), at: 0, gaps: bits?.skipped ?? [], g: 0, ...bits };
+  };
+  // Past the left-out ranges where the span is at; whether it is then whole.
+  const whole = (s: Open): boolean => {
+    while (s.g < s.gaps.length && s.gaps[s.g] === s.at) {
+      s.at += s.gaps[s.g + 1]!;
+      s.g += 2;
+    }
+    return s.at === s.data.length;
+  };
+  const done = (s: Open) => ({ offset: s.offset, data: s.data, ...(s.skipped ? { skipped: s.skipped, checked: s.checked } : {}) });
+  let span = begin(0);
+  while (span && whole(span)) {
+    const next = span.offset + span.at; // its data is given away once yielded
+    yield done(span);
+    span = begin(next);
+  }
+  for await (const part of stream as AsyncIterable<Buffer>) {
+    for (let p = 0; p < part.length; ) {
+      if (!span) throw new Error(`the file's stream runs past its ${size} bytes`);
+      const to = span.g < span.gaps.length ? span.gaps[span.g]! : span.data.length;
+      const n = Math.min(to - span.at, part.length - p);
+      part.copy(span.data, span.at, p, p + n);
+      span.at += n;
+      p += n;
+      while (span && whole(span)) {
+        const next = span.offset + span.at; // its data is given away once yielded
+        yield done(span);
+        span = begin(next);
+      }
+    }
+  }
+  if (!span) return;
+  if (size !== undefined) throw new Error(`the file's stream ended at byte ${span.offset + span.at} of ${size}`);
+  if (span.at > 0) yield { offset: span.offset, data: span.data.subarray(0, span.at) };
 }
 
 /**
@@ -172,7 +283,7 @@ export type UnchangedSince = (generation: string) => Promise<number[]>;
 
 export interface WriteOptions extends CallOptions {
   level: CompressionLevel;
-  /** Which file and state of it this is, recorded in the snapshot (see snapshotSchema). */
+  /** Which file and state of it this is, recorded in the snapshot (see snapshotSchema); a streamed source says its own when opened. */
   origin?: SnapshotOrigin;
   /**
    * For a local file with an origin: the chunks it says are unchanged since the latest snapshot
@@ -281,22 +392,40 @@ export class Repository {
     const lock = await acquireLock(this.backend, false, { signal: options.signal, owner: `${hostname()} pid ${process.pid}: snapshot ${key}` });
     try {
       const { unchanged: since, ...rest } = options;
-      const { origin } = options;
-      let base: BaseChunks | undefined;
       await this.refresh(options);
-      if (since && origin && !(source instanceof Readable)) base = await this.unchangedChunks(origin, since, options);
+      const streamed = !(source instanceof Readable) && 'open' in source ? source : undefined;
+      const lineage = streamed ? streamed.lineage : since && !(source instanceof Readable) ? options.origin?.lineage : undefined;
+      // The file as it is read, which it says it is, and what its base gives it.
+      const open = async (base: Base | undefined): Promise<{ file: OpenedSource; origin?: SnapshotOrigin; chunks?: BaseChunks }> => {
+        if (!streamed) {
+          const file = source instanceof Readable ? { stream: source } : (source as LocalSource);
+          return { file, origin: options.origin, chunks: base && since ? baseChunks(base, await since(base.snapshot.origin.generation)) : undefined };
+        }
+        const opened = await streamed.open(base && { generation: base.snapshot.origin.generation, chunk: CHUNK_SIZE, every: BASE_CHECK_EVERY });
+        const file = { stream: opened.stream, size: opened.size };
+        const chunks = base && opened.origin?.lineage === lineage ? baseChunks(base, opened.unchanged, opened.size) : undefined;
+        if (opened.unchanged.length > 0 && !chunks) {
+          // It left out chunks this write cannot take from the base: read it whole.
+          opened.stream.destroy();
+          throw new BaseMismatchError(`the source left out chunks that are not its base's`);
+        }
+        return { file, origin: opened.origin, chunks };
+      };
+      let read: Awaited<ReturnType<typeof open>>;
       let result: WriteResult;
       try {
-        result = await this.writeLocked(source, key, rest, base);
+        read = await open(lineage ? await this.baseOf(lineage, options) : undefined);
+        result = await this.writeLocked(read.file, key, { ...rest, origin: read.origin }, read.chunks);
       } catch (err) {
         // The base's account did not hold: the file is read whole (what the try stored stays
         // in packs no snapshot names, which garbage collection removes).
         if (!(err instanceof BaseMismatchError)) throw err;
-        result = await this.writeLocked(source, key, rest, undefined);
+        read = await open(undefined);
+        result = await this.writeLocked(read.file, key, { ...rest, origin: read.origin }, undefined);
       }
-      if (origin) {
+      if (read.origin) {
         const hint = await encodeObject({ version: 1, key } satisfies z.infer<typeof lineageSchema>);
-        result.stored += await this.put(lineageKey(origin.lineage), hint, options);
+        result.stored += await this.put(lineageKey(read.origin.lineage), hint, options);
       }
       return result;
     } finally {
@@ -305,41 +434,22 @@ export class Repository {
   }
 
   /**
-   * The chunks of a file that its source says are unchanged since the latest snapshot of its
-   * lineage here (the base), as (offset, length) byte ranges of whole chunks, with the base's
-   * name and place of every chunk of its file. None when there is no such snapshot, or it is
-   * missing, unreadable or of another lineage. The base's index files exist (they were just
-   * read) and stay (this holds the shared lock).
+   * The latest snapshot of `lineage` here (the base), when there is one of that lineage and it
+   * reads. Its index files exist (they were just read) and stay (the caller holds the shared lock).
    */
-  private async unchangedChunks(origin: SnapshotOrigin, since: UnchangedSince, options: CallOptions): Promise<BaseChunks | undefined> {
-    let read: { snapshot: Snapshot; layout: Layout };
+  private async baseOf(lineage: string, options: CallOptions): Promise<Base | undefined> {
     try {
-      const hint = await readObject(this.backend, lineageKey(origin.lineage), lineageSchema, 'lineage', options);
-      read = await this.read(hint.key, `base snapshot ${hint.key}`, options);
+      const hint = await readObject(this.backend, lineageKey(lineage), lineageSchema, 'lineage', options);
+      const { snapshot, layout } = await this.read(hint.key, `base snapshot ${hint.key}`, options);
+      const { origin } = snapshot;
+      return origin && origin.lineage === lineage ? { snapshot: { ...snapshot, origin }, layout } : undefined;
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof IntegrityError) return undefined;
       throw err;
     }
-    const { snapshot, layout } = read;
-    if (!snapshot.origin || snapshot.origin.lineage !== origin.lineage) return undefined;
-    const count = chunksIn(snapshot.size);
-    const chunks: BaseChunks = { ranges: [], names: Buffer.allocUnsafe(count * HASH_BYTES), indexes: snapshot.indexes, file: new Uint32Array(count), blob: new Uint32Array(count), chunk: new Uint16Array(count) };
-    for (let r = 0, c = 0; r < layout.runs.length; r += 4) {
-      const [f, b, first, n] = [layout.runs[r]!, layout.runs[r + 1]!, layout.runs[r + 2]!, layout.runs[r + 3]!];
-      layout.blobOf(f, b).blob.hashes.copy(chunks.names, c * HASH_BYTES, first * HASH_BYTES, (first + n) * HASH_BYTES);
-      chunks.file.fill(f, c, c + n);
-      chunks.blob.fill(b, c, c + n);
-      for (let i = 0; i < n; i++) chunks.chunk[c++] = first + i;
-    }
-    chunks.ranges = await since(snapshot.origin.generation);
-    const { ranges } = chunks;
-    for (let i = 0; i < ranges.length; i += 2) {
-      if (ranges[i]! % CHUNK_SIZE !== 0 || ranges[i + 1]! % CHUNK_SIZE !== 0 || ranges[i]! + ranges[i + 1]! > snapshot.size - (snapshot.size % CHUNK_SIZE)) return undefined;
-    }
-    return ranges.length ? chunks : undefined;
   }
 
-  private async writeLocked(source: SnapshotSource, key: string, options: Omit<WriteOptions, 'unchanged'>, unchanged: BaseChunks | undefined): Promise<WriteResult> {
+  private async writeLocked(source: OpenedSource, key: string, options: Omit<WriteOptions, 'unchanged'>, unchanged: BaseChunks | undefined): Promise<WriteResult> {
     const { signal } = options;
     const files: string[] = [];
     const fileNumber = new Map<string, number>();
@@ -474,33 +584,17 @@ export class Repository {
     };
     const limit = new RateLimit(options.bytesPerSecond ?? 0);
     try {
-      if (source instanceof Readable) {
-        // The stream's buffers, gathered into spans of whole chunks (one copy, which the
-        // naming thread is then given) so that a span costs one trip to a thread whatever the
-        // stream's buffer size.
-        let offset = 0;
-        let parts: Buffer[] = [];
-        let gathered = 0;
-        const name = async (span: Buffer) => {
-          const at = offset;
-          offset += span.length;
-          await limit.take(span.length, signal);
-          queue(hashChunks(span).then(({ data, hashes }) => ({ offset: at, length: data.length, data, hashes })));
-          await handle(NAMING_AHEAD);
-        };
-        for await (const data of source) {
+      if ('stream' in source) {
+        // The stream's bytes, gathered into the file's spans (one copy, which the naming thread
+        // is then given) so that a span costs one trip to a thread whatever the stream's buffer
+        // size; the chunks a base says are unchanged are not in it but for a sample, and are not named.
+        const absent = (offset: number, length: number) => (unchanged ? notToName(unchanged, offset, length) : undefined);
+        for await (const { offset, data, skipped, checked } of spansOf(source.stream, source.size, absent)) {
           signal?.throwIfAborted();
-          parts.push(data as Buffer);
-          gathered += (data as Buffer).length;
-          if (gathered < SPAN) continue;
-          const buf = Buffer.concat(parts, gathered);
-          const cut = gathered - (gathered % CHUNK_SIZE);
-          // The whole buffer is given to the thread; a part of it travels as a copy.
-          parts = cut < gathered ? [buf.subarray(cut)] : [];
-          gathered -= cut;
-          await name(cut === buf.length ? buf : buf.subarray(0, cut));
+          await limit.take(data.length, signal);
+          queue(hashChunks(data, skipped).then((named) => ({ offset, length: named.data.length, data: named.data, hashes: named.hashes, skipped, checked })));
+          await handle(NAMING_AHEAD);
         }
-        if (gathered > 0) await name(Buffer.concat(parts, gathered));
       } else {
         // The threads read the file themselves, each span once, and keep it until the chunks to
         // store are known: only those bytes come to this thread, and they are the bytes named
@@ -517,7 +611,7 @@ export class Repository {
           const length = Math.min(SPAN, source.size - offset);
           await limit.take(length, signal);
           const zeros = source.zeros ? rangesWithin(source.zeros, offset, length) : undefined;
-          const { skipped, checked } = unchanged ? notToName(unchanged.ranges, offset, length) : { skipped: undefined, checked: undefined };
+          const { skipped, checked } = unchanged ? notToName(unchanged, offset, length) : { skipped: undefined, checked: undefined };
           queue(nameFileSpan(source.file, offset, length, zeros, skipped).then((kept) => ({ offset, length, hashes: kept.hashes, kept, skipped, checked })));
           await handle(NAMING_AHEAD);
         }
@@ -547,6 +641,7 @@ export class Repository {
       };
     } catch (err) {
       packs.abort(err as Error);
+      if ('stream' in source) source.stream.destroy();
       // Spans a thread still keeps for this run are let go.
       for (const pending of naming) void pending.then((span) => span.kept?.take([])).catch(() => undefined);
       throw err;

@@ -25,7 +25,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ABORT, open, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
-import { appendRange, zeroRanges } from '../formats/ranges.ts';
+import { appendRange, withoutRanges, zeroRanges } from '../formats/ranges.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import type { Document } from './schema.ts';
 import type { IndexRecord, Store } from './store.ts';
@@ -42,8 +42,11 @@ export interface ShardSnapshot {
   /** Bytes of the snapshot, and the documents in it. */
   size: number;
   docs: number;
-  /** The snapshot's bytes; read it once. */
-  stream(): Readable;
+  /**
+   * The snapshot's bytes; read it once. `leave`, for a snapshot on this host: (offset, length)
+   * byte ranges, in order, left out of the stream.
+   */
+  stream(leave?: number[]): Readable;
   /**
    * The snapshot in place, when it is on this host: its first `head.length` bytes are `head`,
    * the rest are bytes `head.length` to `size` of the shard file open at `fd` (any thread of
@@ -67,6 +70,11 @@ export interface ShardSnapshot {
    * (`generation`), for a snapshot on this host.
    */
   origin?: { lineage: string; generation: string };
+  /**
+   * For a snapshot asked for against a base (of a node on another host): the byte ranges
+   * unchanged since the base, whose chunks its stream leaves out but for a sample.
+   */
+  unchanged?: number[];
   /** Let the shard's pages go (and close the file). */
   release(): Promise<void>;
 }
@@ -365,26 +373,43 @@ export async function takeSnapshot(store: Store, rec: IndexRecord, shard: number
       free: free ?? [],
       unchangedSince: async (since: string) => (free && /^\d{1,20}$/.test(since) ? unchangedPages(opened, newest, free, BigInt(since)) : []),
     };
-    // The file, whatever its path: a restore or a new index puts a new file there.
-    const lineage = createHash('sha256').update(`${stat.dev}:${stat.ino}:${stat.birthtimeNs}`).digest('hex').slice(0, 32);
-    const origin = { lineage, generation: newest.txnid.toString() };
-    return { size, docs: newest.main.entries, local, origin, stream: () => snapshotStream(local, size), release };
+    const origin = { lineage: lineageOf(stat), generation: newest.txnid.toString() };
+    return { size, docs: newest.main.entries, local, origin, stream: (leave) => snapshotStream(local, size, leave), release };
   } catch (err) {
     await release();
     throw err;
   }
 }
-/** A snapshot's bytes as a stream: its head, then the rest from the file, its free pages as zeros. */
-function snapshotStream({ fd, head, free }: NonNullable<ShardSnapshot['local']>, size: number): Readable {
+/**
+ * The environment file of a shard, whatever its path (a restore or a new index puts a new file
+ * there): a hash of its device, inode and birth time.
+ */
+function lineageOf(stat: fs.BigIntStats): string {
+  return createHash('sha256').update(`${stat.dev}:${stat.ino}:${stat.birthtimeNs}`).digest('hex').slice(0, 32);
+}
+
+/** The lineage (see ShardSnapshot's `origin`) of a shard's environment file as it is now. */
+export async function shardLineage(store: Store, rec: IndexRecord, shard: number): Promise<string> {
+  store.shardDb(rec, shard);
+  return lineageOf(await fs.promises.stat(path.join(store.shardDir(rec.placement[shard]!, rec.name, shard), SHARD_FILE), { bigint: true }));
+}
+
+/**
+ * A snapshot's bytes as a stream: its head, then the rest from the file, its free pages as
+ * zeros, without the ranges of `leave`.
+ */
+function snapshotStream({ fd, head, free }: NonNullable<ShardSnapshot['local']>, size: number, leave: number[] = []): Readable {
   const rest = fs.createReadStream('', { fd, start: head.length, end: size - 1, autoClose: false, highWaterMark: 256 * 1024 });
   return Readable.from(
     (async function* () {
-      yield head.subarray(0, Math.min(head.length, size));
+      const first = withoutRanges(head.subarray(0, Math.min(head.length, size)), 0, leave);
+      if (first.length) yield first;
       if (size <= head.length) return;
       let at = head.length;
       for await (const part of rest) {
-        yield zeroRanges(part as Buffer, at, free);
+        const kept = withoutRanges(zeroRanges(part as Buffer, at, free), at, leave);
         at += (part as Buffer).length;
+        if (kept.length) yield kept;
       }
     })(),
     { objectMode: false },

@@ -144,14 +144,17 @@ describe('nodes on their own hosts', () => {
     expect(ok.status).toBe(200);
     expect((await waitForStatus(A.call, '/v1/backups/s3/bulk-ok', final, 120_000)).status).toBe('SUCCESS');
 
-    const res = await A.call('POST', '/v1/backups/s3', { id: 'bulk-node-killed', include: ['Bulk'] });
+    // In a location of its own: no earlier snapshot of the shard there, so the node sends it
+    // whole, at the workers' byte-rate limit (in bulk-ok's location it would send only what changed).
+    const killed = '/v1/backups/s3/bulk-node-killed?path=e2e-node-killed';
+    const res = await A.call('POST', '/v1/backups/s3', { id: 'bulk-node-killed', include: ['Bulk'], config: { Path: 'e2e-node-killed' } });
     expect(res.status).toBe(200);
-    // Mid-read: documents counted, the last bytes not yet read (a second backup of Bulk stores almost nothing).
-    await waitForStatus(A.call, '/v1/backups/s3/bulk-node-killed', (b) => (b.progress?.docs ?? 0) > 0 || final(b));
+    // Mid-read: documents counted, the last bytes not yet read.
+    await waitForStatus(A.call, killed, (b) => (b.progress?.docs ?? 0) > 0 || final(b));
     const node1 = nodesA.hosts[0]!;
     await node1.proc.kill('SIGKILL');
     const started = Date.now();
-    const done = await waitForStatus(A.call, '/v1/backups/s3/bulk-node-killed', final, 120_000);
+    const done = await waitForStatus(A.call, killed, final, 120_000);
     expect(done.status, JSON.stringify(done)).toBe('FAILED');
     expect(done.error).toMatch(/node-1/);
     expect(Date.now() - started).toBeLessThan(90_000);
@@ -161,7 +164,7 @@ describe('nodes on their own hosts', () => {
     expect(nodes.nodes[1]!.stats.objectCount).toBeGreaterThan(0);
     // The API stays ready: it serves the metadata and the other nodes' shards.
     expect((await A.call('GET', '/v1/.well-known/ready')).status).toBe(200);
-    expect((await A.call('GET', '/v1/backups/s3/bulk-node-killed')).status).toBe(200);
+    expect((await A.call('GET', killed)).status).toBe(200);
 
     await node1.restart();
     expect(await objectsOf(A, 'Bulk')).toHaveProperty('size', BULK_DOCS);

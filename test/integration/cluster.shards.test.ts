@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configuredBackends } from '../../shared/backups/backends.ts';
@@ -17,10 +18,13 @@ import { RemoteCatalog } from '../../shared/cluster/metadata.ts';
 import { RemoteShardHost } from '../../shared/cluster/shard-host.ts';
 import { loadConfig, type Config } from '../../shared/config.ts';
 import { UnavailableError } from '../../shared/errors.ts';
+import { allButEvery } from '../../shared/formats/ranges.ts';
 import type { ProcessorOf } from '../../shared/jobs/catalog.ts';
 import { createLogger } from '../../shared/logger.ts';
 import { createRedis } from '../../shared/redis.ts';
+import { CHUNK_SIZE } from '../../shared/repository/format.ts';
 import { shardFor } from '../../shared/store/hash.ts';
+import type { ShardSnapshot } from '../../shared/store/shard-files.ts';
 import type { Document } from '../../shared/store/schema.ts';
 import { newIndexRecord, type IndexRecord } from '../../shared/store/store.ts';
 import { commitRestore } from '../../worker/commit-restore.ts';
@@ -53,6 +57,30 @@ const publishFaults: ('before' | 'after')[] = [];
 /** The uids each publishIndexes call was given. */
 const publishedUids: string[][] = [];
 const originals = new Map<string, Map<string, string>>();
+
+/** Bytes the worker has read of the nodes' snapshot streams. */
+let snapshotBytes = 0;
+
+/** The nodes' shards as the worker reaches them, counting the bytes of every snapshot it reads. */
+class CountingShardHost extends RemoteShardHost {
+  override async snapshot(...args: Parameters<RemoteShardHost['snapshot']>): Promise<ShardSnapshot> {
+    const copy = await super.snapshot(...args);
+    return {
+      ...copy,
+      stream: () => {
+        const counter = new PassThrough();
+        counter.on('data', (b: Buffer) => (snapshotBytes += b.length));
+        return pipeline(copy.stream(), counter, () => undefined);
+      },
+    };
+  }
+}
+
+async function bytesOf(stream: Readable): Promise<number> {
+  let bytes = 0;
+  for await (const part of stream) bytes += (part as Buffer).length;
+  return bytes;
+}
 
 const nodeNamed = (name: string): TestNode => cluster.nodes.find((n) => n.name === name)!;
 
@@ -103,7 +131,7 @@ beforeAll(async () => {
   control = createRedis(redis.url);
   const logger = createLogger('silent');
   service = createBackupService({ config, catalog, redis: control, logger });
-  const shards = new RemoteShardHost(cluster.client);
+  const shards = new CountingShardHost(cluster.client);
   // The commit's catalog, with publishIndexes failing as publishFaults says.
   const commitCatalog = new Proxy(catalog, {
     get(target, prop) {
@@ -198,11 +226,64 @@ describe('backup and restore with nodes on their own hosts', () => {
     await expect.poll(pinned, WAIT).toBe(0);
   }, 60_000);
 
+  it('answers a snapshot asked against a base of its own file with the ranges unchanged since, leaving their pages out but every every-th; against another file, whole', async () => {
+    const rec = (await catalog.getIndex('Beta'))!;
+    const host = new RemoteShardHost(cluster.client);
+    const lineage = await host.lineage(rec, 1);
+    expect(lineage).toMatch(/^[0-9a-f]{32}$/);
+    const first = await host.snapshot(rec, 1);
+    expect(await bytesOf(first.stream())).toBe(first.size);
+    expect(first.origin).toEqual({ lineage, generation: expect.stringMatching(/^\d+$/) });
+    const generation = first.origin!.generation;
+
+    const doc = makeDoc('Beta', [...originals.get('Beta')!.keys()].map((id) => Number(id.split('-')[1])).find((n) => shardFor(makeDoc('Beta', n)._id, rec.shards) === 1)!, { note: 'changed' });
+    // (Backup nodes-1, which later tests restore, holds Beta as it was before.)
+    await nodeNamed(rec.placement[1]!).store.writeDocuments(rec, [doc]);
+
+    const next = await host.snapshot(rec, 1, undefined, { lineage: lineage!, generation, chunk: CHUNK_SIZE, every: 4 });
+    expect(BigInt(next.origin!.generation)).toBeGreaterThan(BigInt(generation));
+    expect(next.unchanged!.length).toBeGreaterThan(0);
+    const left = allButEvery(next.unchanged!, CHUNK_SIZE, 4).reduce((sum, n, i) => (i % 2 ? sum + n : sum), 0);
+    expect(left).toBeGreaterThan(0);
+    expect(await bytesOf(next.stream())).toBe(next.size - left);
+
+    // Another file's lineage (a shard restored or recreated since its base): sent whole.
+    const other = await host.snapshot(rec, 1, undefined, { lineage: 'f'.repeat(32), generation, chunk: CHUNK_SIZE, every: 4 });
+    expect(other.unchanged).toBeUndefined();
+    expect(await bytesOf(other.stream())).toBe(other.size);
+  }, 60_000);
+
+  it('an incremental backup over the network: each node sends the pages changed since the latest backup of its shard (and a sample), and the backup restores as it was taken', async () => {
+    await seedClass('Gamma', 6000);
+    const backup = async (id: string) => {
+      snapshotBytes = 0;
+      await service.create('filesystem', { id, include: ['Gamma'] });
+      await expect.poll(async () => (await service.status('filesystem', id)).status, WAIT).toMatch(FINAL);
+      expect(await service.status('filesystem', id)).toMatchObject({ status: 'SUCCESS' });
+      return snapshotBytes;
+    };
+    const full = await backup('gamma-1');
+    // 30 documents replaced where they are stored: a few pages of each shard.
+    const rec = (await catalog.getIndex('Gamma'))!;
+    const changed = Array.from({ length: 30 }, (_, i) => makeDoc('Gamma', i, { note: 'changed' }));
+    for (const node of SOURCE) await nodeNamed(node).store.writeDocuments(rec, changed.filter((d) => rec.placement[shardFor(d._id, rec.shards)] === node));
+    for (const d of changed) originals.get('Gamma')!.set(String(d._id), JSON.stringify(d));
+    const incremental = await backup('gamma-2');
+    expect(incremental).toBeLessThan(full / 4);
+
+    await dropClass('Gamma');
+    await service.restore('filesystem', 'gamma-2', { include: ['Gamma'], node_mapping: MAPPING });
+    await expect.poll(async () => (await service.restoreStatus('filesystem', 'gamma-2')).status, WAIT).toMatch(FINAL);
+    expect((await service.restoreStatus('filesystem', 'gamma-2')).status).toBe('SUCCESS');
+    expect(readClass((await catalog.getIndex('Gamma'))!)).toEqual(originals.get('Gamma'));
+  }, 180_000);
+
   it('answers 401 on every internal path without the cluster secret or with a wrong one; health stays open', async () => {
     const rec = (await catalog.getIndex('Beta'))!;
     const paths: [string, string][] = [
       ['GET', '/internal/metadata'],
       ['GET', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}`],
+      ['GET', `/internal/indexes/Beta/shards/0/lineage?uid=${rec.uid}`],
       ['PUT', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b1&kind=file'],
       ['DELETE', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b1'],
       ['POST', '/internal/restores/filesystem/nodes-1/prepare'],
@@ -227,6 +308,9 @@ describe('backup and restore with nodes on their own hosts', () => {
     await expect(cluster.client.request('a2', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}`)).rejects.toThrow(/placed on node a1, not on node a2/);
     await expect(cluster.client.request('a1', '/internal/indexes/Beta/shards/0/snapshot?uid=not-its-uid')).rejects.toThrow(/deleted or recreated/);
     await expect(cluster.client.request('a1', `/internal/indexes/Beta/shards/x/snapshot?uid=${rec.uid}`)).rejects.toThrow(/invalid shard number "x"/);
+    await expect(cluster.client.request('a1', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}&lineage=${'a'.repeat(32)}&since=x&chunk=4096&every=32`)).rejects.toThrow(
+      /snapshot's base .*generation: a generation is a decimal transaction id/,
+    );
     await expect(cluster.client.request('b1', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b2', { method: 'DELETE' })).rejects.toThrow(/placed on node b2, not on node b1/);
     await expect(cluster.client.request('b1', '/internal/restores/nowhere/nodes-1/shards/Beta/0?node=b1', { method: 'DELETE' })).rejects.toThrow(/invalid restore "nowhere"/);
     await expect(cluster.client.request('b1', '/internal/restores/filesystem/Bad.Id/abort', { method: 'POST', json: { node: 'b1', shards: [] } })).rejects.toThrow(/backup id/);

@@ -11,10 +11,10 @@ import { Readable } from 'node:stream';
 import { open } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../shared/errors.ts';
-import { appendRange } from '../../shared/formats/ranges.ts';
+import { allButEvery, appendRange, withoutRanges } from '../../shared/formats/ranges.ts';
 import { CHUNK_SIZE, CHUNKS_PER_BLOB, INDEX_PREFIX, REPOSITORY_ROOT } from '../../shared/repository/format.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
-import { Repository } from '../../shared/repository/repository.ts';
+import { Repository, type BaseRequest, type StreamedSource } from '../../shared/repository/repository.ts';
 import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
 import { counting } from '../support/counting-backend.ts';
 import { tempDir } from '../support/temp.ts';
@@ -256,6 +256,55 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect(await lineages()).toEqual([a, b, c]);
     await collectGarbage(fixture.backend, { owner: 'repository test' });
     expect(await lineages()).toEqual([a, b]);
+  }, 60_000);
+
+  it('a streamed source (a node on another host) is asked for what changed since the latest snapshot of its lineage: it leaves the rest out but a sample, the snapshot is the one the whole file makes; an account that does not hold is asked again whole', async () => {
+    const before = fs.readFileSync(copies[0]!);
+    const after = fs.readFileSync(copies[1]!);
+    const equal: number[] = [];
+    for (let at = 0; at + CHUNK_SIZE <= Math.min(before.length, after.length); at += CHUNK_SIZE) {
+      if (after.subarray(at, at + CHUNK_SIZE).equals(before.subarray(at, at + CHUNK_SIZE))) appendRange(equal, at, CHUNK_SIZE);
+    }
+    const repo = new Repository(fixture.backend);
+    const plain = await repo.write({ file: copies[1]!, size: after.length }, 's0/node-1/A/0', { level: 'BestSpeed' });
+    // What each opening was asked (the base's generation, or none) and how many bytes it sent.
+    const opened: { since: string | undefined; sent: number }[] = [];
+    const node = (bytes: Buffer, lineage: string, generation: string, says: number[]): StreamedSource => ({
+      lineage,
+      open: async (base?: BaseRequest) => {
+        const unchanged = base ? says : [];
+        const sent = withoutRanges(bytes, 0, base ? allButEvery(unchanged, base.chunk, base.every) : []);
+        opened.push({ since: base?.generation, sent: sent.length });
+        // In pieces that do not fall on chunks, as a socket delivers them.
+        const pieces = Array.from({ length: Math.ceil(sent.length / 10_007) }, (_, i) => sent.subarray(i * 10_007, (i + 1) * 10_007));
+        return { stream: Readable.from(pieces), size: bytes.length, origin: { lineage, generation }, unchanged };
+      },
+    });
+    const [d, e] = ['d', 'e'].map((x) => x.repeat(32));
+    const first = await repo.write(node(before, d!, '3', []), 's1/node-1/A/0', { level: 'BestSpeed' });
+    expect(opened).toEqual([{ since: undefined, sent: before.length }]);
+    expect(first.unchangedChunks).toBe(0);
+
+    opened.length = 0;
+    const told = await repo.write(node(after, d!, '5', equal), 's2/node-1/A/0', { level: 'BestSpeed' });
+    expect(opened.map((o) => o.since)).toEqual(['3']);
+    expect(opened[0]!.sent).toBeLessThan(after.length / 2);
+    expect(told.unchangedChunks).toBeGreaterThan(0);
+    expect(told).toMatchObject({ size: after.length, sha256: plain.sha256, chunks: plain.chunks });
+    const rebuilt = path.join(tmp.dir, 'rebuilt-s2.mdb');
+    await new Repository(fixture.backend).rebuild('s2/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(after)).toBe(true);
+
+    // A source that says its whole file is unchanged when it is not: the sample differs from
+    // the base, and the file is asked for again, whole.
+    await repo.write(node(before, e!, '1', []), 's3/node-1/A/0', { level: 'BestSpeed' });
+    opened.length = 0;
+    const wrong = await repo.write(node(after, e!, '2', [0, after.length - (after.length % CHUNK_SIZE)]), 's4/node-1/A/0', { level: 'BestSpeed' });
+    expect(opened.map((o) => o.since)).toEqual(['1', undefined]);
+    expect(opened[1]!.sent).toBe(after.length);
+    expect(wrong).toMatchObject({ unchangedChunks: 0, sha256: plain.sha256 });
+    await new Repository(fixture.backend).rebuild('s4/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(after)).toBe(true);
   }, 60_000);
 
   it('reads each blob of an incremental snapshot once, although its runs return to the new blob all across the file', async () => {
