@@ -53,10 +53,17 @@ export const nodeBodyLimit = (maxBodyBytes: number): number => 4 * maxBodyBytes;
 /** How long a node may take to start answering a request it has whole. */
 export const ANSWER_TIMEOUT_MS = 60_000;
 
+/**
+ * The largest answer read whole (metadata, a page of documents, an error): a node that sends
+ * more is cut off, named, rather than held in memory. Streamed answers (snapshots) have no bound.
+ */
+export const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+
 export class NodeClient {
   constructor(
     private readonly urls: Readonly<Record<string, string>>,
     private readonly secret: string,
+    private readonly maxAnswerBytes = MAX_ANSWER_BYTES,
   ) {}
 
   get nodes(): string[] {
@@ -123,8 +130,16 @@ export class NodeClient {
     const status = res.statusCode ?? 0;
     const bytes = async (): Promise<Buffer> => {
       const chunks: Buffer[] = [];
-      for await (const chunk of res) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
+      let length = 0;
+      for await (const chunk of res) {
+        length += (chunk as Buffer).length;
+        if (length > this.maxAnswerBytes) {
+          res.destroy();
+          throw new UnavailableError(`node ${node} answered ${init.method ?? 'GET'} ${path} with more than ${this.maxAnswerBytes} bytes, more than an answer read whole may be`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return Buffer.concat(chunks, length);
     };
     if (status >= 200 && status < 300) {
       return {

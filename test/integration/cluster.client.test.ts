@@ -1,7 +1,8 @@
 /**
  * The node client's time limits and errors, against plain HTTP servers that misbehave on
  * purpose: the answer timer starts when the node has the whole request, so a slow upload is
- * never cut off, while a node that takes the request and never answers is named.
+ * never cut off, while a node that takes the request and never answers is named; an answer read
+ * whole is bounded.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,6 +44,19 @@ describe('node client', () => {
     );
     const answer = await client.json<{ received: number }>('n1', '/upload', { method: 'PUT', body, answerTimeoutMs: 250 });
     expect(answer.received).toBe(6000);
+  });
+
+  it('cuts off, naming the node, an answer read whole that is larger than its bound; a streamed one has none', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ filler: 'x'.repeat(5000) }));
+    });
+    const client = new NodeClient({ n1: url }, SECRET, 4096);
+    await expect(client.json('n1', '/internal/metadata')).rejects.toThrow('node n1 answered GET /internal/metadata with more than 4096 bytes');
+    let streamed = 0;
+    for await (const part of (await client.request('n1', '/internal/metadata')).body) streamed += (part as Buffer).length;
+    expect(streamed).toBeGreaterThan(5000);
+    expect(await new NodeClient({ n1: url }, SECRET).json('n1', '/internal/metadata')).toEqual({ filler: 'x'.repeat(5000) });
   });
 
   it('names a node that takes the request and never answers, and one that refuses connections', async () => {
