@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ABORT, open, type RootDatabase } from 'lmdb';
@@ -267,7 +268,9 @@ function freePages(fd: number, meta: Meta): number[] | undefined {
   return ranges;
 }
 
-/** Bytes of the file read at once to look at its page headers. */
+const readAt = promisify(fs.read);
+
+/** Bytes of the file read at once to look at its page headers (and to pick a snapshot's pages out of). */
 const SCAN_BYTES = 4 * 1024 * 1024;
 
 /**
@@ -399,17 +402,33 @@ export async function shardLineage(store: Store, rec: IndexRecord, shard: number
  * zeros, without the ranges of `leave`.
  */
 function snapshotStream({ fd, head, free }: NonNullable<ShardSnapshot['local']>, size: number, leave: number[] = []): Readable {
-  const rest = fs.createReadStream('', { fd, start: head.length, end: size - 1, autoClose: false, highWaterMark: 256 * 1024 });
   return Readable.from(
     (async function* () {
       const first = withoutRanges(head.subarray(0, Math.min(head.length, size)), 0, leave);
       if (first.length) yield first;
       if (size <= head.length) return;
-      let at = head.length;
-      for await (const part of rest) {
-        const kept = withoutRanges(zeroRanges(part as Buffer, at, free), at, leave);
-        at += (part as Buffer).length;
-        if (kept.length) yield kept;
+      if (leave.length === 0) {
+        let at = head.length;
+        for await (const part of fs.createReadStream('', { fd, start: head.length, end: size - 1, autoClose: false, highWaterMark: 256 * 1024 })) {
+          yield zeroRanges(part as Buffer, at, free);
+          at += (part as Buffer).length;
+        }
+        return;
+      }
+      // Most of the file is left out: it is read through one buffer, and only what is kept is
+      // copied out (a fresh buffer per read would cost a page fault per page of the file).
+      const block = Buffer.allocUnsafeSlow(SCAN_BYTES);
+      for (let at = head.length; at < size; ) {
+        const n = Math.min(block.length, size - at);
+        for (let done = 0; done < n; ) {
+          const { bytesRead } = await readAt(fd, block, done, n - done, at + done);
+          if (bytesRead === 0) throw new Error(`the shard file ends at byte ${at + done} of its ${size}-byte snapshot`);
+          done += bytesRead;
+        }
+        const part = zeroRanges(block.subarray(0, n), at, free);
+        const kept = withoutRanges(part, at, leave);
+        at += n;
+        if (kept.length) yield kept === part ? Buffer.from(part) : kept;
       }
     })(),
     { objectMode: false },
