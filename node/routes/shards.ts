@@ -41,7 +41,7 @@ import {
   type SnapshotBase,
   type StagedKind,
 } from '../../shared/cluster/shard-host.ts';
-import { allButEvery } from '../../shared/formats/ranges.ts';
+import { allButEvery, rangesWithin } from '../../shared/formats/ranges.ts';
 import { BadRequestError, NotFoundError, ValidationError } from '../../shared/errors.ts';
 import { operationRefSchema, type OperationRef } from '../../shared/jobs/operation.ts';
 import { shardLineage } from '../../shared/store/shard-files.ts';
@@ -83,7 +83,7 @@ export function shardRoutes(deps: NodeDeps): Hono<{ Bindings: HttpBindings }> {
     const base = baseOf(c);
     const copy = await host.snapshot(rec, shard);
     // Against a base of this very file: the pages unchanged since, left out but for a sample.
-    const unchanged = base && copy.local && copy.origin?.lineage === base.lineage ? wholeChunks(await copy.local.unchangedSince(base.generation), base.chunk) : [];
+    const unchanged = base && copy.local && copy.origin?.lineage === base.lineage ? wholeChunks(rangesWithin(await copy.local.unchangedSince(base.generation), 0, copy.size), base.chunk) : [];
     const leave = base ? allButEvery(unchanged, base.chunk, base.every) : [];
     const left = leave.reduce((sum, n, i) => (i % 2 ? sum + n : sum), 0);
     const account = unchanged.length ? encodeRanges(unchanged) : undefined;
@@ -155,7 +155,7 @@ function baseOf(c: Context): SnapshotBase | undefined {
   return checked(snapshotBaseSchema, { lineage, generation: since, chunk, every }, "the snapshot's base (query lineage, since, chunk, every)");
 }
 
-/** ranges, when every one is whole chunks of `chunk` bytes; else none. */
+/** ranges (within the snapshot), when every one is whole chunks of `chunk` bytes; else none. */
 function wholeChunks(ranges: number[], chunk: number): number[] {
   return ranges.every((n) => n % chunk === 0) ? ranges : [];
 }
