@@ -2,7 +2,7 @@
  * The node client's time limits and errors, against plain HTTP servers that misbehave on
  * purpose: the answer timer starts when the node has the whole request, so a slow upload is
  * never cut off, while a node that takes the request and never answers is named; an answer read
- * whole is bounded.
+ * whole is bounded; a node of an earlier version (no lineage path) sends its snapshots whole.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +10,10 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NodeClient } from '../../shared/cluster/node-client.ts';
-import { UnavailableError, ValidationError } from '../../shared/errors.ts';
+import { RemoteShardHost } from '../../shared/cluster/shard-host.ts';
+import { wireError } from '../../shared/cluster/wire.ts';
+import { NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.ts';
+import { newIndexRecord } from '../../shared/store/store.ts';
 import { freePort } from '../../shared/redis-server.ts';
 
 const SECRET = 'client-test-secret-0123456789';
@@ -116,6 +119,32 @@ describe('node client', () => {
     for await (const chunk of big.body) received += (chunk as Buffer).length;
     expect(received).toBe(64 * 1024 * 1024);
     expect(await client.json('n1', '/small')).toEqual({ ok: true });
+  });
+
+  it('reads a node of an earlier version (no lineage path, no origin headers) as one that sends its snapshots whole; a missing index is still an error', async () => {
+    const snapshot = Buffer.alloc(3 * 4096, 7);
+    const url = await serve((req, res) => {
+      const route = new URL(req.url!, 'http://x').pathname;
+      if (route === '/internal/indexes/Old/shards/0/snapshot') {
+        res.writeHead(200, { 'x-shard-size': String(snapshot.length), 'x-shard-docs': '5' }).end(snapshot);
+      } else if (route.startsWith('/internal/indexes/Gone/')) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(wireError(new NotFoundError('index Gone (uid u-2) is not in node n1\'s metadata: it was deleted or recreated'))));
+      } else {
+        // What node/app.ts answers for a path it does not know.
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(wireError(new NotFoundError(`no route for ${req.method} ${route}`))));
+      }
+    });
+    const host = new RemoteShardHost(new NodeClient({ n1: url }, SECRET));
+    const old = newIndexRecord('Old', { shards: 1 }, ['n1']);
+    expect(await host.lineage(old, 0)).toBeUndefined();
+    const copy = await host.snapshot(old, 0, undefined, { lineage: 'a'.repeat(32), generation: '7', chunk: 4096, every: 32 });
+    expect(copy).toMatchObject({ size: snapshot.length, docs: 5 });
+    expect(copy.origin).toBeUndefined();
+    expect(copy.unchanged).toBeUndefined();
+    const parts: Buffer[] = [];
+    for await (const part of copy.stream()) parts.push(part as Buffer);
+    expect(Buffer.concat(parts).equals(snapshot)).toBe(true);
+    await expect(host.lineage(newIndexRecord('Gone', { shards: 1 }, ['n1']), 0)).rejects.toThrow(/deleted or recreated/);
   });
 
   it('sends the secret only as a bearer token and never repeats it in an error', async () => {
