@@ -88,14 +88,18 @@ export const SNAPSHOT_LINEAGE_HEADER = 'x-shard-lineage';
 export const SNAPSHOT_GENERATION_HEADER = 'x-shard-generation';
 export const SNAPSHOT_UNCHANGED_HEADER = 'x-shard-unchanged';
 
+/** Which shard file a snapshot is of (`lineage`) and which of its transactions (`generation`), as a node tells them. */
+const shardOriginSchema = z.object({
+  lineage: z.string().regex(/^[0-9a-f]{32}$/, 'a lineage is 32 lowercase hex digits'),
+  generation: z.string().regex(/^\d{1,20}$/, 'a generation is a decimal transaction id'),
+});
+
 /**
  * A snapshot asked for against a base: the latest snapshot of the shard's file (`lineage`) in
  * a repository, taken at `generation`; the pages unchanged since then are left out of the
  * stream in `chunk`-byte chunks, all but every `every`-th (allButEvery, shared/formats/ranges.ts).
  */
-export const snapshotBaseSchema = z.object({
-  lineage: z.string().regex(/^[0-9a-f]{32}$/, 'a lineage is 32 lowercase hex digits'),
-  generation: z.string().regex(/^\d{1,20}$/, 'a generation is a decimal transaction id'),
+export const snapshotBaseSchema = shardOriginSchema.extend({
   chunk: z.coerce.number().int().min(512).max(65536).refine((n) => (n & (n - 1)) === 0, 'a chunk size is a power of two'),
   every: z.coerce.number().int().min(1).max(1 << 20),
 });
@@ -187,7 +191,8 @@ export class RemoteShardHost implements ShardHost {
   async lineage(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<string | undefined> {
     try {
       const { lineage } = await this.client.json<{ lineage?: unknown }>(this.nodeOf(rec, shard), `${shardPath(rec, shard)}/lineage?uid=${encodeURIComponent(rec.uid)}`, { signal });
-      return typeof lineage === 'string' && /^[0-9a-f]{32}$/.test(lineage) ? lineage : undefined;
+      const told = shardOriginSchema.shape.lineage.safeParse(lineage);
+      return told.success ? told.data : undefined;
     } catch (err) {
       // A node of an earlier version has no such path: its snapshots are read whole.
       if (err instanceof NotFoundError && /: no route for /.test(err.message)) return undefined;
@@ -202,9 +207,8 @@ export class RemoteShardHost implements ShardHost {
     const res = await this.client.request(node, `${shardPath(rec, shard)}/snapshot?${query}`, { signal });
     const size = countHeader(res, SNAPSHOT_SIZE_HEADER, node);
     const docs = countHeader(res, SNAPSHOT_DOCS_HEADER, node);
-    const lineage = res.header(SNAPSHOT_LINEAGE_HEADER);
-    const generation = res.header(SNAPSHOT_GENERATION_HEADER);
-    const origin = lineage && generation && /^[0-9a-f]{32}$/.test(lineage) && /^\d{1,20}$/.test(generation) ? { lineage, generation } : undefined;
+    const told = shardOriginSchema.safeParse({ lineage: res.header(SNAPSHOT_LINEAGE_HEADER), generation: res.header(SNAPSHOT_GENERATION_HEADER) });
+    const origin = told.success ? told.data : undefined;
     // The node lets the snapshot go when this response ends or is destroyed.
     let body: Readable | null = res.body;
     let unchanged: number[] | undefined;
