@@ -183,19 +183,20 @@ interface Span {
 
 /**
  * Of the chunks a base says are unchanged, those within the span at `offset` (`length` bytes)
- * that are not named — as (offset in the span, length) pairs — and the ones, by place in the
- * span, named all the same to check the base: every BASE_CHECK_EVERY-th chunk of the file among
- * them.
+ * that are not named (`leftOut`) — as (offset in the span, length) pairs — and the others, by
+ * place in the span, named all the same to check the base (the sample allButEvery keeps).
  */
 function notToName(base: BaseChunks, offset: number, length: number): { skipped: number[]; checked: number[] } {
+  const skipped = rangesWithin(base.leftOut, offset, length);
   const checked: number[] = [];
   const within = rangesWithin(base.ranges, offset, length);
-  for (let i = 0; i < within.length; i += 2) {
+  for (let i = 0, s = 0; i < within.length; i += 2) {
     for (let at = within[i]!, end = at + within[i + 1]!; at < end; at += CHUNK_SIZE) {
-      if (((offset + at) / CHUNK_SIZE) % BASE_CHECK_EVERY === 0) checked.push(at / CHUNK_SIZE);
+      while (s < skipped.length && skipped[s]! + skipped[s + 1]! <= at) s += 2;
+      if (s >= skipped.length || skipped[s]! > at) checked.push(at / CHUNK_SIZE);
     }
   }
-  return { skipped: rangesWithin(base.leftOut, offset, length), checked };
+  return { skipped, checked };
 }
 
 /**
