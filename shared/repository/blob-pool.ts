@@ -127,10 +127,14 @@ function unpack(raw, writes, expected, target) {
 // parts are then the bytes that were named, whatever the file holds by then.
 const kept = new Map();
 // The bytes of a kept span at (offset, length) pairs, one after the other; the span is let go.
-function takeKept(key, ranges) {
+function letGo(key) {
   const span = kept.get(key);
   kept.delete(key);
   if (!span) throw new Error('no span kept as ' + key);
+  return span;
+}
+function takeKept(key, ranges) {
+  const span = letGo(key);
   const total = lengthOf(ranges);
   // All of it: it travels as it is.
   if (total === span.length) return span;
@@ -145,6 +149,18 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
       const out = own(takeKept(key, ranges));
       return send({ id, data: out }, [out]);
     }
+    if (op === 'seal') {
+      // A kept span stored whole: compressed here, where its bytes are, and its buffer kept for
+      // the next read (at no level, its bytes travel as they are).
+      const span = letGo(key);
+      if (level === undefined) {
+        const out = own(span);
+        return send({ id, data: out }, [out]);
+      }
+      const out = own(await compress(span, level));
+      give(span);
+      return send({ id, data: out }, [out]);
+    }
     const read = path !== undefined;
     const buf = read ? await readRanges(path, ranges) : Buffer.from(data);
     if (zeros) for (let i = 0; i < zeros.length; i += 2) buf.fill(0, zeros[i], zeros[i] + zeros[i + 1]);
@@ -156,6 +172,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
       } else send({ id, data, hashes: named }, [data, named]);
     } else if (op === 'compress') {
       const out = own(await compress(buf, level));
+      give(buf);
       send({ id, data: out }, [out]);
     } else if (op === 'unpack') {
       const raw = codec === 0 ? buf : await decompress(buf);
@@ -213,6 +230,7 @@ type Request = (
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
   | { op: 'take'; key: number }
+  | { op: 'seal'; key: number; level?: number }
 ) & { path?: LocalFile; ranges?: number[]; zeros?: number[]; skip?: number[] };
 
 interface Thread {
@@ -304,6 +322,8 @@ export interface NamedSpan {
   hashes: Buffer;
   /** The span's bytes at (offset in the span, length) pairs, one after the other, without a copy when they are all of it. */
   take(ranges: number[]): Promise<Buffer>;
+  /** The whole span as one zstd frame at this zstd level, compressed by the thread that keeps it (no level: its bytes as they are). */
+  seal(level?: number): Promise<Buffer>;
 }
 
 /**
@@ -318,6 +338,7 @@ export async function nameFileSpan(path: LocalFile, offset: number, length: numb
   return {
     hashes: Buffer.from(hashes!),
     take: async (ranges) => Buffer.from((await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)).data),
+    seal: async (level) => Buffer.from((await pool.run({ op: 'seal', key: id, ...(level === undefined ? {} : { level }) }, undefined, false, thread)).data),
   };
 }
 

@@ -11,7 +11,7 @@ import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
 import { IntegrityError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named } from './blob-pool.ts';
+import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named, type NamedSpan } from './blob-pool.ts';
 import { CODEC, MAX_METADATA_BYTES, type Codec } from './format.ts';
 
 export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {
@@ -20,13 +20,25 @@ export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, numb
   BestCompression: 9,
 };
 
+/** A blob as stored: its codec and bytes. */
+export interface Encoded {
+  codec: Codec;
+  data: Buffer;
+}
+
 /**
  * The codec and bytes of a blob at this level. With `give`, raw is handed to a thread without a
  * copy when it owns its ArrayBuffer, and must not be used afterwards.
  */
-export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = false): Promise<{ codec: Codec; data: Buffer }> {
+export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = false): Promise<Encoded> {
   if (level === 'NoCompression') return { codec: CODEC.raw, data: raw };
   return { codec: CODEC.zstd, data: await zstdCompress(raw, ZSTD_LEVEL[level], give) };
+}
+
+/** The codec and bytes of a whole span a thread keeps (blob-pool.ts), compressed by that thread at this level. */
+export async function encodeSpan(span: NamedSpan, level: CompressionLevel): Promise<Encoded> {
+  if (level === 'NoCompression') return { codec: CODEC.raw, data: await span.seal() };
+  return { codec: CODEC.zstd, data: await span.seal(ZSTD_LEVEL[level]) };
 }
 
 export async function decodeBlob(codec: number, data: Buffer): Promise<Buffer> {

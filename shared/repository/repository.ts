@@ -44,7 +44,7 @@ import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
 import { hashChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
-import { decodeChunks, decodeObject, encodeBlob, encodeObject, readObject } from './codec.ts';
+import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -557,12 +557,12 @@ export class Repository {
         }
         if (n === CHUNKS_PER_BLOB && n - fresh <= REPEATS_STORED && !unread) {
           // (Almost) every chunk is new (a full backup, mostly): the span is a blob as it is,
-          // without a copy, and its chunks are then queued ones like any other. The few chunks
+          // without a copy (compressed by the thread that keeps it: its bytes never come to this
+          // thread), and its chunks are then queued ones like any other. The few chunks
           // of it already stored (empty pages, mostly: a few bytes each once compressed) are
           // stored again but named where they were; copying the rest chunk by chunk into a new
           // blob cost more than that.
-          const blob = span.kept ? await span.kept.take([0, span.length]) : data!;
-          const first = packs.addBlob(blob, span.hashes);
+          const first = packs.addBlob(span.kept ? encodeSpan(span.kept, options.level) : encodeBlob(data!, options.level, true), span.length, span.hashes);
           for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) mine.add(span.hashes, first + c, h);
           data = undefined;
         } else if (span.kept) {
@@ -982,19 +982,14 @@ class PackWriter {
   }
 
   /**
-   * Queue a whole blob of new chunks as it is (data, owning its bytes, is given to the
-   * compressing thread without a copy; hashes, their SHA-256s); answers the code of its first
-   * chunk. A blob being filled is closed first.
+   * Queue a whole blob of new chunks as it is, being encoded already (rawLength bytes; hashes,
+   * their SHA-256s); answers the code of its first chunk. A blob being filled is closed first.
    */
-  addBlob(data: Buffer, hashes: Buffer): number {
+  addBlob(encoded: Promise<Encoded>, rawLength: number, hashes: Buffer): number {
     if (this.filled > 0) this.flush();
     const code = this.next * CHUNKS_PER_BLOB;
-    this.filled = hashes.length / HASH_BYTES;
-    this.chunks += this.filled;
-    this.blob = data;
-    this.bytes = data.length;
-    hashes.copy(this.blobHashes, 0);
-    this.flush();
+    this.chunks += hashes.length / HASH_BYTES;
+    this.queue(encoded, rawLength, Buffer.from(hashes));
     return code;
   }
 
@@ -1023,10 +1018,14 @@ class PackWriter {
     const hashes = Buffer.from(this.blobHashes.subarray(0, this.filled * HASH_BYTES));
     // A full blob owns its ArrayBuffer and is given to the compressing thread without a copy.
     const blob = this.blob!;
-    const encoded = encodeBlob(rawLength === blob.length ? blob : blob.subarray(0, rawLength), this.options.level, true);
     this.blob = undefined;
     this.filled = 0;
     this.bytes = 0;
+    this.queue(encodeBlob(rawLength === blob.length ? blob : blob.subarray(0, rawLength), this.options.level, true), rawLength, hashes);
+  }
+
+  /** The next blob of this run, appended to the pack in order once encoded. */
+  private queue(encoded: Promise<Encoded>, rawLength: number, hashes: Buffer): void {
     const number = this.next++;
     encoded.catch(() => undefined);
     this.chain = this.chain.then(async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hashChunks, nameFileSpan } from '../../shared/repository/blob-pool.ts';
+import { hashChunks, nameFileSpan, zstdDecompress } from '../../shared/repository/blob-pool.ts';
 import { tempDir } from '../support/temp.ts';
 
 describe('the blob pool: naming and compressing chunks in worker threads', () => {
@@ -43,6 +43,26 @@ describe('the blob pool: naming and compressing chunks in worker threads', () =>
         await handle.close();
       }
       await expect(nameFileSpan(file, 4096 * 9, 8192)).rejects.toThrow(`${file} ends before byte ${4096 * 11}`);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('seals a kept span where it is: one zstd frame of the bytes named (or the bytes themselves at no level), then lets it go', async () => {
+    const tmp = tempDir();
+    try {
+      const file = path.join(tmp.dir, 'copy.mdb');
+      const bytes = Buffer.from(Array.from({ length: 4096 * 8 }, (_, i) => (i % 251) ^ (i >> 12)));
+      fs.writeFileSync(file, bytes);
+      const spans = await Promise.all([nameFileSpan(file, 0, 4096 * 4), nameFileSpan(file, 4096 * 4, 4096 * 4), nameFileSpan(file, 4096, 4096)]);
+      fs.writeFileSync(file, Buffer.alloc(bytes.length, 0xee));
+      const frame = await spans[0]!.seal(1);
+      expect(frame.length).toBeLessThan(4096 * 4);
+      expect((await zstdDecompress(frame)).equals(bytes.subarray(0, 4096 * 4))).toBe(true);
+      expect((await zstdDecompress(await spans[1]!.seal(9))).equals(bytes.subarray(4096 * 4))).toBe(true);
+      expect((await spans[2]!.seal()).equals(bytes.subarray(4096, 4096 * 2))).toBe(true);
+      await expect(spans[0]!.seal(1)).rejects.toThrow('no span kept');
+      await expect(spans[2]!.take([0, 1])).rejects.toThrow('no span kept');
     } finally {
       tmp.cleanup();
     }
