@@ -143,7 +143,7 @@ function takeKept(key, ranges) {
   give(span);
   return out;
 }
-parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zeros, skip, codec, rawLength, writes, expected, target, key }) => {
+parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zeros, skip, keep, codec, rawLength, writes, expected, target, key }) => {
   try {
     if (op === 'take') {
       const out = own(takeKept(key, ranges));
@@ -166,7 +166,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
     if (zeros) for (let i = 0; i < zeros.length; i += 2) buf.fill(0, zeros[i], zeros[i] + zeros[i + 1]);
     if (op === 'hash') {
       const named = name(buf, skip);
-      if (read) {
+      if (read || keep) {
         kept.set(id, buf);
         send({ id, hashes: named }, [named]);
       } else send({ id, data, hashes: named }, [data, named]);
@@ -225,7 +225,7 @@ export interface FileRange {
  * not named.
  */
 type Request = (
-  | { op: 'hash' }
+  | { op: 'hash'; keep?: boolean }
   | { op: 'compress'; level: number }
   | { op: 'decompress'; hashes: boolean }
   | { op: 'unpack'; codec: number; rawLength: number; writes: number[]; expected: Uint8Array; target?: string }
@@ -314,9 +314,10 @@ export async function hashChunks(data: Buffer, skip?: number[]): Promise<Named> 
 }
 
 /**
- * A span of a local file read and named by a thread, which keeps its bytes until `take`: the
- * bytes stored are then the bytes named, whatever the file holds by that time (a live file may
- * change). Every span must be taken once, with no ranges to let it go.
+ * A span named by a thread (of a local file it read, or of bytes it was given), which keeps its
+ * bytes until `take` or `seal`: the bytes stored are then the bytes named, whatever the file
+ * holds by that time (a live file may change). Every span must be taken or sealed once (taken
+ * with no ranges to let it go).
  */
 export interface NamedSpan {
   hashes: Buffer;
@@ -334,7 +335,19 @@ export interface NamedSpan {
  */
 export async function nameFileSpan(path: LocalFile, offset: number, length: number, zeros?: number[], skip?: number[]): Promise<NamedSpan> {
   const pool = threads();
-  const { hashes, thread, id } = await pool.run({ op: 'hash', path, ranges: [offset, length], ...(zeros?.length ? { zeros } : {}), ...(skip?.length ? { skip } : {}) });
+  return keptBy(pool, await pool.run({ op: 'hash', path, ranges: [offset, length], ...(zeros?.length ? { zeros } : {}), ...(skip?.length ? { skip } : {}) }));
+}
+
+/**
+ * data named by a thread, which keeps it (see NamedSpan), but for the whole chunks the (offset,
+ * length) pairs of `skip` hold; data is given to the thread (see the top of this file).
+ */
+export async function keepChunks(data: Buffer, skip?: number[]): Promise<NamedSpan> {
+  const pool = threads();
+  return keptBy(pool, await pool.run({ op: 'hash', keep: true, ...(skip?.length ? { skip } : {}) }, data, true));
+}
+
+function keptBy(pool: BlobPool, { hashes, thread, id }: Answer & { thread: Thread; id: number }): NamedSpan {
   return {
     hashes: Buffer.from(hashes!),
     take: async (ranges) => Buffer.from((await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)).data),

@@ -42,7 +42,7 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { hashChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
+import { keepChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
@@ -174,8 +174,7 @@ interface Span {
   offset: number;
   length: number;
   hashes: Buffer;
-  data?: Buffer;
-  kept?: NamedSpan;
+  kept: NamedSpan;
   /** (offset in the span, length) pairs not named (taken from the base), and the chunks (by place in the span) named to check the base. */
   skipped?: number[];
   checked?: number[];
@@ -538,21 +537,18 @@ export class Repository {
         whole.update(span.hashes);
         // Bounded: past MINE_LIMIT it starts again (between spans, so a span's decisions hold).
         if (mine.size + n > MINE_LIMIT) mine.clear();
-        let data = span.data;
-        let from: Int32Array | undefined;
-        // One look at each chunk: how many are new and, for a span a thread keeps, where the
-        // bytes of the new ones lie in what it hands back when only those are taken.
+        let data: Buffer | undefined;
+        // One look at each chunk: how many are new, and where the bytes of the new ones lie in
+        // what the thread that keeps the span hands back when only those are taken.
         let fresh = 0;
-        const offsets = span.kept ? new Int32Array(n).fill(-1) : undefined;
+        const offsets = new Int32Array(n).fill(-1);
         const ranges: number[] = [];
         for (let c = 0, at = 0, taken = 0; c < n; c++, at += CHUNK_SIZE) {
           if (unread?.[c] || stored(span.hashes, c * HASH_BYTES)) continue;
-          if (offsets) {
-            const length = Math.min(CHUNK_SIZE, span.length - at);
-            offsets[c] = taken;
-            taken += length;
-            appendRange(ranges, at, length);
-          }
+          const length = Math.min(CHUNK_SIZE, span.length - at);
+          offsets[c] = taken;
+          taken += length;
+          appendRange(ranges, at, length);
           fresh++;
         }
         if (n === CHUNKS_PER_BLOB && n - fresh <= REPEATS_STORED && !unread) {
@@ -562,18 +558,16 @@ export class Repository {
           // of it already stored (empty pages, mostly: a few bytes each once compressed) are
           // stored again but named where they were; copying the rest chunk by chunk into a new
           // blob cost more than that.
-          const first = packs.addBlob(span.kept ? encodeSpan(span.kept, options.level) : encodeBlob(data!, options.level, true), span.length, span.hashes);
+          const first = packs.addBlob(encodeSpan(span.kept, options.level), span.length, span.hashes);
           for (let c = 0, h = 0; c < n; c++, h += HASH_BYTES) mine.add(span.hashes, first + c, h);
-          data = undefined;
-        } else if (span.kept) {
+        } else {
           // Only the bytes of the chunks this span may store come back from the thread that named them.
-          from = offsets;
           data = await span.kept.take(ranges);
         }
         const spanChunk = span.offset / CHUNK_SIZE;
         for (let c = 0, at = 0; c < n; c++, at += CHUNK_SIZE) {
           if (unread?.[c]) baseChunk(spanChunk + c);
-          else chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, from ? from[c]! : at);
+          else chunk(span.hashes, c * HASH_BYTES, Math.min(CHUNK_SIZE, span.length - at), data, offsets[c]!);
         }
         options.onProgress?.(size, packs.stored);
         await packs.backpressure();
@@ -587,13 +581,15 @@ export class Repository {
     try {
       if ('stream' in source) {
         // The stream's bytes, gathered into the file's spans (one copy, which the naming thread
-        // is then given) so that a span costs one trip to a thread whatever the stream's buffer
-        // size; the chunks a base says are unchanged are not in it but for a sample, and are not named.
+        // is then given and keeps, as it keeps a span of a local file it reads) so that a span
+        // costs one trip to a thread whatever the stream's buffer size; the chunks a base says
+        // are unchanged are not in it but for a sample, and are not named.
         const absent = (offset: number, length: number) => (unchanged ? notToName(unchanged, offset, length) : undefined);
         for await (const { offset, data, skipped, checked } of spansOf(source.stream, source.size, absent)) {
           signal?.throwIfAborted();
-          await limit.take(data.length, signal);
-          queue(hashChunks(data, skipped).then((named) => ({ offset, length: named.data.length, data: named.data, hashes: named.hashes, skipped, checked })));
+          const length = data.length;
+          await limit.take(length, signal);
+          queue(keepChunks(data, skipped).then((kept) => ({ offset, length, hashes: kept.hashes, kept, skipped, checked })));
           await handle(NAMING_AHEAD);
         }
       } else {
@@ -605,7 +601,7 @@ export class Repository {
           const head = source.head.subarray(0, Math.min(source.head.length, source.size));
           if (head.length % CHUNK_SIZE !== 0 && head.length < source.size) throw new Error(`a snapshot's head of ${head.length} bytes is not whole chunks`);
           start = head.length;
-          queue(hashChunks(Buffer.from(head)).then(({ data, hashes }) => ({ offset: 0, length: data.length, data, hashes })));
+          queue(keepChunks(Buffer.from(head)).then((kept) => ({ offset: 0, length: head.length, hashes: kept.hashes, kept })));
         }
         for (let offset = start; offset < source.size; offset += SPAN) {
           signal?.throwIfAborted();
@@ -644,7 +640,7 @@ export class Repository {
       packs.abort(err as Error);
       if ('stream' in source) source.stream.destroy();
       // Spans a thread still keeps for this run are let go.
-      for (const pending of naming) void pending.then((span) => span.kept?.take([])).catch(() => undefined);
+      for (const pending of naming) void pending.then((span) => span.kept.take([])).catch(() => undefined);
       throw err;
     }
   }

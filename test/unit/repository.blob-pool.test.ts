@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hashChunks, nameFileSpan, zstdDecompress } from '../../shared/repository/blob-pool.ts';
+import { hashChunks, keepChunks, nameFileSpan, zstdDecompress } from '../../shared/repository/blob-pool.ts';
 import { tempDir } from '../support/temp.ts';
 
 describe('the blob pool: naming and compressing chunks in worker threads', () => {
@@ -48,7 +48,7 @@ describe('the blob pool: naming and compressing chunks in worker threads', () =>
     }
   });
 
-  it('seals a kept span where it is: one zstd frame of the bytes named (or the bytes themselves at no level), then lets it go', async () => {
+  it('seals a kept span where it is: one zstd frame of the bytes named (or the bytes themselves at no level), then lets it go; bytes given to it are kept alike', async () => {
     const tmp = tempDir();
     try {
       const file = path.join(tmp.dir, 'copy.mdb');
@@ -63,6 +63,14 @@ describe('the blob pool: naming and compressing chunks in worker threads', () =>
       expect((await spans[2]!.seal()).equals(bytes.subarray(4096, 4096 * 2))).toBe(true);
       await expect(spans[0]!.seal(1)).rejects.toThrow('no span kept');
       await expect(spans[2]!.take([0, 1])).rejects.toThrow('no span kept');
+      // Bytes given to a thread (a span of a node's stream) are named and kept the same way, but
+      // for the whole chunks of skip, whose names are zeros.
+      const given = await keepChunks(Buffer.from(bytes), [4096, 4096 * 2]);
+      const names = [0, 1, 2, 3, 4, 5, 6, 7].map((c) => (c === 1 || c === 2 ? Buffer.alloc(32) : createHash('sha256').update(bytes.subarray(c * 4096, (c + 1) * 4096)).digest()));
+      expect(given.hashes.equals(Buffer.concat(names))).toBe(true);
+      expect((await given.take([4096 * 7, 10])).equals(bytes.subarray(4096 * 7, 4096 * 7 + 10))).toBe(true);
+      const sealed = await keepChunks(Buffer.from(bytes));
+      expect((await zstdDecompress(await sealed.seal(3))).equals(bytes)).toBe(true);
     } finally {
       tmp.cleanup();
     }
