@@ -1,8 +1,9 @@
 /**
  * A table of chunks by name (SHA-256) with one number each, in typed arrays: open addressing
  * with linear probing, at most half full, keyed by the first 16 bytes of the hash (uniform, so
- * its first word is the slot). 20 bytes a slot, ≤ 40 bytes a chunk — against ~100 for a Map
- * keyed by strings; a repository's million chunks (4 GiB of distinct data) cost ≤ 40 MB.
+ * its first word is the slot). 20 bytes a slot, a quarter to half of them full: 40–80 bytes a
+ * chunk, against ~100 for a Map keyed by strings; a repository's million chunks (4 GiB of
+ * distinct data) cost 40–80 MB.
  *
  * 16 bytes of SHA-256 never collide in practice (2^-64 at four billion chunks), and if two ever
  * did, a snapshot's fingerprint (the SHA-256 of its chunks' full SHA-256s) would not match on
