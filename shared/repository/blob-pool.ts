@@ -123,16 +123,17 @@ function unpack(raw, writes, expected, target) {
   }
   return undefined;
 }
-// Spans of a file read and named here, kept until the caller takes the parts it stores: those
-// parts are then the bytes that were named, whatever the file holds by then.
+// Spans read (or given) and named here, kept until the caller takes the parts it stores or
+// seals the whole: what is stored is then the bytes that were named, whatever the file holds by then.
 const kept = new Map();
-// The bytes of a kept span at (offset, length) pairs, one after the other; the span is let go.
+// A kept span, no longer kept.
 function letGo(key) {
   const span = kept.get(key);
   kept.delete(key);
   if (!span) throw new Error('no span kept as ' + key);
   return span;
 }
+// The bytes of a kept span at (offset, length) pairs, one after the other; the span is let go.
 function takeKept(key, ranges) {
   const span = letGo(key);
   const total = lengthOf(ranges);
