@@ -4,6 +4,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from '
 import path from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { syncDirectory } from '../durable.ts';
 import { CancelledError, NotFoundError, PermanentBackendError, ShardvaultError, ValidationError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
@@ -319,18 +320,5 @@ async function createInDirectory(file: string): Promise<FileHandle> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err;
     }
-  }
-}
-
-/** fsync a directory so a rename in it survives a crash; best effort (not every FS allows it). */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // EISDIR/EINVAL/EPERM on some filesystems: the rename itself already happened.
-  } finally {
-    await handle?.close().catch(() => undefined);
   }
 }

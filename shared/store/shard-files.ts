@@ -25,6 +25,7 @@ import { promisify } from 'node:util';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ABORT, open, type RootDatabase } from 'lmdb';
+import { syncDirectory, syncFile } from '../durable.ts';
 import { NotFoundError } from '../errors.ts';
 import { appendRange, withoutRanges, zeroRanges } from '../formats/ranges.ts';
 import type { OperationRef } from '../jobs/operation.ts';
@@ -498,6 +499,8 @@ export function stageShardFile(dir: string, source: Readable, signal?: AbortSign
 export async function fillShardFile(dir: string, fill: (file: string) => Promise<void>): Promise<number> {
   const file = path.join(dir, SHARD_FILE);
   await fill(file);
+  // On the device before it can be published: a restore that answered SUCCESS survives a crash.
+  await syncFile(file);
   return countDocuments(file);
 }
 
@@ -558,7 +561,11 @@ export async function publishStagedShard(from: string, to: string, what: string)
     // Nothing registered lives at `to` (the index does not exist): clear any leftover.
     await fs.promises.rm(to, { recursive: true, force: true });
     await fs.promises.mkdir(path.dirname(to), { recursive: true });
+    // The staged directory's entries, then the move, made to survive a crash (the file's bytes are already synced).
+    await syncDirectory(from);
     await fs.promises.rename(from, to);
+    await syncDirectory(path.dirname(to));
+    await syncDirectory(path.dirname(from));
   } else if (!fs.existsSync(path.join(to, SHARD_FILE))) {
     throw new NotFoundError(`staged shard ${what} is missing`);
   }
