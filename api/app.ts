@@ -17,6 +17,7 @@ import { backupRoutes } from './routes/backups.ts';
 import { dumpRoutes } from './routes/dump.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { requestLog } from './request-log.ts';
+import { readUnreadBody } from './unread-body.ts';
 import { weaviateRoutes } from './routes/weaviate.ts';
 import { xapiandRoutes } from './routes/xapiand.ts';
 
@@ -40,6 +41,8 @@ export function createApi(deps: ApiDeps): Api {
 
   app.use('*', requestLog(logger));
   app.use('*', metrics.middleware);
+  // Inside the log and the metrics: they time the request until its answer can go out.
+  app.use('*', readUnreadBody(Math.max(config.maxBodyBytes, 1024 * 1024)));
   app.onError(handleError(logger));
   app.notFound((c) => c.json(errorBody(`no route for ${c.req.method} ${c.req.path}`), 404));
   if (config.auth.enabled) {

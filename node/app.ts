@@ -8,6 +8,8 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { httpStatusOf } from '../api/errors.ts';
 import { requestLog } from '../api/request-log.ts';
+import { readUnreadBody } from '../api/unread-body.ts';
+import { nodeBodyLimit } from '../shared/cluster/node-client.ts';
 import { wireError } from '../shared/cluster/wire.ts';
 import { NotFoundError, UnauthorizedError } from '../shared/errors.ts';
 import { matchesSecret } from '../shared/secret.ts';
@@ -32,6 +34,7 @@ export function createNode(deps: NodeDeps): NodeServer {
   if (!secret) throw new Error('a node needs CLUSTER_SECRET');
   const app = new Hono();
   app.use('*', requestLog(logger));
+  app.use('*', readUnreadBody(nodeBodyLimit(config.maxBodyBytes)));
   app.onError((err, c) => {
     const status = httpStatusOf(err);
     if (status === 500) logger.error({ err, method: c.req.method, path: c.req.path }, 'node request failed');
