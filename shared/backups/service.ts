@@ -32,7 +32,7 @@ import { ManifestCache } from './manifest-cache.ts';
 import { planBackup, planRestore } from './plan.ts';
 import { readRepairingStuck } from './repair.ts';
 import { listing, statusFromManifest, statusFromState } from './status.ts';
-import { OperationStore } from './state.ts';
+import { OperationStore, type OperationState } from './state.ts';
 import { verifyBackup } from './verify.ts';
 import { assertBackupId, mapNodes, parseCreateRequest, parseRestoreRequest, selectClasses, type Overrides } from './validate.ts';
 
@@ -101,6 +101,15 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
   const ops = new OperationStore(deps.redis);
   const producer = openProducer(deps.redis);
   const current = (op: OperationRef) => readRepairingStuck({ ops, producer, logger }, op);
+  /**
+   * A backup's state in Redis when it was started at this location. Redis keys operations by
+   * backend and id, while Weaviate's `bucket`/`path` overrides let one id be used in several
+   * locations: the state of the last one started must not answer for the others.
+   */
+  const currentAt = async (op: OperationRef, backend: Backend) => {
+    const state = await current(op);
+    return state?.path === backend.locate(op.id) ? state : undefined;
+  };
   const manifests = new ManifestCache();
   // Concurrent lists of one backend location share one listing of its top-level names (a list
   // that arrives while one is being listed is answered with it: a backup finished meanwhile is
@@ -216,8 +225,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     return collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: ${what}`, logger });
   }
 
-  async function statusOf(op: OperationRef): Promise<OperationStatus | undefined> {
-    const state = await current(op);
+  async function statusOf(op: OperationRef, state: OperationState | undefined): Promise<OperationStatus | undefined> {
     return state && statusFromState(state, await ops.readProgress(op, state.shardsTotal));
   }
 
@@ -247,11 +255,10 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     if (manifest.status !== 'SUCCESS') throw new ValidationError(`${where} has status ${manifest.status}; a base must be a SUCCESS backup`);
   }
 
-  async function cancelOperation(op: OperationRef, finished: () => Promise<Status | undefined>): Promise<void> {
+  async function cancelOperation(op: OperationRef, state: OperationState | undefined, finished: () => Promise<Status | undefined>): Promise<void> {
     const { kind, id, backend } = op;
     const tooLate = (status: Status) =>
       new ConflictError(`${kind} ${JSON.stringify(id)} has already finished (${status}); only a running ${kind} can be cancelled`);
-    const state = await current(op);
     if (!state) {
       const done = await finished();
       if (done) throw tooLate(done);
@@ -291,7 +298,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       ]);
       const state = settled(running);
       if (state && !isTerminal(state.status)) {
-        throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${state.status})`);
+        // Redis keys a backup by backend and id: one id runs in one location at a time.
+        throw new ConflictError(`backup ${JSON.stringify(req.id)} is already in progress (${state.status}) at ${state.path}`);
       }
       if (settled(exists)) throw new ConflictError(`backup ${JSON.stringify(req.id)} already exists at ${path}; choose another id`);
       settled(access);
@@ -340,7 +348,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       // Overrides are checked even when Redis answers, so a bad ?path= is refused, never ignored.
       const backend = backends(name, overrides);
       const op = operationRef('backup', name, id);
-      const running = await statusOf(op);
+      const running = await statusOf(op, await currentAt(op, backend));
       if (running) return running;
       // Deleted by another process lately: its manifest may still be in this one's memory.
       const where = backend.locate(globalManifestKey(id));
@@ -359,7 +367,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         precheck('list backups', () => listings.run(backend, () => backend.listDirectories(''))),
         ops.all('backup', name),
       ]);
-      const states = (await Promise.all(known.map((s) => (isTerminal(s.status) ? s : current(s.op))))).filter((s) => s !== undefined);
+      const here = known.filter((s) => s.path === backend.locate(s.op.id));
+      const states = (await Promise.all(here.map((s) => (isTerminal(s.status) ? s : currentAt(s.op, backend))))).filter((s) => s !== undefined);
       let ids = directories.filter((d) => BACKUP_ID.test(d));
       if (page.limit === undefined && page.after === undefined) return listing(await readManifests(backend, ids), states);
       // A page: ids in order after `after`, manifests read only until the page is full.
@@ -380,7 +389,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
       const backend = backends(name, overrides);
-      await cancelOperation(operationRef('backup', name, id), async () => (await readGlobal(backend, id))?.status);
+      const op = operationRef('backup', name, id);
+      await cancelOperation(op, await currentAt(op, backend), async () => (await readGlobal(backend, id))?.status);
     },
 
     async restore(rawBackend, rawId, body) {
@@ -442,7 +452,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     async restoreStatus(rawBackend, rawId) {
       const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
-      const status = await statusOf(operationRef('restore', name, id));
+      const op = operationRef('restore', name, id);
+      const status = await statusOf(op, await current(op));
       if (!status) throw new NotFoundError(`no restore of backup ${JSON.stringify(id)} in backend ${name} is known`);
       return status;
     },
@@ -450,7 +461,8 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     async cancelRestore(rawBackend, rawId) {
       const name = parseBackendName(rawBackend);
       const id = assertBackupId(rawId);
-      await cancelOperation(operationRef('restore', name, id), async () => undefined);
+      const op = operationRef('restore', name, id);
+      await cancelOperation(op, await current(op), async () => undefined);
     },
 
     async deleteBackup(rawBackend, rawId, overrides = {}) {

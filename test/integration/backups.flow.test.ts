@@ -165,4 +165,24 @@ describe('backup and restore in one process', () => {
     expect(done.map((d) => [d.id, d.status]), JSON.stringify(done.map((d) => d.error))).toEqual(ids.map((id) => [id, 'SUCCESS']));
     for (const d of done) expect(d.progress?.docs).toBe(600);
   });
+
+  it('keeps one id in two locations apart: status, list and cancel answer for the location asked', async () => {
+    const root = t.config.backends.filesystem.path;
+    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'twin', include: ['Alpha'] })).status).toBe(200);
+    expect((await waitForStatus(t.call, '/v1/backups/filesystem/twin')).status).toBe('SUCCESS');
+    // The same id under config.Path (Weaviate's override): another backup, in another place.
+    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'twin', include: ['Beta'], config: { Path: 'elsewhere' } })).status).toBe(200);
+    // Cancelling the first one, which has finished, must not reach the one running elsewhere.
+    const cancel = await t.call('DELETE', '/v1/backups/filesystem/twin');
+    expect(cancel.status).toBe(422);
+    expect((await cancel.json()).error[0].message).toMatch(/already finished \(SUCCESS\)/);
+    expect((await waitForStatus(t.call, '/v1/backups/filesystem/twin?path=elsewhere')).status).toBe('SUCCESS');
+
+    const status = async (query: string) => (await t.call('GET', `/v1/backups/filesystem/twin${query}`)).json();
+    expect(await status('')).toMatchObject({ status: 'SUCCESS', path: path.join(root, 'twin') });
+    expect(await status('?path=elsewhere')).toMatchObject({ status: 'SUCCESS', path: path.join(root, 'elsewhere', 'twin') });
+    const listed = async (query: string) => ((await (await t.call('GET', `/v1/backups/filesystem${query}`)).json()) as { id: string }[]).filter((b) => b.id === 'twin');
+    expect(await listed('')).toEqual([expect.objectContaining({ classes: ['Alpha'] })]);
+    expect(await listed('?path=elsewhere')).toEqual([expect.objectContaining({ classes: ['Beta'] })]);
+  });
 });
