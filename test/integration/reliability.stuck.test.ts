@@ -8,6 +8,7 @@
  *   check fails a job that stalled too often and emits no `failed` event to the worker that ran
  *   it): the operation reads FAILED with the job's reason.
  */
+import path from 'node:path';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ORPHAN_GRACE_MS } from '../../shared/backups/repair.ts';
@@ -26,8 +27,9 @@ let t: TestApi;
 let ops: OperationStore;
 const figures = { orphansFailed: 0, orphansLeftInGrace: 0, failedCoordinatorsRecorded: 0 };
 
-const info = (startedAgoMs: number) => ({
-  path: '/nowhere',
+/** What begin records for operation `id` started that long ago, where the API would have put it. */
+const info = (id: string, startedAgoMs: number) => ({
+  path: path.join(t.config.backends.filesystem.path, id),
   classes: ['Stuck'],
   startedAt: new Date(Date.now() - startedAgoMs).toISOString(),
   shardsTotal: 1,
@@ -50,8 +52,8 @@ afterAll(async () => {
 
 describe('an operation that cannot end by itself', () => {
   it('with no coordinator job: left alone during the grace period, then FAILED saying why; the id is free again', async () => {
-    expect(await ops.begin({ kind: 'backup', backend: 'filesystem', id: 'orphan-new' }, info(0))).toBeUndefined();
-    expect(await ops.begin({ kind: 'backup', backend: 'filesystem', id: 'orphan-old' }, info(ORPHAN_GRACE_MS + 1000))).toBeUndefined();
+    expect(await ops.begin({ kind: 'backup', backend: 'filesystem', id: 'orphan-new' }, info('orphan-new', 0))).toBeUndefined();
+    expect(await ops.begin({ kind: 'backup', backend: 'filesystem', id: 'orphan-old' }, info('orphan-old', ORPHAN_GRACE_MS + 1000))).toBeUndefined();
 
     const young = (await (await t.call('GET', '/v1/backups/filesystem/orphan-new')).json()) as { status: string };
     expect(young.status).toBe('STARTED');
@@ -68,7 +70,7 @@ describe('an operation that cannot end by itself', () => {
 
   it('whose coordinator BullMQ failed unseen: FAILED with the job\'s reason', async () => {
     const id = 'dead-coordinator';
-    expect(await ops.begin({ kind: 'restore', backend: 'filesystem', id }, info(0))).toBeUndefined();
+    expect(await ops.begin({ kind: 'restore', backend: 'filesystem', id }, info(id, 0))).toBeUndefined();
     // A bare BullMQ worker, not shardvault's: it fails the coordinator job and records nothing.
     const connection = createRedis(redis.url);
     const queue = new Queue('restores', { connection, prefix: PREFIX });
