@@ -306,11 +306,10 @@ function threads(): BlobPool {
 
 /**
  * data's bytes and the SHA-256s (HASH_BYTES each, in order) of its CHUNK_SIZE chunks, the last
- * one possibly shorter, but for the whole chunks the (offset, length) pairs of `skip` hold (their
- * names are zeros). data is given to the thread (see the top of this file).
+ * one possibly shorter. data is given to the thread (see the top of this file).
  */
-export async function hashChunks(data: Buffer, skip?: number[]): Promise<Named> {
-  const answer = await threads().run({ op: 'hash', ...(skip?.length ? { skip } : {}) }, data, true);
+export async function hashChunks(data: Buffer): Promise<Named> {
+  const answer = await threads().run({ op: 'hash' }, data, true);
   return { data: Buffer.from(answer.data), hashes: Buffer.from(answer.hashes!) };
 }
 
