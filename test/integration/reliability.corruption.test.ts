@@ -27,6 +27,7 @@ import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
 import { makeDoc, readIndex, waitForStatus } from '../support/backups.ts';
 import { startTestRedis } from '../support/redis.ts';
+import { literally } from '../support/regexp.ts';
 import { recordFigures } from '../support/reliability.ts';
 
 const ID = 'damaged';
@@ -145,8 +146,6 @@ async function expectRestoreRefused(error: RegExp): Promise<void> {
   expectNothingRestored();
 }
 
-const quoted = (key: string) => key.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-
 beforeAll(async () => {
   redis = await startTestRedis();
   // Listening too, for the CLI.
@@ -195,8 +194,8 @@ describe('a damaged backup', () => {
       expect(report.problems).toEqual([{ key, problem: expect.stringMatching(/^checksum mismatch: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}$/) }]);
       const cli = await cliVerify();
       expect(cli.code).toBe(1);
-      expect(cli.stderr).toMatch(new RegExp(`: CORRUPT \\(10 objects, .*\\), 1 problem:\n  ${quoted(key)}: checksum mismatch`));
-      await expectRestoreFailed(new RegExp(`checksum mismatch for .*${quoted(key)}`));
+      expect(cli.stderr).toMatch(new RegExp(`: CORRUPT \\(10 objects, .*\\), 1 problem:\n  ${literally(key)}: checksum mismatch`));
+      await expectRestoreFailed(new RegExp(`checksum mismatch for .*${literally(key)}`));
     });
   });
 
@@ -230,7 +229,7 @@ describe('a damaged backup', () => {
       await writeObject(key, body.subarray(0, body.length >> 1));
       const report = await verify();
       expect(report.problems).toEqual([{ key, problem: expect.stringMatching(/^checksum mismatch/) }]);
-      await expectRestoreFailed(new RegExp(`checksum mismatch for .*${quoted(key)}`));
+      await expectRestoreFailed(new RegExp(`checksum mismatch for .*${literally(key)}`));
     });
   });
 
@@ -241,7 +240,7 @@ describe('a damaged backup', () => {
       await backend.deletePrefix(key);
       const report = await verify();
       expect(report.problems).toEqual([{ key, problem: `missing (listed in ${manifestKey})` }]);
-      await expectRestoreFailed(new RegExp(`${quoted(key)} is missing`));
+      await expectRestoreFailed(new RegExp(`${literally(key)} is missing`));
     });
   });
 
@@ -256,7 +255,7 @@ describe('a damaged backup', () => {
       expect(report.status).toBe('CORRUPT');
       expect(report.problems[0]).toEqual({ key: manifestKey, problem: expect.stringMatching(/^checksum mismatch/) });
       expect(node).toBe('node-2');
-      await expectRestoreRefused(new RegExp(`checksum mismatch for .*${quoted(manifestKey)}`));
+      await expectRestoreRefused(new RegExp(`checksum mismatch for .*${literally(manifestKey)}`));
     });
   });
 
@@ -269,7 +268,7 @@ describe('a damaged backup', () => {
       });
       const report = await verify();
       expect(report.problems).toEqual([{ key, problem: `checksum mismatch: expected sha256 ${'0'.repeat(64)}, got ${report.problems[0]?.problem.slice(-64)}` }]);
-      await expectRestoreFailed(new RegExp(`checksum mismatch for .*${quoted(key)}: expected sha256 0{64}`));
+      await expectRestoreFailed(new RegExp(`checksum mismatch for .*${literally(key)}: expected sha256 0{64}`));
     });
   });
 
@@ -283,7 +282,7 @@ describe('a damaged backup', () => {
       const report = await verify();
       expect(report.status).toBe('CORRUPT');
       expect(report.problems).toContainEqual({ key: manifestKey, problem: 'lists no object for shard Alpha/0' });
-      await expectRestoreRefused(new RegExp(`${quoted(manifestKey)} lists no object for shard Alpha/0`));
+      await expectRestoreRefused(new RegExp(`${literally(manifestKey)} lists no object for shard Alpha/0`));
     });
   });
 
@@ -295,7 +294,7 @@ describe('a damaged backup', () => {
       await writeObject(key, body.subarray(0, body.length - 20));
       const report = await verify();
       expect(report).toMatchObject({ status: 'CORRUPT', objects: 1, problems: [{ key, problem: expect.stringMatching(/^not valid JSON/) }] });
-      await expectRestoreRefused(new RegExp(`${quoted(key)} is not valid JSON`));
+      await expectRestoreRefused(new RegExp(`${literally(key)} is not valid JSON`));
       // Listing skips the unreadable backup; it does not fail.
       expect((await t.call('GET', '/v1/backups/filesystem')).status).toBe(200);
     });

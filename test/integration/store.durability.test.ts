@@ -9,9 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../support/process.ts';
+import { literally } from '../support/regexp.ts';
 import { tempDir } from '../support/temp.ts';
-
-const quote = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('restore staging: what a restore publishes is durable', () => {
   it('fsyncs the staged shard file before the move, and the directories of both ends after it', () => {
@@ -31,12 +30,12 @@ describe('restore staging: what a restore publishes is durable', () => {
       expect(fs.existsSync(path.join(to, 'data.mdb'))).toBe(true);
       const calls = fs.readFileSync(log, 'utf8').split('\n');
       const first = (pattern: RegExp, after = -1) => calls.findIndex((line, i) => i > after && pattern.test(line));
-      const fileSynced = first(new RegExp(`f(data)?sync\\(\\d+<${quote(path.join(staged, 'data.mdb'))}>\\) = 0`));
-      const moved = first(new RegExp(`rename(at2?)?\\(.*"${quote(staged)}".*"${quote(to)}".*= 0`));
+      const fileSynced = first(new RegExp(`f(data)?sync\\(\\d+<${literally(path.join(staged, 'data.mdb'))}>\\) = 0`));
+      const moved = first(new RegExp(`rename(at2?)?\\(.*"${literally(staged)}".*"${literally(to)}".*= 0`));
       expect(fileSynced, 'the staged file is synced').toBeGreaterThanOrEqual(0);
       expect(moved, 'the staged directory is moved after its file is synced').toBeGreaterThan(fileSynced);
-      expect(first(new RegExp(`fsync\\(\\d+<${quote(path.dirname(to))}>\\) = 0`), moved), 'the new parent is synced after the move').toBeGreaterThan(moved);
-      expect(first(new RegExp(`fsync\\(\\d+<${quote(path.dirname(staged))}>\\) = 0`), moved), 'the old parent is synced after the move').toBeGreaterThan(moved);
+      expect(first(new RegExp(`fsync\\(\\d+<${literally(path.dirname(to))}>\\) = 0`), moved), 'the new parent is synced after the move').toBeGreaterThan(moved);
+      expect(first(new RegExp(`fsync\\(\\d+<${literally(path.dirname(staged))}>\\) = 0`), moved), 'the old parent is synced after the move').toBeGreaterThan(moved);
     } finally {
       temp.cleanup();
     }
