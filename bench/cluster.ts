@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, startRedisServer, type RedisServer } from '../shared/redis-server.ts';
-import { ROOT, spawnNode, type NodeProcess } from '../test/support/process.ts';
+import { childEnv, ROOT, spawnNode, type NodeProcess } from '../test/support/process.ts';
 import { sleep } from './measure.ts';
 
 export interface ClusterOptions {
@@ -278,7 +278,7 @@ export class BenchCluster {
 function spawnWithFlags(entry: string, flags: string[], env: Record<string, string>): NodeProcess {
   const child = spawn(process.execPath, [...flags, '--import', 'tsx', path.resolve(ROOT, entry)], {
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'test', ...env },
+    env: childEnv({ NODE_ENV: 'test', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

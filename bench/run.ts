@@ -33,6 +33,7 @@ import { nodesRun } from './nodes.ts';
 import { newestProfile, summarizeProfile } from './profile.ts';
 import { ingestRun, listRun } from './request-path.ts';
 import { writeReport } from './report.ts';
+import { childEnv } from '../test/support/process.ts';
 import type { BenchResults, DataSummary, IncrementalComparison, ProfileRun, Row, Step } from './results.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -106,6 +107,8 @@ function versions(resticBinary?: string): Record<string, string> {
   v.zstd = toolVersion('zstd', ['--version']) ?? 'missing';
   v.tar = toolVersion('tar', ['--version']) ?? 'missing';
   v.restic = resticBinary ? (toolVersion(resticBinary, ['version']) ?? 'unknown') : 'missing';
+  // What every shardvault process of the bench runs with (test/support/process.ts childEnv).
+  v['GLIBC_TUNABLES of shardvault processes'] = childEnv({}).GLIBC_TUNABLES ?? 'none';
   return v;
 }
 

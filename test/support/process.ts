@@ -2,13 +2,26 @@
  * Real child processes for end-to-end tests: `node --import tsx <entry>` for a TypeScript
  * source (the tests run the code as it is, never a stale build), plain `node <entry>` for the
  * built JavaScript users run (`dist/…`, made by `npm run build`, which `npm test` runs first);
- * spawned directly (not through npm/npx) so a signal reaches the process meant.
+ * spawned directly (not through npm/npx) so a signal reaches the process meant, and with the
+ * environment `npm start` and the image give them (`childEnv`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * The allocator settings the project's scripts run every process with (package.json's
+ * `config.glibcTunables`; README, "Memory allocator"), unless the environment sets its own.
+ */
+export const GLIBC_TUNABLES: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config.glibcTunables;
+
+/** The environment of a child process: this one's, the scripts' allocator settings, then `env`. */
+export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return { GLIBC_TUNABLES, ...process.env, ...env };
+}
 
 export interface NodeProcess {
   child: ChildProcess;
@@ -25,7 +38,7 @@ export function spawnNode(entry: string, args: string[] = [], env: Record<string
   const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const child = spawn(process.execPath, [...loader, path.resolve(ROOT, entry), ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', NODE_ENV: 'test', ...env },
+    env: childEnv({ LOG_LEVEL: 'info', NODE_ENV: 'test', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -4,7 +4,7 @@ import Ajv2019 from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES } from '../../shared/config.ts';
-import { ROOT } from '../support/process.ts';
+import { GLIBC_TUNABLES, ROOT } from '../support/process.ts';
 
 // There is no Docker engine here: the file is checked against the Compose specification's
 // JSON schema and against what shardvault reads, not run.
@@ -84,5 +84,16 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^CMD \["node", "dist\/api\/main\.js"\]$/m);
     expect(dockerfile).not.toMatch(/tsx/);
     for (const dir of ['shared', 'api', 'worker', 'node', 'cli']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
+  });
+
+  it('runs every process with the allocator settings of package.json, from the scripts and in the image', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(GLIBC_TUNABLES).toMatch(/^glibc\.malloc\.mmap_threshold=\d+:glibc\.malloc\.trim_threshold=\d+$/);
+    for (const script of ['start', 'api', 'worker', 'node', 'dev']) {
+      expect(pkg.scripts[script], `npm run ${script}`).toMatch(/^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES:-\$npm_package_config_glibcTunables\} node /);
+    }
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(runtime.replace(/\\\n\s*/g, '')).toMatch(new RegExp(`^ENV .*\\bGLIBC_TUNABLES=${GLIBC_TUNABLES.replace(/\./g, '\\.')}$`, 'm'));
   });
 });
