@@ -383,9 +383,12 @@ async function incrementalRuns(args: Args, data: DataSummary, dataDir: string, r
     comparison.steps.push(s);
     log(`  ${s.key}: ${s.seconds.toFixed(2)} s${s.outputBytes !== undefined ? `, ${formatBytes(s.outputBytes)}` : ''}${s.peakWorkerAnon ? `, worker anon ${formatBytes(s.peakWorkerAnon)}` : ''}`);
   };
+  // Every step starts with nothing of an earlier step's left to write back to the disk.
+  const settle = () => execFileSync('sync');
   const baselines = fileBaselines(dataDir);
   for (const key of ['raw-read', 'tar-zstd-mt'] as const) {
     const b = baselines.find((x) => x.key === key)!;
+    settle();
     const r = await b.run(outDir);
     step({ key, label: b.label, seconds: r.seconds, ...(key === 'raw-read' ? {} : { outputBytes: r.outputBytes }) });
   }
@@ -397,6 +400,7 @@ async function incrementalRuns(args: Args, data: DataSummary, dataDir: string, r
   const target = cluster('incremental-target', targetDir);
   const shardvaultBackup = async (key: 'full' | 'incremental', id: string, label: string, extra: { incrementalBase?: string } = {}) => {
     const before = directoryBytes(backupDir).bytes;
+    settle();
     const sampler = new MemorySampler(source.pids().workers);
     const r = await source.backup(id, { include: classes, compression, ...extra });
     const peaks = sampler.stop();
@@ -405,13 +409,16 @@ async function incrementalRuns(args: Args, data: DataSummary, dataDir: string, r
   };
   try {
     await Promise.all([source.start(), target.start()]);
+    settle();
     if (restic) step({ key: 'restic-1', label: "restic's first `backup`", ...(await restic.backup()) });
     await shardvaultBackup('full', 'inc-full', 'shardvault full backup');
     fs.rmSync(path.join(dataDir, '..', `${path.basename(dataDir)}.json`), { force: true });
     comparison.changed = await changeData(dataDir, data.indexes);
     log(`  changed: ${JSON.stringify(comparison.changed)}`);
+    settle();
     if (restic) step({ key: 'restic-2', label: "restic's second `backup`", ...(await restic.backup()) });
     await shardvaultBackup('incremental', 'inc-next', 'shardvault incremental backup', { incrementalBase: 'inc-full' });
+    settle();
     const restored = await target.restore('inc-next');
     if (restored.status !== 'SUCCESS') throw new Error(`restore ended ${restored.status}: ${JSON.stringify(restored.body).slice(0, 300)}`);
     for (const ix of data.indexes) {
