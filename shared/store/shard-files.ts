@@ -293,7 +293,12 @@ const SCAN_BYTES = 4 * 1024 * 1024;
  */
 async function unchangedPages(handle: fs.promises.FileHandle, meta: Meta, free: readonly number[], since: bigint): Promise<number[]> {
   const { pageSize, lastPage } = meta;
-  if (since > meta.txnid) return [];
+  // Page numbers and transaction ids as numbers, read as two words each (a BigInt per page
+  // header was most of the walk's time and garbage); ids past 2^53 would not compare exactly.
+  if (since > meta.txnid || meta.txnid > BigInt(Number.MAX_SAFE_INTEGER)) return [];
+  const newest = Number(meta.txnid);
+  const before = Number(since);
+  const u64 = (at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
   const end = lastPage + 1;
   const buf = Buffer.allocUnsafe(SCAN_BYTES);
   const perRead = SCAN_BYTES / pageSize;
@@ -315,12 +320,12 @@ async function unchangedPages(handle: fs.promises.FileHandle, meta: Meta, free: 
       heldEnd = p + Math.floor(bytesRead / pageSize);
     }
     const at = (p - held) * pageSize;
-    if (Number(buf.readBigUInt64LE(at)) !== p) return [];
-    const txnid = buf.readBigUInt64LE(at + 8);
-    if (txnid > meta.txnid) return [];
+    if (u64(at) !== p) return [];
+    const txnid = u64(at + 8);
+    if (txnid > newest) return [];
     const count = buf.readUInt16LE(at + PAGE.flags) & PAGE.overflow ? buf.readUInt32LE(at + PAGE.pages) : 1;
     if (count < 1 || p + count > end) return [];
-    if (txnid <= since) appendRange(ranges, p * pageSize, count * pageSize);
+    if (txnid <= before) appendRange(ranges, p * pageSize, count * pageSize);
     p += count;
   }
   return ranges;
