@@ -59,7 +59,7 @@ function targets(c: IncrementalComparison): Target[] {
 export function incrementalSection(c: IncrementalComparison | undefined): string[] {
   if (!c) return ['Not measured in this run (see Errors).', ''];
   const lines = [
-    `The same data in one run, each step once: a raw read and \`tar | zstd -1 -T0\` of the data directory; restic's first \`backup\` and shardvault's full backup (${c.workers} workers, ${c.compression}) into empty repositories; then **${c.changed.updated.toLocaleString('en-US')} documents updated (1 %), ${c.changed.deleted.toLocaleString('en-US')} deleted (0.5 %) and ${c.changed.added.toLocaleString('en-US')} added (1 %)**; restic's second \`backup\` and shardvault's incremental backup; and a restore of the incremental backup into an empty cluster, its document counts checked. Before each step the bench runs \`sync\`, so that no step pays for writing back what an earlier one wrote. "Written" is what the archive, the restic repository or the backup location grew by. Worker memory is the highest RssAnon (the worker's own memory) of any worker during the step.`,
+    `The same data in one run, each step once: a raw read and \`tar | zstd -1 -T0\` of the data directory; restic's first \`backup\` and shardvault's full backup (${c.workers} workers, ${c.compression}) into empty repositories; then **${c.changed.updated.toLocaleString('en-US')} documents updated (1 %), ${c.changed.deleted.toLocaleString('en-US')} deleted (0.5 %) and ${c.changed.added.toLocaleString('en-US')} added (1 %)**; restic's second \`backup\` and shardvault's incremental backup; and a restore of the incremental backup into an empty cluster, its document counts checked, then the same restore again in the same worker processes once the restored classes are deleted (the target is judged on the first). Before each step the bench runs \`sync\`, so that no step pays for writing back what an earlier one wrote. "Written" is what the archive, the restic repository or the backup location grew by. Worker memory is the highest RssAnon (the worker's own memory) of any worker during the step.`,
     '',
     '| step | time | written | worker memory (anonymous) |',
     '|---|---:|---:|---:|',
@@ -87,7 +87,7 @@ export function incrementalChart(c: IncrementalComparison): string {
   const maxS = Math.max(...c.steps.map((s) => s.seconds), 1e-9);
   const maxB = Math.max(...c.steps.map((s) => s.outputBytes ?? 0), 1);
   const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/`/g, '');
-  const shardvault = (s: Step) => s.key === 'full' || s.key === 'incremental' || s.key === 'restore';
+  const shardvault = (s: Step) => s.key === 'full' || s.key === 'incremental' || s.key === 'restore' || s.key === 'restore-again';
   const rows = c.steps.map((s, i) => {
     const y = top + i * rowH;
     const color = shardvault(s) ? '#2a6fdb' : '#999';

@@ -65,10 +65,10 @@ export interface DataSummary {
 
 /** One measured step of the incremental comparison (bench/run.ts incrementalRuns). */
 export interface Step {
-  key: 'raw-read' | 'tar-zstd-mt' | 'restic-1' | 'restic-2' | 'full' | 'incremental' | 'restore';
+  key: 'raw-read' | 'tar-zstd-mt' | 'restic-1' | 'restic-2' | 'full' | 'incremental' | 'restore' | 'restore-again';
   label: string;
   seconds: number;
-  /** Bytes written (archive, repository growth, backup location growth); absent for reads and the restore. */
+  /** Bytes written (archive, repository growth, backup location growth); absent for reads and the restores. */
   outputBytes?: number;
   /** Highest RssAnon of any worker during a shardvault step. */
   peakWorkerAnon?: number;
@@ -134,7 +134,16 @@ export interface BenchResults {
     loadRate: number;
     loadAmount: number;
   };
-  machine: { cpuModel: string; cores: number; memoryBytes: number; kernel: string; fs: string; loadavg: number[] };
+  machine: {
+    cpuModel: string;
+    cores: number;
+    memoryBytes: number;
+    kernel: string;
+    fs: string;
+    loadavg: number[];
+    /** Memory written to once and let go before anything was measured (measure.ts warmMemory). */
+    warmed?: { bytes: number; seconds: number };
+  };
   versions: Record<string, string>;
   data?: DataSummary;
   rows: Row[];
