@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES } from '../../shared/config.ts';
 import { GLIBC_TUNABLES, ROOT } from '../support/process.ts';
+import { literally } from '../support/regexp.ts';
 
 // There is no Docker engine here: the file is checked against the Compose specification's
 // JSON schema and against what shardvault reads, not run.
@@ -94,6 +95,6 @@ describe('docker-compose.yml', () => {
     }
     const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
-    expect(runtime.replace(/\\\n\s*/g, '')).toMatch(new RegExp(`^ENV .*\\bGLIBC_TUNABLES=${GLIBC_TUNABLES.replace(/\./g, '\\.')}$`, 'm'));
+    expect(runtime.replace(/\\\n\s*/g, '')).toMatch(new RegExp(`^ENV .*\\bGLIBC_TUNABLES=${literally(GLIBC_TUNABLES)}$`, 'm'));
   });
 });
