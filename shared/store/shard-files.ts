@@ -298,9 +298,9 @@ async function unchangedPages(handle: fs.promises.FileHandle, meta: Meta, free: 
   if (since > meta.txnid || meta.txnid > BigInt(Number.MAX_SAFE_INTEGER)) return [];
   const newest = Number(meta.txnid);
   const before = Number(since);
-  const u64 = (at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
   const end = lastPage + 1;
   const buf = Buffer.allocUnsafe(SCAN_BYTES);
+  const u64 = (at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
   const perRead = SCAN_BYTES / pageSize;
   let held = 0;
   let heldEnd = 0;
