@@ -17,9 +17,14 @@ export class ChunkTable {
   /** value + 1; 0 marks an empty slot. */
   private values: Uint32Array;
   private count = 0;
+  // The words of the hash `find` looked for last, which `add` stores without reading them again.
+  private w0 = 0;
+  private w1 = 0;
+  private w2 = 0;
+  private w3 = 0;
 
   constructor(capacity = 1024) {
-    const slots = 2 ** Math.ceil(Math.log2(Math.max(16, capacity * 2)));
+    const slots = slotsFor(capacity);
     this.keys = new Uint32Array(slots * WORDS);
     this.values = new Uint32Array(slots);
   }
@@ -40,9 +45,19 @@ export class ChunkTable {
     if (value < 0 || value >= 0xffffffff) throw new RangeError(`chunk table value ${value} out of range`);
     const slot = this.find(hashes, at);
     if (this.values[slot] !== EMPTY) return;
-    for (let w = 0; w < WORDS; w++) this.keys[slot * WORDS + w] = hashes.readUInt32LE(at + w * 4);
+    const k = slot * WORDS;
+    this.keys[k] = this.w0;
+    this.keys[k + 1] = this.w1;
+    this.keys[k + 2] = this.w2;
+    this.keys[k + 3] = this.w3;
     this.values[slot] = value + 1;
-    if (++this.count * 2 > this.values.length) this.grow();
+    if (++this.count * 2 > this.values.length) this.rehash(this.values.length * 2);
+  }
+
+  /** Make room for `more` hashes beyond those held at once, rather than doubling step by step as they come. */
+  reserve(more: number): void {
+    const slots = slotsFor(this.count + more);
+    if (slots > this.values.length) this.rehash(slots);
   }
 
   clear(): void {
@@ -53,29 +68,44 @@ export class ChunkTable {
 
   /** The slot holding hash, or the empty slot where it would go. */
   private find(hashes: Buffer, at: number): number {
-    const mask = this.values.length - 1;
-    const k0 = hashes.readUInt32LE(at);
-    const k1 = hashes.readUInt32LE(at + 4);
-    const k2 = hashes.readUInt32LE(at + 8);
-    const k3 = hashes.readUInt32LE(at + 12);
+    const { keys, values } = this;
+    const mask = values.length - 1;
+    const k0 = (this.w0 = hashes.readUInt32LE(at));
+    const k1 = (this.w1 = hashes.readUInt32LE(at + 4));
+    const k2 = (this.w2 = hashes.readUInt32LE(at + 8));
+    const k3 = (this.w3 = hashes.readUInt32LE(at + 12));
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
-      if (this.values[slot] === EMPTY) return slot;
-      const at = slot * WORDS;
-      if (this.keys[at] === k0 && this.keys[at + 1] === k1 && this.keys[at + 2] === k2 && this.keys[at + 3] === k3) return slot;
+      if (values[slot] === EMPTY) return slot;
+      const k = slot * WORDS;
+      if (keys[k] === k0 && keys[k + 1] === k1 && keys[k + 2] === k2 && keys[k + 3] === k3) return slot;
     }
   }
 
-  private grow(): void {
+  /** Move every entry into new arrays of `slots` slots. */
+  private rehash(slots: number): void {
     const { keys, values } = this;
-    this.keys = new Uint32Array(keys.length * 2);
-    this.values = new Uint32Array(values.length * 2);
-    const mask = this.values.length - 1;
+    const newKeys = new Uint32Array(slots * WORDS);
+    const newValues = new Uint32Array(slots);
+    const mask = slots - 1;
     for (let old = 0; old < values.length; old++) {
-      if (values[old] === EMPTY) continue;
-      let slot = keys[old * WORDS]! & mask;
-      while (this.values[slot] !== EMPTY) slot = (slot + 1) & mask;
-      this.keys.set(keys.subarray(old * WORDS, old * WORDS + WORDS), slot * WORDS);
-      this.values[slot] = values[old]!;
+      const v = values[old]!;
+      if (v === EMPTY) continue;
+      const from = old * WORDS;
+      let slot = keys[from]! & mask;
+      while (newValues[slot] !== EMPTY) slot = (slot + 1) & mask;
+      const to = slot * WORDS;
+      newKeys[to] = keys[from]!;
+      newKeys[to + 1] = keys[from + 1]!;
+      newKeys[to + 2] = keys[from + 2]!;
+      newKeys[to + 3] = keys[from + 3]!;
+      newValues[slot] = v;
     }
+    this.keys = newKeys;
+    this.values = newValues;
   }
+}
+
+/** Slots for `capacity` hashes: a power of two, at most half of them full. */
+function slotsFor(capacity: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(16, capacity * 2)));
 }

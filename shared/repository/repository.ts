@@ -374,7 +374,15 @@ export class Repository {
           this.known.clear();
           this.places.length = 0;
         }
-        for (const id of present) if (!this.learned.has(id)) this.learn(id, await this.indexFile(id, options, false));
+        const unseen = listed.filter((o) => !this.learned.has(o.key.slice(INDEX_PREFIX.length)));
+        // An index file is mostly its chunks' SHA-256s, which do not compress: room for about
+        // that many is made at once (a table grown step by step is built and faulted in anew each step).
+        // (A listed size past what a reader accepts counts for no more than that: the read refuses it.)
+        this.known.reserve(unseen.reduce((n, o) => n + Math.ceil(Math.min(o.size, MAX_METADATA_BYTES) / HASH_BYTES), 0));
+        for (const o of unseen) {
+          const id = o.key.slice(INDEX_PREFIX.length);
+          this.learn(id, await this.indexFile(id, options, false));
+        }
       } finally {
         this.refreshing = undefined;
       }
@@ -924,6 +932,7 @@ export class Repository {
   private learn(id: string, file: IndexFile): void {
     if (this.learned.has(id)) return;
     this.learned.add(id);
+    this.known.reserve(file.blobs.reduce((n, blob) => n + chunksIn(blob.rawLength), 0));
     file.blobs.forEach((blob, b) => {
       const place = this.places.push({ file: id, blob: b }) - 1;
       for (let c = 0; c < chunksIn(blob.rawLength); c++) this.known.add(blob.hashes, place * CHUNKS_PER_BLOB + c, c * HASH_BYTES);

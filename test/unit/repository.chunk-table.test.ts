@@ -13,6 +13,18 @@ describe('the chunk table of a repository', () => {
     for (let i = 50_000; i < 50_100; i++) expect(table.get(hashOf(i))).toBeUndefined();
   });
 
+  it('keeps what it holds when room is made at once, and finds hashes inside a larger buffer', () => {
+    const table = new ChunkTable(4);
+    for (let i = 0; i < 1000; i++) table.add(hashOf(i), i);
+    table.reserve(100_000);
+    const many = Buffer.concat(Array.from({ length: 100_000 }, (_, i) => hashOf(1000 + i)));
+    for (let i = 0; i < 100_000; i++) table.add(many, 1000 + i, i * 32);
+    expect(table.size).toBe(101_000);
+    for (let i = 0; i < 1000; i++) expect(table.get(hashOf(i))).toBe(i);
+    for (let i = 0; i < 100_000; i += 13) expect(table.get(many, i * 32)).toBe(1000 + i);
+    expect(table.get(hashOf(101_000))).toBeUndefined();
+  });
+
   it('keeps the first place of a chunk added twice, and forgets everything on clear', () => {
     const table = new ChunkTable();
     table.add(hashOf(1), 10);
