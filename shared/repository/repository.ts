@@ -89,7 +89,7 @@ const LOCAL_READS_AHEAD = 6;
  * as it is (those are stored again, named where they were): 1/16 of it at most.
  */
 const REPEATS_STORED = CHUNKS_PER_BLOB / 16;
-/** New chunks a run remembers to store each once (5 MB of table); past it, it starts again. */
+/** New chunks a run remembers to store each once (up to 5 MB of table); past it, it starts again. */
 const MINE_LIMIT = 1 << 17;
 /** Spans of the file being named at once, beyond the one being handled. */
 const NAMING_AHEAD = 4;
@@ -477,7 +477,9 @@ export class Repository {
     };
     // Chunks of this run already queued (a file repeats some pages: empty ones, mostly). Bounded:
     // past MINE_LIMIT it starts again, so a repeat after that is stored twice, never missed.
-    const mine = new ChunkTable(MINE_LIMIT);
+    // Small at first: an incremental run queues few, and each page of a table made at its full
+    // size is faulted in as lookups land on it.
+    const mine = new ChunkTable();
     // An index file this run writes is learned at once: later snapshots in this process reuse its
     // chunks without reading it back.
     const packs = new PackWriter(this.backend, options, (id, file) => this.learn(id, file));
