@@ -366,23 +366,20 @@ export class Repository {
   refresh(options: CallOptions = {}): Promise<void> {
     this.refreshing ??= (async () => {
       try {
-        const listed = await this.backend.list(INDEX_PREFIX, options);
-        const present = new Set(listed.map((o) => o.key.slice(INDEX_PREFIX.length)));
+        const listed = (await this.backend.list(INDEX_PREFIX, options)).map((o) => ({ id: o.key.slice(INDEX_PREFIX.length), size: o.size }));
+        const present = new Set(listed.map((o) => o.id));
         for (const id of this.files.keys()) if (!present.has(id)) this.files.delete(id);
         if ([...this.learned].some((id) => !present.has(id))) {
           this.learned.clear();
           this.known.clear();
           this.places.length = 0;
         }
-        const unseen = listed.filter((o) => !this.learned.has(o.key.slice(INDEX_PREFIX.length)));
-        // An index file is mostly its chunks' SHA-256s, which do not compress: room for about
-        // that many is made at once (a table grown step by step is built and faulted in anew each step).
-        // (A listed size past what a reader accepts counts for no more than that: the read refuses it.)
+        const unseen = listed.filter((o) => !this.learned.has(o.id));
+        // An index file is mostly its chunks' SHA-256s, which do not compress: room for about that
+        // many is made at once, not step by step (each step a new table, faulted in anew). A listed
+        // size past what a reader accepts counts for no more: the read refuses it.
         this.known.reserve(unseen.reduce((n, o) => n + Math.ceil(Math.min(o.size, MAX_METADATA_BYTES) / HASH_BYTES), 0));
-        for (const o of unseen) {
-          const id = o.key.slice(INDEX_PREFIX.length);
-          this.learn(id, await this.indexFile(id, options, false));
-        }
+        for (const { id } of unseen) this.learn(id, await this.indexFile(id, options, false));
       } finally {
         this.refreshing = undefined;
       }
