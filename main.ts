@@ -12,4 +12,4 @@ const api = createApi(rt);
 rt.shutdown.add('api', api.stop);
 rt.shutdown.onSignals(rt.config.workerShutdownMs + 5000);
 await worker.start();
-await api.start();
+await api.start().catch((err: unknown) => rt.shutdown.fail(err, 'the API cannot start'));

@@ -1,9 +1,29 @@
-/** `npm run api`: the API alone (docker-compose runs it beside `npm run worker`). */
-import { bootstrap } from '../shared/bootstrap.ts';
+/**
+ * `npm run api`: the API alone (docker-compose runs it beside `npm run worker`), in
+ * API_PROCESSES processes that share its ports (api/processes.ts).
+ */
+import cluster from 'node:cluster';
+import { bootstrap, configOrExit } from '../shared/bootstrap.ts';
+import { createLogger } from '../shared/logger.ts';
 import { createApi } from './app.ts';
+import { announceListening, isOneOfMany, superviseApiProcesses } from './processes.ts';
 
-const rt = await bootstrap({ embeddedRedis: false, name: 'shardvault-api' });
-const api = createApi(rt);
-rt.shutdown.add('api', api.stop);
-rt.shutdown.onSignals(10_000);
-await api.start();
+const NAME = 'shardvault-api';
+const SHUTDOWN_MS = 10_000;
+const config = configOrExit();
+if (cluster.isPrimary && config.apiProcesses > 1) {
+  superviseApiProcesses(config.apiProcesses, createLogger(config.logLevel, NAME), SHUTDOWN_MS);
+} else {
+  const rt = await bootstrap({ embeddedRedis: false, name: NAME, config });
+  const api = createApi(rt);
+  rt.shutdown.add('api', api.stop);
+  if (isOneOfMany()) {
+    // The primary stops it with SIGTERM; a terminal's Ctrl-C reaches the primary too.
+    process.on('SIGINT', () => undefined);
+    rt.shutdown.onSignals(SHUTDOWN_MS, ['SIGTERM']);
+  } else {
+    rt.shutdown.onSignals(SHUTDOWN_MS);
+  }
+  await api.start().catch((err: unknown) => rt.shutdown.fail(err, 'the API cannot start'));
+  announceListening();
+}

@@ -19,7 +19,8 @@
  * - the usual `process_*` and `nodejs_*` metrics of this process.
  *
  * Queue and operation metrics are cluster-wide: every API instance answers the same values
- * (sum over instances only the HTTP and process metrics).
+ * (sum over instances only the HTTP and process metrics). The processes of one instance
+ * (API_PROCESSES) answer the HTTP and process metrics summed over them (api/processes.ts).
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
@@ -29,6 +30,7 @@ import type { QueueSet } from '../shared/jobs/queues.ts';
 import { BUCKETS, OperationMeter, type Measure, type OperationSeries } from '../shared/metrics/operation-meter.ts';
 import { RUN_OUTCOMES } from '../shared/schedules/contract.ts';
 import { ScheduleStore } from '../shared/schedules/store.ts';
+import { isOneOfMany, shareMetrics } from './processes.ts';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -166,7 +168,10 @@ export function createApiMetrics(deps: { redis: Redis; queues: QueueSet }): ApiM
     registers: [registry],
   });
   // Process metrics start with the first scrape: an API nobody scrapes sets up no observers.
-  let processMetrics = false;
+  // One API process of several starts them at once: a scrape sums every process's.
+  let processMetrics = isOneOfMany();
+  if (processMetrics) collectDefaultMetrics({ register: registry });
+  const perProcess = isOneOfMany() ? shareMetrics(registry) : () => registry.metrics();
 
   async function render(): Promise<string> {
     if (!processMetrics) {
@@ -179,7 +184,8 @@ export function createApiMetrics(deps: { redis: Redis; queues: QueueSet }): ApiM
     for (const text of texts) parseExposition(text, queueFamilies);
     const scrape = new Registry();
     for (const f of [...queueFamilies.values(), ...operationFamilies(series), ...scheduled]) scrape.registerMetric(fixedMetric(f));
-    return Registry.merge([registry, scrape]).metrics();
+    const [own, shared] = await Promise.all([perProcess(), scrape.metrics()]);
+    return `${own}\n${shared}`;
   }
 
   return {

@@ -22,7 +22,8 @@ export interface IngestRun {
   clients: number;
   /** Bytes of one object's JSON, about. */
   objectBytes: number;
-  api: { seconds: number; objectsPerSecond: number };
+  /** One run per API_PROCESSES value asked for, each into a fresh cluster. */
+  api: { processes: number; seconds: number; objectsPerSecond: number }[];
   store: { seconds: number; objectsPerSecond: number };
 }
 
@@ -59,60 +60,78 @@ async function inParallel(clients: number, batches: number, send: (b: number, cl
 }
 
 /**
- * `/v1/batch/objects` with `clients` concurrent clients against an API over three nodes, then
- * `Store.putDocuments` in this process on the same documents, in the same batches, as
- * concurrently, into a fresh data directory.
+ * `/v1/batch/objects` with `clients` concurrent clients against an API over three nodes, once
+ * for each number of API processes (API_PROCESSES), then `Store.putDocuments` in this process
+ * on the same documents, in the same batches, as concurrently, into a fresh data directory.
  */
-export async function ingestRun(workDir: string, options: { batches: number; batchSize: number; clients: number }): Promise<IngestRun> {
+export async function ingestRun(workDir: string, options: { batches: number; batchSize: number; clients: number; apiProcesses: number[] }): Promise<IngestRun> {
   const { batches, batchSize, clients } = options;
-  const apiData = path.join(workDir, 'ingest-api');
+  // Bodies are encoded before the clock starts, sent over one keep-alive connection per client
+  // of the bench's own lean HTTP (load.ts; fetch took 40 % of a core here, on the two the API
+  // needs), and answers only searched for an error: the bench process, a client on the same
+  // two cores, spends as little CPU as it can.
+  const bodies = Array.from({ length: batches }, (_, b) =>
+    Buffer.from(JSON.stringify({ objects: batch(b, batchSize).map(({ id, ...properties }) => ({ class: 'Ingest', id, properties })) })),
+  );
+  const api: IngestRun['api'] = [];
+  for (const processes of options.apiProcesses) {
+    const seconds = await apiIngest(workDir, processes, bodies, clients);
+    api.push({ processes, seconds, objectsPerSecond: (batches * batchSize) / seconds });
+  }
   const storeData = path.join(workDir, 'ingest-store');
-  for (const d of [apiData, storeData]) fs.rmSync(d, { recursive: true, force: true });
-  const cluster = new BenchCluster({ workDir: path.join(workDir, 'cluster-ingest'), dataDir: apiData, backupDir: path.join(workDir, 'backups-ingest'), nodes: NODES, workers: 0 });
+  fs.rmSync(storeData, { recursive: true, force: true });
+  const store = new Store({ dataDir: storeData, nodes: NODES });
+  try {
+    await store.createIndex('Ingest', { schema: { _id: { _type: 'uuid' }, title: { _type: 'text' }, body: { _type: 'text' }, n: { _type: 'integer' } } });
+    const documents = Array.from({ length: batches }, (_, b) => batch(b, batchSize).map(({ id, ...properties }) => ({ ...properties, _id: id })));
+    const storeSeconds = await inParallel(clients, batches, async (b) => {
+      const results = await store.putDocuments('Ingest', documents[b]!, { create: false });
+      if (results.some((r) => !r.ok)) throw new Error(`putDocuments of batch ${b} refused a document`);
+    });
+    const objects = batches * batchSize;
+    return {
+      objects,
+      batchSize,
+      clients,
+      objectBytes: Buffer.byteLength(JSON.stringify(batch(0, 1)[0])),
+      api,
+      store: { seconds: storeSeconds, objectsPerSecond: objects / storeSeconds },
+    };
+  } finally {
+    await store.close();
+    fs.rmSync(storeData, { recursive: true, force: true });
+  }
+}
+
+/** Seconds to send every body through `/v1/batch/objects` of an API of `processes` processes over a fresh data directory. */
+async function apiIngest(workDir: string, processes: number, bodies: Buffer[], clients: number): Promise<number> {
+  const apiData = path.join(workDir, 'ingest-api');
+  fs.rmSync(apiData, { recursive: true, force: true });
+  const cluster = new BenchCluster({
+    workDir: path.join(workDir, 'cluster-ingest'),
+    dataDir: apiData,
+    backupDir: path.join(workDir, 'backups-ingest'),
+    nodes: NODES,
+    workers: 0,
+    // At info, for the primary's line that every API process listens: ready answers from the first.
+    logLevel: 'info',
+    env: { API_PROCESSES: String(processes) },
+  });
   try {
     await cluster.start();
-    const post = (p: string, body: unknown) =>
-      fetch(`${cluster.baseUrl}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const created = await post('/v1/schema', CLASS);
+    if (processes > 1) await cluster.api!.waitFor(/every API process listens/, 60_000);
+    const created = await fetch(`${cluster.baseUrl}/v1/schema`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CLASS) });
     if (!created.ok) throw new Error(`POST /v1/schema answered ${created.status}: ${await created.text()}`);
-    // Bodies are encoded before the clock starts, sent over one keep-alive connection per
-    // client of the bench's own lean HTTP (load.ts; fetch took 40 % of a core here, on the two
-    // the API needs), and answers only searched for an error: the bench process, a client on
-    // the same two cores, spends as little CPU as it can.
-    const bodies = Array.from({ length: batches }, (_, b) =>
-      Buffer.from(JSON.stringify({ objects: batch(b, batchSize).map(({ id, ...properties }) => ({ class: 'Ingest', id, properties })) })),
-    );
     const connections = Array.from({ length: clients }, () => new RawConnection(new URL(cluster.baseUrl)));
-    const apiSeconds = await inParallel(clients, batches, async (b, client) => {
+    return await inParallel(clients, bodies.length, async (b, client) => {
       const answer = await connections[client]!.send('POST', '/v1/batch/objects', bodies[b]);
       if (!answer) throw new Error(`batch ${b}: the connection failed`);
       const text = answer.body?.toString() ?? '(an answer without Content-Length)';
       if (answer.status !== 200 || !answer.body || text.includes('"errors"')) throw new Error(`batch ${b} answered ${answer.status} with errors: ${text.slice(0, 500)}`);
     }).finally(() => connections.forEach((c) => c.close()));
-
-    const store = new Store({ dataDir: storeData, nodes: NODES });
-    try {
-      await store.createIndex('Ingest', { schema: { _id: { _type: 'uuid' }, title: { _type: 'text' }, body: { _type: 'text' }, n: { _type: 'integer' } } });
-      const documents = Array.from({ length: batches }, (_, b) => batch(b, batchSize).map(({ id, ...properties }) => ({ ...properties, _id: id })));
-      const storeSeconds = await inParallel(clients, batches, async (b) => {
-        const results = await store.putDocuments('Ingest', documents[b]!, { create: false });
-        if (results.some((r) => !r.ok)) throw new Error(`putDocuments of batch ${b} refused a document`);
-      });
-      const objects = batches * batchSize;
-      return {
-        objects,
-        batchSize,
-        clients,
-        objectBytes: Buffer.byteLength(JSON.stringify(batch(0, 1)[0])),
-        api: { seconds: apiSeconds, objectsPerSecond: objects / apiSeconds },
-        store: { seconds: storeSeconds, objectsPerSecond: objects / storeSeconds },
-      };
-    } finally {
-      await store.close();
-    }
   } finally {
     await cluster.stop().catch(() => undefined);
-    for (const d of [apiData, storeData]) fs.rmSync(d, { recursive: true, force: true });
+    fs.rmSync(apiData, { recursive: true, force: true });
   }
 }
 

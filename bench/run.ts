@@ -724,9 +724,10 @@ async function main(): Promise<void> {
     await phase('load', () => loadRuns(args, results));
     await phase('requests', async () => {
       log('requests: bulk import through /v1/batch/objects and Store.putDocuments');
-      const ingest = await ingestRun(args.workDir, { batches: args.quick ? 10 : 60, batchSize: 1000, clients: 2 });
+      const ingest = await ingestRun(args.workDir, { batches: args.quick ? 10 : 60, batchSize: 1000, clients: 2, apiProcesses: [1, 2] });
       results.requestPath = { ingest };
-      log(`  ${ingest.api.objectsPerSecond.toFixed(0)} objects/s through the API, ${ingest.store.objectsPerSecond.toFixed(0)}/s through putDocuments`);
+      const api = ingest.api.map((a) => `${a.objectsPerSecond.toFixed(0)}/s with ${a.processes}`).join(', ');
+      log(`  objects through the API (by API processes): ${api}; ${ingest.store.objectsPerSecond.toFixed(0)}/s through putDocuments`);
       log('requests: GET /v1/backups/s3 with 1000 backups');
       const list = await listRun(args.workDir, { backups: 1000, repositoryObjects: args.quick ? 500 : 5000, requests: args.quick ? 100 : 400 });
       results.requestPath.list = list;

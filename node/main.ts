@@ -36,4 +36,4 @@ shutdown.add('store', () => store.close());
 const server = createNode({ config, node, store, logger });
 shutdown.add('node', server.stop);
 shutdown.onSignals(10_000);
-await server.start();
+await server.start().catch((err: unknown) => shutdown.fail(err, 'the node cannot start'));

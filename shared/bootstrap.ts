@@ -43,10 +43,10 @@ export function openCluster(config: Config, shutdown: Shutdown): { data: Cluster
   return { data: new LocalData(store), shards: new LocalShardHost(store) };
 }
 
-export async function bootstrap(options: { embeddedRedis: boolean; name: string }): Promise<Runtime> {
-  let config: Config;
+/** The configuration, parsed once; a bad one ends the process with one clear line. */
+export function configOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`shardvault: ${err.message}\n`);
@@ -54,6 +54,10 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string 
     }
     throw err;
   }
+}
+
+export async function bootstrap(options: { embeddedRedis: boolean; name: string; config?: Config }): Promise<Runtime> {
+  const config = options.config ?? configOrExit();
   const logger = createLogger(config.logLevel, options.name);
   guardProcess(logger);
   const shutdown = new Shutdown(logger);

@@ -22,6 +22,11 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Port of the gRPC health service (grpc.health.v1.Health) Weaviate's clients check; 0 turns it off. */
   GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
+  /**
+   * Processes `npm run api` answers with, sharing its ports (node:cluster): each parses bodies,
+   * checks and writes on its own core. 1 is one process, as `npm start` always is.
+   */
+  API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1),
   /** Address the API binds to. */
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Redis to use; unset means 127.0.0.1:6379 or, for `npm start`, a private redis-server. */
@@ -96,6 +101,8 @@ export interface Config {
   port: number;
   /** 0: no gRPC server. */
   grpcPort: number;
+  /** Processes of `npm run api` (API_PROCESSES). */
+  apiProcesses: number;
   host: string;
   redisUrl: string | undefined;
   dataDir: string;
@@ -170,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: e.PORT,
     grpcPort: e.GRPC_PORT,
+    apiProcesses: e.API_PROCESSES,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     dataDir: path.resolve(e.DATA_DIR),

@@ -28,8 +28,18 @@ export class Shutdown {
     return this.stopping;
   }
 
-  /** Exit cleanly on SIGTERM/SIGINT, forcefully on a second signal or after deadlineMs. */
-  onSignals(deadlineMs: number): void {
+  /**
+   * The process cannot do its work (a port it cannot listen on): log why, run every cleanup and
+   * exit with code 1, instead of living on without serving.
+   */
+  async fail(err: unknown, msg: string): Promise<never> {
+    this.logger.error({ err }, msg);
+    await this.run();
+    process.exit(1);
+  }
+
+  /** Exit cleanly on `signals`, forcefully on a second signal or after deadlineMs. */
+  onSignals(deadlineMs: number, signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): void {
     let signalled = false;
     const handler = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -44,7 +54,6 @@ export class Shutdown {
       }, deadlineMs).unref();
       void this.run().then(() => process.exit(0));
     };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
+    for (const signal of signals) process.on(signal, handler);
   }
 }

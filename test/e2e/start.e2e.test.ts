@@ -1,6 +1,6 @@
-import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type RedisServer } from '../../shared/redis-server.ts';
+import { grpcHealth } from '../support/grpc.ts';
 import { spawnNode, type NodeProcess } from '../support/process.ts';
 import { startTestRedis } from '../support/redis.ts';
 import { tempDir } from '../support/temp.ts';
@@ -32,28 +32,10 @@ afterAll(async () => {
 const json = (method: string, path: string, body?: unknown) =>
   fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
 
-/**
- * grpc.health.v1.Health/Check for `service`, its messages encoded by hand (protobuf field 1:
- * the service name in the request, the status in the answer; 1 is SERVING).
- */
-async function grpcHealth(service: string): Promise<number> {
-  const client = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
-  try {
-    const name = Buffer.from(service);
-    const request = service ? Buffer.concat([Buffer.from([0x0a, name.length]), name]) : Buffer.alloc(0);
-    const answer = await new Promise<Buffer>((resolve, reject) =>
-      client.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, request, (err, res) => (err ? reject(err) : resolve(res!))),
-    );
-    return answer.length === 0 ? 0 : answer[1]!;
-  } finally {
-    client.close();
-  }
-}
-
 describe('npm start (dist/main.js, the build) as a child process', () => {
   it("serves gRPC health on GRPC_PORT, SERVING for the server and for the name Weaviate's client asks about", async () => {
-    expect(await grpcHealth('')).toBe(1);
-    expect(await grpcHealth('/grpc.health.v1.Health/Check')).toBe(1);
+    expect(await grpcHealth(grpcPort, '')).toBe(1);
+    expect(await grpcHealth(grpcPort, '/grpc.health.v1.Health/Check')).toBe(1);
   });
 
   it('stores documents in 6 shards over 3 nodes and reads them through both API flavours', async () => {
