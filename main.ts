@@ -4,6 +4,7 @@ import { bootstrap } from './shared/bootstrap.ts';
 import { createWorker } from './worker/worker.ts';
 
 const rt = await bootstrap({ embeddedRedis: true, name: 'shardvault' });
+if (rt.config.apiProcesses > 1) rt.logger.warn({ apiProcesses: rt.config.apiProcesses }, 'API_PROCESSES applies to npm run api: npm start runs one process');
 // One process: the API and the workers share the data (its catalog is the workers' too).
 const worker = createWorker({ config: rt.config, logger: rt.logger, redisUrl: rt.redisUrl, catalog: rt.data, shards: rt.shards, nodes: rt.config.nodes });
 rt.shutdown.add('worker', worker.stop);
