@@ -110,16 +110,21 @@ describe('npm run api with API_PROCESSES=2', () => {
   it('stops, with exit code 1, when a process cannot listen (no endless restarts); so does one process alone', async () => {
     const taken = net.createServer();
     const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
+    const started: NodeProcess[] = [];
     try {
       const many = startApi(port, { GRPC_PORT: '0' });
+      started.push(many);
       expect(await many.exited).toBe(1);
       expect(many.output()).toContain('EADDRINUSE');
       expect(many.output()).toContain('an API process ended before it listened: stopping every one');
       const one = startApi(port, { GRPC_PORT: '0', API_PROCESSES: '1' });
+      started.push(one);
       expect(await one.exited).toBe(1);
       expect(one.output()).toMatch(/"msg":"the API cannot start"/);
     } finally {
       taken.close();
+      // A primary killed takes its API processes with it (they end when its channel closes).
+      for (const p of started) if (p.child.exitCode === null) await p.kill('SIGKILL');
     }
   });
 });
