@@ -1,11 +1,11 @@
 /**
  * `npm run api`: the API alone (docker-compose runs it beside `npm run worker`), in
- * API_PROCESSES processes that share its ports (api/processes.ts).
+ * API_PROCESSES processes that share its ports (api/processes.ts). The primary of several only
+ * supervises: it loads none of the API's modules (each API process does).
  */
 import cluster from 'node:cluster';
-import { bootstrap, configOrExit } from '../shared/bootstrap.ts';
+import { configOrExit } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
-import { createApi } from './app.ts';
 import { announceListening, isOneOfMany, superviseApiProcesses } from './processes.ts';
 
 const NAME = 'shardvault-api';
@@ -14,6 +14,8 @@ const config = configOrExit();
 if (cluster.isPrimary && config.apiProcesses > 1) {
   superviseApiProcesses(config.apiProcesses, createLogger(config.logLevel, NAME), SHUTDOWN_MS);
 } else {
+  const { bootstrap } = await import('../shared/bootstrap.ts');
+  const { createApi } = await import('./app.ts');
   const rt = await bootstrap({ embeddedRedis: false, name: NAME, config });
   const api = createApi(rt);
   rt.shutdown.add('api', api.stop);

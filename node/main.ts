@@ -3,7 +3,7 @@
  * its own DATA_DIR. It needs no Redis: the API and the workers come to it.
  */
 import { guardProcess } from '../shared/bootstrap.ts';
-import { loadConfig } from '../shared/config.ts';
+import { configOrExit } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
 import { Shutdown } from '../shared/shutdown.ts';
@@ -11,22 +11,11 @@ import { clearScratch } from '../shared/store/shard-files.ts';
 import { Store } from '../shared/store/store.ts';
 import { createNode } from './app.ts';
 
-function configOrExit() {
-  try {
-    const config = loadConfig();
-    if (!config.nodeName) throw new ConfigError('invalid configuration: NODE_NAME: required by npm run node');
-    if (!config.nodeUrls) throw new ConfigError('invalid configuration: CLUSTER_NODES: npm run node needs name=URL pairs');
-    return { config, node: config.nodeName };
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`shardvault: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
-const { config, node } = configOrExit();
+const { config, node } = configOrExit((config) => {
+  if (!config.nodeName) throw new ConfigError('invalid configuration: NODE_NAME: required by npm run node');
+  if (!config.nodeUrls) throw new ConfigError('invalid configuration: CLUSTER_NODES: npm run node needs name=URL pairs');
+  return { config, node: config.nodeName };
+});
 const logger = createLogger(config.logLevel, `shardvault-${node}`);
 guardProcess(logger);
 const shutdown = new Shutdown(logger);

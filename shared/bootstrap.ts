@@ -2,7 +2,7 @@
  * What every entry point does first: parse config once, make the logger, find Redis and
  * reach the data. A bad config or a missing Redis ends the process with one clear line.
  */
-import { loadConfig, type Config } from './config.ts';
+import { configOrExit, type Config } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createApiRedis, resolveRedis } from './redis.ts';
@@ -41,19 +41,6 @@ export function openCluster(config: Config, shutdown: Shutdown): { data: Cluster
   const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
   shutdown.add('store', () => store.close());
   return { data: new LocalData(store), shards: new LocalShardHost(store) };
-}
-
-/** The configuration, parsed once; a bad one ends the process with one clear line. */
-export function configOrExit(): Config {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`shardvault: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
 }
 
 export async function bootstrap(options: { embeddedRedis: boolean; name: string; config?: Config }): Promise<Runtime> {

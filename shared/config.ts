@@ -221,3 +221,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
 }
+
+/**
+ * The configuration, parsed once and passed through `check` (an entry point's own demands);
+ * a bad one ends the process with one clear line and exit code 2.
+ */
+export function configOrExit(): Config;
+export function configOrExit<T>(check: (config: Config) => T): T;
+export function configOrExit(check: (config: Config) => unknown = (config) => config): unknown {
+  try {
+    return check(loadConfig());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`shardvault: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
