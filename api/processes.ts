@@ -7,8 +7,9 @@
  * scrape through the shared port sees the whole API.
  *
  * The primary forks them, replaces one that ends after it listened, and stops them all (and
- * itself, with exit code 1) when one ends before it listened: a bad configuration is not
- * retried for ever. SIGTERM or SIGINT to the primary stops them gracefully, each with its own
+ * itself, with exit code 1) when one ends before it listened — a bad configuration is not
+ * retried for ever — or when more than RESTART_LIMIT end within RESTART_WINDOW_MS (systemd's
+ * start limit): a crash loop is left to whatever supervises the primary. SIGTERM or SIGINT to the primary stops them gracefully, each with its own
  * shutdown deadline; the API processes take SIGTERM only, so Ctrl-C in a terminal (which
  * signals the whole process group) stops each once, through the primary.
  */
@@ -16,6 +17,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 
+/** More API processes than this ending within RESTART_WINDOW_MS stop the primary. */
+const RESTART_LIMIT = 5;
+const RESTART_WINDOW_MS = 60_000;
 const LISTENING = 'shardvault:api-listening';
 const METRICS_ASKED = 'shardvault:api-metrics?';
 const METRICS = 'shardvault:api-metrics';
@@ -63,7 +67,10 @@ export function shareMetrics(registry: Registry): () => Promise<string> {
 /** Run `count` API processes of this entry point and supervise them until a signal stops them. */
 export function superviseApiProcesses(count: number, logger: Logger, deadlineMs: number): void {
   const aggregator = new AggregatorRegistry();
-  const listened = new Set<number>();
+  /** The API processes that listen (they said so, and have not ended). */
+  const listening = new Set<number>();
+  /** When the API processes that ended after they listened ended, within the window. */
+  let ended: number[] = [];
   let stopping = false;
 
   const stop = (code: number) => {
@@ -88,8 +95,8 @@ export function superviseApiProcesses(count: number, logger: Logger, deadlineMs:
 
   cluster.on('message', (worker, m: Message) => {
     if (m?.type === LISTENING) {
-      listened.add(worker.id);
-      if (listened.size === count) logger.info({ processes: count }, 'every API process listens');
+      listening.add(worker.id);
+      if (listening.size === count) logger.info({ processes: count }, 'every API process listens');
     } else if (m?.type === METRICS_ASKED) {
       aggregator.clusterMetrics().then(
         (text) => worker.isConnected() && worker.send({ type: METRICS, id: m.id, text }),
@@ -99,8 +106,15 @@ export function superviseApiProcesses(count: number, logger: Logger, deadlineMs:
   });
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
-    if (!listened.has(worker.id)) {
+    if (!listening.delete(worker.id)) {
       logger.error({ pid: worker.process.pid, code, signal }, 'an API process ended before it listened: stopping every one');
+      stop(1);
+      return;
+    }
+    const now = Date.now();
+    ended = [...ended.filter((t) => t > now - RESTART_WINDOW_MS), now];
+    if (ended.length > RESTART_LIMIT) {
+      logger.error({ pid: worker.process.pid, code, signal, ended: ended.length, withinMs: RESTART_WINDOW_MS }, 'API processes keep ending: stopping every one');
       stop(1);
       return;
     }

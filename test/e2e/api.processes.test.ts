@@ -1,8 +1,8 @@
 /**
  * `npm run api` with API_PROCESSES=2: two API processes behind one port (api/processes.ts), as
  * real child processes: both answer, /metrics counts every process's requests, a killed one
- * is replaced, one that cannot listen stops them all (as one process alone stops), and SIGTERM
- * stops them cleanly.
+ * is replaced, but not for ever, one that cannot listen stops them all (as one process alone
+ * stops), and SIGTERM stops them cleanly.
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +105,26 @@ describe('npm run api with API_PROCESSES=2', () => {
     const pids = pidsThatLogged(api, 'api listening');
     expect(await api.kill('SIGTERM')).toBe(0);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('stops, with exit code 1, when more than 5 processes end within a minute (a crash loop is left to its supervisor)', { timeout: 120_000 }, async () => {
+    const p = startApi(await freePort(), { GRPC_PORT: '0' });
+    try {
+      const killed = new Set<number>();
+      // Rounds of killing both processes once the primary says both listen: 2, 4, then 6 ended.
+      for (let round = 1; round <= 3; round++) {
+        await expect.poll(() => pidsThatLogged(p, 'every API process listens').length, { timeout: 60_000 }).toBe(round);
+        for (const pid of pidsThatLogged(p, 'api listening').filter((x) => !killed.has(x))) {
+          killed.add(pid);
+          process.kill(pid, 'SIGKILL');
+        }
+      }
+      expect(await p.exited).toBe(1);
+      expect(killed.size).toBe(6);
+      expect(p.output()).toContain('API processes keep ending: stopping every one');
+    } finally {
+      if (p.child.exitCode === null) await p.kill('SIGKILL');
+    }
   });
 
   it('stops, with exit code 1, when a process cannot listen (no endless restarts); so does one process alone', async () => {
