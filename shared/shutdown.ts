@@ -7,6 +7,8 @@ import type { Logger } from './logger.ts';
 export class Shutdown {
   private readonly cleanups: { name: string; run: () => Promise<void> | void }[] = [];
   private stopping: Promise<void> | undefined;
+  /** The deadline onSignals was given, for every way of stopping. */
+  private deadlineMs: number | undefined;
 
   constructor(private readonly logger: Logger) {}
 
@@ -34,12 +36,14 @@ export class Shutdown {
    */
   async fail(err: unknown, msg: string): Promise<never> {
     this.logger.error({ err }, msg);
+    this.exitAtDeadline();
     await this.run();
     process.exit(1);
   }
 
-  /** Exit cleanly on `signals`, forcefully on a second signal or after deadlineMs. */
+  /** Exit cleanly on `signals`, forcefully on a second signal or after deadlineMs (which `fail` keeps too). */
   onSignals(deadlineMs: number, signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): void {
+    this.deadlineMs = deadlineMs;
     let signalled = false;
     const handler = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -48,12 +52,18 @@ export class Shutdown {
       }
       signalled = true;
       this.logger.info({ signal }, 'shutting down');
-      setTimeout(() => {
-        this.logger.error('shutdown deadline passed: exiting');
-        process.exit(1);
-      }, deadlineMs).unref();
+      this.exitAtDeadline();
       void this.run().then(() => process.exit(0));
     };
     for (const signal of signals) process.on(signal, handler);
+  }
+
+  /** Exit with code 1 once the shutdown deadline passes, if one was set, whatever the cleanups are doing. */
+  private exitAtDeadline(): void {
+    if (this.deadlineMs === undefined) return;
+    setTimeout(() => {
+      this.logger.error('shutdown deadline passed: exiting');
+      process.exit(1);
+    }, this.deadlineMs).unref();
   }
 }
