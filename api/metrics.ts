@@ -169,9 +169,10 @@ export function createApiMetrics(deps: { redis: Redis; queues: QueueSet }): ApiM
   });
   // Process metrics start with the first scrape: an API nobody scrapes sets up no observers.
   // One API process of several starts them at once: a scrape sums every process's.
-  let processMetrics = isOneOfMany();
-  if (processMetrics) collectDefaultMetrics({ register: registry });
-  const perProcess = isOneOfMany() ? shareMetrics(registry) : () => registry.metrics();
+  const oneOfMany = isOneOfMany();
+  let processMetrics = oneOfMany;
+  if (oneOfMany) collectDefaultMetrics({ register: registry });
+  const perProcess = oneOfMany ? shareMetrics(registry) : () => registry.metrics();
 
   async function render(): Promise<string> {
     if (!processMetrics) {

@@ -9,9 +9,10 @@
  * The primary forks them, replaces one that ends after it listened, and stops them all (and
  * itself, with exit code 1) when one ends before it listened — a bad configuration is not
  * retried for ever — or when more than RESTART_LIMIT end within RESTART_WINDOW_MS (systemd's
- * start limit): a crash loop is left to whatever supervises the primary. SIGTERM or SIGINT to the primary stops them gracefully, each with its own
- * shutdown deadline; the API processes take SIGTERM only, so Ctrl-C in a terminal (which
- * signals the whole process group) stops each once, through the primary.
+ * start limit): a crash loop is left to whatever supervises the primary. SIGTERM or SIGINT to
+ * the primary stops them gracefully, each with its own shutdown deadline; the API processes
+ * take SIGTERM only, so Ctrl-C in a terminal (which signals the whole process group) stops each
+ * once, through the primary.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
@@ -36,7 +37,7 @@ export const isOneOfMany = (): boolean => cluster.isWorker;
 
 /** Tell the primary this API process listens (a no-op when it runs alone). */
 export function announceListening(): void {
-  if (cluster.isWorker) process.send?.({ type: LISTENING });
+  if (isOneOfMany()) process.send?.({ type: LISTENING });
 }
 
 /**
