@@ -1,7 +1,8 @@
 /**
  * A shardvault cluster for the bench: its own private redis-server (never the machine's
- * Redis), one API process and N worker processes, each a real `node --import tsx` child,
- * all on loopback. Drives the Weaviate-compatible backup API the way a client would: POST,
+ * Redis), one API process and N worker processes, each a real child running the build as
+ * `npm run api` and `npm run worker` run it (`dist/…`; `npm run bench` builds first), all on
+ * loopback. Drives the Weaviate-compatible backup API the way a client would: POST,
  * then poll the status until SUCCESS or FAILED.
  */
 import { spawn } from 'node:child_process';
@@ -9,8 +10,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, startRedisServer, type RedisServer } from '../shared/redis-server.ts';
-import { childEnv, ROOT, spawnNode, type NodeProcess } from '../test/support/process.ts';
+import { childEnv, ROOT, spawnNode, WORKER_NODE_FLAGS, type NodeProcess } from '../test/support/process.ts';
 import { sleep } from './measure.ts';
+
+/** What `npm run api`, `npm run worker` and `npm run node` run. */
+export const API_ENTRY = 'dist/api/main.js';
+export const WORKER_ENTRY = 'dist/worker/main.js';
+export const NODE_ENTRY = 'dist/node/main.js';
 
 export interface ClusterOptions {
   /** Directory for this cluster's Redis files and logs. */
@@ -19,9 +25,12 @@ export interface ClusterOptions {
   backupDir: string;
   nodes: string[];
   workers: number;
-  /** Extra node flags for worker processes (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  /**
+   * Extra node flags for worker processes (e.g. --cpu-prof, which NODE_OPTIONS refuses), after
+   * those `npm run worker` gives them.
+   */
   workerNodeFlags?: string[];
-  /** The worker entry point, relative to the project root; default `worker/main.ts`. */
+  /** The worker entry point, relative to the project root; default `dist/worker/main.js`. */
   workerEntry?: string;
   /** WORKER_CONCURRENCY of each worker; the project's default when undefined. */
   workerConcurrency?: number;
@@ -94,7 +103,7 @@ export class BenchCluster {
 
   private spawnApi(flags: string[]): NodeProcess {
     const apiEnv = this.env({ PORT: new URL(this.baseUrl).port, GRPC_PORT: '0' });
-    this.api = flags.length ? spawnWithFlags('api/main.ts', flags, apiEnv) : spawnNode('api/main.ts', [], apiEnv);
+    this.api = flags.length ? spawnWithFlags(API_ENTRY, flags, apiEnv) : spawnNode(API_ENTRY, [], apiEnv);
     return this.api;
   }
 
@@ -109,8 +118,7 @@ export class BenchCluster {
     const o = this.options;
     const extra: Record<string, string> = { ...o.workerEnv };
     if (o.workerConcurrency) extra.WORKER_CONCURRENCY = String(o.workerConcurrency);
-    const entry = o.workerEntry ?? 'worker/main.ts';
-    const w = o.workerNodeFlags?.length ? spawnWithFlags(entry, o.workerNodeFlags, this.env(extra)) : spawnNode(entry, [], this.env(extra));
+    const w = spawnWithFlags(o.workerEntry ?? WORKER_ENTRY, [...WORKER_NODE_FLAGS, ...(o.workerNodeFlags ?? [])], this.env(extra));
     this.workers.push(w);
     return w;
   }
@@ -272,11 +280,13 @@ export class BenchCluster {
 }
 
 /**
- * Like spawnNode (test/support/process.ts), with node flags before `--import tsx`: flags such
- * as --cpu-prof are refused in NODE_OPTIONS. Only what the bench uses: output, exited, kill.
+ * Like spawnNode (test/support/process.ts), with node flags before the entry (and before
+ * `--import tsx` for a TypeScript one): flags such as --cpu-prof are refused in NODE_OPTIONS.
+ * Only what the bench uses: output, exited, kill.
  */
 function spawnWithFlags(entry: string, flags: string[], env: Record<string, string>): NodeProcess {
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', path.resolve(ROOT, entry)], {
+  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...flags, ...loader, path.resolve(ROOT, entry)], {
     cwd: ROOT,
     env: childEnv({ NODE_ENV: 'test', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startNodeHosts, type NodeHosts } from '../test/support/node-processes.ts';
-import { BenchCluster } from './cluster.ts';
+import { BenchCluster, NODE_ENTRY } from './cluster.ts';
 import { DEFAULT_NODES, changeDocuments, directoryBytes, formatBytes, type DocumentWriter } from './generate.ts';
 import { MemorySampler, machineBusyCpu, processCpu, stats } from './measure.ts';
 import type { BenchResults, DataSummary, NodesBackup, NodesRun } from './results.ts';
@@ -160,7 +160,7 @@ export async function nodesRun(o: NodesOptions, results: BenchResults): Promise<
     populateNodeDirs(o.dataDir, hostsDir, nodes);
     const shardBytes = nodes.reduce((a, n) => a + directoryBytes(path.join(hostsDir, n, n)).bytes, 0);
     run.shardBytes = shardBytes;
-    hosts = await startNodeHosts(hostsDir, nodes);
+    hosts = await startNodeHosts(hostsDir, nodes, NODE_ENTRY);
     proxies = await Promise.all(hosts.hosts.map((h) => startCountingProxy(h.url)));
     cluster = new BenchCluster({
       workDir: path.join(o.workDir, 'cluster-nodes'),

@@ -61,7 +61,9 @@ function shortUrl(url: string, root: string): string {
   const nm = p.lastIndexOf('/node_modules/');
   if (nm >= 0) return p.slice(nm + '/node_modules/'.length);
   if (p.startsWith(root + '/')) p = p.slice(root.length + 1);
-  return p;
+  // The build (`dist/…`, what the scripts run) is named by its source file.
+  const built = /^dist\/(.*)\.js$/.exec(p);
+  return built ? `${built[1]}.ts` : p;
 }
 
 function originOf(url: string, root: string): string {
@@ -112,7 +114,7 @@ export function summarizeProfile(file: string, root: string, topN = 15, window?:
       continue;
     }
     busyMs += ms;
-    // tsx hands V8 transpiled TypeScript without line structure: name the file only.
+    // A source file is named without a line: the build's lines are not the source's.
     const file = shortUrl(f.url, root);
     const where = !f.url ? '' : /\.[cm]?ts$/.test(file) ? file : `${file}:${f.lineNumber + 1}`;
     const key = `${f.functionName}|${where}`;

@@ -12,7 +12,8 @@
  * --work-dir DIR, --out FILE, --keep (leave the work directory), --reuse (reuse data generated
  * by an earlier run with the same size), --skip phase,… (baselines, restic, shardvault,
  * profile, nodes, incremental, memory, load, requests), --concurrency N (WORKER_CONCURRENCY of each worker), --worker-entry
- * FILE (start workers from another entry point than worker/main.ts).
+ * FILE (start workers from another entry point than the build's dist/worker/main.js, which
+ * `npm run bench` builds first, as every process of the bench runs the build).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureRestic, fileBaselines, resticBaseline, resticRepository, toolVersion, type Baseline } from './baselines.ts';
-import { BenchCluster } from './cluster.ts';
+import { BenchCluster, WORKER_ENTRY } from './cluster.ts';
 import {
   DEFAULT_BYTES, DEFAULT_NODES, QUICK_BYTES, changeData, directoryBytes, formatBytes, generate, parseSize,
   type IndexPlan,
@@ -33,7 +34,7 @@ import { nodesRun } from './nodes.ts';
 import { newestProfile, summarizeProfile } from './profile.ts';
 import { ingestRun, listRun } from './request-path.ts';
 import { writeReport } from './report.ts';
-import { childEnv } from '../test/support/process.ts';
+import { childEnv, WORKER_NODE_FLAGS } from '../test/support/process.ts';
 import type { BenchResults, DataSummary, IncrementalComparison, ProfileRun, Row, Step } from './results.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,7 +63,7 @@ function parseArgs(argv: string[]) {
     reuse: argv.includes('--reuse'),
     skip: new Set((value('--skip') ?? '').split(',').filter(Boolean)),
     concurrency: value('--concurrency') ? Number(value('--concurrency')) : undefined,
-    workerEntry: value('--worker-entry') ?? 'worker/main.ts',
+    workerEntry: value('--worker-entry') ?? WORKER_ENTRY,
     loadRate: 200,
     loadAmount: quick ? 600 : 2000,
   };
@@ -109,6 +110,7 @@ function versions(resticBinary?: string): Record<string, string> {
   v.restic = resticBinary ? (toolVersion(resticBinary, ['version']) ?? 'unknown') : 'missing';
   // What every shardvault process of the bench runs with (test/support/process.ts childEnv).
   v['GLIBC_TUNABLES of shardvault processes'] = childEnv({}).GLIBC_TUNABLES ?? 'none';
+  v['node flags of workers (`npm run worker`)'] = WORKER_NODE_FLAGS.join(' ') || 'none';
   return v;
 }
 
@@ -680,9 +682,9 @@ async function main(): Promise<void> {
   }
   const haveWorker = fs.existsSync(path.resolve(ROOT, args.workerEntry));
   if (!haveWorker) {
-    results.notes.push(`${args.workerEntry} does not exist yet (backups, issue 3): every shardvault figure is missing from this run`);
+    results.notes.push(`${args.workerEntry} does not exist (run \`npm run build\`, which \`npm run bench\` runs first): every shardvault figure is missing from this run`);
   }
-  if (args.workerEntry !== 'worker/main.ts') results.notes.push(`workers started from ${args.workerEntry} (--worker-entry), not worker/main.ts`);
+  if (args.workerEntry !== WORKER_ENTRY) results.notes.push(`workers started from ${args.workerEntry} (--worker-entry), not ${WORKER_ENTRY}`);
 
   const dataDir = path.join(args.workDir, 'data');
   let data: DataSummary | undefined;

@@ -25,14 +25,15 @@ export interface NodeHosts {
   stop(): Promise<void>;
 }
 
-export async function startNodeHosts(root: string, names: string[]): Promise<NodeHosts> {
+/** `entry`: the sources for tests (default), the build (`dist/node/main.js`) for the bench. */
+export async function startNodeHosts(root: string, names: string[], entry = 'node/main.ts'): Promise<NodeHosts> {
   const ports = await Promise.all(names.map(() => freePort()));
   const clusterNodes = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]}`).join(',');
   const hosts = names.map((name, i): NodeHost => {
     const dataDir = path.join(root, name);
     fs.mkdirSync(dataDir, { recursive: true });
     const spawn = () =>
-      spawnNode('node/main.ts', [], {
+      spawnNode(entry, [], {
         NODE_NAME: name,
         DATA_DIR: dataDir,
         PORT: String(ports[i]),

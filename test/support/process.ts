@@ -16,7 +16,12 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * The allocator settings the project's scripts run every process with (package.json's
  * `config.glibcTunables`; README, "Memory allocator"), unless the environment sets its own.
  */
-export const GLIBC_TUNABLES: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config.glibcTunables;
+const CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config as { glibcTunables: string; workerNodeFlags: string };
+
+export const GLIBC_TUNABLES: string = CONFIG.glibcTunables;
+
+/** The node flags `npm run worker` and the image give a worker (package.json's `config.workerNodeFlags`). */
+export const WORKER_NODE_FLAGS: string[] = CONFIG.workerNodeFlags.split(' ').filter(Boolean);
 
 /** The environment of a child process: this one's, the scripts' allocator settings, then `env`. */
 export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {

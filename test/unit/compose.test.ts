@@ -4,7 +4,7 @@ import Ajv2019 from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES } from '../../shared/config.ts';
-import { GLIBC_TUNABLES, ROOT } from '../support/process.ts';
+import { GLIBC_TUNABLES, ROOT, WORKER_NODE_FLAGS } from '../support/process.ts';
 import { literally } from '../support/regexp.ts';
 
 // There is no Docker engine here: the file is checked against the Compose specification's
@@ -54,7 +54,7 @@ describe('docker-compose.yml', () => {
     expect(grace).toBeGreaterThan(Number(s.worker.environment.WORKER_SHUTDOWN_SECONDS));
     // The built JavaScript, as the image has it: no TypeScript compiler or tsx in production.
     expect(s.api.command).toEqual(['node', 'dist/api/main.js']);
-    expect(s.worker.command).toEqual(['node', 'dist/worker/main.js']);
+    expect(s.worker.command).toEqual(['node', ...WORKER_NODE_FLAGS, 'dist/worker/main.js']);
     expect(Object.keys(compose.volumes)).not.toContain('data');
     expect(compose.volumes).toHaveProperty('backups');
   });
@@ -93,6 +93,9 @@ describe('docker-compose.yml', () => {
     for (const script of ['start', 'api', 'worker', 'node', 'dev']) {
       expect(pkg.scripts[script], `npm run ${script}`).toMatch(/^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES:-\$npm_package_config_glibcTunables\} node /);
     }
+    // A worker's V8 flags (its young generation kept small: README, "Memory and cores").
+    expect(WORKER_NODE_FLAGS).toEqual([expect.stringMatching(/^--max-semi-space-size=\d+$/)]);
+    expect(pkg.scripts.worker, "npm run worker").toMatch(/ node \$npm_package_config_workerNodeFlags dist\/worker\/main\.js$/);
     const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     expect(runtime.replace(/\\\n\s*/g, '')).toMatch(new RegExp(`^ENV .*\\bGLIBC_TUNABLES=${literally(GLIBC_TUNABLES)}$`, 'm'));
