@@ -2,8 +2,7 @@
  * What every entry point does first: parse config once, make the logger, find Redis and
  * reach the data. A bad config or a missing Redis ends the process with one clear line.
  */
-import { configOrExit, type Config } from './config.ts';
-import { ConfigError } from './errors.ts';
+import { configOrExit, exitOnConfigError, type Config } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createApiRedis, resolveRedis } from './redis.ts';
 import { Shutdown } from './shutdown.ts';
@@ -48,16 +47,7 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string;
   const logger = createLogger(config.logLevel, options.name);
   guardProcess(logger);
   const shutdown = new Shutdown(logger);
-  let resolved;
-  try {
-    resolved = await resolveRedis(config, { embedded: options.embeddedRedis, logger });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const resolved = await resolveRedis(config, { embedded: options.embeddedRedis, logger }).catch(exitOnConfigError);
   if (resolved.server) shutdown.add('redis-server', resolved.server.stop);
   // For the API: fails fast while Redis is away (the workers make their own, patient, connections).
   const redis = createApiRedis(resolved.url);

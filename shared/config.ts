@@ -232,10 +232,15 @@ export function configOrExit(check: (config: Config) => unknown = (config) => co
   try {
     return check(loadConfig());
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`shardvault: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
+    return exitOnConfigError(err);
   }
+}
+
+/** A ConfigError ends the process with exit 2 and its one line on stderr; anything else is thrown on. */
+export function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`shardvault: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
 }

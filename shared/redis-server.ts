@@ -69,7 +69,7 @@ export function findBinary(name: string): string | undefined {
 }
 
 export const NO_REDIS_MESSAGE =
-  'shardvault: no Redis reachable and no redis-server on PATH; install it (apt-get install redis-server) or set REDIS_URL=redis://host:port';
+  'no Redis reachable and no redis-server on PATH; install it (apt-get install redis-server) or set REDIS_URL=redis://host:port';
 
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
   const binary = options.binary ?? findBinary('redis-server');
