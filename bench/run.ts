@@ -627,6 +627,14 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
 
 // ---- main --------------------------------------------------------------------------------
 
+/** A source file of the processes the bench starts that changed after `built` was written, if any. */
+function newerSource(built: string): string | undefined {
+  const since = fs.statSync(built).mtimeMs;
+  const sources = ['main.ts', ...['shared', 'api', 'worker', 'node'].flatMap((dir) =>
+    (fs.readdirSync(path.join(ROOT, dir), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f)))];
+  return sources.find((f) => fs.statSync(path.join(ROOT, f)).mtimeMs > since);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = performance.now();
@@ -685,6 +693,12 @@ async function main(): Promise<void> {
     results.notes.push(`${args.workerEntry} does not exist (run \`npm run build\`, which \`npm run bench\` runs first): every shardvault figure is missing from this run`);
   }
   if (args.workerEntry !== WORKER_ENTRY) results.notes.push(`workers started from ${args.workerEntry} (--worker-entry), not ${WORKER_ENTRY}`);
+  const newer = haveWorker && args.workerEntry.endsWith('.js') ? newerSource(path.resolve(ROOT, args.workerEntry)) : undefined;
+  if (newer) {
+    const note = `${newer} is newer than ${args.workerEntry}: this run measures an older build than the sources (run \`npm run build\`, which \`npm run bench\` runs first)`;
+    log(note);
+    results.notes.push(note);
+  }
 
   const dataDir = path.join(args.workDir, 'data');
   let data: DataSummary | undefined;
