@@ -5,12 +5,11 @@
  * loopback. Drives the Weaviate-compatible backup API the way a client would: POST,
  * then poll the status until SUCCESS or FAILED.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, startRedisServer, type RedisServer } from '../shared/redis-server.ts';
-import { childEnv, ROOT, spawnNode, WORKER_NODE_FLAGS, type NodeProcess } from '../test/support/process.ts';
+import { spawnNode, WORKER_NODE_FLAGS, type NodeProcess } from '../test/support/process.ts';
 import { sleep } from './measure.ts';
 
 /** What `npm run api`, `npm run worker` and `npm run node` run. */
@@ -103,7 +102,7 @@ export class BenchCluster {
 
   private spawnApi(flags: string[]): NodeProcess {
     const apiEnv = this.env({ PORT: new URL(this.baseUrl).port, GRPC_PORT: '0' });
-    this.api = flags.length ? spawnWithFlags(API_ENTRY, flags, apiEnv) : spawnNode(API_ENTRY, [], apiEnv);
+    this.api = spawnNode(API_ENTRY, [], apiEnv, flags);
     return this.api;
   }
 
@@ -118,7 +117,7 @@ export class BenchCluster {
     const o = this.options;
     const extra: Record<string, string> = { ...o.workerEnv };
     if (o.workerConcurrency) extra.WORKER_CONCURRENCY = String(o.workerConcurrency);
-    const w = spawnWithFlags(o.workerEntry ?? WORKER_ENTRY, [...WORKER_NODE_FLAGS, ...(o.workerNodeFlags ?? [])], this.env(extra));
+    const w = spawnNode(o.workerEntry ?? WORKER_ENTRY, [], this.env(extra), [...WORKER_NODE_FLAGS, ...(o.workerNodeFlags ?? [])]);
     this.workers.push(w);
     return w;
   }
@@ -277,32 +276,4 @@ export class BenchCluster {
     await this.redis?.stop();
     this.redis = undefined;
   }
-}
-
-/**
- * Like spawnNode (test/support/process.ts), with node flags before the entry (and before
- * `--import tsx` for a TypeScript one): flags such as --cpu-prof are refused in NODE_OPTIONS.
- * Only what the bench uses: output, exited, kill.
- */
-function spawnWithFlags(entry: string, flags: string[], env: Record<string, string>): NodeProcess {
-  const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...flags, ...loader, path.resolve(ROOT, entry)], {
-    cwd: ROOT,
-    env: childEnv({ NODE_ENV: 'test', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  return {
-    child,
-    output: () => out,
-    exited,
-    waitFor: () => Promise.reject(new Error('waitFor is not supported by the bench spawner')),
-    kill: (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
 }

@@ -20,7 +20,7 @@ const CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8
 
 export const GLIBC_TUNABLES: string = CONFIG.glibcTunables;
 
-/** The node flags `npm run worker` and the image give a worker (package.json's `config.workerNodeFlags`). */
+/** The node flags `npm run worker` and the compose file give a worker (package.json's `config.workerNodeFlags`). */
 export const WORKER_NODE_FLAGS: string[] = CONFIG.workerNodeFlags.split(' ').filter(Boolean);
 
 /** The environment of a child process: this one's, the scripts' allocator settings, then `env`. */
@@ -39,9 +39,13 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-export function spawnNode(entry: string, args: string[] = [], env: Record<string, string> = {}): NodeProcess {
+/**
+ * `nodeFlags` go before the entry (and before `--import tsx` for a TypeScript one): flags such as
+ * --cpu-prof are refused in NODE_OPTIONS.
+ */
+export function spawnNode(entry: string, args: string[] = [], env: Record<string, string> = {}, nodeFlags: string[] = []): NodeProcess {
   const loader = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...loader, path.resolve(ROOT, entry), ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, ...loader, path.resolve(ROOT, entry), ...args], {
     cwd: ROOT,
     env: childEnv({ LOG_LEVEL: 'info', NODE_ENV: 'test', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
