@@ -34,7 +34,7 @@ import { nodesRun } from './nodes.ts';
 import { newestProfile, summarizeProfile } from './profile.ts';
 import { ingestRun, listRun } from './request-path.ts';
 import { writeReport } from './report.ts';
-import { childEnv, WORKER_NODE_FLAGS } from '../test/support/process.ts';
+import { childEnv, sourceFiles, WORKER_NODE_FLAGS } from '../test/support/process.ts';
 import type { BenchResults, DataSummary, IncrementalComparison, ProfileRun, Row, Step } from './results.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -630,9 +630,8 @@ async function loadRuns(args: Args, results: BenchResults): Promise<void> {
 /** A source file of the processes the bench starts that changed after `built` was written, if any. */
 function newerSource(built: string): string | undefined {
   const since = fs.statSync(built).mtimeMs;
-  const sources = ['main.ts', ...['shared', 'api', 'worker', 'node'].flatMap((dir) =>
-    (fs.readdirSync(path.join(ROOT, dir), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => path.join(dir, f)))];
-  return sources.find((f) => fs.statSync(path.join(ROOT, f)).mtimeMs > since);
+  const newer = sourceFiles(['shared', 'api', 'worker', 'node']).find((f) => fs.statSync(f).mtimeMs > since);
+  return newer && path.relative(ROOT, newer);
 }
 
 async function main(): Promise<void> {

@@ -16,6 +16,17 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * The allocator settings the project's scripts run every process with (package.json's
  * `config.glibcTunables`; README, "Memory allocator"), unless the environment sets its own.
  */
+/** `main.ts` and every TypeScript source under `dirs` (declaration files aside), as absolute paths. */
+export function sourceFiles(dirs: readonly string[]): string[] {
+  const files = [path.join(ROOT, 'main.ts')];
+  for (const dir of dirs) {
+    for (const entry of fs.readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) files.push(path.join(entry.parentPath, entry.name));
+    }
+  }
+  return files;
+}
+
 const CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config as { glibcTunables: string; workerNodeFlags: string };
 
 export const GLIBC_TUNABLES: string = CONFIG.glibcTunables;

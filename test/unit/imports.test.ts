@@ -6,24 +6,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../support/process.ts';
+import { ROOT, sourceFiles } from '../support/process.ts';
 
 const DIRS = ['api', 'worker', 'shared', 'cli', 'bench', 'scripts'];
 const STATIC_IMPORT = /^\s*(?:import|export)\s[^;]*?\sfrom\s+'(\.{1,2}\/[^']+)'/gm;
 
-function sourceFiles(): string[] {
-  const files = [path.join(ROOT, 'main.ts')];
-  for (const dir of DIRS) {
-    for (const entry of fs.readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) files.push(path.join(entry.parentPath, entry.name));
-    }
-  }
-  return files;
-}
-
 function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
-  for (const file of sourceFiles()) {
+  for (const file of sourceFiles(DIRS)) {
     const text = fs.readFileSync(file, 'utf8');
     const targets = [...text.matchAll(STATIC_IMPORT)].map((m) => path.resolve(path.dirname(file), m[1]!)).filter((t) => t.startsWith(ROOT) && !t.includes('/test/'));
     graph.set(file, targets);
