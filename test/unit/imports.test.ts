@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, sourceFiles } from '../support/process.ts';
 
-const DIRS = ['api', 'worker', 'shared', 'cli', 'bench', 'scripts'];
+const DIRS = ['api', 'worker', 'node', 'shared', 'cli', 'bench', 'scripts'];
 const STATIC_IMPORT = /^\s*(?:import|export)\s[^;]*?\sfrom\s+'(\.{1,2}\/[^']+)'/gm;
 
 function importGraph(): Map<string, string[]> {
