@@ -60,8 +60,15 @@ const decompress = builtIn ? async (b) => zlib.zstdDecompressSync(b) : (b) => pk
 // (a few MB, a few milliseconds). V8 offers collection to contexts made after --expose-gc is set;
 // the flag stays set (threads start together, and one turning it off would race another's
 // context), which gives later vm contexts and threads of this process a \`gc\` too, and no more.
-require('node:v8').setFlagsFromString('--expose-gc');
-const collectGarbage = require('node:vm').runInNewContext('gc');
+// A Node that does not offer it leaves collection to V8: more memory, nothing else.
+const collectGarbage = (() => {
+  try {
+    require('node:v8').setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('typeof gc === "function" ? gc : undefined');
+    if (gc) return gc;
+  } catch {}
+  return () => undefined;
+})();
 let garbage = 0;
 // bytes are let go (a buffer moved to another thread is empty by then: 0).
 const dropped = (bytes) => {
