@@ -12,10 +12,6 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/**
- * The allocator settings the project's scripts run every process with (package.json's
- * `config.glibcTunables`; README, "Memory allocator"), unless the environment sets its own.
- */
 /** `main.ts` and every TypeScript source under `dirs` (declaration files aside), as absolute paths. */
 export function sourceFiles(dirs: readonly string[]): string[] {
   const files = [path.join(ROOT, 'main.ts')];
@@ -29,6 +25,10 @@ export function sourceFiles(dirs: readonly string[]): string[] {
 
 const CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config as { glibcTunables: string; workerNodeFlags: string };
 
+/**
+ * The allocator settings the project's scripts run every process with (package.json's
+ * `config.glibcTunables`; README, "Memory allocator"), unless the environment sets its own.
+ */
 export const GLIBC_TUNABLES: string = CONFIG.glibcTunables;
 
 /** The node flags `npm run worker` and the compose file give a worker (package.json's `config.workerNodeFlags`). */
