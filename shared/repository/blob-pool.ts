@@ -129,7 +129,8 @@ function send(message, buffers) {
   try {
     parentPort.postMessage(message, buffers);
   } catch {
-    // A buffer some native code owns cannot be transferred: copies travel.
+    // A buffer that cannot be moved made postMessage throw: copies travel. (Memory native code owns
+    // does not throw: it is copied silently, hence codecOut above.)
     parentPort.postMessage(message);
   }
 }
