@@ -7,6 +7,8 @@
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { formatBytes } from './generate.ts';
+import { ChunkTable } from '../shared/repository/chunk-table.ts';
+import { CHUNK_SIZE } from '../shared/repository/format.ts';
 import { incrementalSection, writeIncrementalChart } from './incremental-report.ts';
 import { MAIN_THREAD, OTHER_THREADS } from './measure.ts';
 import { nodesSection } from './nodes-report.ts';
@@ -494,9 +496,9 @@ export function renderReport(results: BenchResults): string {
   return lines.join('\n');
 }
 
-/** Bytes of shared/repository/chunk-table.ts for a file of this size in 4 KiB chunks: 20 bytes a slot, at most half the slots full. */
+/** Bytes of shared/repository/chunk-table.ts for a file of this size in 4 KiB chunks. */
 function chunkTableBytes(fileBytes: number): number {
-  return 2 ** Math.ceil(Math.log2(Math.max(16, 2 * Math.ceil(fileBytes / 4096)))) * 20;
+  return ChunkTable.bytesFor(Math.ceil(fileBytes / CHUNK_SIZE));
 }
 
 export function writeReport(results: BenchResults, file: string): void {

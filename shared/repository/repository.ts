@@ -3,7 +3,7 @@
  * into 4 KiB chunks, each named by its SHA-256 and stored once, in compressed blobs packed into
  * pack objects; index files say which chunks exist, so a new snapshot reuses every chunk any
  * earlier one stored without listing the packs. One `Repository` per backend location and
- * process keeps a table of every chunk the location holds (≤ 40 bytes a chunk), learned from
+ * process keeps a table of every chunk the location holds (27–53 bytes a chunk), learned from
  * its index files (they never change once written), and the last few index files it read.
  *
  * Writing (`write`): the file is named span by span in the blob pool's threads (blob-pool.ts; a

@@ -13,6 +13,17 @@ describe('the chunk table of a repository', () => {
     for (let i = 50_000; i < 50_100; i++) expect(table.get(hashOf(i))).toBeUndefined();
   });
 
+  it('costs at most 54 bytes a chunk once grown, and what bytesFor says', () => {
+    const table = new ChunkTable(4);
+    for (let i = 0; i < 100_000; i++) {
+      table.add(hashOf(i), i);
+      if (i % 997 === 0 && i > 1000) expect(table.bytes / table.size).toBeLessThanOrEqual(54);
+    }
+    expect(table.bytes).toBe(ChunkTable.bytesFor(100_000));
+    // 340,000 chunks (1.3 GiB of distinct data) fit 2^19 slots of 20 bytes.
+    expect(ChunkTable.bytesFor(340_000)).toBe(2 ** 19 * 20);
+  });
+
   it('keeps what it holds when room is made at once, and finds hashes inside a larger buffer', () => {
     const table = new ChunkTable(4);
     for (let i = 0; i < 1000; i++) table.add(hashOf(i), i);
