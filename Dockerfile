@@ -27,7 +27,7 @@ FROM node:24-bookworm-slim
 # GLIBC_TUNABLES: the allocator settings of package.json's `config.glibcTunables` (README,
 # "Memory allocator"), which `npm start` and the other scripts give every process.
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 GRPC_PORT=50051 DATA_DIR=/data BACKUP_FILESYSTEM_PATH=/backups \
-    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=1048576
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=1048576:glibc.malloc.arena_max=2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

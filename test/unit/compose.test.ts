@@ -89,7 +89,7 @@ describe('docker-compose.yml', () => {
 
   it('runs every process with the allocator settings of package.json, from the scripts and in the image', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-    expect(GLIBC_TUNABLES).toMatch(/^glibc\.malloc\.mmap_threshold=\d+:glibc\.malloc\.trim_threshold=\d+$/);
+    expect(GLIBC_TUNABLES).toMatch(/^glibc\.malloc\.mmap_threshold=\d+:glibc\.malloc\.trim_threshold=\d+:glibc\.malloc\.arena_max=\d+$/);
     for (const script of ['start', 'api', 'worker', 'node', 'dev']) {
       expect(pkg.scripts[script], `npm run ${script}`).toMatch(/^GLIBC_TUNABLES=\$\{GLIBC_TUNABLES:-\$npm_package_config_glibcTunables\} node /);
     }
