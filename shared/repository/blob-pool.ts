@@ -159,6 +159,8 @@ function unpack(raw, writes, expected, target) {
 // Spans read (or given) and named here, kept until the caller takes the parts it stores or
 // seals the whole: what is stored is then the bytes that were named, whatever the file holds by then.
 const kept = new Map();
+// Spans the JavaScript thread gave (a stream's), whose buffers go back to it once let go.
+const given = new Set();
 // A kept span, no longer kept.
 function letGo(key) {
   const span = kept.get(key);
@@ -166,35 +168,49 @@ function letGo(key) {
   if (!span) throw new Error('no span kept as ' + key);
   return span;
 }
+// A span let go: a given one of a blob's size goes back to the JavaScript thread, for its next
+// span of a stream (its buffer moved, so this thread holds it no more: answered, to be sent with
+// the answer); any other is kept for the next read here, or is garbage.
+function release(key, span) {
+  const back = given.delete(key) && span.byteOffset === 0 && span.buffer.byteLength === BLOB;
+  if (back) return span.buffer;
+  give(span);
+  return undefined;
+}
 // The bytes of a kept span at (offset, length) pairs, one after the other; the span is let go.
 function takeKept(key, ranges) {
   const span = letGo(key);
   const total = lengthOf(ranges);
   // All of it: it travels as it is.
-  if (total === span.length) return span;
+  if (total === span.length) {
+    given.delete(key);
+    return { out: span };
+  }
   const out = Buffer.allocUnsafeSlow(total);
   for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) span.copy(out, at, ranges[i], ranges[i] + ranges[i + 1]);
-  give(span);
-  return out;
+  return { out, spare: release(key, span) };
 }
+// An answer with the buffers it moves, and the spare span buffer it hands back, if any.
+const withSpare = (message, buffers, spare) => (spare ? send({ ...message, spare }, [...buffers, spare]) : send(message, buffers));
 parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zeros, skip, keep, codec, rawLength, writes, expected, target, key }) => {
   try {
     if (op === 'take') {
-      const out = own(takeKept(key, ranges));
-      return send({ id, data: out }, [out]);
+      const taken = takeKept(key, ranges);
+      const out = own(taken.out);
+      return withSpare({ id, data: out }, [out], taken.spare);
     }
     if (op === 'seal') {
       // A kept span stored whole: compressed here, where its bytes are, and its buffer kept for
-      // the next read (at no level, its bytes travel as they are).
+      // the next read or handed back (release; at no level, its bytes travel as they are).
       const span = letGo(key);
       if (level === undefined) {
+        given.delete(key);
         const out = own(span);
         return send({ id, data: out }, [out]);
       }
       const answer = await compress(span, level);
       const out = codecOut(answer);
-      give(span);
-      send({ id, data: out }, [out]);
+      withSpare({ id, data: out }, [out], release(key, span));
       return dropped(answer.length);
     }
     const read = path !== undefined;
@@ -204,6 +220,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
       const named = name(buf, skip);
       if (read || keep) {
         kept.set(id, buf);
+        if (!read) given.add(id);
         send({ id, hashes: named }, [named]);
       } else send({ id, data, hashes: named }, [data, named]);
     } else if (op === 'compress') {
@@ -240,6 +257,8 @@ export interface Named {
 
 interface Answer {
   data: ArrayBuffer;
+  /** A buffer of a span this process gave, handed back once the thread is done with it (see spanBuffer). */
+  spare?: ArrayBuffer;
   hashes?: ArrayBuffer;
   corrupt?: number;
   error?: string;
@@ -388,11 +407,31 @@ export async function keepChunks(data: Buffer, skip?: number[]): Promise<NamedSp
 }
 
 function keptBy(pool: BlobPool, { hashes, thread, id }: Answer & { thread: Thread; id: number }): NamedSpan {
+  const data = (answer: Answer): Buffer => {
+    if (answer.spare && spares.length < SPARES) spares.push(answer.spare);
+    return Buffer.from(answer.data);
+  };
   return {
     hashes: Buffer.from(hashes!),
-    take: async (ranges) => Buffer.from((await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)).data),
-    seal: async (level) => Buffer.from((await pool.run({ op: 'seal', key: id, ...(level === undefined ? {} : { level }) }, undefined, false, thread)).data),
+    take: async (ranges) => data(await pool.run({ op: 'take', key: id, ranges }, undefined, false, thread)),
+    seal: async (level) => data(await pool.run({ op: 'seal', key: id, ...(level === undefined ? {} : { level }) }, undefined, false, thread)),
   };
+}
+
+/** A span's bytes: CHUNKS_PER_BLOB chunks. */
+const SPAN_BYTES = CHUNK_SIZE * CHUNKS_PER_BLOB;
+/** Buffers of spans given to keepChunks that the threads handed back, for the next ones. */
+const spares: ArrayBuffer[] = [];
+const SPARES = 8;
+
+/**
+ * A buffer of `length` bytes for a span to be given to keepChunks: for a span of SPAN_BYTES, one
+ * a thread handed back once it was done with an earlier span, if there is one, so that a
+ * stream's spans do not each cost new memory.
+ */
+export function spanBuffer(length: number): Buffer {
+  const spare = length === SPAN_BYTES ? spares.pop() : undefined;
+  return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(length);
 }
 
 /** data as one zstd frame at this zstd level; data is given to the thread when `give`. */

@@ -42,7 +42,7 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { keepChunks, nameFileSpan, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
+import { keepChunks, nameFileSpan, spanBuffer, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
@@ -238,7 +238,7 @@ async function* spansOf(
     const length = size === undefined ? SPAN : Math.min(SPAN, size - offset);
     if (length <= 0) return undefined;
     const bits = absent(offset, length);
-    return { offset, data: Buffer.allocUnsafe(length), at: 0, gaps: bits?.skipped ?? [], g: 0, ...bits };
+    return { offset, data: spanBuffer(length), at: 0, gaps: bits?.skipped ?? [], g: 0, ...bits };
   };
   // Past the left-out ranges where the span is at; whether it is then whole.
   const whole = (s: Open): boolean => {

@@ -120,6 +120,25 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     }
   }, 60_000);
 
+  it('stores a stream of many spans exactly, whether a span is stored whole or only its new chunks (span buffers handed back and used again)', async () => {
+    // 24 spans (more than the buffers kept for reuse): every third repeats an earlier span's
+    // chunks but for its last 64, so that only those are taken from it; the others are all new.
+    const spans = 24;
+    const span = CHUNKS_PER_BLOB * CHUNK_SIZE;
+    const bytes = Buffer.alloc(spans * span);
+    for (let c = 0; c < spans * CHUNKS_PER_BLOB; c++) bytes.writeUInt32BE(c, c * CHUNK_SIZE + 100);
+    for (let s = 2; s < spans; s += 3) bytes.copy(bytes, s * span, 0, span - 64 * CHUNK_SIZE);
+    // In pieces of odd sizes, as a socket delivers them.
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += 100_003) pieces.push(Buffer.from(bytes.subarray(at, at + 100_003)));
+    const written = await new Repository(fixture.backend).write(Readable.from(pieces), 'm1/node-1/A/0', { level: 'BestSpeed' });
+    expect(written).toMatchObject({ size: bytes.length, chunks: spans * CHUNKS_PER_BLOB });
+    expect(written.newChunks).toBeLessThan(spans * CHUNKS_PER_BLOB);
+    const rebuilt = path.join(tmp.dir, 'rebuilt-m1.mdb');
+    await new Repository(fixture.backend).rebuild('m1/node-1/A/0', 'shard A/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(bytes)).toBe(true);
+  }, 60_000);
+
   it('stores a local file whose spans are all new chunks span by span as they are, a chunk a span repeats named once, and rebuilds it exactly', async () => {
     const bytes = Buffer.alloc(3 * CHUNKS_PER_BLOB * CHUNK_SIZE);
     for (let c = 0; c < 3 * CHUNKS_PER_BLOB; c++) bytes.writeUInt32BE(0x7a000000 + c, c * CHUNK_SIZE);
