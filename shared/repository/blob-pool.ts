@@ -19,6 +19,9 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CHUNK_SIZE, CHUNKS_PER_BLOB, HASH_BYTES } from './format.ts';
 
+/** A blob's most bytes, and a span's: CHUNKS_PER_BLOB chunks. */
+const BLOB_BYTES = CHUNK_SIZE * CHUNKS_PER_BLOB;
+
 /** The thread's code (CommonJS, evaluated: the same under tsx, vitest and the build). */
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -81,7 +84,7 @@ const dropped = (bytes) => {
 // Buffers of one blob's size, kept for the next read of a file: a thread that took a new one
 // for every span would leave the garbage collector hundreds of megabytes to find.
 const spare = [];
-const BLOB = ${CHUNK_SIZE * CHUNKS_PER_BLOB};
+const BLOB = ${BLOB_BYTES};
 const take = (n) => (n <= BLOB && spare.length > 0 ? spare.pop() : Buffer.allocUnsafeSlow(Math.max(n, BLOB))).subarray(0, n);
 const give = (b) => {
   if (b.buffer.byteLength === BLOB && spare.length < 4) spare.push(Buffer.from(b.buffer));
@@ -157,38 +160,34 @@ function unpack(raw, writes, expected, target) {
   return undefined;
 }
 // Spans read (or given) and named here, kept until the caller takes the parts it stores or
-// seals the whole: what is stored is then the bytes that were named, whatever the file holds by then.
+// seals the whole: what is stored is then the bytes that were named, whatever the file holds by
+// then. Each as { span, given }: given, when the JavaScript thread gave it (a stream's span).
 const kept = new Map();
-// Spans the JavaScript thread gave (a stream's), whose buffers go back to it once let go.
-const given = new Set();
 // A kept span, no longer kept.
 function letGo(key) {
-  const span = kept.get(key);
+  const entry = kept.get(key);
   kept.delete(key);
-  if (!span) throw new Error('no span kept as ' + key);
-  return span;
+  if (!entry) throw new Error('no span kept as ' + key);
+  return entry;
 }
 // A span let go: a given one of a blob's size goes back to the JavaScript thread, for its next
 // span of a stream (its buffer moved, so this thread holds it no more: answered, to be sent with
 // the answer); any other is kept for the next read here, or is garbage.
-function release(key, span) {
-  const back = given.delete(key) && span.byteOffset === 0 && span.buffer.byteLength === BLOB;
-  if (back) return span.buffer;
+function release({ span, given }) {
+  if (given && span.byteOffset === 0 && span.buffer.byteLength === BLOB) return span.buffer;
   give(span);
   return undefined;
 }
 // The bytes of a kept span at (offset, length) pairs, one after the other; the span is let go.
 function takeKept(key, ranges) {
-  const span = letGo(key);
+  const entry = letGo(key);
+  const { span } = entry;
   const total = lengthOf(ranges);
   // All of it: it travels as it is.
-  if (total === span.length) {
-    given.delete(key);
-    return { out: span };
-  }
+  if (total === span.length) return { out: span };
   const out = Buffer.allocUnsafeSlow(total);
   for (let i = 0, at = 0; i < ranges.length; at += ranges[i + 1], i += 2) span.copy(out, at, ranges[i], ranges[i] + ranges[i + 1]);
-  return { out, spare: release(key, span) };
+  return { out, spare: release(entry) };
 }
 // An answer with the buffers it moves, and the spare span buffer it hands back, if any.
 const withSpare = (message, buffers, spare) => (spare ? send({ ...message, spare }, [...buffers, spare]) : send(message, buffers));
@@ -202,15 +201,14 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
     if (op === 'seal') {
       // A kept span stored whole: compressed here, where its bytes are, and its buffer kept for
       // the next read or handed back (release; at no level, its bytes travel as they are).
-      const span = letGo(key);
+      const entry = letGo(key);
       if (level === undefined) {
-        given.delete(key);
-        const out = own(span);
+        const out = own(entry.span);
         return send({ id, data: out }, [out]);
       }
-      const answer = await compress(span, level);
+      const answer = await compress(entry.span, level);
       const out = codecOut(answer);
-      withSpare({ id, data: out }, [out], release(key, span));
+      withSpare({ id, data: out }, [out], release(entry));
       return dropped(answer.length);
     }
     const read = path !== undefined;
@@ -219,8 +217,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
     if (op === 'hash') {
       const named = name(buf, skip);
       if (read || keep) {
-        kept.set(id, buf);
-        if (!read) given.add(id);
+        kept.set(id, { span: buf, given: !read });
         send({ id, hashes: named }, [named]);
       } else send({ id, data, hashes: named }, [data, named]);
     } else if (op === 'compress') {
@@ -418,19 +415,17 @@ function keptBy(pool: BlobPool, { hashes, thread, id }: Answer & { thread: Threa
   };
 }
 
-/** A span's bytes: CHUNKS_PER_BLOB chunks. */
-const SPAN_BYTES = CHUNK_SIZE * CHUNKS_PER_BLOB;
 /** Buffers of spans given to keepChunks that the threads handed back, for the next ones. */
 const spares: ArrayBuffer[] = [];
 const SPARES = 8;
 
 /**
- * A buffer of `length` bytes for a span to be given to keepChunks: for a span of SPAN_BYTES, one
+ * A buffer of `length` bytes for a span to be given to keepChunks: for a span of BLOB_BYTES, one
  * a thread handed back once it was done with an earlier span, if there is one, so that a
  * stream's spans do not each cost new memory.
  */
 export function spanBuffer(length: number): Buffer {
-  const spare = length === SPAN_BYTES ? spares.pop() : undefined;
+  const spare = length === BLOB_BYTES ? spares.pop() : undefined;
   return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(length);
 }
 
