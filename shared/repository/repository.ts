@@ -42,7 +42,7 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { keepChunks, nameFileSpan, spanBuffer, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
+import { collectGarbage, keepChunks, nameFileSpan, spanBuffer, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
@@ -77,8 +77,21 @@ const PIPELINE = 3;
 /** Blobs read ahead of the one being passed on, and decoded blobs kept for runs that return to them. */
 const READ_AHEAD = 8;
 const BLOB_CACHE = 8;
-/** Index files kept for the snapshots read next (each names ≤ 8,192 chunks: ≤ ~300 KB). */
-const KEPT_INDEX_FILES = 64;
+/**
+ * Bytes of SHA-256s of the index files kept for the snapshots read next. One index file names a
+ * pack's chunks: ~1 MB of them for a 32 MiB pack of compressed pages, so a byte bound, not a
+ * count, keeps a worker's memory the same whatever the location holds.
+ */
+const KEPT_INDEX_BYTES = 8 * 1024 * 1024;
+/** Index files a snapshot's reader reads at once. */
+const INDEX_READS = 2;
+/**
+ * Bytes of index files read between two full collections of the heap: a file's body, its
+ * decoded copy and, once let go, its hashes are garbage that lived long enough for V8 to leave it
+ * to its next full collection — 2.5 MB of it per MB of index file, from every index file a
+ * restore checks or a backup learns (~1 per 32 MiB stored).
+ */
+const INDEX_GARBAGE_BYTES = 4 * 1024 * 1024;
 /** Bytes of adjacent blobs a rebuild reads at once, and such reads in flight. */
 const COALESCE_BYTES = 4 * 1024 * 1024;
 const READS_AHEAD = 3;
@@ -178,6 +191,11 @@ interface Span {
   /** (offset in the span, length) pairs not named (taken from the base), and the chunks (by place in the span) named to check the base. */
   skipped?: number[];
   checked?: number[];
+}
+
+/** Bytes of the SHA-256s an index file holds. */
+function hashBytesOf(file: IndexFile): number {
+  return file.blobs.reduce((n, blob) => n + blob.hashes.length, 0);
 }
 
 /**
@@ -331,15 +349,29 @@ interface Layout {
   bytes: Uint32Array;
 }
 
+/**
+ * Where a blob lies in its pack and how it decodes, without its chunks' SHA-256s; its first
+ * chunk names it in errors.
+ */
+interface Located {
+  offset: number;
+  length: number;
+  codec: number;
+  rawLength: number;
+  firstChunk: string;
+}
+
+const located = ({ offset, length, codec, rawLength, hashes }: Blob): Located => ({ offset, length, codec, rawLength, firstChunk: hashes.subarray(0, HASH_BYTES).toString('hex') });
+
 /** One blob's part in a rebuilt file: (first chunk, count, file offset) triples, and their bytes. */
 interface BlobPart {
   f: number;
   b: number;
   writes: number[];
   bytes: number;
+  /** SHA-256 of the blob's chunks' SHA-256s as its index file gave them when the snapshot was checked. */
+  digest: Buffer;
 }
-
-const firstChunk = (blob: Blob): string => blob.hashes.subarray(0, HASH_BYTES).toString('hex');
 
 /** A chunk's place: the index file and blob it is in, and its position there. */
 interface Place {
@@ -348,8 +380,11 @@ interface Place {
 }
 
 export class Repository {
-  /** The last index files read for snapshots, by id (KEPT_INDEX_FILES at most). */
+  /** The last index files used for snapshots, by id, and the bytes of their hashes (keptIndexBytes at most, or one file). */
   private readonly files = new Map<string, IndexFile>();
+  private filesBytes = 0;
+  /** Bytes of index files read since the last collection (INDEX_GARBAGE_BYTES). */
+  private indexBytesRead = 0;
   /** Index files whose chunks are in `known` (a restore reads index files without learning them). */
   private readonly learned = new Set<string>();
   /** Every known chunk: SHA-256 → place number × CHUNKS_PER_BLOB + position. */
@@ -357,7 +392,11 @@ export class Repository {
   private readonly places: Place[] = [];
   private refreshing: Promise<void> | undefined;
 
-  constructor(readonly backend: Backend) {}
+  /** `keptIndexBytes`: the bytes of SHA-256s of index files kept for snapshots read next (KEPT_INDEX_BYTES). */
+  constructor(
+    readonly backend: Backend,
+    private readonly keptIndexBytes = KEPT_INDEX_BYTES,
+  ) {}
 
   /**
    * Read the index files written since the last look (by any process), and forget everything
@@ -368,7 +407,7 @@ export class Repository {
       try {
         const listed = (await this.backend.list(INDEX_PREFIX, options)).map((o) => ({ id: o.key.slice(INDEX_PREFIX.length), size: o.size }));
         const present = new Set(listed.map((o) => o.id));
-        for (const id of this.files.keys()) if (!present.has(id)) this.files.delete(id);
+        for (const id of this.files.keys()) if (!present.has(id)) this.forget(id);
         if ([...this.learned].some((id) => !present.has(id))) {
           this.learned.clear();
           this.known.clear();
@@ -445,7 +484,7 @@ export class Repository {
   private async baseOf(lineage: string, options: CallOptions): Promise<Base | undefined> {
     try {
       const hint = await readObject(this.backend, lineageKey(lineage), lineageSchema, 'lineage', options);
-      const { snapshot, layout } = await this.read(hint.key, `base snapshot ${hint.key}`, options);
+      const { snapshot, layout } = await this.layout(hint.key, `base snapshot ${hint.key}`, options);
       const { origin } = snapshot;
       return origin && origin.lineage === lineage ? { snapshot: { ...snapshot, origin }, layout } : undefined;
     } catch (err) {
@@ -658,7 +697,7 @@ export class Repository {
    * errors (`shard A/0 on node-1`).
    */
   async open(key: string, where: string, options: CallOptions & { sha256?: string } = {}): Promise<{ snapshot: Snapshot; stream: Readable }> {
-    const { snapshot, layout } = await this.read(key, where, options);
+    const { snapshot, layout } = await this.layout(key, where, options);
     return { snapshot, stream: Readable.from(this.replay(layout, where, options), { objectMode: false, highWaterMark: STREAM_BUFFER }) };
   }
 
@@ -672,19 +711,7 @@ export class Repository {
    * then incomplete.
    */
   async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
-    const { snapshot, layout } = await this.read(key, where, options);
-    const { runs } = layout;
-    // Every blob once, with the runs it fills.
-    const groups = new Map<string, BlobPart>();
-    for (let r = 0, offset = 0; r < runs.length; r += 4) {
-      const name = `${runs[r]}/${runs[r + 1]}`;
-      let group = groups.get(name);
-      if (!group) groups.set(name, (group = { f: runs[r]!, b: runs[r + 1]!, writes: [], bytes: 0 }));
-      const bytes = layout.bytes[r / 4]!;
-      group.writes.push(runs[r + 2]!, runs[r + 3]!, offset);
-      group.bytes += bytes;
-      offset += bytes;
-    }
+    const { snapshot, parts } = await this.blobParts(key, where, options);
     if (options.file) {
       const handle = await fs.promises.open(options.file, 'w');
       await handle.truncate(snapshot.size).finally(() => handle.close());
@@ -698,9 +725,8 @@ export class Repository {
     const local = this.backend.localFile ? new Map<string, Promise<string>>() : undefined;
     const coalesce = local ? 0 : COALESCE_BYTES;
     const rated = options.bytesPerSecond ? options.bytesPerSecond / 4 : Infinity;
-    const parts = [...groups.values()].map((group) => ({ group, ...layout.blobOf(group.f, group.b) }));
     parts.sort((x, y) => (x.pack === y.pack ? x.blob.offset - y.blob.offset : x.pack < y.pack ? -1 : 1));
-    const reads: { pack: string; start: number; length: number; bytes: number; blobs: { blob: Blob; group: BlobPart }[] }[] = [];
+    const reads: { pack: string; start: number; length: number; bytes: number; blobs: { blob: Located; group: BlobPart }[] }[] = [];
     for (const { group, blob, pack } of parts) {
       const last = reads.at(-1);
       if (last && last.pack === pack && last.start + last.length === blob.offset && last.length + blob.length <= coalesce && last.bytes + group.bytes <= rated) {
@@ -714,7 +740,7 @@ export class Repository {
     const limit = new RateLimit(options.bytesPerSecond ?? 0);
     const inFlight: Promise<void>[] = [];
     let done = 0;
-    const localPack = (pack: string, blob: Blob): Promise<string> => {
+    const localPack = (pack: string, blob: Located): Promise<string> => {
       let file = local!.get(pack);
       if (!file) {
         const path = this.backend.localFile!(packKey(pack));
@@ -728,6 +754,22 @@ export class Repository {
       }
       return file;
     };
+    // A blob's chunks' SHA-256s, from its index file read again when its turn comes (the few
+    // kept, or one read for the blobs that need it at once): a rebuild holds no more of them than
+    // the repository keeps, whatever the size of the file.
+    const reading = new Map<number, Promise<IndexFile>>();
+    const hashesOf = async ({ f, b, digest }: BlobPart): Promise<Buffer> => {
+      let file = reading.get(f);
+      if (!file) {
+        file = this.indexFile(snapshot.indexes[f]!, options).finally(() => reading.delete(f));
+        reading.set(f, file);
+      }
+      const hashes = (await file).blobs[b]?.hashes;
+      if (!hashes || !createHash('sha256').update(hashes).digest().equals(digest)) {
+        throw new IntegrityError(`${where}: index file ${this.backend.locate(indexKey(snapshot.indexes[f]!))} changed while it was read`);
+      }
+      return hashes;
+    };
     for (const read of reads) {
       options.signal?.throwIfAborted();
       await limit.take(read.bytes, options.signal);
@@ -736,7 +778,8 @@ export class Repository {
         await Promise.all(
           read.blobs.map(async ({ blob, group }) => {
             const { writes } = group;
-            const expected = Buffer.concat(Array.from({ length: writes.length / 3 }, (_, i) => blob.hashes.subarray(writes[3 * i]! * HASH_BYTES, (writes[3 * i]! + writes[3 * i + 1]!) * HASH_BYTES)));
+            const hashes = await hashesOf(group);
+            const expected = Buffer.concat(Array.from({ length: writes.length / 3 }, (_, i) => hashes.subarray(writes[3 * i]! * HASH_BYTES, (writes[3 * i]! + writes[3 * i + 1]!) * HASH_BYTES)));
             const bytes = stored
               ? stored.subarray(blob.offset - read.start, blob.offset - read.start + blob.length)
               : { file: await localPack(read.pack, blob), offset: blob.offset, length: blob.length };
@@ -758,11 +801,57 @@ export class Repository {
   }
 
   /**
-   * A snapshot object and the layout of the file it rebuilds, checked before a byte of it is
-   * read: every run names a blob that exists and chunks within it, and the chunks' SHA-256s as
-   * the index files give them make the snapshot's size and fingerprint.
+   * A snapshot checked (read), and every blob it needs once, with the runs it fills and where it
+   * lies, but not its chunks' SHA-256s (a digest of them instead): the index files are let go as
+   * the check passes them, so a rebuild holds few at once whatever the size of the file.
    */
-  private async read(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; layout: Layout }> {
+  private async blobParts(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; parts: { group: BlobPart; blob: Located; pack: string }[] }> {
+    const groups = new Map<string, { group: BlobPart; blob: Located; pack: string }>();
+    let offset = 0;
+    const { snapshot } = await this.read(key, where, options, (runs, r, file, blob, bytes) => {
+      const name = `${runs[r]}/${runs[r + 1]}`;
+      let part = groups.get(name);
+      if (!part) {
+        const group = { f: runs[r]!, b: runs[r + 1]!, writes: [], bytes: 0, digest: createHash('sha256').update(blob.hashes).digest() };
+        groups.set(name, (part = { group, blob: located(blob), pack: file.packs[blob.pack]! }));
+      }
+      part.group.writes.push(runs[r + 2]!, runs[r + 3]!, offset);
+      part.group.bytes += bytes;
+      offset += bytes;
+    });
+    return { snapshot, parts: [...groups.values()] };
+  }
+
+  /** A snapshot checked (read), and the layout of the file it rebuilds, every index file it names kept. */
+  private async layout(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; layout: Layout }> {
+    const files = new Map<number, IndexFile>();
+    const sizes: number[] = [];
+    const { snapshot, runs } = await this.read(key, where, options, (all, r, file, _blob, bytes) => {
+      files.set(all[r]!, file);
+      sizes.push(bytes);
+    });
+    const blobOf = (f: number, b: number): { blob: Blob; pack: string } => {
+      const file = files.get(f)!;
+      const blob = file.blobs[b]!;
+      return { blob, pack: file.packs[blob.pack]! };
+    };
+    return { snapshot, layout: { runs, blobOf, bytes: Uint32Array.from(sizes) } };
+  }
+
+  /**
+   * A snapshot object, checked before a byte of the file it rebuilds is read: every run names a
+   * blob that exists and chunks within it, and the chunks' SHA-256s as the index files give them
+   * make the snapshot's size and fingerprint. `visit` sees each run in order (its place r in
+   * `runs`, its index file, its blob and the bytes of the file it fills). Index files are read in
+   * the order the runs first name them, INDEX_READS ahead, and this lets each go after the last
+   * run that names it.
+   */
+  private async read(
+    key: string,
+    where: string,
+    options: CallOptions & { sha256?: string },
+    visit: (runs: Uint32Array, r: number, file: IndexFile, blob: Blob, bytes: number) => void,
+  ): Promise<{ snapshot: Snapshot; runs: Uint32Array }> {
     const body = await readSmall(await this.backend.read(key, options), MAX_METADATA_BYTES, 'snapshot');
     if (options.sha256) {
       const actual = createHash('sha256').update(body).digest('hex');
@@ -771,31 +860,54 @@ export class Repository {
       }
     }
     const snapshot = await decodeObject(body, snapshotSchema, this.backend.locate(key));
-    const files = await Promise.all(snapshot.indexes.map((id) => this.indexFile(id, options)));
     const runs = decodeRuns(snapshot.runs);
-    const blobOf = (f: number, b: number): { blob: Blob; pack: string } => {
-      const file = files[f];
-      const blob = file?.blobs[b];
-      if (!file || !blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f] ?? f}, which has no such blob`);
-      return { blob, pack: file.packs[blob.pack]! };
+    const order: number[] = [];
+    const lastRun = new Map<number, number>();
+    for (let r = 0; r < runs.length; r += 4) {
+      if (!lastRun.has(runs[r]!)) order.push(runs[r]!);
+      lastRun.set(runs[r]!, r);
+    }
+    const turn = new Map(order.map((f, i) => [f, i]));
+    const reading = new Map<number, Promise<IndexFile>>();
+    const loaded = new Map<number, IndexFile>();
+    let started = 0;
+    const fileOf = async (f: number): Promise<IndexFile> => {
+      for (const until = Math.min(order.length, turn.get(f)! + INDEX_READS); started < until; started++) {
+        const g = order[started]!;
+        const id = snapshot.indexes[g];
+        const file = id === undefined ? Promise.reject(new IntegrityError(`${where}: the snapshot names index file ${g} of ${snapshot.indexes.length}`)) : this.indexFile(id, options);
+        file.catch(() => undefined);
+        reading.set(g, file);
+      }
+      const file = await reading.get(f)!;
+      loaded.set(f, file);
+      return file;
     };
-    const bytes = new Uint32Array(runs.length / 4);
     const whole = createHash('sha256');
     let size = 0;
     for (let r = 0; r < runs.length; r += 4) {
-      const { blob } = blobOf(runs[r]!, runs[r + 1]!);
+      const f = runs[r]!;
+      const b = runs[r + 1]!;
+      const file = loaded.get(f) ?? (await fileOf(f));
+      const blob = file.blobs[b];
+      if (!blob) throw new IntegrityError(`${where}: the snapshot names blob ${b} of index file ${snapshot.indexes[f]}, which has no such blob`);
       const first = runs[r + 2]!;
       const end = first + runs[r + 3]!;
       if (end > chunksIn(blob.rawLength)) throw new IntegrityError(`${where}: the snapshot names chunks past the end of a blob`);
       whole.update(blob.hashes.subarray(first * HASH_BYTES, end * HASH_BYTES));
-      bytes[r / 4] = Math.min(end * CHUNK_SIZE, blob.rawLength) - first * CHUNK_SIZE;
-      size += bytes[r / 4]!;
+      const bytes = Math.min(end * CHUNK_SIZE, blob.rawLength) - first * CHUNK_SIZE;
+      size += bytes;
+      visit(runs, r, file, blob, bytes);
+      if (lastRun.get(f) === r) {
+        reading.delete(f);
+        loaded.delete(f);
+      }
     }
     const fingerprint = whole.digest('hex');
     if (size !== snapshot.size || fingerprint !== snapshot.sha256) {
       throw new IntegrityError(`${where} rebuilds as ${size} bytes with fingerprint ${fingerprint}; the snapshot says ${snapshot.size} bytes, ${snapshot.sha256}`);
     }
-    return { snapshot, layout: { runs, blobOf, bytes } };
+    return { snapshot, runs };
   }
 
   private async *replay(layout: Layout, where: string, options: CallOptions): AsyncGenerator<Buffer> {
@@ -869,16 +981,16 @@ export class Repository {
 
   /** A blob's bytes, decoded, and the SHA-256s of its chunks (named in the blob pool, not yet checked). */
   private async readBlob(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Named> {
-    const stored = await this.readStored(pack, blob.offset, blob.length, blob, where, options);
+    const stored = await this.readStored(pack, blob.offset, blob.length, located(blob), where, options);
     const named = await decodeChunks(blob.codec, stored).catch((err: unknown) => {
-      throw this.unreadable(blob, pack, where, err);
+      throw this.unreadable(located(blob), pack, where, err);
     });
-    if (named.data.length !== blob.rawLength) throw this.unreadable(blob, pack, where, new Error(`it decodes to ${named.data.length} bytes, not ${blob.rawLength}`));
+    if (named.data.length !== blob.rawLength) throw this.unreadable(located(blob), pack, where, new Error(`it decodes to ${named.data.length} bytes, not ${blob.rawLength}`));
     return named;
   }
 
   /** Stored bytes of a pack, by one ranged read; `blob` (the first one read) names them in errors. */
-  private async readStored(pack: string, start: number, length: number, blob: Blob, where: string, options: CallOptions): Promise<Buffer> {
+  private async readStored(pack: string, start: number, length: number, blob: Located, where: string, options: CallOptions): Promise<Buffer> {
     const key = packKey(pack);
     let stored: Buffer;
     try {
@@ -891,12 +1003,12 @@ export class Repository {
     return stored;
   }
 
-  private missing(blob: Blob, pack: string, where: string): IntegrityError {
-    return new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is missing: ${this.backend.locate(packKey(pack))} does not exist`);
+  private missing(blob: Located, pack: string, where: string): IntegrityError {
+    return new IntegrityError(`chunk ${blob.firstChunk} of ${where} is missing: ${this.backend.locate(packKey(pack))} does not exist`);
   }
 
-  private unreadable(blob: Blob, pack: string, where: string, err: unknown): IntegrityError {
-    return new IntegrityError(`chunk ${firstChunk(blob)} of ${where} is corrupt: its blob at ${this.backend.locate(packKey(pack))} (offset ${blob.offset}) cannot be read (${(err as Error).message})`);
+  private unreadable(blob: Located, pack: string, where: string, err: unknown): IntegrityError {
+    return new IntegrityError(`chunk ${blob.firstChunk} of ${where} is corrupt: its blob at ${this.backend.locate(packKey(pack))} (offset ${blob.offset}) cannot be read (${(err as Error).message})`);
   }
 
   private corrupt(hash: Buffer, pack: string, where: string): IntegrityError {
@@ -904,13 +1016,19 @@ export class Repository {
   }
 
   /**
-   * An index file, from the few last read (a restore's snapshots name the same ones again and
-   * again), else read; `keep: false` reads one without keeping it (refresh learns its chunks and
-   * lets it go: the table of chunks is all a snapshot needs).
+   * An index file, from the few last used (a rebuild reads its snapshot's again, one after
+   * another, and a location's snapshots name the same ones again and again), else read;
+   * `keep: false` reads one without keeping it (refresh learns its chunks and lets it go: the
+   * table of chunks is all a snapshot needs).
    */
   private async indexFile(id: string, options: CallOptions, keep = true): Promise<IndexFile> {
     const cached = this.files.get(id);
-    if (cached) return cached;
+    if (cached) {
+      // The most recently used last: the first is the one let go.
+      this.files.delete(id);
+      this.files.set(id, cached);
+      return cached;
+    }
     const key = indexKey(id);
     let body: Buffer;
     try {
@@ -919,12 +1037,26 @@ export class Repository {
       if (err instanceof NotFoundError) throw new IntegrityError(`index file ${this.backend.locate(key)} is missing`);
       throw err;
     }
+    this.indexBytesRead += body.length;
+    if (this.indexBytesRead >= INDEX_GARBAGE_BYTES) {
+      this.indexBytesRead = 0;
+      collectGarbage();
+    }
     const file = await decodeObject(body, indexFileSchema, this.backend.locate(key));
     if (keep) {
-      if (this.files.size >= KEPT_INDEX_FILES) this.files.delete(this.files.keys().next().value!);
       this.files.set(id, file);
+      this.filesBytes += hashBytesOf(file);
+      while (this.filesBytes > this.keptIndexBytes && this.files.size > 1) this.forget(this.files.keys().next().value!);
     }
     return file;
+  }
+
+  /** An index file kept no more. */
+  private forget(id: string): void {
+    const file = this.files.get(id);
+    if (!file) return;
+    this.files.delete(id);
+    this.filesBytes -= hashBytesOf(file);
   }
 
   /** Remember an index file and its chunks, for snapshots to reuse. */

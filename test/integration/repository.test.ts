@@ -12,7 +12,8 @@ import { open } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../shared/errors.ts';
 import { allButEvery, appendRange, withoutRanges } from '../../shared/formats/ranges.ts';
-import { CHUNK_SIZE, CHUNKS_PER_BLOB, INDEX_PREFIX, REPOSITORY_ROOT } from '../../shared/repository/format.ts';
+import { decodeObject, encodeObject } from '../../shared/repository/codec.ts';
+import { CHUNK_SIZE, CHUNKS_PER_BLOB, INDEX_PREFIX, indexFileSchema, REPOSITORY_ROOT } from '../../shared/repository/format.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
 import { Repository, type BaseRequest, type StreamedSource } from '../../shared/repository/repository.ts';
 import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
@@ -357,6 +358,63 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect(fs.readFileSync(rebuilt).equals(file)).toBe(true);
     if (fixture.backend.localFile) expect(reads.calls).toEqual({ read: 1 + 2, localFile: 2 });
     else expect(reads.calls.read).toBe(1 + 2 + 2);
+  }, 60_000);
+
+  it('rebuilds a file whose index files are more than it keeps, reading one again in its turn; an index file that changed since the check fails the rebuild, naming it', async () => {
+    // Four blobs of unique chunks, then one chunk changed in each: the second snapshot names two
+    // index files. A repository that keeps one index file at most reads one of them again.
+    const blobs = 4;
+    const file = Buffer.alloc(blobs * CHUNKS_PER_BLOB * CHUNK_SIZE);
+    for (let c = 0; c < blobs * CHUNKS_PER_BLOB; c++) file.writeUInt32BE(0x10000000 + c, c * CHUNK_SIZE);
+    const repo = new Repository(fixture.backend);
+    await repo.write(Readable.from([Buffer.from(file)]), 'k1/node-1/C/0', { level: 'BestSpeed' });
+    for (let b = 0; b < blobs; b++) file.writeUInt32BE(0xeeeeeeee - b, (b * CHUNKS_PER_BLOB + 7) * CHUNK_SIZE + 4);
+    await repo.write(Readable.from([Buffer.from(file)]), 'k2/node-1/C/0', { level: 'BestSpeed' });
+
+    const reads: string[] = [];
+    const answers = new Map<string, Buffer>();
+    const watched = new Proxy(fixture.backend, {
+      get(target, prop, receiver) {
+        if (prop !== 'read') return Reflect.get(target, prop, receiver) as unknown;
+        return async (key: string, options?: object) => {
+          reads.push(key);
+          const answer = answers.get(key);
+          return answer ? Readable.from([answer]) : target.read(key, options);
+        };
+      },
+    });
+    const rebuilt = path.join(tmp.dir, 'rebuilt-k2.mdb');
+    await new Repository(watched, 0).rebuild('k2/node-1/C/0', 'shard C/0', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt).equals(file)).toBe(true);
+    const indexReads = reads.filter((k) => k.startsWith(INDEX_PREFIX));
+    const names = [...new Set(indexReads)];
+    expect(names).toHaveLength(2);
+    expect(indexReads.length).toBeGreaterThan(2);
+
+    // The same, with each index file answered, once the check has read both, with the SHA-256
+    // of every chunk changed (a file that still decodes, describing the same blobs).
+    reads.length = 0;
+    const changedFiles = await Promise.all(
+      names.map(async (key) => {
+        const index = await decodeObject(await collect(await fixture.backend.read(key)), indexFileSchema, key);
+        const blobs = index.blobs.map((blob) => ({ ...blob, hashes: Buffer.from(blob.hashes.map((byte) => byte ^ 1)) }));
+        return [key, await encodeObject({ ...index, blobs })] as const;
+      }),
+    );
+    const checked = new Proxy(watched, {
+      get(target, prop, receiver) {
+        if (prop !== 'read') return Reflect.get(target, prop, receiver) as unknown;
+        return async (key: string, options?: object) => {
+          const answer = await target.read(key, options);
+          if (reads.filter((k) => names.includes(k)).length === 2) for (const [k, bytes] of changedFiles) answers.set(k, bytes);
+          return answer;
+        };
+      },
+    });
+    const changed = await new Repository(checked, 0).rebuild('k2/node-1/C/0', 'shard C/0', { file: rebuilt }).catch((e: unknown) => e);
+    expect(changed).toBeInstanceOf(IntegrityError);
+    expect((changed as Error).message).toMatch(/^shard C\/0: index file .+ changed while it was read$/);
+    expect(names.some((k) => (changed as Error).message.includes(fixture.backend.locate(k)))).toBe(true);
   }, 60_000);
 
   it('fails a read that meets a corrupt or a missing pack, naming the chunk or the pack and the file', async () => {
