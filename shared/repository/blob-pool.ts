@@ -89,22 +89,12 @@ const decompress = builtIn ? async (b) => zlib.zstdDecompressSync(b) : (b) => pk
 // (a few MB, a few milliseconds).
 const collectGarbage = (${GARBAGE_COLLECTOR})(require('node:v8'), require('node:vm'));
 let garbage = 0;
-// A rebuild's decoded blobs (a megabyte each, written and let go at once) are also collected
-// every 4 MiB from the young generation only (a fraction of a millisecond): left to the 16 MiB
-// rule, the allocator's heaps grew all through a restore (measured 2026-12-06, one worker
-// restoring a 1 GiB and a 2 GiB shard, three runs each: peaks 134–137 and 157–160 MB, with this
-// 118–121 and 146–152 MB, in the same CPU-seconds). Backups showed no gain from it, only cost.
-let young = 0;
-// bytes are let go (a buffer moved to another thread is empty by then: 0); rebuilt: a decoded blob.
-const dropped = (bytes, rebuilt = false) => {
+// bytes are let go (a buffer moved to another thread is empty by then: 0).
+const dropped = (bytes) => {
   garbage += bytes;
   if (garbage >= 16 * 1024 * 1024) {
     garbage = 0;
-    young = 0;
     collectGarbage();
-  } else if (rebuilt && (young += bytes) >= 4 * 1024 * 1024) {
-    young = 0;
-    collectGarbage({ type: 'minor' });
   }
 };
 // Buffers of one blob's size, kept for the next read of a file: a thread that took a new one
@@ -258,7 +248,7 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
       const corrupt = unpack(raw, writes, Buffer.from(expected), target);
       if (read) give(buf);
       parentPort.postMessage({ id, corrupt });
-      if (raw !== buf) dropped(raw.length, true);
+      if (raw !== buf) dropped(raw.length);
     } else {
       const answer = await decompress(buf);
       const out = codecOut(answer);
