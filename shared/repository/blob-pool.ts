@@ -16,8 +16,6 @@
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { CHUNK_SIZE, CHUNKS_PER_BLOB, HASH_BYTES } from './format.ts';
 
@@ -25,30 +23,6 @@ import { CHUNK_SIZE, CHUNKS_PER_BLOB, HASH_BYTES } from './format.ts';
 const BLOB_BYTES = CHUNK_SIZE * CHUNKS_PER_BLOB;
 
 /** The thread's code (CommonJS, evaluated: the same under tsx, vitest and the build). */
-/**
- * The source of a function of (v8, vm) that answers a full collection of the calling thread's
- * heap, where V8 offers one, or else a function that does nothing (more memory, nothing else):
- * for the pool's threads and this process's JavaScript thread alike. V8 offers collection to
- * contexts made after --expose-gc is set; the flag stays set (threads start together, and one
- * turning it off would race another's context), which gives later vm contexts and threads of
- * this process a `gc` too, and no more.
- */
-const GARBAGE_COLLECTOR = `(v8, vm) => {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('typeof gc === "function" ? gc : undefined');
-    if (gc) return gc;
-  } catch {}
-  return () => undefined;
-}`;
-
-/**
- * A full collection of this thread's heap: for memory let go in large pieces that lived long
- * enough to leave the young generation, which V8 would otherwise leave until its next full
- * collection (external memory alone lets up to 64 MB of it wait).
- */
-export const collectGarbage: () => void = (vm.runInThisContext(GARBAGE_COLLECTOR) as (v: typeof v8, c: typeof vm) => () => void)(v8, vm);
-
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
@@ -86,8 +60,18 @@ const decompress = builtIn ? async (b) => zlib.zstdDecompressSync(b) : (b) => pk
 // spare ones) is garbage, but a thread that makes few JavaScript objects seldom collects: V8
 // waited until 30–48 MB of it had piled up in each thread at the peak of a backup of a 1 GiB
 // shard (measured 2026-12-06). Once 16 MiB has been let go, the thread collects its small heap
-// (a few MB, a few milliseconds).
-const collectGarbage = (${GARBAGE_COLLECTOR})(require('node:v8'), require('node:vm'));
+// (a few MB, a few milliseconds). V8 offers collection to contexts made after --expose-gc is set;
+// the flag stays set (threads start together, and one turning it off would race another's
+// context), which gives later vm contexts and threads of this process a \`gc\` too, and no more.
+// A Node that does not offer it leaves collection to V8: more memory, nothing else.
+const collectGarbage = (() => {
+  try {
+    require('node:v8').setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('typeof gc === "function" ? gc : undefined');
+    if (gc) return gc;
+  } catch {}
+  return () => undefined;
+})();
 let garbage = 0;
 // bytes are let go (a buffer moved to another thread is empty by then: 0).
 const dropped = (bytes) => {

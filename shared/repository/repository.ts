@@ -42,7 +42,7 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { collectGarbage, keepChunks, nameFileSpan, spanBuffer, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
+import { keepChunks, nameFileSpan, spanBuffer, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
@@ -85,13 +85,6 @@ const BLOB_CACHE = 8;
 const KEPT_INDEX_BYTES = 8 * 1024 * 1024;
 /** Index files a snapshot's reader reads at once. */
 const INDEX_READS = 2;
-/**
- * Bytes of index files read between two full collections of the heap: a file's body, its
- * decoded copy and, once let go, its hashes are garbage that lived long enough for V8 to leave it
- * to its next full collection — 2.5 MB of it per MB of index file, from every index file a
- * restore checks or a backup learns (~1 per 32 MiB stored).
- */
-const INDEX_GARBAGE_BYTES = 4 * 1024 * 1024;
 /** Bytes of adjacent blobs a rebuild reads at once, and such reads in flight. */
 const COALESCE_BYTES = 4 * 1024 * 1024;
 const READS_AHEAD = 3;
@@ -383,8 +376,6 @@ export class Repository {
   /** The last index files used for snapshots, by id, and the bytes of their hashes (keptIndexBytes at most, or one file). */
   private readonly files = new Map<string, IndexFile>();
   private filesBytes = 0;
-  /** Bytes of index files read since the last collection (INDEX_GARBAGE_BYTES). */
-  private indexBytesRead = 0;
   /** Index files whose chunks are in `known` (a restore reads index files without learning them). */
   private readonly learned = new Set<string>();
   /** Every known chunk: SHA-256 → place number × CHUNKS_PER_BLOB + position. */
@@ -1036,11 +1027,6 @@ export class Repository {
     } catch (err) {
       if (err instanceof NotFoundError) throw new IntegrityError(`index file ${this.backend.locate(key)} is missing`);
       throw err;
-    }
-    this.indexBytesRead += body.length;
-    if (this.indexBytesRead >= INDEX_GARBAGE_BYTES) {
-      this.indexBytesRead = 0;
-      collectGarbage();
     }
     const file = await decodeObject(body, indexFileSchema, this.backend.locate(key));
     if (keep) {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectGarbage, hashChunks, keepChunks, nameFileSpan, zstdDecompress } from '../../shared/repository/blob-pool.ts';
+import { hashChunks, keepChunks, nameFileSpan, zstdDecompress } from '../../shared/repository/blob-pool.ts';
 import { tempDir } from '../support/temp.ts';
 
 describe('the blob pool: naming and compressing chunks in worker threads', () => {
@@ -74,20 +74,5 @@ describe('the blob pool: naming and compressing chunks in worker threads', () =>
     } finally {
       tmp.cleanup();
     }
-  });
-});
-
-describe('collectGarbage', () => {
-  it('collects memory let go at once, however long it lived (index files let go after a check)', async () => {
-    const collected: string[] = [];
-    const registry = new FinalizationRegistry((name: string) => collected.push(name));
-    (() => {
-      const buffer = Buffer.allocUnsafeSlow(1024 * 1024);
-      registry.register(buffer, 'buffer');
-    })();
-    collectGarbage();
-    // Finalizers run in a later task than the collection.
-    for (let i = 0; i < 50 && collected.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(collected).toEqual(['buffer']);
   });
 });
