@@ -972,11 +972,12 @@ export class Repository {
 
   /** A blob's bytes, decoded, and the SHA-256s of its chunks (named in the blob pool, not yet checked). */
   private async readBlob(blob: Blob, pack: string, where: string, options: CallOptions): Promise<Named> {
-    const stored = await this.readStored(pack, blob.offset, blob.length, located(blob), where, options);
+    const at = located(blob);
+    const stored = await this.readStored(pack, blob.offset, blob.length, at, where, options);
     const named = await decodeChunks(blob.codec, stored).catch((err: unknown) => {
-      throw this.unreadable(located(blob), pack, where, err);
+      throw this.unreadable(at, pack, where, err);
     });
-    if (named.data.length !== blob.rawLength) throw this.unreadable(located(blob), pack, where, new Error(`it decodes to ${named.data.length} bytes, not ${blob.rawLength}`));
+    if (named.data.length !== blob.rawLength) throw this.unreadable(at, pack, where, new Error(`it decodes to ${named.data.length} bytes, not ${blob.rawLength}`));
     return named;
   }
 
@@ -1030,6 +1031,8 @@ export class Repository {
     }
     const file = await decodeObject(body, indexFileSchema, this.backend.locate(key));
     if (keep) {
+      // (Another call may have read and kept it meanwhile: counted once.)
+      this.forget(id);
       this.files.set(id, file);
       this.filesBytes += hashBytesOf(file);
       while (this.filesBytes > this.keptIndexBytes && this.files.size > 1) this.forget(this.files.keys().next().value!);
