@@ -1,6 +1,7 @@
 /**
  * A shardvault cluster as real processes, for end-to-end tests: its own private Redis, an API
- * (`node --import tsx api/main.ts`) and any number of workers (`worker/main.ts`), all over one
+ * (`node --import tsx api/main.ts`) and any number of workers (`worker/main.ts`, with package.json's
+ * `config.workerNodeFlags`), all over one
  * DATA_DIR and one backup backend. Processes are spawned as `node` directly (spawnNode), so a
  * SIGKILL reaches the process meant.
  *
@@ -11,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '../../shared/redis-server.ts';
-import { spawnNode, type NodeProcess } from './process.ts';
+import { spawnNode, WORKER_NODE_FLAGS, type NodeProcess } from './process.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
 export interface ClusterOptions {
@@ -83,7 +84,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const url = `http://127.0.0.1:${port}`;
 
   const startWorker = async (extra: Record<string, string> = {}): Promise<NodeProcess> => {
-    const w = spawnNode('worker/main.ts', [], { ...env, LOG_LEVEL: 'info', ...extra });
+    // With the node flags `npm run worker` gives a worker: the tests run workers as users do.
+    const w = spawnNode('worker/main.ts', [], { ...env, LOG_LEVEL: 'info', ...extra }, WORKER_NODE_FLAGS);
     workers.push(w);
     await w.waitFor(/"msg":"worker ready"/, 60_000);
     return w;
