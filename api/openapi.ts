@@ -139,7 +139,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/v1/backup-schedules', tag: 'schedules', summary: 'Every backup schedule', ok: { status: 200, description: 'the schedules', schema: ref('BackupScheduleListResponse') } },
   { method: 'get', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'One backup schedule: its definition, next run, last run, last success, backups kept and run counts', ok: { status: 200, description: 'the schedule', schema: ref('BackupScheduleResponse') } },
   { method: 'delete', path: '/v1/backup-schedules/{name}', tag: 'schedules', summary: 'Delete a backup schedule (its backups stay)', ok: { status: 204, description: 'deleted' } },
-  { method: 'post', path: '/v1/backup-schedules/{name}/run', tag: 'schedules', summary: 'Run a schedule now', description: 'Queues a run due now; it is skipped if a run of the schedule is going on.', ok: { status: 202, description: 'queued: the id of the backup it makes', schema: ref('BackupScheduleRunResponse') } },
+  { method: 'post', path: '/v1/backup-schedules/{name}/run', tag: 'schedules', summary: 'Run a schedule now', description: 'Queues a run due now. Refused (422, naming it) while a run of the schedule is going on.', ok: { status: 202, description: 'queued: the id of the backup it makes', schema: ref('BackupScheduleRunResponse') } },
   // Weaviate's data endpoints
   { method: 'get', path: '/v1/.well-known/live', tag: 'weaviate', summary: 'Liveness', open: true, ok: { status: 200, description: 'the process answers' } },
   { method: 'get', path: '/v1/.well-known/ready', tag: 'weaviate', summary: 'Readiness: Redis and the data directory', open: true, ok: { status: 200, description: 'ready (503 when not)' } },

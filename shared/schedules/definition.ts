@@ -4,7 +4,7 @@
  *
  *   {cron | every, timezone?, backend, include?, exclude?, config?, idPrefix?, retention?}
  *
- * `cron` is a 5- or 6-field cron expression evaluated in `timezone` (an IANA name, default
+ * `cron` is a 5- or 6-field cron expression (or a name such as `@daily`) evaluated in `timezone` (an IANA name, default
  * UTC); `every` a duration (`30s`, `15m`, `6h`, `1d`) of at least MIN_EVERY_MS. Backup ids are
  * `<idPrefix>-<yyyymmdd>-<hhmmss>` (UTC) of the time the run was due, valid under Weaviate's
  * id rule; idPrefix defaults to the schedule's name.
@@ -115,6 +115,12 @@ export function parseSchedule(name: string, body: unknown, enabled: readonly Bac
   const timezone = b.timezone ?? 'UTC';
   assertTimezone(timezone);
   if (b.cron !== undefined) {
+    // cron-parser reads fewer fields as the leading ones ("0 3 * *" as minute 0–59 of hour 0 on
+    // day 3): a forgotten field would silently mean another schedule.
+    const fields = b.cron.trim().split(/\s+/);
+    if (!(fields.length === 5 || fields.length === 6 || (fields.length === 1 && fields[0]!.startsWith('@')))) {
+      throw new ValidationError(`cron ${JSON.stringify(b.cron.slice(0, 80))} has ${fields.length} field${fields.length === 1 ? '' : 's'}: give 5 (minute hour day-of-month month day-of-week), 6 (seconds first) or a name such as @daily`);
+    }
     try {
       CronExpressionParser.parse(b.cron, { tz: timezone, currentDate: now }).next();
     } catch (err) {
@@ -174,7 +180,14 @@ export function backupIdFor(def: Pick<ScheduleDefinition, 'idPrefix'>, due: Date
   return `${def.idPrefix}-${iso.slice(0, 10).replaceAll('-', '')}-${iso.slice(11, 19).replaceAll(':', '')}`;
 }
 
-/** BullMQ's repeat options of a schedule. */
-export function repeatOptions(def: ScheduleDefinition): { pattern: string; tz: string } | { every: number } {
-  return def.cron !== undefined ? { pattern: def.cron, tz: def.timezone } : { every: durationMs(def.every!)! };
+/**
+ * BullMQ's repeat options of a schedule set at `now`. An interval's first run is one interval
+ * later, as a cron schedule's is at its first due time (BullMQ would run it at once; `run now`
+ * is for that). A schedule set again with the same interval keeps its times (BullMQ reads
+ * startDate only for a scheduler's first run).
+ */
+export function repeatOptions(def: ScheduleDefinition, now = new Date()): { pattern: string; tz: string } | { every: number; startDate: number } {
+  if (def.cron !== undefined) return { pattern: def.cron, tz: def.timezone };
+  const every = durationMs(def.every!)!;
+  return { every, startDate: now.getTime() + every };
 }

@@ -7,8 +7,11 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { enabledBackends } from '../backends/index.ts';
+import { isTerminal } from '../backups/contract.ts';
+import { OperationStore } from '../backups/state.ts';
 import type { Config } from '../config.ts';
-import { NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
+import { operationRef } from '../jobs/operation.ts';
 import { PREFIX, RUN_SCHEDULE_JOB, SCHEDULE_RUN_OPTIONS, SCHEDULES_QUEUE, type ScheduleRunPayload } from '../jobs/catalog.ts';
 import type { Logger } from '../logger.ts';
 import { assertScheduleName, backupIdFor, parseSchedule, repeatOptions, type ScheduleDefinition } from './definition.ts';
@@ -20,13 +23,14 @@ export interface ScheduleService {
   get(name: string): Promise<ScheduleView>;
   list(): Promise<ScheduleView[]>;
   remove(name: string): Promise<void>;
-  /** Queue a run now; answers the id of the backup it makes. */
+  /** Queue a run now; answers the id of the backup it makes. A ConflictError while a run is going on. */
   runNow(name: string): Promise<{ schedule: string; id: string; dueAt: string }>;
   close(): Promise<void>;
 }
 
 export function createScheduleService(deps: { config: Config; redis: Redis; logger: Logger }): ScheduleService {
   const store = new ScheduleStore(deps.redis);
+  const operations = new OperationStore(deps.redis);
   const queue = new Queue<ScheduleRunPayload>(SCHEDULES_QUEUE, { connection: deps.redis, prefix: PREFIX });
   const enabled = enabledBackends(deps.config.backends);
 
@@ -46,7 +50,7 @@ export function createScheduleService(deps: { config: Config; redis: Redis; logg
       const def = parseSchedule(name, body, enabled);
       await store.save(def);
       // Upserting is idempotent: two replicas setting the same schedule leave one scheduler.
-      await queue.upsertJobScheduler(def.name, repeatOptions(def), { name: RUN_SCHEDULE_JOB, data: { schedule: def.name }, opts: SCHEDULE_RUN_OPTIONS });
+      await queue.upsertJobScheduler(def.name, repeatOptions(def, new Date(def.updatedAt)), { name: RUN_SCHEDULE_JOB, data: { schedule: def.name }, opts: SCHEDULE_RUN_OPTIONS });
       deps.logger.info({ schedule: def.name, cron: def.cron, every: def.every, backend: def.backend }, 'backup schedule set');
       return view(def);
     },
@@ -68,6 +72,13 @@ export function createScheduleService(deps: { config: Config; redis: Redis; logg
 
     async runNow(name) {
       const def = await definition(name);
+      // A run while one is going would only be recorded SKIPPED: refused instead, naming it. (A
+      // claim whose backup has ended, or that Redis no longer knows, is taken over by the run.)
+      const { running } = await store.state(def.name);
+      const state = running ? await operations.get(operationRef('backup', def.backend, running)) : undefined;
+      if (state && !isTerminal(state.status)) {
+        throw new ConflictError(`backup schedule ${JSON.stringify(name)} has a run going on: backup ${running} is ${state.status}; run it again once that has ended`);
+      }
       const due = new Date();
       await queue.add(RUN_SCHEDULE_JOB, { schedule: def.name, dueAt: due.getTime() }, { ...SCHEDULE_RUN_OPTIONS, jobId: `run:${def.name}:${due.getTime()}` });
       return { schedule: def.name, id: backupIdFor(def, due), dueAt: due.toISOString() };

@@ -2,7 +2,11 @@
  * /v1/backup-schedules over the in-process API and a worker: set, show, list, run now, delete;
  * every bad body refused with a 422 naming the field; the metrics alerting needs.
  */
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { OperationStore } from '../../shared/backups/state.ts';
+import { operationRef } from '../../shared/jobs/operation.ts';
+import { ScheduleStore } from '../../shared/schedules/store.ts';
 import { useApiWithWorker } from '../support/api-worker.ts';
 
 const t = useApiWithWorker({ index: 'Notes', docs: 50 });
@@ -12,7 +16,8 @@ const json = async (res: Response) => (await res.json()) as Record<string, unkno
 describe('/v1/backup-schedules', () => {
   it('refuses bad schedules with a 422 naming the field, and stores nothing', async () => {
     const cases: [unknown, RegExp][] = [
-      [{ cron: 'every day', backend: 'filesystem' }, /^cron "every day" is not a valid cron expression/],
+      [{ cron: 'every day', backend: 'filesystem' }, /^cron "every day" has 2 fields: give 5/],
+      [{ cron: 'every day at 3 am', backend: 'filesystem' }, /^cron "every day at 3 am" is not a valid cron expression/],
       [{ cron: '0 3 * * *', timezone: 'Berlin', backend: 'filesystem' }, /^timezone "Berlin" is not an IANA time zone/],
       [{ every: '0s', backend: 'filesystem' }, /^every "0s" is shorter than the minimum/],
       [{ every: '1h', backend: 'tape' }, /^backend "tape" is unknown/],
@@ -75,5 +80,39 @@ describe('/v1/backup-schedules', () => {
     expect((await t.call('POST', '/v1/backup-schedules/nightly/run')).status).toBe(404);
     // Its backups stay.
     expect((await t.call('GET', `/v1/backups/filesystem/${id}`)).status).toBe(200);
+  });
+
+  it('first runs an interval schedule one interval after it is set, and refuses to run it now while a run is going', async () => {
+    const set = await json(await t.call('PUT', '/v1/backup-schedules/hourly', { every: '1h', backend: 'filesystem', include: ['Notes'] }));
+    expect(Date.parse(set.nextRunAt as string) - Date.parse(set.updatedAt as string)).toBe(3_600_000);
+
+    // A run that is going (its claim held, its backup STARTED): run now would only be skipped.
+    const redis = new Redis(t.redisUrl);
+    try {
+      const going = 'hourly-20261206-000000';
+      const op = operationRef('backup', 'filesystem', going);
+      const operations = new OperationStore(redis);
+      expect(await new ScheduleStore(redis).claim('hourly', going)).toBe(going);
+      await operations.begin(op, { path: 'hourly', classes: ['Notes'], startedAt: new Date().toISOString(), shardsTotal: 1, overrides: {} });
+      const refused = await t.call('POST', '/v1/backup-schedules/hourly/run');
+      expect(refused.status).toBe(422);
+      expect((await json(refused)).error).toEqual([{ message: `backup schedule "hourly" has a run going on: backup ${going} is STARTED; run it again once that has ended` }]);
+
+      // Once it has ended, run now starts a run, which takes the claim over.
+      await operations.advance(op, 'FAILED', { error: 'ended for the test', completedAt: new Date().toISOString() });
+      const run = await t.call('POST', '/v1/backup-schedules/hourly/run');
+      expect(run.status).toBe(202);
+      const { id } = (await json(run)) as { id: string };
+      const deadline = Date.now() + 30_000;
+      let state: Record<string, unknown> = {};
+      while (!(state.lastRun && !state.running) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = await json(await t.call('GET', '/v1/backup-schedules/hourly'));
+      }
+      expect(state.lastRun).toMatchObject({ id, status: 'SUCCESS' });
+    } finally {
+      redis.disconnect();
+    }
+    expect((await t.call('DELETE', '/v1/backup-schedules/hourly')).status).toBe(204);
   });
 });

@@ -64,6 +64,8 @@ describe('schedule definitions', () => {
   };
 
   it('accepts cron or every, with defaults', () => {
+    expect(parseSchedule('daily', { cron: '@daily', backend: 'filesystem' }, ['filesystem'], NOW)).toMatchObject({ cron: '@daily' });
+    expect(parseSchedule('secondly', { cron: '*/30 * * * * *', backend: 'filesystem' }, ['filesystem'], NOW)).toMatchObject({ cron: '*/30 * * * * *' });
     expect(parseSchedule('nightly', { cron: '0 3 * * *', timezone: 'Europe/Berlin', backend: 'gcp' }, ['filesystem', 'gcs'], NOW)).toMatchObject({
       name: 'nightly', cron: '0 3 * * *', timezone: 'Europe/Berlin', backend: 'gcs', idPrefix: 'nightly',
     });
@@ -72,6 +74,10 @@ describe('schedule definitions', () => {
 
   it('refuses bad input naming the field', () => {
     expect(refused({ cron: '61 * * * *', backend: 'filesystem' })).toMatch(/^cron "61 \* \* \* \*" is not a valid cron expression/);
+    // Fewer fields would be read as the leading ones: "0 3 * *" as every minute of 00:00–00:59 on the 3rd.
+    expect(refused({ cron: '0 3 * *', backend: 'filesystem' })).toMatch(/^cron "0 3 \* \*" has 4 fields: give 5 \(minute hour day-of-month month day-of-week\), 6/);
+    expect(refused({ cron: '*', backend: 'filesystem' })).toMatch(/^cron "\*" has 1 field: give 5/);
+    expect(refused({ cron: '@sometimes', backend: 'filesystem' })).toMatch(/^cron "@sometimes" is not a valid cron expression/);
     expect(refused({ cron: '0 3 * * *', timezone: 'Mars/Olympus', backend: 'filesystem' })).toMatch(/^timezone "Mars\/Olympus" is not an IANA time zone/);
     expect(refused({ every: '500ms', backend: 'filesystem' })).toMatch(/^every "500ms" is not an interval/);
     expect(refused({ every: '0s', backend: 'filesystem' })).toMatch(/^every "0s" is shorter than the minimum of 1 s/);
