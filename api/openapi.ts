@@ -84,6 +84,10 @@ interface Operation {
   body?: Component | { required: boolean; description: string; content: Record<string, Schema> };
   /** Status → description and schema of a JSON answer (`text` for text/plain). */
   ok: { status: number; description: string; schema?: Schema; text?: string; content?: Record<string, Schema> };
+  /** Another success status with the same answer (a PUT that creates: 201). */
+  alsoOk?: { status: number; description: string };
+  /** A streamed body, to which MAX_BODY_BYTES does not apply. */
+  streamed?: boolean;
   /** Open with auth on. */
   open?: boolean;
 }
@@ -176,9 +180,9 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/{index}/:metadata/{key}', tag: 'xapiand', summary: 'One metadata value', ok: { status: 200, description: 'the value', schema: any('any JSON value') } },
   { method: 'put', path: '/{index}/:metadata/{key}', tag: 'xapiand', summary: 'Set one metadata value', body: { required: true, description: 'any JSON value', content: { 'application/json': any('any JSON value') } }, ok: { status: 200, description: 'the value', schema: any('any JSON value') } },
   { method: 'post', path: '/{index}/:dump', tag: 'xapiand', summary: 'Every document, streamed', description: 'The format follows Accept: JSON array (default), NDJSON, MessagePack, or the binary dump file with application/octet-stream.', ok: { status: 200, description: 'the documents', content: STREAM_TYPES } },
-  { method: 'post', path: '/{index}/:restore', tag: 'xapiand', summary: 'Restore documents, streamed', description: 'The format follows Content-Type; the body size limit does not apply, only the per-document one.', body: { required: true, description: 'documents', content: STREAM_TYPES }, ok: { status: 200, description: 'counts and per-document errors', schema: object('{processed, indexed, total, items, refused?}') } },
-  { method: 'post', path: '/{index}/', tag: 'xapiand', summary: 'Store a document with a new id (also without the trailing /)', body: 'Document', ok: { status: 201, description: 'the document as stored', schema: ref('Document') } },
-  { method: 'put', path: '/{index}/{id}', tag: 'xapiand', summary: 'Store a document under an id', body: 'Document', ok: { status: 200, description: 'the document (201 when new)', schema: ref('Document') } },
+  { method: 'post', path: '/{index}/:restore', tag: 'xapiand', summary: 'Restore documents, streamed', description: 'The format follows Content-Type; the body size limit does not apply, only the per-document one.', body: { required: true, description: 'documents', content: STREAM_TYPES }, streamed: true, ok: { status: 200, description: 'counts and per-document errors', schema: object('{processed, indexed, total, items, refused?}') } },
+  { method: 'post', path: '/{index}/', tag: 'xapiand', summary: 'Store a document with a new id (also without the trailing /)', description: 'The document is stored under a new id (a UUID) unless the body gives its `_id`.', body: 'Document', ok: { status: 201, description: 'the document as stored', schema: ref('Document') } },
+  { method: 'put', path: '/{index}/{id}', tag: 'xapiand', summary: 'Store a document under an id', body: 'Document', ok: { status: 200, description: 'the document, replaced', schema: ref('Document') }, alsoOk: { status: 201, description: 'the document, new' } },
   { method: 'get', path: '/{index}/{id}', tag: 'xapiand', summary: 'One document', ok: { status: 200, description: 'the document', schema: ref('Document') } },
   { method: 'delete', path: '/{index}/{id}', tag: 'xapiand', summary: 'Delete a document', ok: { status: 200, description: 'deleted', schema: object('{_id, result}') } },
   { method: 'delete', path: '/{index}', tag: 'xapiand', summary: 'Delete an index (also with a trailing /)', ok: { status: 200, description: 'deleted', schema: object('{index, result}') } },
@@ -266,6 +270,9 @@ export function openApiDocument(): Record<string, unknown> {
       ...(op.open ? { security: [] } : {}),
       responses: {
         [String(op.ok.status)]: { description: op.ok.description, ...(okContent ? { content: okContent } : {}) },
+        ...(op.alsoOk ? { [String(op.alsoOk.status)]: { description: op.alsoOk.description, ...(okContent ? { content: okContent } : {}) } } : {}),
+        ...(body ? { '400': error('a body that cannot be read: not valid JSON, or cut short') } : {}),
+        ...(body && !op.streamed ? { '413': error('a body larger than MAX_BODY_BYTES') } : {}),
         ...(op.open ? {} : { '401': error('no valid API key (when AUTHENTICATION_APIKEY_ENABLED)') }),
         ...(body || params.length || query.length ? { '422': error('invalid input, or a request that clashes with the current state') } : {}),
         ...(params.length ? { '404': error('not found') } : {}),

@@ -2,9 +2,10 @@
  * Xapiand's index and document endpoints. Commands are literal `:name` path segments
  * (`/twitter/:schema`); Hono sees them as a parameter constrained by a regular expression.
  */
+import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { BadRequestError, ValidationError } from '../../shared/errors.ts';
+import { BadRequestError, NotFoundError, ValidationError } from '../../shared/errors.ts';
 import { assertIndexName } from '../../shared/store/store.ts';
 import { readJson } from '../body.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -87,9 +88,25 @@ export function xapiandRoutes({ data, config }: ApiDeps): Hono {
     return reply(c, value);
   });
 
+  // Xapiand's POST stores a document under a new id (a UUID) unless the body names its _id; an
+  // index whose ids are numbers or dates needs the _id given.
+  const newId = async (name: string): Promise<string> => {
+    const idType = await data.describeSchema(name).then(
+      (schema) => (schema._id as { _type?: string } | undefined)?._type,
+      (err: unknown) => {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      },
+    );
+    if (idType !== undefined && idType !== 'uuid' && idType !== 'keyword' && idType !== 'text') {
+      throw new ValidationError(`field _id: index ${name} has ${idType} ids: give the document's _id (a new id, a UUID, is made only for uuid or keyword ids)`);
+    }
+    return randomUUID();
+  };
   const create = async (c: Context) => {
     const name = indexName(c);
-    const doc = checked(documentBodySchema, await body(c));
+    const given = checked(documentBodySchema, await body(c));
+    const doc = given._id === undefined || given._id === null || given._id === '' ? { ...given, _id: await newId(name) } : given;
     const { doc: stored, created } = await data.putDocument(name, doc);
     return reply(c, stored, created ? 201 : 200);
   };

@@ -54,6 +54,21 @@ describe('Xapiand flavour', () => {
     expect((await t.call('DELETE', '/tweets/10')).status).toBe(404);
   });
 
+  it('stores a POST /{index}/ without an _id under a new one, as Xapiand does', async () => {
+    const res = await t.call('POST', '/notes/', { text: 'no id given' });
+    expect(res.status).toBe(201);
+    const { _id: id } = (await res.json()) as { _id: string };
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(await (await t.call('GET', `/notes/${id}`)).json()).toMatchObject({ _id: id, text: 'no id given' });
+    const other = (await (await t.call('POST', '/notes', { text: 'another' })).json()) as { _id: string };
+    expect(other._id).not.toBe(id);
+    expect((await t.call('GET', '/notes/:info').then((r) => r.json())).docs).toBe(2);
+    // An index with integer ids gets no UUID: the _id must be given.
+    const numbered = await t.call('POST', '/tweets/', { user: 'a', postDate: '2020-01-01T00:00:00Z' });
+    expect(numbered.status).toBe(422);
+    expect((await numbered.json()).error[0].message).toBe("field _id: index tweets has integer ids: give the document's _id (a new id, a UUID, is made only for uuid or keyword ids)");
+  });
+
   it('reads and writes index metadata', async () => {
     expect((await t.call('PUT', '/tweets/:metadata/owner', { team: 'search' })).status).toBe(200);
     expect(await (await t.call('GET', '/tweets/:metadata/owner')).json()).toEqual({ team: 'search' });

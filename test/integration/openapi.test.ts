@@ -67,6 +67,20 @@ describe('GET /v1/openapi.json', () => {
     expect(routes.size).toBeGreaterThan(30);
   });
 
+  it('lists the answers the routes give for unreadable, oversized and new bodies', async () => {
+    const doc = await document();
+    const statuses = (path: string, method: string) => Object.keys((doc.paths[path] as Record<string, { responses: object }>)[method]!.responses).sort();
+    expect((await t.call('PUT', '/openapi-probe/1', { a: 1 })).status).toBe(201);
+    expect((await t.call('PUT', '/openapi-probe/1', { a: 2 })).status).toBe(200);
+    expect(statuses('/{index}/{id}', 'put')).toEqual(expect.arrayContaining(['200', '201', '400', '413', '422']));
+    const big = await t.call('POST', '/v1/batch/objects', { objects: [{ class: 'A', properties: { text: 'x'.repeat(t.config.maxBodyBytes) } }] });
+    expect(big.status).toBe(413);
+    expect(statuses('/v1/batch/objects', 'post')).toEqual(expect.arrayContaining(['400', '413']));
+    // A streamed restore has no body limit, only a per-document one.
+    expect(statuses('/{index}/:restore', 'post')).toContain('400');
+    expect(statuses('/{index}/:restore', 'post')).not.toContain('413');
+  });
+
   it('names every path parameter of every operation', async () => {
     const doc = await document();
     for (const [path, methods] of Object.entries(doc.paths)) {
