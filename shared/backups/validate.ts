@@ -68,7 +68,7 @@ function overridesOf(config: z.infer<typeof configSchema>): Overrides {
  * `notes`, so a caller is told rather than silently ignored.
  */
 const NOT_APPLIED = {
-  Endpoint: "config.Endpoint is not applied: the S3 endpoint is the server's (S3_ENDPOINT); a request cannot send the server's credentials to another host",
+  Endpoint: "config.Endpoint is not applied: the S3 endpoint is the server's (BACKUP_S3_ENDPOINT); a request cannot send the server's credentials to another host",
   CPUPercentage: "config.CPUPercentage is not applied: a worker's share of the machine is set by WORKER_CONCURRENCY and WORKER_MAX_BYTES_PER_SECOND",
   ChunkSize: 'config.ChunkSize is not applied: shard objects are streamed to the backend, whose own part size applies',
 } as const;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CONFIG_VARIABLES } from '../../shared/config.ts';
 import { assertBackupId, mapNodes, parseCreateRequest, parseRestoreRequest, selectClasses } from '../../shared/backups/validate.ts';
 
 describe('backup request validation', () => {
@@ -19,6 +20,10 @@ describe('backup request validation', () => {
       expect.stringMatching(/^config\.Endpoint is not applied: /),
       expect.stringMatching(/^config\.ChunkSize is not applied: /),
     ]);
+    // A note that names a setting names one that exists.
+    const notes = parseCreateRequest({ id: 'n', config: { Endpoint: 'x', CPUPercentage: 50, ChunkSize: 128 } }).notes;
+    expect(notes).toHaveLength(3);
+    for (const variable of notes.join(' ').match(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g) ?? []) expect(CONFIG_VARIABLES).toContain(variable);
   });
 
   it('checks ids', () => {
