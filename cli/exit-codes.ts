@@ -7,4 +7,6 @@ export const EXIT = {
   USAGE: 2,
   /** A restore finished, but some documents were refused (they are listed on stderr). */
   PARTIAL: 3,
+  /** The reader of the output went away (`| head`): 128 + SIGPIPE, as other Unix tools end then. */
+  READER_GONE: 141,
 } as const;

@@ -18,7 +18,7 @@ export { EXIT };
 const COMMANDS: readonly Command[] = [
   {
     name: 'backup',
-    summary: 'create, restore, list, watch, cancel and verify backups through a running API',
+    summary: 'create, list, show the status of, restore, cancel, verify and delete backups through a running API',
     run: async (argv, io) => (await import('./commands/backup.ts')).runBackupCommand(argv, io),
   },
   {
@@ -57,6 +57,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
 /** What bin/shardvault.js calls: runs with the real process and exits with the answer. */
 export async function run(argv: string[] = process.argv.slice(2)): Promise<never> {
+  // Node ignores SIGPIPE, so a reader that goes away (`shardvault backup list … | head`) is a
+  // write error: the command ends quietly, as SIGPIPE would end it, instead of with a stack.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') process.stderr.write(`shardvault: cannot write the output: ${err.message}\n`);
+    process.exit(err.code === 'EPIPE' ? EXIT.READER_GONE : EXIT.FAILED);
+  });
   let code: number;
   try {
     code = await main(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env });

@@ -121,9 +121,9 @@ function parse(argv: string[]): Parsed | 'help' {
   const { values, positionals } = parseCommandLine(argv, OPTIONS);
   if (values.help) return 'help';
   const [sub, ...rest] = positionals;
-  if (sub === undefined) throw new UsageError('name a command: create, status, restore, list, cancel or verify');
+  if (sub === undefined) throw new UsageError(`name a command: ${SUBCOMMANDS.join(', ')}`);
   if (!(SUBCOMMANDS as readonly string[]).includes(sub)) {
-    throw new UsageError(`unknown command ${JSON.stringify(sub)}: use create, status, restore, list, cancel or verify`);
+    throw new UsageError(`unknown command ${JSON.stringify(sub)}: use ${SUBCOMMANDS.join(', ')}`);
   }
   const command = sub as Subcommand;
   const expected = POSITIONALS[command];

@@ -192,9 +192,12 @@ describe('shardvault backup', () => {
       expect(res.code, args.join(' ')).toBe(2);
       expect(res.stderr, args.join(' ')).toMatch(/^shardvault backup: .+\nRun "shardvault backup --help" for usage\.\n$/);
     }
+    const unknown = await cli(['backup', 'watch', 'filesystem', 'x', '--url', 'http://127.0.0.1:9']);
+    expect(unknown.stderr).toContain('unknown command "watch": use create, status, restore, list, cancel, verify, delete');
     const help = await cli(['backup', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('shardvault backup create  BACKEND ID');
+    expect(help.stdout).toContain('shardvault backup delete');
   });
 
   it('draws a progress bar on a terminal (in-process, stderr posing as a TTY)', async () => {

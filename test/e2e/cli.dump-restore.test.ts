@@ -3,7 +3,8 @@
  * backups page and of issue 5 run as written, from a scratch working directory; and the same
  * flags with `--url` against an API (in this process, listening on a port) with API keys on.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -88,6 +89,17 @@ beforeAll(async () => {
 afterAll(() => scratch.cleanup());
 
 describe('shardvault CLI: dump and restore (issue 5, Xapiand backups page)', () => {
+  it('ends quietly with 141 when the reader of its output goes away, as SIGPIPE would', async () => {
+    const child = spawn(process.execPath, [BIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The reading end closes before the command writes (`shardvault … | head` once head is done).
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+  });
+
   it('answers --help from the repository with node bin/shardvault.js', async () => {
     const help = await sh(`${JSON.stringify(process.execPath)} bin/shardvault.js --help`, {}, REPO);
     expect(help.code).toBe(0);
