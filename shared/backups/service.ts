@@ -248,10 +248,15 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
    * (the same repository): anything else is refused, naming it. (Every backup reuses every
    * chunk its location holds; the base is recorded, and says which backup a user builds on.)
    */
-  async function checkIncrementalBase(backend: Backend, name: string, base: string): Promise<void> {
+  async function checkIncrementalBase(backend: Backend, name: BackendName, base: string): Promise<void> {
     const where = `incremental_base_backup_id ${JSON.stringify(base)}`;
     const manifest = await readGlobal(backend, base);
-    if (!manifest) throw new ValidationError(`${where} does not exist in backend ${name} at ${backend.locate(base)}; a base must be in the same backend and location`);
+    if (!manifest) {
+      // Its manifest is written last: a base still running has none yet.
+      const running = await currentAt(operationRef('backup', name, base), backend);
+      if (running && !isTerminal(running.status)) throw new ValidationError(`${where} is still running (${running.status}); a base must be a SUCCESS backup: start this one once it has ended`);
+      throw new ValidationError(`${where} does not exist in backend ${name} at ${backend.locate(base)}; a base must be in the same backend and location`);
+    }
     if (manifest.status !== 'SUCCESS') throw new ValidationError(`${where} has status ${manifest.status}; a base must be a SUCCESS backup`);
   }
 

@@ -8,8 +8,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackupService } from '../../shared/backups/service.ts';
+import { OperationStore } from '../../shared/backups/state.ts';
 import { LocalCatalog } from '../../shared/cluster/catalog.ts';
 import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
+import { operationRef } from '../../shared/jobs/operation.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
@@ -108,6 +110,19 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s',
     expect((await json<{ error: { message: string }[] }>(res)).error[0]!.message).toMatch(/^incremental_base_backup_id "no-such" does not exist in backend/);
     const bad = await t.call('POST', base, { id: 'inc-bad', incremental_base_backup_id: 'Not An Id' });
     expect(bad.status).toBe(422);
+    // A base still running has no manifest yet (it is written last): said so, not "does not exist".
+    const { path } = await json<{ path: string }>(await t.call('GET', `${base}/full`));
+    const going = operationRef('backup', name, 'inc-going');
+    await new OperationStore(t.redis).begin(going, { path: path.replace(/full$/, 'inc-going'), classes: ['Article'], startedAt: new Date().toISOString(), shardsTotal: 1, overrides: {} });
+    try {
+      const onRunning = await t.call('POST', base, { id: 'inc-bad', incremental_base_backup_id: 'inc-going' });
+      expect(onRunning.status).toBe(422);
+      expect((await json<{ error: { message: string }[] }>(onRunning)).error[0]!.message).toBe(
+        'incremental_base_backup_id "inc-going" is still running (STARTED); a base must be a SUCCESS backup: start this one once it has ended',
+      );
+    } finally {
+      await new OperationStore(t.redis).advance(going, 'FAILED', { error: 'ended for the test', completedAt: new Date().toISOString() });
+    }
   });
 
   it('deletes the base: it is gone, the later backups still verify and restore, unused chunks are collected', async () => {
