@@ -19,6 +19,7 @@ import { ConflictError, IntegrityError, NotFoundError, UnavailableError, Validat
 import { CATALOG, type FlowJobSpec, type IndexSnapshot } from '../jobs/catalog.ts';
 import { operationRef, type OperationRef } from '../jobs/operation.ts';
 import { openProducer } from '../jobs/queues.ts';
+import { OperationMeter } from '../metrics/operation-meter.ts';
 import type { Logger } from '../logger.ts';
 import type { ClusterCatalog } from '../cluster/catalog.ts';
 import { requireIndex } from '../cluster/data.ts';
@@ -99,6 +100,11 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
   const backends = deps.backends ?? configuredBackends(config, logger);
   const checkAccess = rememberedAccessCheck();
   const ops = new OperationStore(deps.redis);
+  const meter = new OperationMeter(deps.redis);
+  /** An operation that ended is counted (/metrics) before its state is replaced by a new start. */
+  const countEnded = async (op: OperationRef, state: OperationState | undefined) => {
+    if (state && isTerminal(state.status)) await meter.count(op);
+  };
   const producer = openProducer(deps.redis);
   const current = (op: OperationRef) => readRepairingStuck({ ops, producer, logger }, op);
   /**
@@ -215,7 +221,9 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     const where = backend.locate(globalManifestKey(id));
     if (manifest) await backend.deletePrefix(globalManifestKey(id));
     manifests.forget(where);
-    await ops.forget(operationRef('backup', name, id), where);
+    const op = operationRef('backup', name, id);
+    await meter.count(op);
+    await ops.forget(op, where);
     await backend.deletePrefix(backupPrefix(id));
     logger.info({ backup: id, backend: name, objects: objects.length }, 'backup deleted');
     return objects.length;
@@ -310,6 +318,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       settled(access);
       settled(base);
       const indexes = settled(snapshots);
+      await countEnded(op, state);
 
       const startedAt = new Date().toISOString();
       const plan = planBackup({
@@ -429,6 +438,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       if (running && !isTerminal(running.status)) {
         throw new ConflictError(`a restore of ${where} is already in progress (${running.status})`);
       }
+      await countEnded(op, running);
 
       // Read (and verify) the per-node manifests before any byte moves.
       const nodeManifests = new Map<string, NodeManifest>();

@@ -4,7 +4,7 @@
  * any API instance can answer /metrics with the same cluster-wide numbers.
  *
  * `sweep()` looks at the operations Redis knows (shared/backups/state.ts keeps a finished one
- * for a week) and counts each one that reached SUCCESS, FAILED or CANCELED exactly once: one
+ * for a week; `count()` is called before a state is deleted or replaced) and counts each one that reached SUCCESS, FAILED or CANCELED exactly once: one
  * Lua script checks a per-operation marker (the completedAt of the run last counted; a run
  * with the same id later gets a new completedAt) and adds to the totals atomically, so two
  * API instances sweeping at once never count an operation twice. `read()` answers the
@@ -99,7 +99,12 @@ export class OperationMeter {
     return counted;
   }
 
-  private async count(op: OperationRef): Promise<boolean> {
+  /**
+   * Count one operation if it has ended and was not counted yet; answers whether it was now. Its
+   * state must be counted before it goes: a deleted backup's is removed, and an id started again
+   * (a backup id reused, a backup restored again) replaces it.
+   */
+  async count(op: OperationRef): Promise<boolean> {
     const { kind, backend, id } = op;
     const state = await this.ops.get(op);
     if (!state?.completedAt || !isTerminal(state.status)) return false;

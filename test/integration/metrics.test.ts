@@ -118,6 +118,28 @@ describe('GET /metrics', () => {
       ['restore', 'filesystem', 'FAILED', 1],
     ]);
   });
+
+  it('counts a backup deleted before any scrape, and each restore of a backup restored twice before one', async () => {
+    const ok = { backend: 'filesystem', outcome: 'SUCCESS' };
+    const before = await scrape();
+    const [backups, restores] = [sample(before, 'shardvault_backups_total', ok) ?? 0, sample(before, 'shardvault_restores_total', ok) ?? 0];
+    expect((await t.store.putDocuments('Again', [{ _id: 'a1', title: 'one' }]))[0]!.ok).toBe(true);
+    // Its own location: the first test's backup there is damaged, which stops a collection.
+    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'metered-2', include: ['Again'], config: { Path: 'again' } })).status).toBe(200);
+    expect((await waitForStatus(t.call, '/v1/backups/filesystem/metered-2?path=again')).status).toBe('SUCCESS');
+    for (let i = 0; i < 2; i++) {
+      await t.store.deleteIndex('Again');
+      const restore = await t.call('POST', '/v1/backups/filesystem/metered-2/restore', { config: { Path: 'again' } });
+      expect(restore.status, await restore.clone().text()).toBe(200);
+      expect((await waitForStatus(t.call, '/v1/backups/filesystem/metered-2/restore')).status).toBe('SUCCESS');
+    }
+    const deleted = await t.call('POST', '/v1/backups/filesystem/metered-2/delete?path=again');
+    expect(deleted.status, await deleted.clone().text()).toBe(200);
+
+    const text = await scrape();
+    expect(sample(text, 'shardvault_backups_total', ok)).toBe(backups + 1);
+    expect(sample(text, 'shardvault_restores_total', ok)).toBe(restores + 2);
+  });
 });
 
 describe('GET /metrics with auth on', () => {
