@@ -22,12 +22,13 @@ const HELP = `Usage: shardvault schedule <command> [options]   (through a runnin
                              [--keep-monthly N] [--max-age DURATION]
   shardvault schedule list
   shardvault schedule show   NAME
-  shardvault schedule run    NAME        run it now (skipped if a run of it is going on)
+  shardvault schedule run    NAME        run it now (refused while a run of it is going on)
   shardvault schedule delete NAME        its backups stay
 
 Each run backs up under the id <id-prefix>-<yyyymmdd>-<hhmmss> (the UTC time it was due; the
-prefix defaults to NAME), incremental on the schedule's last successful backup. A run due while
-the previous one goes on is skipped. After each successful run the retention (restic's rules,
+prefix defaults to NAME), incremental on the schedule's last successful backup. EXPR has 5 or 6
+fields (or is a name such as @daily); --every first runs one DURATION after it is set. A run due
+while the previous one goes on is skipped. After each successful run the retention (restic's rules,
 periods in --timezone) deletes the schedule's own backups it does not keep; never the newest,
 never one made by hand or by another schedule. DURATION is a number and s, m, h, d or w.
 
