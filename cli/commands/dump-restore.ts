@@ -500,6 +500,11 @@ export const dumpRestoreCommand = {
       }
       // Through the API the server's configuration is not needed (and may not be there).
       if (flags.url === undefined) config = configFor(flags, io.env);
+      // With nodes on their own hosts this host's data directory holds one node's shards (and
+      // its copy of the cluster's metadata, which only that node may change).
+      if (config?.nodeUrls) {
+        throw new UsageError('CLUSTER_NODES names nodes on their own hosts: no data directory holds the whole index; dump or restore through the API with --url=http://<api host>:<port>');
+      }
     } catch (err) {
       if (err instanceof UsageError || err instanceof ConfigError) {
         io.stderr.write(`shardvault: ${err.message}\nRun "shardvault --help" for the options.\n`);

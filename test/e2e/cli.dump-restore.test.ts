@@ -100,6 +100,18 @@ describe('shardvault CLI: dump and restore (issue 5, Xapiand backups page)', () 
     expect(code).toBe(141);
   });
 
+  it('refuses the local flags when CLUSTER_NODES names nodes on their own hosts, pointing to --url', async () => {
+    const nodes = { CLUSTER_NODES: 'node-1=http://127.0.0.1:9,node-2=http://127.0.0.1:9,node-3=http://127.0.0.1:9', CLUSTER_SECRET: 's'.repeat(32) };
+    const dumped = await sh(`shardvault --dump=twitter --out=remote-nodes.docs --data-dir=${JSON.stringify(source)}`, nodes);
+    expect(dumped.code).toBe(2);
+    expect(dumped.stderr).toContain('CLUSTER_NODES names nodes on their own hosts');
+    expect(dumped.stderr).toContain('--url=');
+    expect(fs.existsSync(path.join(work, 'remote-nodes.docs'))).toBe(false);
+    const restored = await sh(`shardvault --restore=elsewhere --in=remote-nodes.docs --data-dir=${JSON.stringify(source)}`, nodes);
+    expect(restored.code).toBe(2);
+    expect(fs.existsSync(path.join(source, 'node-1', 'elsewhere'))).toBe(false);
+  });
+
   it('answers --help from the repository with node bin/shardvault.js', async () => {
     const help = await sh(`${JSON.stringify(process.execPath)} bin/shardvault.js --help`, {}, REPO);
     expect(help.code).toBe(0);
