@@ -30,7 +30,8 @@ export function statusFromManifest(m: GlobalManifest, backend: BackendName, loca
   return {
     id: m.id,
     backend,
-    path: m.path ?? locate(m.id),
+    // Where it is read from now: a backup copied or moved keeps the path it was written to in its manifest.
+    path: locate(m.id),
     status: m.status,
     ...(m.error ? { error: m.error } : {}),
     classes: m.classes,

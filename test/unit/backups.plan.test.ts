@@ -151,8 +151,9 @@ describe('status reading', () => {
     expect(statusFromState(state('x', 'STARTED', { notes: ['config.ChunkSize is not applied'] }), progress)).toMatchObject({ notes: ['config.ChunkSize is not applied'], progress });
   });
 
-  it('answers a finished backup from its manifest, with full progress', () => {
-    expect(statusFromManifest(manifest('m', 'SUCCESS', '2026-12-01T00:00:00Z'), 's3', (id) => `s3://bucket/${id}`)).toMatchObject({
+  it('answers a finished backup from its manifest, with full progress, where it is now', () => {
+    // Written elsewhere (its manifest says so), read from here: a copied or moved backup.
+    expect(statusFromManifest({ ...manifest('m', 'SUCCESS', '2026-12-01T00:00:00Z'), path: 's3://old-bucket/m' }, 's3', (id) => `s3://bucket/${id}`)).toMatchObject({
       id: 'm',
       path: 's3://bucket/m',
       status: 'SUCCESS',
