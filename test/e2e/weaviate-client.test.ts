@@ -89,6 +89,22 @@ describe('weaviate-client 3.x against shardvault', () => {
     expect(exported.multiTenancy.enabled).toBe(false);
   });
 
+  it('objects one by one: insert, exists, replace, update, deleteById; the nodes', async () => {
+    await client.collections.create({ name: 'Note', properties: [{ name: 'text', dataType: 'text' }, { name: 'stars', dataType: 'int' }] });
+    const notes = client.collections.use('Note');
+    const id = await notes.data.insert({ text: 'first', stars: 1 });
+    expect(await notes.data.exists(id)).toBe(true);
+    await notes.data.replace({ id, properties: { text: 'replaced', stars: 2 } });
+    await notes.data.update({ id, properties: { stars: 3 } });
+    const one = await A.call('GET', `/v1/objects/Note/${id}`, undefined, { headers: { authorization: `Bearer ${KEY}` } });
+    expect(((await one.json()) as { properties: unknown }).properties).toEqual({ text: 'replaced', stars: 3 });
+    expect(await notes.data.deleteById(id)).toBe(true);
+    expect(await notes.data.exists(id)).toBe(false);
+    const nodes = await client.cluster.nodes();
+    expect(nodes.map((n) => [n.name, n.status])).toEqual(NODES.map((n) => [n, 'HEALTHY']));
+    await client.collections.delete('Note');
+  });
+
   it('backups: create with waitForCompletion, status, list, restore with waitForCompletion, restore status', async () => {
     const created = await client.backup.create({ backupId: 'client-1', backend: 'filesystem', includeCollections: ['Book'], waitForCompletion: true });
     expect(created).toMatchObject({ id: 'client-1', backend: 'filesystem', status: 'SUCCESS', collections: ['Book'] });
