@@ -3,6 +3,7 @@
  * reach the data. A bad config or a missing Redis ends the process with one clear line.
  */
 import { configOrExit, exitOnConfigError, type Config } from './config.ts';
+import { ConfigError, UnauthorizedError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createApiRedis, resolveRedis } from './redis.ts';
 import { Shutdown } from './shutdown.ts';
@@ -57,7 +58,33 @@ export async function bootstrap(options: { embeddedRedis: boolean; name: string;
   });
   const cluster = openCluster(config, shutdown);
   void checkEnabledBackends(config, logger);
+  if (config.nodeUrls) void checkClusterSecret(config.nodeUrls, config.clusterSecret!, shutdown);
   return { config, logger, redisUrl: resolved.url, redis, ...cluster, shutdown };
+}
+
+/**
+ * With nodes on their own hosts: a node that refuses this process's CLUSTER_SECRET would refuse
+ * every call to it, so the process stops at once, naming the setting, rather than start and then
+ * fail (or, a worker, take jobs and fail them). A node that does not answer yet is no reason to
+ * stop: it may start later.
+ */
+async function checkClusterSecret(urls: Record<string, string>, secret: string, shutdown: Shutdown): Promise<void> {
+  const client = new NodeClient(urls, secret);
+  const refused = await Promise.all(
+    client.nodes.map((node) =>
+      client.send(node, '/internal/status', { answerTimeoutMs: 10_000 }).then(
+        () => undefined,
+        (err: unknown) => (err instanceof UnauthorizedError ? node : undefined),
+      ),
+    ),
+  );
+  const by = refused.filter((n): n is string => n !== undefined);
+  if (by.length) {
+    await shutdown.fail(
+      new ConfigError(`CLUSTER_SECRET is not the cluster's: ${by.join(', ')} refuse${by.length === 1 ? 's' : ''} it (every node, API and worker needs the same)`),
+      'cannot reach the cluster',
+    );
+  }
 }
 
 /**

@@ -191,6 +191,17 @@ describe('nodes on their own hosts', () => {
     expect((await objectsOf(B, 'Article')).size).toBe(ARTICLES);
   }, 300_000);
 
+  it('a worker or an API whose CLUSTER_SECRET the nodes refuse stops at once, naming the setting', async () => {
+    for (const entry of ['worker/main.ts', 'api/main.ts']) {
+      const env = { ...nodesA.env, REDIS_URL: A.redis.url, CLUSTER_SECRET: 'not-the-secret-'.repeat(3), DATA_DIR: path.join(tmp.dir, 'wrong-secret'), PORT: String(await freePort()), GRPC_PORT: '0' };
+      const proc = spawnNode(entry, [], env);
+      const code = await Promise.race([proc.exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
+      if (code === 'still running') await proc.kill();
+      expect(code, proc.output()).toBe(1);
+      expect(proc.output()).toContain(`CLUSTER_SECRET is not the cluster's: ${NODES_A.join(', ')} refuse it`);
+    }
+  }, 90_000);
+
   it('keeps the metadata on the nodes through a Redis flush, and the cluster secret out of every log line', async () => {
     const redis = B.redisClient();
     await redis.flushall();
