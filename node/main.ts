@@ -3,11 +3,11 @@
  * its own DATA_DIR. It needs no Redis: the API and the workers come to it.
  */
 import { guardProcess } from '../shared/bootstrap.ts';
-import { configOrExit } from '../shared/config.ts';
+import { configOrExit, exitOnConfigError } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
 import { Shutdown } from '../shared/shutdown.ts';
-import { clearScratch } from '../shared/store/shard-files.ts';
+import { clearScratch, otherNodesHeld } from '../shared/store/shard-files.ts';
 import { Store } from '../shared/store/store.ts';
 import { createNode } from './app.ts';
 
@@ -19,6 +19,12 @@ const { config, node } = configOrExit((config) => {
 const logger = createLogger(config.logLevel, `shardvault-${node}`);
 guardProcess(logger);
 const shutdown = new Shutdown(logger);
+const others = await otherNodesHeld(config.dataDir, node, config.nodes);
+if (others.length) {
+  exitOnConfigError(
+    new ConfigError(`invalid configuration: DATA_DIR ${config.dataDir} holds the shards of ${others.join(', ')}, not only ${node}'s: a node's data directory holds its own shards only (start ${others[0]} on it, or give ${node} its own)`),
+  );
+}
 await clearScratch(config.dataDir, node);
 const store = new Store({ dataDir: config.dataDir, nodes: config.nodes });
 shutdown.add('store', () => store.close());

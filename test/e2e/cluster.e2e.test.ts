@@ -202,6 +202,14 @@ describe('nodes on their own hosts', () => {
     }
   }, 90_000);
 
+  it("a node started on another node's data directory refuses to start, naming both", async () => {
+    const borrowed = path.join(tmp.dir, 'borrowed');
+    fs.cpSync(nodesA.hosts[2]!.dataDir, borrowed, { recursive: true });
+    const proc = spawnNode('node/main.ts', [], { ...nodesA.env, NODE_NAME: 'node-2', DATA_DIR: borrowed, PORT: String(await freePort()) });
+    expect(await proc.exited, proc.output()).toBe(2);
+    expect(proc.output()).toContain(`DATA_DIR ${borrowed} holds the shards of node-3, not only node-2's`);
+  }, 60_000);
+
   it('keeps the metadata on the nodes through a Redis flush, and the cluster secret out of every log line', async () => {
     const redis = B.redisClient();
     await redis.flushall();
