@@ -4,11 +4,12 @@
  * any API instance can answer /metrics with the same cluster-wide numbers.
  *
  * `sweep()` looks at the operations Redis knows (shared/backups/state.ts keeps a finished one
- * for a week; `count()` is called before a state is deleted or replaced) and counts each one that reached SUCCESS, FAILED or CANCELED exactly once: one
- * Lua script checks a per-operation marker (the completedAt of the run last counted; a run
- * with the same id later gets a new completedAt) and adds to the totals atomically, so two
- * API instances sweeping at once never count an operation twice. `read()` answers the
- * totals, with cumulative histogram buckets.
+ * for a week; BackupService calls `count()` before it deletes or replaces a state) and counts
+ * each one that reached SUCCESS, FAILED or CANCELED exactly once: one Lua script checks a
+ * per-operation marker (the completedAt of the run last counted; a run with the same id later
+ * gets a new completedAt) and adds to the totals atomically, so two API instances sweeping at
+ * once never count an operation twice. `read()` answers the totals, with cumulative histogram
+ * buckets.
  *
  * Keys (under the `{shardvault}` hash tag, one Redis Cluster slot):
  *   {shardvault}:metrics:operations                        hash of totals, fields `<kind>|<backend>|<outcome>|<what>`

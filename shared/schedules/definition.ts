@@ -4,10 +4,10 @@
  *
  *   {cron | every, timezone?, backend, include?, exclude?, config?, idPrefix?, retention?}
  *
- * `cron` is a 5- or 6-field cron expression (or a name such as `@daily`) evaluated in `timezone` (an IANA name, default
- * UTC); `every` a duration (`30s`, `15m`, `6h`, `1d`) of at least MIN_EVERY_MS. Backup ids are
- * `<idPrefix>-<yyyymmdd>-<hhmmss>` (UTC) of the time the run was due, valid under Weaviate's
- * id rule; idPrefix defaults to the schedule's name.
+ * `cron` is a 5- or 6-field cron expression (or a name such as `@daily`) evaluated in
+ * `timezone` (an IANA name, default UTC); `every` a duration (`30s`, `15m`, `6h`, `1d`) of at
+ * least MIN_EVERY_MS. Backup ids are `<idPrefix>-<yyyymmdd>-<hhmmss>` (UTC) of the time the
+ * run was due, valid under Weaviate's id rule; idPrefix defaults to the schedule's name.
  */
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
