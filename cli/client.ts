@@ -199,9 +199,9 @@ export function createClient(options: ClientOptions = {}): BackupClient {
     await answer(z.unknown(), method, path, body, query);
   }
 
-  /** One call whose answer must have the contract's shape. */
-  function answer<T>(schema: z.ZodType<T>, method: string, path: string, body?: unknown, query: Overrides = {}): Promise<T> {
-    return api.json(schema, method, path, { body: body === undefined ? undefined : { json: body }, query, timeoutMs });
+  /** One call whose answer must have the contract's shape; `wait` undefined waits as long as the server works. */
+  function answer<T>(schema: z.ZodType<T>, method: string, path: string, body?: unknown, query: Overrides = {}, wait: number | undefined = timeoutMs): Promise<T> {
+    return api.json(schema, method, path, { body: body === undefined ? undefined : { json: body }, query, timeoutMs: wait });
   }
 
   const operationPath = (kind: OperationKind, backend: string, id: string) =>
@@ -217,8 +217,10 @@ export function createClient(options: ClientOptions = {}): BackupClient {
     cancel: async (kind, backend, id, overrides = {}) => {
       await call('DELETE', operationPath(kind, backend, id), undefined, kind === 'backup' ? overrides : {});
     },
-    delete: (backend, id, overrides = {}) => answer(deleteResultSchema, 'POST', `${operationPath('backup', backend, id)}/delete`, undefined, overrides),
-    verify: (backend, id, overrides = {}) => answer(verifyReportSchema, 'GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides),
+    // A delete waits for the backups that hold the repository (up to 5 minutes) and then collects
+    // its garbage; a verify reads every chunk: both answer when done, however long that takes.
+    delete: (backend, id, overrides = {}) => answer(deleteResultSchema, 'POST', `${operationPath('backup', backend, id)}/delete`, undefined, overrides, undefined),
+    verify: (backend, id, overrides = {}) => answer(verifyReportSchema, 'GET', `${operationPath('backup', backend, id)}/verify`, undefined, overrides, undefined),
     schedules: {
       set: (name, body) => answer(scheduleViewSchema, 'PUT', `/v1/backup-schedules/${segment(name)}`, body),
       get: (name) => answer(scheduleViewSchema, 'GET', `/v1/backup-schedules/${segment(name)}`),

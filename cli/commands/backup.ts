@@ -288,7 +288,9 @@ async function execute(p: Parsed, io: CliIo): Promise<number> {
         const { collected } = result;
         io.stdout.write(
           `backup ${result.id} deleted from ${result.backend} (${result.deleted} objects); ` +
-            `repository: ${collected.packs} pack${collected.packs === 1 ? '' : 's'} (${formatBytes(collected.bytes)}) removed, ${collected.kept} run${collected.kept === 1 ? '' : 's'} still in use\n`,
+            (collected
+              ? `repository: ${collected.packs} pack${collected.packs === 1 ? '' : 's'} (${formatBytes(collected.bytes)}) removed, ${collected.kept} run${collected.kept === 1 ? '' : 's'} still in use\n`
+              : `repository not collected: ${result.collectionDeferred}\n`),
         );
       }
       return EXIT.OK;

@@ -143,12 +143,16 @@ export const deleteResultSchema = z.object({
   /** Objects of the backup removed (manifests and snapshots). */
   deleted: z.int().min(0),
   /** What garbage collection of the location's repository removed after it. */
-  collected: z.object({
-    runs: z.int().min(0).meta({ description: 'snapshot runs (index files) no backup names any more, removed with their packs' }),
-    packs: z.int().min(0),
-    bytes: z.int().min(0).meta({ description: 'bytes of the packs removed' }),
-    kept: z.int().min(0).meta({ description: 'runs kept because a backup still names them' }),
-  }),
+  collected: z
+    .object({
+      runs: z.int().min(0).meta({ description: 'snapshot runs (index files) no backup names any more, removed with their packs' }),
+      packs: z.int().min(0),
+      bytes: z.int().min(0).meta({ description: 'bytes of the packs removed' }),
+      kept: z.int().min(0).meta({ description: 'runs kept because a backup still names them' }),
+    })
+    .optional(),
+  /** Why no collection ran after the delete (the repository stayed locked, or its backend away). */
+  collectionDeferred: z.string().optional().meta({ description: 'the backup is deleted, but the collection could not run (why): the next delete in this location collects what it left' }),
 });
 
 export type OperationStarted = z.infer<typeof operationStartedSchema>;

@@ -72,7 +72,7 @@ export interface BackupService {
    * every snapshot and index of the repository): what a schedule's retention does. Each id
    * answers the objects removed or why it was not deleted; a failed collection is thrown.
    */
-  deleteBackups(backend: string, ids: string[], overrides?: Overrides): Promise<{ outcomes: DeleteOutcome[]; collected?: DeleteResult['collected'] }>;
+  deleteBackups(backend: string, ids: string[], overrides?: Overrides): Promise<{ outcomes: DeleteOutcome[] } & Pick<DeleteResult, 'collected' | 'collectionDeferred'>>;
   /** Check every object of a finished backup against its manifests, without restoring (verify.ts). */
   verify(backend: string, id: string, overrides?: Overrides): Promise<VerifyReport>;
   close(): Promise<void>;
@@ -87,6 +87,8 @@ export interface BackupServiceDeps {
   logger: Logger;
   /** Default: the configured backends. */
   backends?: BackendFactory;
+  /** How long a delete's collection waits for the repository (default COLLECT_LOCK_WAIT_MS). */
+  collectLockWaitMs?: number;
 }
 
 /** A settled promise's value, or its error thrown. */
@@ -207,21 +209,31 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
    * collection finds that no backup names them.
    */
   async function removeBackup(name: BackendName, backend: Backend, id: string): Promise<number> {
+    const op = operationRef('backup', name, id);
+    let ended: OperationState | undefined;
     for (const kind of ['backup', 'restore'] as const) {
       const state = await current(operationRef(kind, name, id));
       if (state && !isTerminal(state.status)) {
         throw new ConflictError(`${kind === 'backup' ? 'backup' : 'a restore of backup'} ${JSON.stringify(id)} is running (${state.status}); cancel it or wait for it to end before deleting`);
       }
+      if (kind === 'backup' && state?.path === backend.locate(id)) ended = state;
     }
     const manifest = await readGlobal(backend, id);
     const objects = await backend.list(backupPrefix(id));
-    if (!manifest && objects.length === 0) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
+    if (!manifest && objects.length === 0) {
+      // A backup cancelled (or failed) before it wrote anything is listed from Redis alone: it
+      // goes from there.
+      if (!ended) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
+      await meter.count(op);
+      await ops.forget(op, backend.locate(globalManifestKey(id)));
+      logger.info({ backup: id, backend: name, status: ended.status }, 'backup deleted (nothing of it was written)');
+      return 0;
+    }
     // backup_config.json first: from then on the backup is gone for list, status and restore
     // (in other processes too: forget marks it deleted for them).
     const where = backend.locate(globalManifestKey(id));
     if (manifest) await backend.deletePrefix(globalManifestKey(id));
     manifests.forget(where);
-    const op = operationRef('backup', name, id);
     await meter.count(op);
     await ops.forget(op, where);
     await backend.deletePrefix(backupPrefix(id));
@@ -229,8 +241,20 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     return objects.length;
   }
 
-  function collect(backend: Backend, what: string): Promise<DeleteResult['collected']> {
-    return collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: ${what}`, logger });
+  /**
+   * Garbage collection after a delete. The backups are gone by then, so a collection that cannot
+   * run (running backups hold the repository past COLLECT_LOCK_WAIT_MS, or its backend is away)
+   * is reported, not thrown: a retried delete would only find them gone, and the next delete in
+   * the location collects what this one left.
+   */
+  async function collect(backend: Backend, what: string): Promise<Pick<DeleteResult, 'collected' | 'collectionDeferred'>> {
+    try {
+      return { collected: await collectGarbage(backend, { owner: `${hostname()} pid ${process.pid}: ${what}`, logger, lockWaitMs: deps.collectLockWaitMs }) };
+    } catch (err) {
+      if (!(err instanceof UnavailableError)) throw err;
+      logger.warn({ err: err.message, location: backend.locate('') }, 'garbage collection after a delete deferred');
+      return { collectionDeferred: `${err.message.replace(/; try again later$/, '')}: the next delete in this location collects what this one left` };
+    }
   }
 
   async function statusOf(op: OperationRef, state: OperationState | undefined): Promise<OperationStatus | undefined> {
@@ -485,7 +509,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const id = assertBackupId(rawId);
       const backend = backends(name, overrides);
       const deleted = await removeBackup(name, backend, id);
-      return { id, backend: name, deleted, collected: await collect(backend, `delete of ${id}`) };
+      return { id, backend: name, deleted, ...(await collect(backend, `delete of ${id}`)) };
     },
 
     async deleteBackups(rawBackend, rawIds, overrides = {}) {
@@ -500,7 +524,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
         }
       }
       const removed = outcomes.filter((o) => 'deleted' in o).length;
-      return { outcomes, ...(removed > 0 ? { collected: await collect(backend, `delete of ${removed} backups`) } : {}) };
+      return { outcomes, ...(removed > 0 ? await collect(backend, `delete of ${removed} backups`) : {}) };
     },
 
     async verify(rawBackend, rawId, overrides = {}) {

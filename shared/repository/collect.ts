@@ -40,8 +40,11 @@ export interface CollectResult {
   kept: number;
 }
 
-export async function collectGarbage(backend: Backend, options: CallOptions & { owner: string; logger?: Logger; staleMs?: number }): Promise<CollectResult> {
-  const lock = await acquireLock(backend, true, { ...options, waitMs: 5 * 60_000 });
+/** How long a collection waits for the backups that hold the repository (running snapshots) to let it go. */
+export const COLLECT_LOCK_WAIT_MS = 5 * 60_000;
+
+export async function collectGarbage(backend: Backend, options: CallOptions & { owner: string; logger?: Logger; staleMs?: number; lockWaitMs?: number }): Promise<CollectResult> {
+  const lock = await acquireLock(backend, true, { ...options, waitMs: options.lockWaitMs ?? COLLECT_LOCK_WAIT_MS });
   try {
     const objects = await backend.list('', options);
     // Every snapshot (a backup's shard objects of format 2: zstd frames) names the runs it uses.

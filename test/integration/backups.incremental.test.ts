@@ -15,6 +15,7 @@ import { operationRef } from '../../shared/jobs/operation.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
+import { acquireLock } from '../../shared/repository/locks.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
 import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
@@ -123,6 +124,13 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s',
     } finally {
       await new OperationStore(t.redis).advance(going, 'FAILED', { error: 'ended for the test', completedAt: new Date().toISOString() });
     }
+    // Ended before it wrote anything, it is listed from Redis alone, and deleted from there.
+    expect((await json<{ id: string }[]>(await t.call('GET', base))).map((b) => b.id)).toContain('inc-going');
+    const deleted = await t.call('POST', `${base}/inc-going/delete`);
+    expect(deleted.status).toBe(200);
+    expect(await json(deleted)).toMatchObject({ id: 'inc-going', deleted: 0 });
+    expect((await t.call('GET', `${base}/inc-going`)).status).toBe(404);
+    expect((await json<{ id: string }[]>(await t.call('GET', base))).map((b) => b.id)).not.toContain('inc-going');
   });
 
   it('deletes the base: it is gone, the later backups still verify and restore, unused chunks are collected', async () => {
@@ -156,6 +164,23 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s',
     for (const id of ['inc-1', 'inc-2']) expect((await t.call('GET', `${base}/${id}`)).status).toBe(404);
     expect((await fixture.backend.list('.repository/packs/')).length).toBe(0);
     expect((await fixture.backend.list('.repository/index/')).length).toBe(0);
+  }, 180_000);
+
+  it('a delete whose collection cannot have the repository in time deletes the backup and says the collection was deferred', async () => {
+    await backup('held-1');
+    // A running backup holds the repository (shared) past the collection's wait.
+    const held = await acquireLock(fixture.backend, false, { owner: 'a backup that runs on' });
+    const service = createBackupService({ config: t.config, catalog: new LocalCatalog(t.store), redis: t.redis, logger: createLogger('silent'), collectLockWaitMs: 1000 });
+    try {
+      const result = await service.deleteBackup(name, 'held-1');
+      expect(result).toMatchObject({ id: 'held-1', deleted: expect.any(Number) });
+      expect(result.collected).toBeUndefined();
+      expect(result.collectionDeferred).toMatch(/is locked by .*a backup that runs on.*: the next delete in this location collects what this one left$/);
+      expect((await t.call('GET', `${base}/held-1`)).status).toBe(404);
+    } finally {
+      await held.release();
+      await service.close();
+    }
   }, 180_000);
 
   it('a collection while backups run: it waits for them, and every SUCCESS backup verifies OK afterwards', async () => {
