@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
@@ -10,11 +11,24 @@ export type { Logger };
 export const logContext = new AsyncLocalStorage<Record<string, unknown>>();
 
 /**
- * Structured JSON logs; pretty only when a terminal is attached. Credentials are redacted
+ * pino-pretty is a development dependency: an image installed without them (`npm ci --omit=dev`)
+ * logs JSON on a terminal too, instead of failing to start.
+ */
+function prettyInstalled(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Structured JSON logs; pretty only when a terminal is attached (and pino-pretty is installed). Credentials are redacted
  * wherever they might appear in a logged object.
  */
 export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'shardvault', destination?: DestinationStream): Logger {
-  const pretty = !destination && process.stdout.isTTY && process.env.NODE_ENV !== 'test';
+  const pretty = !destination && process.stdout.isTTY && process.env.NODE_ENV !== 'test' && prettyInstalled();
   const options = {
     name,
     level,
