@@ -108,18 +108,18 @@ export function superviseApiProcesses(count: number, logger: Logger, deadlineMs:
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
     if (!listening.delete(worker.id)) {
-      logger.error({ pid: worker.process.pid, code, signal }, 'an API process ended before it listened: stopping every one');
+      logger.error({ processPid: worker.process.pid, code, signal }, 'an API process ended before it listened: stopping every one');
       stop(1);
       return;
     }
     const now = Date.now();
     ended = [...ended.filter((t) => t > now - RESTART_WINDOW_MS), now];
     if (ended.length > RESTART_LIMIT) {
-      logger.error({ pid: worker.process.pid, code, signal, ended: ended.length, withinMs: RESTART_WINDOW_MS }, 'API processes keep ending: stopping every one');
+      logger.error({ processPid: worker.process.pid, code, signal, ended: ended.length, withinMs: RESTART_WINDOW_MS }, 'API processes keep ending: stopping every one');
       stop(1);
       return;
     }
-    logger.error({ pid: worker.process.pid, code, signal }, 'an API process ended: starting another');
+    logger.error({ processPid: worker.process.pid, code, signal }, 'an API process ended: starting another');
     cluster.fork();
   });
   process.on('SIGTERM', () => stop(0));
