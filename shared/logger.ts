@@ -24,8 +24,8 @@ function prettyInstalled(): boolean {
 }
 
 /**
- * Structured JSON logs; pretty only when a terminal is attached (and pino-pretty is installed). Credentials are redacted
- * wherever they might appear in a logged object.
+ * Structured JSON logs; pretty only when a terminal is attached (and pino-pretty is installed).
+ * Credentials are redacted wherever they might appear in a logged object.
  */
 export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'shardvault', destination?: DestinationStream): Logger {
   const pretty = !destination && process.stdout.isTTY && process.env.NODE_ENV !== 'test' && prettyInstalled();

@@ -210,19 +210,18 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
    */
   async function removeBackup(name: BackendName, backend: Backend, id: string): Promise<number> {
     const op = operationRef('backup', name, id);
-    let ended: OperationState | undefined;
     for (const kind of ['backup', 'restore'] as const) {
       const state = await current(operationRef(kind, name, id));
       if (state && !isTerminal(state.status)) {
         throw new ConflictError(`${kind === 'backup' ? 'backup' : 'a restore of backup'} ${JSON.stringify(id)} is running (${state.status}); cancel it or wait for it to end before deleting`);
       }
-      if (kind === 'backup' && state?.path === backend.locate(id)) ended = state;
     }
     const manifest = await readGlobal(backend, id);
     const objects = await backend.list(backupPrefix(id));
     if (!manifest && objects.length === 0) {
       // A backup cancelled (or failed) before it wrote anything is listed from Redis alone: it
       // goes from there.
+      const ended = await currentAt(op, backend);
       if (!ended) throw new NotFoundError(`backup ${JSON.stringify(id)} not found in backend ${name} (${backend.locate(id)})`);
       await meter.count(op);
       await ops.forget(op, backend.locate(globalManifestKey(id)));

@@ -181,13 +181,13 @@ export function backupIdFor(def: Pick<ScheduleDefinition, 'idPrefix'>, due: Date
 }
 
 /**
- * BullMQ's repeat options of a schedule set at `now`. An interval's first run is one interval
- * later, as a cron schedule's is at its first due time (BullMQ would run it at once; `run now`
+ * BullMQ's repeat options of a schedule. An interval's first run is one interval after the
+ * schedule was set (`updatedAt`), as a cron schedule's is at its first due time (BullMQ would run it at once; `run now`
  * is for that). A schedule set again with the same interval keeps its times (BullMQ reads
  * startDate only for a scheduler's first run).
  */
-export function repeatOptions(def: ScheduleDefinition, now = new Date()): { pattern: string; tz: string } | { every: number; startDate: number } {
+export function repeatOptions(def: ScheduleDefinition): { pattern: string; tz: string } | { every: number; startDate: number } {
   if (def.cron !== undefined) return { pattern: def.cron, tz: def.timezone };
   const every = durationMs(def.every!)!;
-  return { every, startDate: now.getTime() + every };
+  return { every, startDate: Date.parse(def.updatedAt) + every };
 }

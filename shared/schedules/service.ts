@@ -50,7 +50,7 @@ export function createScheduleService(deps: { config: Config; redis: Redis; logg
       const def = parseSchedule(name, body, enabled);
       await store.save(def);
       // Upserting is idempotent: two replicas setting the same schedule leave one scheduler.
-      await queue.upsertJobScheduler(def.name, repeatOptions(def, new Date(def.updatedAt)), { name: RUN_SCHEDULE_JOB, data: { schedule: def.name }, opts: SCHEDULE_RUN_OPTIONS });
+      await queue.upsertJobScheduler(def.name, repeatOptions(def), { name: RUN_SCHEDULE_JOB, data: { schedule: def.name }, opts: SCHEDULE_RUN_OPTIONS });
       deps.logger.info({ schedule: def.name, cron: def.cron, every: def.every, backend: def.backend }, 'backup schedule set');
       return view(def);
     },

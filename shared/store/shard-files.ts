@@ -470,11 +470,6 @@ export async function removeStaging(dataDir: string, restore: OperationRef, node
 }
 
 /**
- * Remove a node's scratch areas when its process starts: snapshot copies an earlier version
- * left behind, and restore staging that was interrupted by the restart. A restore still running
- * notices: its commit asks every node to prepare, and a shard that is not staged fails it by name.
- */
-/**
  * The other nodes of `nodes` whose shards a data directory holds. A node on its own host holds
  * only its own: one started on another node's directory (or a copy of a single host's) would
  * serve its own shards as empty, and backups would leave their documents out.
@@ -484,6 +479,11 @@ export async function otherNodesHeld(dataDir: string, node: string, nodes: reado
   return nodes.filter((n) => n !== node && held.has(n));
 }
 
+/**
+ * Remove a node's scratch areas when its process starts: snapshot copies an earlier version
+ * left behind, and restore staging that was interrupted by the restart. A restore still running
+ * notices: its commit asks every node to prepare, and a shard that is not staged fails it by name.
+ */
 export async function clearScratch(dataDir: string, node: string): Promise<void> {
   for (const dir of [SNAPSHOT_DIR, STAGING_DIR]) await fs.promises.rm(path.join(dataDir, node, dir), { recursive: true, force: true });
 }
