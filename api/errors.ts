@@ -6,6 +6,7 @@ import {
   CancelledError,
   ConflictError,
   IntegrityError,
+  LostShardError,
   NotFoundError,
   PayloadTooLargeError,
   PermanentBackendError,
@@ -38,6 +39,7 @@ const HTTP_STATUS: [abstract new (...args: never[]) => ShardvaultError, Contentf
   [IntegrityError, 422],
   [PermanentBackendError, 422],
   [UnavailableError, 503],
+  [LostShardError, 503],
 ];
 
 /** The status an error answers with; 500 for anything not named above. */

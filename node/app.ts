@@ -9,11 +9,12 @@ import { Hono } from 'hono';
 import { httpStatusOf } from '../api/errors.ts';
 import { requestLog } from '../api/request-log.ts';
 import { readUnreadBody } from '../api/unread-body.ts';
-import { nodeBodyLimit } from '../shared/cluster/node-client.ts';
+import { nodeBodyLimit, type NodeClient } from '../shared/cluster/node-client.ts';
 import { wireError } from '../shared/cluster/wire.ts';
 import { NotFoundError, UnauthorizedError } from '../shared/errors.ts';
 import { matchesSecret } from '../shared/secret.ts';
 import type { NodeDeps } from './deps.ts';
+import { MetadataCopy } from './metadata-copy.ts';
 import { documentRoutes } from './routes/documents.ts';
 import { metadataRoutes } from './routes/metadata.ts';
 import { shardRoutes } from './routes/shards.ts';
@@ -23,6 +24,8 @@ export interface NodeServer {
   app: Hono;
   start(): Promise<{ host: string; port: number }>;
   stop(): Promise<void>;
+  /** When this node's copy of the metadata is empty, take its peers' (MetadataCopy.catchUp). */
+  catchUp(peers: NodeClient, signal: AbortSignal): Promise<void>;
 }
 
 /** Paths a node answers without the secret (orchestrators probe them). */
@@ -53,7 +56,8 @@ export function createNode(deps: NodeDeps): NodeServer {
     (await store.healthy()) ? c.json({ node, status: 'HEALTHY' }) : c.json({ node, status: 'UNHEALTHY' }, 503),
   );
 
-  app.route('/internal', metadataRoutes(deps));
+  const metadata = new MetadataCopy(deps);
+  app.route('/internal', metadataRoutes(deps, metadata));
   app.route('/internal', shardRoutes(deps));
   app.route('/internal', documentRoutes(deps));
   app.route('/internal', statusRoutes(deps));
@@ -78,5 +82,6 @@ export function createNode(deps: NodeDeps): NodeServer {
     stop: async () => {
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     },
+    catchUp: (peers, signal) => metadata.catchUp(peers, signal),
   };
 }

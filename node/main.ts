@@ -3,6 +3,7 @@
  * its own DATA_DIR. It needs no Redis: the API and the workers come to it.
  */
 import { guardProcess } from '../shared/bootstrap.ts';
+import { NodeClient } from '../shared/cluster/node-client.ts';
 import { configOrExit, exitOnConfigError } from '../shared/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
@@ -11,10 +12,10 @@ import { clearScratch, otherNodesHeld } from '../shared/store/shard-files.ts';
 import { Store } from '../shared/store/store.ts';
 import { createNode } from './app.ts';
 
-const { config, node } = configOrExit((config) => {
+const { config, node, peers } = configOrExit((config) => {
   if (!config.nodeName) throw new ConfigError('invalid configuration: NODE_NAME: required by npm run node');
   if (!config.nodeUrls) throw new ConfigError('invalid configuration: CLUSTER_NODES: npm run node needs name=URL pairs');
-  return { config, node: config.nodeName };
+  return { config, node: config.nodeName, peers: new NodeClient(config.nodeUrls, config.clusterSecret ?? '') };
 });
 const logger = createLogger(config.logLevel, `shardvault-${node}`);
 guardProcess(logger);
@@ -32,3 +33,6 @@ const server = createNode({ config, node, store, logger });
 shutdown.add('node', server.stop);
 shutdown.onSignals(10_000);
 await server.start().catch((err: unknown) => shutdown.fail(err, 'the node cannot start'));
+const catchingUp = new AbortController();
+shutdown.add('metadata catch-up', async () => catchingUp.abort());
+void server.catchUp(peers, catchingUp.signal).catch((err: unknown) => logger.error({ err }, "the node could not take the cluster's metadata from its peers"));

@@ -48,6 +48,15 @@ export class UnavailableError extends ShardvaultError {
   override readonly retryable = true;
 }
 
+/**
+ * A shard its node should hold but does not: the node took the cluster's metadata after losing
+ * its data directory. Waiting does not bring it back (a restore from a backup does), so it is
+ * not retried; the API answers 503 as for any data that cannot be served.
+ */
+export class LostShardError extends ShardvaultError {
+  override readonly retryable = false;
+}
+
 /** Configuration that cannot start the process; the message names the variable. */
 export class ConfigError extends ShardvaultError {
   override readonly retryable = false;

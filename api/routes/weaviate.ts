@@ -31,7 +31,7 @@ export function weaviateRoutes({ data, config, redis }: ApiDeps): Hono {
 
   app.get('/nodes', async (c) => {
     const nodes = (await data.nodes()).map((n) => {
-      const shards = n.shards.map((s) => ({ name: `${s.index}-${s.shard}`, class: s.index, shard: s.shard, objectCount: s.docs }));
+      const shards = n.shards.map((s) => ({ name: `${s.index}-${s.shard}`, class: s.index, shard: s.shard, objectCount: s.docs, loaded: !s.lost }));
       return {
         name: n.name,
         status: n.status,

@@ -1,6 +1,7 @@
 /**
  * `GET /internal/status`: this node's own account of itself for `GET /v1/nodes` — whether its
- * data directory answers, and the documents of every shard its metadata places on it.
+ * data directory answers, and the documents of every shard its metadata places on it. A node
+ * with a lost shard (node/metadata-copy.ts) is UNHEALTHY and names it.
  */
 import { Hono } from 'hono';
 import { shardsHere } from '../checks.ts';
@@ -11,10 +12,15 @@ export function statusRoutes(deps: NodeDeps): Hono {
   const app = new Hono();
   app.get('/status', async (c) => {
     const healthy = await store.healthy();
-    const shards = store
-      .listIndexes()
-      .flatMap((rec) => shardsHere(node, rec).map((shard) => ({ index: rec.name, shard, docs: healthy ? store.shardCount(rec, shard) : 0 })));
-    return c.json({ status: healthy ? 'HEALTHY' : 'UNHEALTHY', shards });
+    const lost = new Set(store.lostShards().map((l) => `${l.index}/${l.uid}/${l.shard}`));
+    const shards = store.listIndexes().flatMap((rec) =>
+      shardsHere(node, rec).map((shard) =>
+        lost.has(`${rec.name}/${rec.uid}/${shard}`)
+          ? { index: rec.name, shard, docs: 0, lost: true }
+          : { index: rec.name, shard, docs: healthy ? store.shardCount(rec, shard) : 0 },
+      ),
+    );
+    return c.json({ status: healthy && !shards.some((s) => s.lost) ? 'HEALTHY' : 'UNHEALTHY', shards });
   });
   return app;
 }

@@ -26,9 +26,13 @@ export function applyChange(current: Record<string, unknown>, change: DocumentCh
 /** One node as `GET /v1/nodes` shows it (Weaviate's node statuses). */
 export interface NodeReport {
   name: string;
-  /** HEALTHY when it answers; UNAVAILABLE when it cannot be reached (its shards are then not listed). */
+  /**
+   * HEALTHY when it answers; UNHEALTHY when its data directory does not, or it lost a shard;
+   * UNAVAILABLE when it cannot be reached (its shards are then not listed).
+   */
   status: 'HEALTHY' | 'UNHEALTHY' | 'UNAVAILABLE';
-  shards: { index: string; shard: number; docs: number }[];
+  /** `lost`: the node's data directory lost this shard (node/metadata-copy.ts). */
+  shards: { index: string; shard: number; docs: number; lost?: true }[];
 }
 
 export interface ClusterData extends ClusterCatalog {

@@ -5,7 +5,8 @@
  *
  * - Read: the cached state is checked against the first node that answers (`?known=<version>`
  *   answers 204 while nothing changed), so a change made through one API replica is seen by
- *   every other at its next request. Concurrent reads share one check.
+ *   every other at its next request. Concurrent reads share one check. A process that has
+ *   read nothing yet passes over nodes with an empty copy while another node has metadata.
  * - Change (two phases, all nodes): read every node's copy; the highest version is the
  *   decided one (a version is committed only after every node prepared it), and nodes behind
  *   it get it installed first. Then prepare version+1 on every node, then commit it on every
@@ -44,6 +45,7 @@ export class RemoteCatalog implements ClusterCatalog {
 
   private async check(): Promise<ClusterState> {
     let lastError: unknown;
+    let empty: ClusterState | undefined;
     for (const node of this.client.nodes) {
       try {
         const known = this.cached ? `?known=${this.cached.version}` : '';
@@ -53,6 +55,12 @@ export class RemoteCatalog implements ClusterCatalog {
           return this.cached;
         }
         const state = await res.json<ClusterState>();
+        // An empty copy is a new cluster's, or that of a node whose data directory is new and
+        // that has not yet taken its peers' (node/metadata-copy.ts): ask the others first.
+        if (state.version === 0 && !this.cached) {
+          empty = state;
+          continue;
+        }
         // A node that missed a commit may be behind what this process already saw.
         if (!this.cached || state.version >= this.cached.version) this.cached = state;
         return this.cached;
@@ -60,6 +68,7 @@ export class RemoteCatalog implements ClusterCatalog {
         lastError = err;
       }
     }
+    if (empty) return empty;
     throw new UnavailableError(`no node answers for the cluster's metadata: ${(lastError as Error)?.message ?? 'no nodes'}`);
   }
 

@@ -101,14 +101,28 @@ export class NodeClient {
       waiting = setTimeout(() => answered.abort(), limit);
     };
     const signal = init.signal ? AbortSignal.any([answered.signal, init.signal]) : answered.signal;
-    const req = (url.protocol === 'https:' ? https : http).request(url, { method: init.method ?? 'GET', headers, signal });
+    const send = (fresh = false) =>
+      (url.protocol === 'https:' ? https : http).request(url, { method: init.method ?? 'GET', headers, signal, ...(fresh ? { agent: false } : {}) });
+    let req = send();
     let res: IncomingMessage;
     try {
       res = await new Promise<IncomingMessage>((resolve, reject) => {
         req.once('response', resolve);
         // Errors after the answer has started (a node that answers before it has read the whole
         // body, then closes) change nothing: the answer says what happened.
-        req.on('error', reject);
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          // A kept-alive connection the node closed (it restarted, or timed it out) as this
+          // request went out: the node never saw the request, so a buffered one is sent again,
+          // once, on a connection of its own (the pool may hold more such; a streamed body
+          // cannot be sent again).
+          if (!req.reusedSocket || err.code !== 'ECONNRESET' || init.body || signal.aborted) return reject(err);
+          clearTimeout(waiting);
+          req = send(true);
+          req.once('response', resolve);
+          req.on('error', reject);
+          startTimer();
+          req.end(payload);
+        });
         if (init.body) {
           init.body.once('end', startTimer);
           // A body that fails fails the request; one the node stops reading is left to the caller.

@@ -30,9 +30,8 @@ import { NotFoundError } from '../errors.ts';
 import { appendRange, withoutRanges, zeroRanges } from '../formats/ranges.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import type { Document } from './schema.ts';
-import type { IndexRecord, Store } from './store.ts';
+import { SHARD_FILE, type IndexRecord, type Store } from './store.ts';
 
-const SHARD_FILE = 'data.mdb';
 const LOCK_SUFFIX = '-lock';
 /** Where earlier versions copied a shard to snapshot it: a copy a crash left there is removed at start. */
 const SNAPSHOT_DIR = '.snapshots';

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, LostShardError, NotFoundError, ValidationError } from '../errors.ts';
 import { placeShards, shardFor } from './hash.ts';
 import {
   coerceDocument, coerceId, emptySchema, mergeSchema, normalizeSchema, toJson,
@@ -23,6 +23,10 @@ export const INDEX_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 /** The system index holding shared (foreign) schemas. */
 export const SCHEMAS_INDEX = '.schemas';
 const MAX_SHARDS = 256;
+/** A shard's LMDB environment file, in its directory. */
+export const SHARD_FILE = 'data.mdb';
+/** The shards a node should hold and lost (see installClusterState), kept beside the metadata. */
+const LOST_KEY = 'local/lost-shards';
 
 export interface ForeignSchemaRef {
   _type: 'foreign/object';
@@ -55,6 +59,17 @@ export interface ClusterState {
   indexes: IndexRecord[];
   /** metadata[index][key] = value. */
   metadata: Record<string, Record<string, unknown>>;
+}
+
+/** A shard of `node` that its data directory did not hold when it took metadata it had missed. */
+export interface LostShard {
+  index: string;
+  /** The index's uid then: a recreated or restored index of the same name is not lost. */
+  uid: string;
+  shard: number;
+  node: string;
+  /** The version of the metadata the node took. */
+  version: number;
 }
 
 export interface StoreOptions {
@@ -286,12 +301,15 @@ export class Store {
    * is created only once the deletion is over.
    */
   private readonly deleting = new Map<string, Promise<void>>();
+  /** Lost shards by `index/shard`: never opened, so never created empty (see installClusterState). */
+  private lost: Map<string, LostShard>;
 
   constructor(options: StoreOptions) {
     this.dataDir = path.resolve(options.dataDir);
     this.nodes = options.nodes;
     fs.mkdirSync(path.join(this.dataDir, '_cluster'), { recursive: true });
     this.cluster = open({ path: path.join(this.dataDir, '_cluster', 'cluster.mdb'), ...SHARED_ENV });
+    this.lost = lostByShard((this.cluster.get(LOST_KEY) as LostShard[] | undefined) ?? []);
   }
 
   /** Directory of one shard: `DATA_DIR/<node>/<index>/<shard>/`. */
@@ -505,10 +523,16 @@ export class Store {
     const key = `${rec.name}/${shard}`;
     const cached = this.shards.get(key);
     if (cached && cached.uid === rec.uid) return cached.db;
+    const lost = this.lost.get(key);
+    if (lost?.uid === rec.uid) {
+      throw new LostShardError(
+        `shard ${key} of node ${lost.node} is lost: the node's data directory did not hold it when the node took version ${lost.version} of the cluster's metadata, which it had missed (the directory was emptied or replaced); delete the index and restore it from a backup`,
+      );
+    }
     if (cached) void cached.db.close();
     const dir = this.shardDir(rec.placement[shard]!, rec.name, shard);
     fs.mkdirSync(dir, { recursive: true });
-    const db = open({ path: path.join(dir, 'data.mdb'), ...SHARED_ENV });
+    const db = open({ path: path.join(dir, SHARD_FILE), ...SHARED_ENV });
     this.shards.set(key, { uid: rec.uid, db });
     return db;
   }
@@ -727,9 +751,16 @@ export class Store {
    * Replace this copy of the cluster's metadata by a newer version, in one transaction, then
    * remove the shards this process holds of indexes the new state dropped or recreated. An
    * older or equal version changes nothing (a repeated commit).
+   *
+   * `missedOn`: the node installing it missed the changes that led to this version without
+   * having prepared them, which a node keeping its data directory cannot do (every node prepares
+   * every change). Its shards that the directory does not hold are then lost, not new: they are
+   * recorded as such (and answered) rather than created empty, until their index is dropped or
+   * recreated. Answers the shards this install recorded as lost.
    */
-  async installClusterState(state: ClusterState): Promise<void> {
+  async installClusterState(state: ClusterState, options: { missedOn?: string } = {}): Promise<LostShard[]> {
     let dropped: IndexRecord[] = [];
+    const found: LostShard[] = [];
     await this.cluster.transaction(() => {
       if (state.version <= this.clusterVersion()) return;
       const kept = new Map(state.indexes.map((r) => [r.name, r.uid]));
@@ -742,15 +773,34 @@ export class Store {
         for (const [key, value] of Object.entries(entries)) this.cluster.put(metaKey(index, key), value);
       }
       this.cluster.put(VERSION_KEY, state.version);
+      const lost = [...this.lost.values()].filter((l) => kept.get(l.index) === l.uid);
+      const node = options.missedOn;
+      for (const r of node ? state.indexes : []) {
+        r.placement.forEach((holder, shard) => {
+          const known = lost.some((l) => l.index === r.name && l.shard === shard);
+          if (holder !== node || known || fs.existsSync(path.join(this.shardDir(node, r.name, shard), SHARD_FILE))) return;
+          found.push({ index: r.name, uid: r.uid, shard, node, version: state.version });
+        });
+      }
+      lost.push(...found);
+      if (lost.length) this.cluster.put(LOST_KEY, lost);
+      else this.cluster.remove(LOST_KEY);
+      this.lost = lostByShard(lost);
     });
     for (const rec of dropped) {
       this.closeIndexHandles(rec.name);
       await this.removeShardFiles(rec);
     }
+    return found;
+  }
+
+  /** The shards recorded as lost (see installClusterState). */
+  lostShards(): LostShard[] {
+    return [...this.lost.values()];
   }
 
   /** The version of this copy of the cluster's metadata (0 before its first change). */
-  private clusterVersion(): number {
+  clusterVersion(): number {
     return (this.cluster.get(VERSION_KEY) as number | undefined) ?? 0;
   }
 
@@ -769,4 +819,8 @@ export class Store {
     this.shards.clear();
     await this.cluster.close();
   }
+}
+
+function lostByShard(lost: LostShard[]): Map<string, LostShard> {
+  return new Map(lost.map((l) => [`${l.index}/${l.shard}`, l]));
 }

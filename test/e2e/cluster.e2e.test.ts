@@ -210,6 +210,39 @@ describe('nodes on their own hosts', () => {
     expect(proc.output()).toContain(`DATA_DIR ${borrowed} holds the shards of node-3, not only node-2's`);
   }, 60_000);
 
+  it('a node restarted on an empty data directory (its volume lost) names the shards it lost instead of serving them empty; the class deleted and restored, it serves them again', async () => {
+    const node2 = nodesA.hosts[1]!;
+    await node2.proc.kill('SIGKILL');
+    fs.rmSync(node2.dataDir, { recursive: true, force: true });
+    fs.mkdirSync(node2.dataDir);
+    await node2.restart();
+    // It takes the metadata from its peers as it starts, and says what it lost.
+    await node2.proc.waitFor(/"lost":\["Article\/\d+"\]/);
+    type Nodes = { nodes: { name: string; status: string; shards: { class: string; loaded: boolean; objectCount: number }[] }[] };
+    const nodes = (await (await A.call('GET', '/v1/nodes')).json()) as Nodes;
+    expect(nodes.nodes.map((n) => [n.name, n.status])).toEqual([['node-1', 'HEALTHY'], ['node-2', 'UNHEALTHY'], ['node-3', 'HEALTHY']]);
+    expect(nodes.nodes[1]!.shards).toEqual([expect.objectContaining({ class: 'Article', loaded: false, objectCount: 0 })]);
+    // Reading the class, or backing it up, fails naming the shard: not a class with a third of its objects gone.
+    const lost = /shard Article\/\d+ of node node-2 is lost/;
+    const read = await A.call('GET', '/v1/objects?class=Article&limit=500');
+    expect(read.status).toBe(503);
+    expect(JSON.stringify(await read.json())).toMatch(lost);
+    expect((await A.call('POST', '/v1/backups/filesystem', { id: 'after-loss', include: ['Article'] })).status).toBe(200);
+    const failed = await waitForStatus(A.call, '/v1/backups/filesystem/after-loss', final, 120_000);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatch(lost);
+    expect(filesUnder(node2.dataDir).filter((f) => f.includes('Article'))).toEqual([]);
+
+    // Deleted and restored from the backup taken before the loss, the class is whole again.
+    expect((await A.call('DELETE', '/v1/schema/Article')).status).toBe(200);
+    const res = await A.call('POST', '/v1/backups/s3/cluster-main/restore', {});
+    expect(res.status, JSON.stringify(await res.json())).toBe(200);
+    expect((await waitForStatus(A.call, '/v1/backups/s3/cluster-main/restore', final, 120_000)).status).toBe('SUCCESS');
+    expect((await objectsOf(A, 'Article')).size).toBe(ARTICLES);
+    const after = (await (await A.call('GET', '/v1/nodes')).json()) as Nodes;
+    expect(after.nodes.every((n) => n.status === 'HEALTHY' && n.shards.every((s) => s.loaded))).toBe(true);
+  }, 300_000);
+
   it('keeps the metadata on the nodes through a Redis flush, and the cluster secret out of every log line', async () => {
     const redis = B.redisClient();
     await redis.flushall();

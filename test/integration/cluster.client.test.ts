@@ -147,6 +147,27 @@ describe('node client', () => {
     await expect(host.lineage(newIndexRecord('Gone', { shards: 1 }, ['n1']), 0)).rejects.toThrow(/deleted or recreated/);
   });
 
+  it('sends a request again on a new connection when the node closes a kept-alive one as it goes out (a node restarted); a streamed body is not sent twice', async () => {
+    // The node drops every kept-alive connection at its second request, as a node that
+    // restarted (or timed the connection out) does to a request that arrives as it closes.
+    const seen: string[] = [];
+    const url = await serve((req, res) => {
+      const socket = req.socket as typeof req.socket & { requests?: number };
+      socket.requests = (socket.requests ?? 0) + 1;
+      seen.push(`${req.method} ${socket.requests}`);
+      if (socket.requests > 1) return socket.destroy();
+      req.resume().on('end', () => res.end(JSON.stringify({ ok: true })));
+    });
+    const client = new NodeClient({ n1: url }, SECRET);
+    expect(await client.json('n1', '/first')).toEqual({ ok: true });
+    expect(await client.json('n1', '/again', { method: 'POST', json: { a: 1 } })).toEqual({ ok: true });
+    expect(seen).toEqual(['GET 1', 'POST 2', 'POST 1']);
+    expect(await client.json('n1', '/keeps-its-connection')).toEqual({ ok: true });
+    const streamed = client.json('n1', '/streamed', { method: 'POST', body: Readable.from([Buffer.from('once')]) });
+    await expect(streamed).rejects.toThrow(/node n1 is unreachable/);
+    expect(seen.slice(3)).toEqual(['GET 1', 'POST 2']);
+  });
+
   it('sends the secret only as a bearer token and never repeats it in an error', async () => {
     let auth: string | undefined;
     const url = await serve((req, res) => {

@@ -3,10 +3,12 @@
  * copy, a change is committed on all of them, and any coordinator (an API replica, a worker)
  * sees a change made through another at once. Real nodes over HTTP, no shared directory.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteCatalog } from '../../shared/cluster/metadata.ts';
 import { NodeClient } from '../../shared/cluster/node-client.ts';
-import { ConflictError, UnavailableError } from '../../shared/errors.ts';
+import { ConflictError, LostShardError, UnavailableError } from '../../shared/errors.ts';
 import type { IndexRecord } from '../../shared/store/store.ts';
 import { startTestNodes, TEST_CLUSTER_SECRET, type TestNodes } from '../support/nodes.ts';
 
@@ -61,14 +63,19 @@ describe('cluster metadata on the nodes', () => {
   it('a node that missed a commit gets the decided version before the next change', async () => {
     const a = new RemoteCatalog(cluster.client);
     const current = await a.state();
-    // A coordinator committed a change on node-1 only, then died.
+    // A coordinator prepared a change on every node, committed it on node-1 only, then died.
     const decided = { version: current.version + 1, indexes: [...current.indexes, record('HalfCommitted')], metadata: current.metadata };
+    for (const node of cluster.client.nodes) {
+      await cluster.client.request(node, '/internal/metadata/prepare', { method: 'POST', json: { txn: 'dead-coordinator', from: current.version, state: decided } });
+    }
     await cluster.client.request('node-1', '/internal/metadata/commit', { method: 'POST', json: { txn: 'dead-coordinator', state: decided } });
     await a.publishIndexes([record('AfterRepair')], {});
     for (const node of cluster.nodes) {
       const names = node.store.clusterState().indexes.map((r) => r.name);
       expect(names).toContain('HalfCommitted');
       expect(names).toContain('AfterRepair');
+      // It had prepared the version it missed: its shards of it are new, not lost.
+      expect(node.store.lostShards(), node.name).toEqual([]);
     }
   });
 
@@ -89,6 +96,40 @@ describe('cluster metadata on the nodes', () => {
     expect(cluster.nodes[2]!.store.clusterState().version).toBe(before[2]);
     await a.publishIndexes([record('WhileDown')], {});
     expect(cluster.nodes[2]!.store.clusterState().indexes.map((r) => r.name)).toContain('WhileDown');
+  }, 60_000);
+
+  it('a node whose data directory was emptied takes the metadata from its peers and refuses the shards it lost, by name, until their index is recreated', async () => {
+    const a = new RemoteCatalog(cluster.client);
+    await a.publishIndexes([record('Kept')], {});
+    const node2 = cluster.nodes[1]!;
+    const kept = (await a.getIndex('Kept'))!;
+    await node2.store.shardDb(kept, 1).put('doc-1', { _id: 'doc-1' });
+    const version = (await a.state()).version;
+
+    await node2.stop();
+    fs.rmSync(node2.dataDir, { recursive: true, force: true });
+    await node2.start();
+    // Before it has caught up, a process reading the metadata passes over its empty copy.
+    const urls = Object.fromEntries(cluster.nodes.map((n) => [n.name, n.url]));
+    const node2First = new NodeClient({ 'node-2': urls['node-2']!, 'node-1': urls['node-1']!, 'node-3': urls['node-3']! }, TEST_CLUSTER_SECRET);
+    expect((await new RemoteCatalog(node2First).getIndex('Kept'))?.uid).toBe('Kept-uid');
+
+    await node2.catchUp(cluster.client);
+    expect(node2.store.clusterVersion()).toBe(version);
+    expect(node2.store.lostShards()).toContainEqual({ index: 'Kept', uid: 'Kept-uid', shard: 1, node: 'node-2', version });
+    expect(() => node2.store.shardDb(kept, 1)).toThrow(LostShardError);
+    expect(() => node2.store.shardDb(kept, 1)).toThrow(/shard Kept\/1 of node node-2 is lost: .*delete the index and restore it from a backup/);
+    // Not created empty, and named by the node's status (over the wire, as GET /v1/nodes asks it).
+    expect(fs.existsSync(path.join(node2.dataDir, 'node-2', 'Kept'))).toBe(false);
+    const status = await cluster.client.json<{ status: string; shards: { index: string; shard: number; lost?: boolean }[] }>('node-2', '/internal/status');
+    expect(status.status).toBe('UNHEALTHY');
+    expect(status.shards).toContainEqual({ index: 'Kept', shard: 1, docs: 0, lost: true });
+
+    // Dropped and created again (as a restore does), the index is node-2's to fill again.
+    await a.change((s) => ({ ...s, indexes: s.indexes.filter((r) => r.name !== 'Kept') }));
+    await a.publishIndexes([record('Kept', 'Kept-uid-2')], {});
+    expect(node2.store.lostShards().filter((l) => l.index === 'Kept')).toEqual([]);
+    await node2.store.shardDb((await a.getIndex('Kept'))!, 1).put('doc-2', { _id: 'doc-2' });
   }, 60_000);
 
   it('every internal path refuses a request without the cluster secret; the health checks stay open', async () => {

@@ -21,6 +21,8 @@ export interface TestNode {
   stop(): Promise<void>;
   /** Start again over the same directory, on the same port. */
   start(): Promise<void>;
+  /** What `npm run node` does once it listens: take the peers' metadata if this copy is empty. */
+  catchUp(peers: NodeClient): Promise<void>;
 }
 
 export interface TestNodes {
@@ -63,6 +65,7 @@ export async function startTestNodes(names: string[], env: Record<string, string
         ports.set(name, port);
         node.url = `http://127.0.0.1:${port}`;
       },
+      catchUp: (peers) => server!.catchUp(peers, AbortSignal.timeout(30_000)),
       stop: async () => {
         await server?.stop();
         await store?.close();
