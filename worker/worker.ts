@@ -6,8 +6,9 @@
  * Cancellation: a DELETE marks the operation CANCELLING in Redis and publishes its key on
  * CANCEL_CHANNEL. Every worker process subscribes and aborts the AbortSignal of its running
  * shard jobs of that operation (`worker.cancelJob`); as a fallback, each running shard job
- * also polls its operation's state every second. Coordinator jobs are never aborted by a
- * cancel: they are the ones that clean up after it.
+ * also polls its operation's state every second. Shard jobs still queued are removed by the
+ * cancel itself (BackupService). Coordinator jobs are never aborted by a cancel: they are the
+ * ones that clean up after it.
  *
  * Shutdown (stop, on SIGTERM): stop taking jobs, let running ones finish for up to
  * WORKER_SHUTDOWN_SECONDS, then abort them with reason `shutdown`; an aborted job is handed
