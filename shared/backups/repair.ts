@@ -9,8 +9,7 @@
  * request can write; this module is the one place that does.
  */
 import type { Logger } from '../logger.ts';
-import { queueOf } from '../jobs/catalog.ts';
-import { operationKey, type OperationRef } from '../jobs/operation.ts';
+import type { OperationRef } from '../jobs/operation.ts';
 import type { Producer } from '../jobs/queues.ts';
 import { isTerminal } from './contract.ts';
 import type { OperationState, OperationStore } from './state.ts';
@@ -28,8 +27,7 @@ export interface RepairDeps {
 export async function readRepairingStuck(deps: RepairDeps, op: OperationRef): Promise<OperationState | undefined> {
   const state = await deps.ops.get(op);
   if (!state || isTerminal(state.status)) return state;
-  const coordinator = queueOf(op.kind === 'backup' ? 'commit-backup' : 'commit-restore');
-  const job = await deps.producer.queue(coordinator).getJob(operationKey(op));
+  const job = await deps.producer.coordinatorJob(op);
   let why: string | undefined;
   if (!job) {
     if (Date.now() - Date.parse(state.startedAt) < ORPHAN_GRACE_MS) return state;

@@ -17,7 +17,7 @@ import { parseBackendName, withRetry, type Backend, type BackendName } from '../
 import type { Config } from '../config.ts';
 import { ConflictError, IntegrityError, NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import { CATALOG, type FlowJobSpec, type IndexSnapshot } from '../jobs/catalog.ts';
-import { operationKey, operationRef, type OperationRef } from '../jobs/operation.ts';
+import { operationRef, type OperationRef } from '../jobs/operation.ts';
 import { openProducer } from '../jobs/queues.ts';
 import { OperationMeter } from '../metrics/operation-meter.ts';
 import type { Logger } from '../logger.ts';
@@ -307,8 +307,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       // Shard jobs still queued (every worker slot busy) would otherwise each wait for a slot to
       // see the cancel: removed now, and when none is running BullMQ hands the coordinator its
       // turn at once (it then cleans up and records CANCELED). Running ones stop on the message.
-      const coordinator = CATALOG[op.kind === 'backup' ? 'commit-backup' : 'commit-restore'].queue;
-      await (await producer.queue(coordinator).getJob(operationKey(op)))?.removeUnprocessedChildren();
+      await (await producer.coordinatorJob(op))?.removeUnprocessedChildren();
       logger.info({ ...op }, 'cancel requested');
     } else if (after && isTerminal(after)) {
       throw tooLate(after);

@@ -3,9 +3,10 @@
  * cluster for the dashboard and the metrics (`openQueues`), and the producer's queues, opened
  * by name as they are needed, with the FlowProducer that adds flows (`openProducer`).
  */
-import { FlowProducer, Queue } from 'bullmq';
+import { FlowProducer, Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { COORDINATOR_QUEUES, nodeQueue, PREFIX, SCHEDULES_QUEUE, type FlowJobSpec } from './catalog.ts';
+import { COORDINATOR_QUEUES, nodeQueue, PREFIX, queueOf, SCHEDULES_QUEUE, type FlowJobSpec } from './catalog.ts';
+import { operationKey, type OperationRef } from './operation.ts';
 
 /** Every queue name of a cluster with these nodes, coordinators first, scheduled runs last. */
 function queueNames(nodes: readonly string[]): string[] {
@@ -41,6 +42,8 @@ export interface Producer {
   queue(name: string): Queue;
   /** Add one flow (a parent and its children) built by `flowJob()`. */
   addFlow(parent: FlowJobSpec): Promise<void>;
+  /** The coordinator job (the flow's parent) of an operation, while BullMQ keeps it. */
+  coordinatorJob(op: OperationRef): Promise<Job | undefined>;
   close(): Promise<void>;
 }
 
@@ -48,15 +51,17 @@ export interface Producer {
 export function openProducer(connection: Redis): Producer {
   const flows = new FlowProducer({ connection, prefix: PREFIX });
   const queues = new Map<string, Queue>();
+  const queue = (name: string): Queue => {
+    let q = queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection, prefix: PREFIX });
+      queues.set(name, q);
+    }
+    return q;
+  };
   return {
-    queue(name) {
-      let q = queues.get(name);
-      if (!q) {
-        q = new Queue(name, { connection, prefix: PREFIX });
-        queues.set(name, q);
-      }
-      return q;
-    },
+    queue,
+    coordinatorJob: async (op) => queue(queueOf(op.kind === 'backup' ? 'commit-backup' : 'commit-restore')).getJob(operationKey(op)),
     async addFlow(parent) {
       await flows.add(parent as Parameters<FlowProducer['add']>[0]);
     },

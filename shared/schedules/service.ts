@@ -8,10 +8,12 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { enabledBackends } from '../backends/index.ts';
 import { isTerminal } from '../backups/contract.ts';
+import { readRepairingStuck } from '../backups/repair.ts';
 import { OperationStore } from '../backups/state.ts';
 import type { Config } from '../config.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { operationRef } from '../jobs/operation.ts';
+import { openProducer } from '../jobs/queues.ts';
 import { PREFIX, RUN_SCHEDULE_JOB, SCHEDULE_RUN_OPTIONS, SCHEDULES_QUEUE, type ScheduleRunPayload } from '../jobs/catalog.ts';
 import type { Logger } from '../logger.ts';
 import { assertScheduleName, backupIdFor, parseSchedule, repeatOptions, type ScheduleDefinition } from './definition.ts';
@@ -31,6 +33,8 @@ export interface ScheduleService {
 export function createScheduleService(deps: { config: Config; redis: Redis; logger: Logger }): ScheduleService {
   const store = new ScheduleStore(deps.redis);
   const operations = new OperationStore(deps.redis);
+  // Only for reading a claimed backup's state as the status path does (readRepairingStuck).
+  const producer = openProducer(deps.redis);
   const queue = new Queue<ScheduleRunPayload>(SCHEDULES_QUEUE, { connection: deps.redis, prefix: PREFIX });
   const enabled = enabledBackends(deps.config.backends);
 
@@ -73,9 +77,11 @@ export function createScheduleService(deps: { config: Config; redis: Redis; logg
     async runNow(name) {
       const def = await definition(name);
       // A run while one is going would only be recorded SKIPPED: refused instead, naming it. (A
-      // claim whose backup has ended, or that Redis no longer knows, is taken over by the run.)
+      // claim whose backup has ended, or that Redis no longer knows, is taken over by the run; a
+      // backup that can no longer end by itself is recorded FAILED first, as a status read does.)
       const { running } = await store.state(def.name);
-      const state = running ? await operations.get(operationRef('backup', def.backend, running)) : undefined;
+      const op = running ? operationRef('backup', def.backend, running) : undefined;
+      const state = op ? await readRepairingStuck({ ops: operations, producer, logger: deps.logger }, op) : undefined;
       if (state && !isTerminal(state.status)) {
         throw new ConflictError(`backup schedule ${JSON.stringify(name)} has a run going on: backup ${running} is ${state.status}; run it again once that has ended`);
       }
@@ -84,6 +90,8 @@ export function createScheduleService(deps: { config: Config; redis: Redis; logg
       return { schedule: def.name, id: backupIdFor(def, due), dueAt: due.toISOString() };
     },
 
-    close: () => queue.close(),
+    close: async () => {
+      await Promise.all([queue.close(), producer.close()]);
+    },
   };
 }

@@ -103,16 +103,42 @@ describe('/v1/backup-schedules', () => {
       const run = await t.call('POST', '/v1/backup-schedules/hourly/run');
       expect(run.status).toBe(202);
       const { id } = (await json(run)) as { id: string };
-      const deadline = Date.now() + 30_000;
-      let state: Record<string, unknown> = {};
-      while (!(state.lastRun && !state.running) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        state = await json(await t.call('GET', '/v1/backup-schedules/hourly'));
-      }
-      expect(state.lastRun).toMatchObject({ id, status: 'SUCCESS' });
+      expect(await lastRunOf('hourly')).toMatchObject({ id, status: 'SUCCESS' });
     } finally {
       redis.disconnect();
     }
     expect((await t.call('DELETE', '/v1/backup-schedules/hourly')).status).toBe(204);
   });
+
+  it('runs a schedule now whose claimed backup can no longer end (its jobs never added), recording that one FAILED as a status read does', async () => {
+    expect((await t.call('PUT', '/v1/backup-schedules/stuck', { every: '1h', backend: 'filesystem', include: ['Notes'] })).status).toBe(200);
+    const redis = new Redis(t.redisUrl);
+    try {
+      const stuck = 'stuck-20261206-000000';
+      const op = operationRef('backup', 'filesystem', stuck);
+      const operations = new OperationStore(redis);
+      expect(await new ScheduleStore(redis).claim('stuck', stuck)).toBe(stuck);
+      // Recorded STARTED a minute ago, and its flow never added (Redis went away as it started).
+      await operations.begin(op, { path: 'stuck', classes: ['Notes'], startedAt: new Date(Date.now() - 60_000).toISOString(), shardsTotal: 1, overrides: {} });
+      const run = await t.call('POST', '/v1/backup-schedules/stuck/run');
+      expect(run.status, JSON.stringify(await json(run.clone()))).toBe(202);
+      expect(await operations.get(op)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/was lost: its jobs do not exist/) });
+      const { id } = (await json(run)) as { id: string };
+      expect(await lastRunOf('stuck')).toMatchObject({ id, status: 'SUCCESS' });
+    } finally {
+      redis.disconnect();
+    }
+    expect((await t.call('DELETE', '/v1/backup-schedules/stuck')).status).toBe(204);
+  });
 });
+
+/** The schedule's last run once it has one and no run is going (30 s at most). */
+async function lastRunOf(name: string): Promise<unknown> {
+  const deadline = Date.now() + 30_000;
+  let state: Record<string, unknown> = {};
+  while (!(state.lastRun && !state.running) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    state = await json(await t.call('GET', `/v1/backup-schedules/${name}`));
+  }
+  return state.lastRun;
+}
