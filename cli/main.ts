@@ -48,11 +48,29 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   }
   const command = COMMANDS.find((c) => c.name === first);
   if (command) return command.run(rest, io);
+  const hoisted = optionsBeforeCommand(argv);
+  if (hoisted) return hoisted.command.run(hoisted.argv, io);
   if (!first.startsWith('-')) {
     io.stderr.write(`shardvault: unknown command ${JSON.stringify(first)}; run "shardvault --help"\n`);
     return EXIT.USAGE;
   }
   return (await import('./commands/dump-restore.ts')).dumpRestoreCommand.run(argv, io);
+}
+
+/**
+ * `shardvault --url URL [--json] backup list …`: the options every API command takes, given
+ * before the command as with other tools' global options, are handed to it after its own
+ * arguments. Answers nothing when no command follows them (Xapiand's flags also take --url).
+ */
+function optionsBeforeCommand(argv: string[]): { command: Command; argv: string[] } | undefined {
+  let i = 0;
+  while (i < argv.length) {
+    if (argv[i] === '--url') i += 2;
+    else if (argv[i]!.startsWith('--url=') || argv[i] === '--json') i += 1;
+    else break;
+  }
+  const command = i > 0 ? COMMANDS.find((c) => c.name === argv[i]) : undefined;
+  return command && { command, argv: [...argv.slice(i + 1), ...argv.slice(0, i)] };
 }
 
 /** What bin/shardvault.js calls: runs with the real process and exits with the answer. */

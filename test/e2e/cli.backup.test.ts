@@ -110,6 +110,12 @@ describe('shardvault backup', () => {
     expect(status.stdout).toMatch(/progress: +\d+\/\d+ shards, 550 documents/);
     const json = await cli(['backup', 'status', 'filesystem', 'cli-1', '--url', url, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ id: 'cli-1', status: 'SUCCESS', classes: ['books', 'films'], progress: { docs: 550 } });
+    // The options every API command takes may come before the command, as global options do.
+    for (const before of [['--url', url, '--json'], [`--url=${url}`, '--json']]) {
+      const first = await cli([...before, 'backup', 'status', 'filesystem', 'cli-1']);
+      expect(first.code, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({ id: 'cli-1', status: 'SUCCESS' });
+    }
 
     const list = await cli(['backup', 'list', 'filesystem', '--url', url]);
     expect(list.code).toBe(0);
