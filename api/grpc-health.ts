@@ -5,7 +5,8 @@
  * batch, aggregate, tenants) is answered UNIMPLEMENTED with a message saying what shardvault
  * serves instead; any other method gets gRPC's own UNIMPLEMENTED.
  */
-import { Server, ServerCredentials, status as GrpcStatus, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { format } from 'node:util';
+import { Server, ServerCredentials, setLogger, status as GrpcStatus, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../shared/logger.ts';
 
@@ -52,6 +53,10 @@ export interface GrpcHealthServer {
 }
 
 export function createGrpcHealthServer(options: { host: string; port: number; logger: Logger }): GrpcHealthServer {
+  // grpc-js writes its own lines to stderr (`E No address added…` before a failed bind): they go
+  // into the process's structured log instead, at the level grpc-js gave them.
+  const log = (level: 'error' | 'info' | 'debug') => (...args: unknown[]) => options.logger[level]({ component: 'grpc-js' }, format(...args));
+  setLogger({ error: log('error'), info: log('info'), debug: log('debug') });
   const server = new Server();
   const health = new HealthImplementation(Object.fromEntries(HEALTH_NAMES.map((n) => [n, 'SERVING' as const])));
   health.addToServer(server);

@@ -141,6 +141,13 @@ describe('npm run api with API_PROCESSES=2', () => {
       started.push(one);
       expect(await one.exited).toBe(1);
       expect(one.output()).toMatch(/"msg":"the API cannot start"/);
+      // Its gRPC port taken, likewise; grpc-js's own lines go into the log, every line JSON.
+      const grpcTaken = startApi(await freePort(), { GRPC_PORT: String(port), API_PROCESSES: '1' });
+      started.push(grpcTaken);
+      expect(await grpcTaken.exited).toBe(1);
+      const lines = grpcTaken.output().trim().split('\n');
+      expect(lines.filter((l) => !l.startsWith('{')), grpcTaken.output()).toEqual([]);
+      expect(grpcTaken.output()).toContain(`gRPC cannot listen on 127.0.0.1:${port} (GRPC_PORT)`);
     } finally {
       taken.close();
       // A primary killed takes its API processes with it (they end when its channel closes).
