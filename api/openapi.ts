@@ -190,6 +190,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/metrics', tag: 'operations', summary: 'Prometheus metrics', description: 'HTTP durations, BullMQ queue metrics, backup and restore counters and histograms.', ok: { status: 200, description: 'Prometheus text format 0.0.4', text: 'metrics' } },
   { method: 'get', path: '/v1/openapi.json', tag: 'operations', summary: 'This document', ok: { status: 200, description: 'OpenAPI 3.1', schema: object('OpenAPI document') } },
   { method: 'get', path: '/docs', tag: 'operations', summary: 'This document as a web page', ok: { status: 200, description: 'HTML', content: { 'text/html': { type: 'string' } } } },
+  { method: 'get', path: '/admin/queues', tag: 'operations', summary: 'The queue dashboard (bull-board), a web page', description: 'Every queue of the job catalog, its jobs and their retries. With API keys on, open it once as /admin/queues?key=<key> (or sign in on its 401 page): that sets a session cookie for the pages and calls under /admin/queues.', ok: { status: 200, description: 'HTML', content: { 'text/html': { type: 'string' } } } },
 ];
 
 /** `GET /path` of the operations answered without the API key when auth is on (all are GETs without parameters). */
