@@ -17,6 +17,7 @@
  */
 import { Hono } from 'hono';
 import { createBackupService, type BackupService } from '../../shared/backups/service.ts';
+import { checkOverrides, QUERY_NAMES } from '../../shared/backends/index.ts';
 import { listPageFromQuery, overridesFromQuery } from '../../shared/backups/validate.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { readJson } from '../body.ts';
@@ -38,8 +39,12 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
   const app = new Hono();
   // The service's queues would wait for an absent Redis without bound: answer 503 instead.
   app.use('*', requireRedis(deps.redis));
-  const query = (c: { req: { query(k: string): string | undefined } }) =>
-    overridesFromQuery({ bucket: c.req.query('bucket'), path: c.req.query('path') });
+  // Checked here so that an error names the query parameter, not the body's config.Bucket/Path.
+  const query = (c: { req: { param(k: 'backend'): string; query(k: string): string | undefined } }) => {
+    const overrides = overridesFromQuery({ bucket: c.req.query('bucket'), path: c.req.query('path') });
+    checkOverrides(c.req.param('backend'), overrides, QUERY_NAMES);
+    return overrides;
+  };
 
   app.post('/:backend', async (c) => reply(c, await service().create(c.req.param('backend'), await readJson(c, config.maxBodyBytes))));
   app.get('/:backend', async (c) =>

@@ -38,11 +38,19 @@ export function enabledBackends(config: Config['backends']): BackendName[] {
   return BACKEND_NAMES.filter((n) => n === 'filesystem' || config[n] !== undefined);
 }
 
+/** What a request called its overrides, for the errors that name them. */
+export interface OverrideNames {
+  bucket: string;
+  path: string;
+}
+/** Weaviate's names, in a create or restore body. */
+const BODY_NAMES: OverrideNames = { bucket: 'config.Bucket', path: 'config.Path' };
+/** The query parameters of status, list and cancel. */
+export const QUERY_NAMES: OverrideNames = { bucket: '?bucket=', path: '?path=' };
+
 /**
- * The Backend for a request. Throws ValidationError (422) for an unknown name, a backend that is
- * not configured (`backend "s3" is not enabled: set BACKUP_S3_BUCKET`) or a bad override.
- *
- * Overrides are Weaviate's per-request `config.Bucket` and `config.Path`:
+ * Overrides checked for backend `name` (a ValidationError naming the override as `names` say),
+ * normalised as the backend uses them: Weaviate's per-request `config.Bucket` and `config.Path`.
  * - s3/gcs: `bucket` replaces the configured bucket (it must be a valid bucket name);
  *   `path` replaces the configured path prefix (leading/trailing `/` ignored; no `.`/`..`).
  * - filesystem: `bucket` is rejected (there are no buckets; silently ignoring it would write
@@ -50,6 +58,29 @@ export function enabledBackends(config: Config['backends']): BackendName[] {
  *   BACKUP_FILESYSTEM_PATH and must be relative — a request can never write outside the
  *   configured root.
  * Empty strings count as "not given".
+ */
+export function checkOverrides(name: string, overrides: BackendOverrides, names: OverrideNames = BODY_NAMES): BackendOverrides {
+  const backend = parseBackendName(name);
+  const bucket = optionalString(overrides.bucket, names.bucket);
+  const given = optionalString(overrides.path, names.path);
+  if (backend === 'filesystem') {
+    if (bucket !== undefined) {
+      throw new ValidationError(`${names.bucket}: the filesystem backend has no buckets; use ${names.path} for a subdirectory of BACKUP_FILESYSTEM_PATH`);
+    }
+    if (given !== undefined) checkRelativePath(given, names.path, true);
+    return given === undefined ? {} : { path: given };
+  }
+  const validBucket = backend === 's3' ? validateS3Bucket : validateGcsBucket;
+  return {
+    ...(bucket === undefined ? {} : { bucket: validBucket(bucket, names.bucket) }),
+    ...(given === undefined ? {} : { path: cloudPath(given, names.path) }),
+  };
+}
+
+/**
+ * The Backend for a request. Throws ValidationError (422) for an unknown name, a backend that is
+ * not configured (`backend "s3" is not enabled: set BACKUP_S3_BUCKET`) or a bad override
+ * (checkOverrides).
  */
 export function createBackend(
   name: BackendName,
@@ -59,42 +90,23 @@ export function createBackend(
 ): Backend {
   const backend = parseBackendName(name);
   const log = logger?.child({ backend });
-  const bucketOverride = optionalString(overrides.bucket, 'config.Bucket');
-  const pathOverride = optionalString(overrides.path, 'config.Path');
-
   switch (backend) {
     case 'filesystem': {
-      if (bucketOverride !== undefined) {
-        throw new ValidationError(
-          'config.Bucket: the filesystem backend has no buckets; use config.Path for a subdirectory of BACKUP_FILESYSTEM_PATH',
-        );
-      }
-      let root = config.filesystem.path;
-      if (pathOverride !== undefined) {
-        checkRelativePath(pathOverride, 'config.Path', true);
-        root = path.join(root, ...pathOverride.split('/').filter(Boolean));
-      }
+      const checked = checkOverrides(backend, overrides);
+      const root = checked.path === undefined ? config.filesystem.path : path.join(config.filesystem.path, ...checked.path.split('/').filter(Boolean));
       return new FilesystemBackend({ root, logger: log });
     }
     case 's3': {
       const s3 = config.s3;
       if (!s3) throw notEnabled('s3');
-      return new S3Backend({
-        ...s3,
-        bucket: bucketOverride === undefined ? s3.bucket : validateS3Bucket(bucketOverride),
-        path: pathOverride === undefined ? s3.path : cloudPath(pathOverride),
-        logger: log,
-      });
+      const checked = checkOverrides(backend, overrides);
+      return new S3Backend({ ...s3, bucket: checked.bucket ?? s3.bucket, path: checked.path ?? s3.path, logger: log });
     }
     case 'gcs': {
       const gcs = config.gcs;
       if (!gcs) throw notEnabled('gcs');
-      return new GcsBackend({
-        ...gcs,
-        bucket: bucketOverride === undefined ? gcs.bucket : validateGcsBucket(bucketOverride),
-        path: pathOverride === undefined ? gcs.path : cloudPath(pathOverride),
-        logger: log,
-      });
+      const checked = checkOverrides(backend, overrides);
+      return new GcsBackend({ ...gcs, bucket: checked.bucket ?? gcs.bucket, path: checked.path ?? gcs.path, logger: log });
     }
   }
 }
@@ -110,16 +122,16 @@ function optionalString(value: unknown, field: string): string | undefined {
 }
 
 /** A path override for a bucket: `/a/b/` → `a/b`; `.`/`..` segments, `\`, NUL are refused. */
-function cloudPath(value: string): string {
+function cloudPath(value: string, field: string): string {
   const trimmed = value.replace(/^\/+|\/+$/g, '');
-  if (trimmed !== '') checkRelativePath(trimmed, 'config.Path', false);
+  if (trimmed !== '') checkRelativePath(trimmed, field, false);
   return trimmed;
 }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** S3 bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, letter/digit at both ends. */
-function validateS3Bucket(bucket: string): string {
+function validateS3Bucket(bucket: string, field: string): string {
   const ok =
     /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
     !bucket.includes('..') &&
@@ -129,7 +141,7 @@ function validateS3Bucket(bucket: string): string {
     !bucket.startsWith('xn--');
   if (!ok) {
     throw new ValidationError(
-      `config.Bucket: ${JSON.stringify(bucket)} is not a valid s3 bucket name ` +
+      `${field}: ${JSON.stringify(bucket)} is not a valid s3 bucket name ` +
         '(3-63 lowercase letters, digits, "." and "-", beginning and ending with a letter or digit)',
     );
   }
@@ -140,7 +152,7 @@ function validateS3Bucket(bucket: string): string {
  * GCS bucket naming rules: 3-63 of a-z 0-9 - _ . (up to 222 when dotted, each part at most 63),
  * letter/digit at both ends, no `..`, not an IP address, no `goog` prefix or `google` inside.
  */
-function validateGcsBucket(bucket: string): string {
+function validateGcsBucket(bucket: string, field: string): string {
   const ok =
     /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket) &&
     (bucket.includes('.') ? bucket.split('.').every((p) => p.length > 0 && p.length <= 63) : bucket.length <= 63) &&
@@ -149,7 +161,7 @@ function validateGcsBucket(bucket: string): string {
     !bucket.includes('google');
   if (!ok) {
     throw new ValidationError(
-      `config.Bucket: ${JSON.stringify(bucket)} is not a valid gcs bucket name ` +
+      `${field}: ${JSON.stringify(bucket)} is not a valid gcs bucket name ` +
         '(3-63 lowercase letters, digits, "-", "_" and ".", beginning and ending with a letter or digit)',
     );
   }

@@ -82,8 +82,13 @@ describe('POST /v1/backups/{backend}', () => {
     await refused('POST', '/v1/backups/azure', { id: 'v1' }, 422, /unknown backend "azure"; use filesystem, s3 or gcs/);
     await refused('POST', '/v1/backups/s3', { id: 'v1' }, 422, /backend "s3" is not enabled: set BACKUP_S3_BUCKET/);
     await refused('POST', '/v1/backups/gcp', { id: 'v1' }, 422, /backend "gcs" is not enabled: set BACKUP_GCS_BUCKET/);
-    await refused('POST', '/v1/backups/filesystem', { id: 'v1', config: { Bucket: 'b' } }, 422, /filesystem backend has no buckets/);
-    await refused('POST', '/v1/backups/filesystem', { id: 'v1', config: { Path: '../out' } }, 422, /config\.Path/);
+    await refused('POST', '/v1/backups/filesystem', { id: 'v1', config: { Bucket: 'b' } }, 422, /^config\.Bucket: the filesystem backend has no buckets; use config\.Path/);
+    await refused('POST', '/v1/backups/filesystem', { id: 'v1', config: { Path: '../out' } }, 422, /^config\.Path/);
+    // On status, list and cancel the overrides are query parameters, and named so.
+    for (const [method, path] of [['GET', '/v1/backups/filesystem/v1'], ['GET', '/v1/backups/filesystem'], ['DELETE', '/v1/backups/filesystem/v1']] as const) {
+      await refused(method, `${path}?bucket=b`, undefined, 422, /^\?bucket=: the filesystem backend has no buckets; use \?path= for a subdirectory/);
+      await refused(method, `${path}?path=../out`, undefined, 422, /^\?path= "\.\.\/out"/);
+    }
     await refused('POST', '/v1/backups/filesystem', { id: 'v1', config: { CompressionLevel: 'Zstd' } }, 422, /CompressionLevel "Zstd": use one of BestSpeed/);
     await refused('POST', '/v1/backups/filesystem', { id: 'v1', config: { CPUPercentage: 95 } }, 422, /CPUPercentage/);
     await refused('POST', '/v1/backups/filesystem', [1], 422, /backup request must be a JSON object/);
