@@ -7,6 +7,12 @@
  *   node --import tsx scripts/make-backup-fixture.ts 1   # at commit "Tests: a backup of format version 1 as a fixture"
  *   node --import tsx scripts/make-backup-fixture.ts 2   # at commit 79a613e
  *
+ * test/fixtures/backup-v2-21c6d48 is format 2 as its first versions wrote it (21c6d48, 7cb9385:
+ * a snapshot's `sha256` is that of the file's bytes, not the fingerprint of its chunks), made at
+ * 21c6d48 with this script changed in four lines: the worker is given `store: t.store` (that
+ * version has no LocalCatalog/LocalShardHost), and the output directory, the backup id
+ * (`format-v2-21c6d48`) and the Redis port came from the environment.
+ *
  * Format 1 is one gzip'd docs dump object per shard (docs/formats.md §1); format 2 is a
  * snapshot per shard in the location's content-addressed repository (§3), so its fixture holds
  * the repository (`.repository/`) beside the backup.

@@ -340,6 +340,8 @@ interface Layout {
   blobOf(file: number, blob: number): { blob: Blob; pack: string };
   /** Bytes of the file that each run fills (the run at r is `bytes[r / 4]`). */
   bytes: Uint32Array;
+  /** A snapshot written before c54d5cb: the SHA-256 of the file's bytes, checked after the replay. */
+  bytesSha256?: string;
 }
 
 /**
@@ -702,7 +704,8 @@ export class Repository {
    * then incomplete.
    */
   async rebuild(key: string, where: string, options: RebuildOptions = {}): Promise<Snapshot> {
-    const { snapshot, parts } = await this.blobParts(key, where, options);
+    const { snapshot, parts, bytesSha256 } = await this.blobParts(key, where, options);
+    if (bytesSha256) return this.rebuildInOrder(key, where, options);
     if (options.file) {
       const handle = await fs.promises.open(options.file, 'w');
       await handle.truncate(snapshot.size).finally(() => handle.close());
@@ -791,15 +794,34 @@ export class Repository {
     return snapshot;
   }
 
+  /** A snapshot written before c54d5cb rebuilt in file order, so that replay can hash its bytes. */
+  private async rebuildInOrder(key: string, where: string, options: RebuildOptions): Promise<Snapshot> {
+    const { snapshot, stream } = await this.open(key, where, options);
+    const limit = new RateLimit(options.bytesPerSecond ?? 0);
+    const handle = options.file ? await fs.promises.open(options.file, 'w') : undefined;
+    try {
+      let done = 0;
+      for await (const bytes of stream as AsyncIterable<Buffer>) {
+        await limit.take(bytes.length, options.signal);
+        if (handle) await handle.write(bytes, 0, bytes.length, done);
+        done += bytes.length;
+        options.onProgress?.(done);
+      }
+    } finally {
+      await handle?.close();
+    }
+    return snapshot;
+  }
+
   /**
    * A snapshot checked (read), and every blob it needs once, with the runs it fills and where it
    * lies, but not its chunks' SHA-256s (a digest of them instead): the index files are let go as
    * the check passes them, so a rebuild holds few at once whatever the size of the file.
    */
-  private async blobParts(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; parts: { group: BlobPart; blob: Located; pack: string }[] }> {
+  private async blobParts(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; parts: { group: BlobPart; blob: Located; pack: string }[]; bytesSha256?: string }> {
     const groups = new Map<string, { group: BlobPart; blob: Located; pack: string }>();
     let offset = 0;
-    const { snapshot } = await this.read(key, where, options, (runs, r, file, blob, bytes) => {
+    const { snapshot, bytesSha256 } = await this.read(key, where, options, (runs, r, file, blob, bytes) => {
       const name = `${runs[r]}/${runs[r + 1]}`;
       let part = groups.get(name);
       if (!part) {
@@ -810,14 +832,14 @@ export class Repository {
       part.group.bytes += bytes;
       offset += bytes;
     });
-    return { snapshot, parts: [...groups.values()] };
+    return { snapshot, parts: [...groups.values()], ...(bytesSha256 ? { bytesSha256 } : {}) };
   }
 
   /** A snapshot checked (read), and the layout of the file it rebuilds, every index file it names kept. */
   private async layout(key: string, where: string, options: CallOptions & { sha256?: string }): Promise<{ snapshot: Snapshot; layout: Layout }> {
     const files = new Map<number, IndexFile>();
     const sizes: number[] = [];
-    const { snapshot, runs } = await this.read(key, where, options, (all, r, file, _blob, bytes) => {
+    const { snapshot, runs, bytesSha256 } = await this.read(key, where, options, (all, r, file, _blob, bytes) => {
       files.set(all[r]!, file);
       sizes.push(bytes);
     });
@@ -826,7 +848,7 @@ export class Repository {
       const blob = file.blobs[b]!;
       return { blob, pack: file.packs[blob.pack]! };
     };
-    return { snapshot, layout: { runs, blobOf, bytes: Uint32Array.from(sizes) } };
+    return { snapshot, layout: { runs, blobOf, bytes: Uint32Array.from(sizes), ...(bytesSha256 ? { bytesSha256 } : {}) } };
   }
 
   /**
@@ -842,7 +864,7 @@ export class Repository {
     where: string,
     options: CallOptions & { sha256?: string },
     visit: (runs: Uint32Array, r: number, file: IndexFile, blob: Blob, bytes: number) => void,
-  ): Promise<{ snapshot: Snapshot; runs: Uint32Array }> {
+  ): Promise<{ snapshot: Snapshot; runs: Uint32Array; bytesSha256?: string }> {
     const body = await readSmall(await this.backend.read(key, options), MAX_METADATA_BYTES, 'snapshot');
     if (options.sha256) {
       const actual = createHash('sha256').update(body).digest('hex');
@@ -895,14 +917,19 @@ export class Repository {
       }
     }
     const fingerprint = whole.digest('hex');
-    if (size !== snapshot.size || fingerprint !== snapshot.sha256) {
+    if (size !== snapshot.size) {
       throw new IntegrityError(`${where} rebuilds as ${size} bytes with fingerprint ${fingerprint}; the snapshot says ${snapshot.size} bytes, ${snapshot.sha256}`);
     }
+    // Snapshots written before c54d5cb (the first format-2 versions) record the SHA-256 of the
+    // file's bytes, not the fingerprint: each chunk is still checked against its own SHA-256, and
+    // the file's bytes are hashed and compared once they are rebuilt, as those versions did.
+    if (fingerprint !== snapshot.sha256) return { snapshot, runs, bytesSha256: snapshot.sha256 };
     return { snapshot, runs };
   }
 
   private async *replay(layout: Layout, where: string, options: CallOptions): AsyncGenerator<Buffer> {
     const { runs, blobOf } = layout;
+    const legacy = layout.bytesSha256 ? createHash('sha256') : undefined;
     // The blobs in the order the runs need them, and for each place in that order the next
     // place that needs the same blob: an incremental snapshot interleaves runs of old blobs with
     // runs of the few new blobs that hold the changed chunks, and a chunk that repeats in the
@@ -966,7 +993,15 @@ export class Repository {
         const expected = blob.hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES);
         if (!hashes.subarray(c * HASH_BYTES, (c + 1) * HASH_BYTES).equals(expected)) throw this.corrupt(expected, pack, where);
       }
-      yield data.subarray(first * CHUNK_SIZE, first * CHUNK_SIZE + layout.bytes[r / 4]!);
+      const bytes = data.subarray(first * CHUNK_SIZE, first * CHUNK_SIZE + layout.bytes[r / 4]!);
+      legacy?.update(bytes);
+      yield bytes;
+    }
+    if (legacy) {
+      const sha256 = legacy.digest('hex');
+      if (sha256 !== layout.bytesSha256) {
+        throw new IntegrityError(`${where} rebuilds as bytes with sha256 ${sha256} (and not the fingerprint the snapshot says); the snapshot says ${layout.bytesSha256}`);
+      }
     }
   }
 

@@ -5,7 +5,8 @@
  * version:
  * - format 1: one gzip'd docs dump object per shard (docs/formats.md §1);
  * - format 2: a snapshot per shard in the location's content-addressed repository (§3), the
- *   fixture holding the repository beside the backup.
+ *   fixture holding the repository beside the backup; and format 2 as its first versions wrote
+ *   it (backup-v2-21c6d48: a snapshot's `sha256` is that of the file's bytes, §3.3).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,7 +31,7 @@ afterAll(async () => {
   await worker?.stop();
 });
 
-describe.each([1, 2])('a backup of format version %i', (format) => {
+describe.each(['1', '2', '2-21c6d48'])('a backup of format version %s', (format) => {
   const FIXTURE = path.join(ROOT, `test/fixtures/backup-v${format}`);
   const ID = `format-v${format}`;
   const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as Record<string, Record<string, string>>;

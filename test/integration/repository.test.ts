@@ -5,6 +5,7 @@
  * once; damage to a pack fails the read naming the chunk and the file, and a missing pack
  * names the pack.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError } from '../../shared/errors.ts';
 import { allButEvery, appendRange, withoutRanges } from '../../shared/formats/ranges.ts';
 import { decodeObject, encodeObject } from '../../shared/repository/codec.ts';
-import { CHUNK_SIZE, CHUNKS_PER_BLOB, INDEX_PREFIX, indexFileSchema, REPOSITORY_ROOT } from '../../shared/repository/format.ts';
+import { CHUNK_SIZE, CHUNKS_PER_BLOB, INDEX_PREFIX, indexFileSchema, REPOSITORY_ROOT, snapshotSchema } from '../../shared/repository/format.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
 import { Repository, type BaseRequest, type StreamedSource } from '../../shared/repository/repository.ts';
 import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
@@ -416,6 +417,30 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     expect((changed as Error).message).toMatch(/^shard C\/0: index file .+ changed while it was read$/);
     expect(names.some((k) => (changed as Error).message.includes(fixture.backend.locate(k)))).toBe(true);
   }, 60_000);
+
+  it("refuses a snapshot whose runs name the right chunks in the wrong order, whichever way it is read, although it may be one of format 2's first (whose sha256 is the file's bytes')", async () => {
+    const repo = new Repository(fixture.backend);
+    const bytes = Buffer.from(Array.from({ length: 3 * 4096 }, (_, i) => (i * 7 + (i >> 12) * 101) & 0xff));
+    const key = 'reordered/node-1/R/0';
+    await repo.write(Readable.from([bytes]), key, { level: 'NoCompression' });
+    const snapshot = await decodeObject(await collect(await fixture.backend.read(key)), snapshotSchema, key);
+    const run = Buffer.from(snapshot.runs);
+    const [file, blob] = [run.readUInt32LE(0), run.readUInt32LE(4)];
+    // The last chunk first, then the others: the same chunks and size (whole chunks), another file.
+    const runs = Buffer.from(new Uint32Array([file, blob, 2, 1, file, blob, 0, 2]).buffer);
+    await fixture.backend.write(key, Readable.from([await encodeObject({ ...snapshot, runs })]));
+    const refusal = /^shard R\/0 on node-1 rebuilds as bytes with sha256 [0-9a-f]{64} \(and not the fingerprint the snapshot says\); the snapshot says [0-9a-f]{64}$/;
+    await expect(collect((await new Repository(fixture.backend).open(key, 'shard R/0 on node-1')).stream)).rejects.toThrow(refusal);
+    const rebuilt = path.join(tmp.dir, 'rebuilt-reordered.mdb');
+    for (const target of [rebuilt, undefined]) {
+      await expect(new Repository(fixture.backend).rebuild(key, 'shard R/0 on node-1', { file: target })).rejects.toThrow(refusal);
+    }
+    // As format 2's first versions wrote it (the sha256 of those bytes), it is that file.
+    const legacy = createHash('sha256').update(Buffer.concat([bytes.subarray(2 * 4096), bytes.subarray(0, 2 * 4096)])).digest('hex');
+    await fixture.backend.write(key, Readable.from([await encodeObject({ ...snapshot, runs, sha256: legacy })]));
+    await new Repository(fixture.backend).rebuild(key, 'shard R/0 on node-1', { file: rebuilt });
+    expect(fs.readFileSync(rebuilt)).toEqual(Buffer.concat([bytes.subarray(2 * 4096), bytes.subarray(0, 2 * 4096)]));
+  });
 
   it('fails a read that meets a corrupt or a missing pack, naming the chunk or the pack and the file', async () => {
     const repo = new Repository(fixture.backend);
