@@ -9,8 +9,6 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../shared/config.ts';
 import { CancelledError, NotFoundError, ValidationError } from '../../shared/errors.ts';
@@ -22,6 +20,7 @@ import { PermanentBackendError } from '../../shared/errors.ts';
 import { S3Backend, s3EndpointUrl } from '../../shared/backends/s3.ts';
 import { startGcsEmulator } from '../support/gcs-emulator.ts';
 import { startS3Server } from '../support/s3-server.ts';
+import { collectGarbage } from '../support/gc.ts';
 
 const MIB = 1024 * 1024;
 
@@ -137,15 +136,6 @@ async function readAll(stream: Readable): Promise<Buffer> {
 const text = async (stream: Readable): Promise<string> => (await readAll(stream)).toString();
 
 const body = (s: string | Buffer) => Readable.from([Buffer.from(s)]);
-
-/**
- * Full garbage collections on demand (exposed at runtime; vitest gives no way to pass
- * --expose-gc), so that a memory sample counts live memory, not garbage V8 has yet to collect.
- */
-const collectGarbage = (() => {
-  v8.setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
 
 /** Peak growth of live Buffer memory (arrayBuffers) plus heap while fn runs, sampled every 250 ms. */
 async function peakMemoryGrowth<T>(fn: () => Promise<T>): Promise<{ result: T; peakMiB: number }> {

@@ -7,10 +7,9 @@
  * 100 000 documents by default; SHARDVAULT_LARGE=1 makes it a million (about a minute or
  * two on a small machine). The heap must stay far below what holding the documents would take.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { useTestApi } from '../support/api.ts';
+import { collectGarbage } from '../support/gc.ts';
 
 const LARGE = process.env.SHARDVAULT_LARGE === '1' || process.env.SHARDVAULT_LARGE === 'true';
 const N = LARGE ? 1_000_000 : 100_000;
@@ -41,12 +40,6 @@ function generatedBody(n: number): ReadableStream<Uint8Array> {
   });
 }
 
-/** The garbage collector, reachable without starting node with --expose-gc. */
-function exposeGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-}
-
 /**
  * Samples memory every 50 ms; `peak` holds the largest values seen. Once a second it collects
  * garbage first: `live` is then the largest heap still referenced, which is what would grow
@@ -54,12 +47,11 @@ function exposeGc(): () => void {
  * not yet collected).
  */
 function memorySampler() {
-  const gc = exposeGc();
-  gc();
+  collectGarbage();
   const base = process.memoryUsage();
   const peak = { rss: base.rss, heapUsed: base.heapUsed, live: base.heapUsed, external: base.external + base.arrayBuffers };
   const sample = (collect = false) => {
-    if (collect) gc();
+    if (collect) collectGarbage();
     const m = process.memoryUsage();
     peak.rss = Math.max(peak.rss, m.rss);
     peak.heapUsed = Math.max(peak.heapUsed, m.heapUsed);
