@@ -212,6 +212,18 @@ class TextSink {
   }
 }
 
+/** The bytes of the JSON array of these items' JSON texts, encoded item by item. */
+export function jsonArrayBytes(items: readonly string[]): Buffer<ArrayBuffer> {
+  const sink = new TextSink();
+  sink.write('[');
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) sink.write(',');
+    sink.write(items[i]!);
+  }
+  sink.write(']');
+  return sink.done();
+}
+
 /**
  * The bytes of `JSON.stringify(value)` for stored values (binary as toJson's base64), written
  * value by value: an array's items, an object's members and the items of its array members

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
-import type { FieldSchema, FieldType, IndexSchema } from './store/schema.ts';
+import type { Document, FieldSchema, FieldType, IndexSchema } from './store/schema.ts';
 import type { ClusterCatalog } from './cluster/catalog.ts';
 import type { ClusterData } from './cluster/data.ts';
 import { assertIndexName, SCHEMAS_INDEX, type IndexRecord } from './store/store.ts';
@@ -178,66 +178,106 @@ export const batchObjectsSchema = z.looseObject(
   { error: BATCH_BODY_MESSAGE },
 );
 
-/** A Weaviate object body as the store's class name and document; a bad body is a ValidationError. */
-async function parseObject(
-  resolve: (cls: string) => Promise<string>,
-  body: unknown,
-  path?: { class: string; id: string },
-): Promise<{ name: string; doc: Record<string, unknown> }> {
+/** What objectSchema makes of a valid object body: its class as sent, its id (if any) and its properties. */
+interface CheckedObject {
+  class: string;
+  id?: string;
+  properties: Record<string, unknown>;
+}
+
+const UUID = z.regexes.uuid();
+
+/**
+ * A Weaviate object body checked as objectSchema checks it; a bad body is a ValidationError.
+ * A batch checks a thousand of them: the common valid body is checked by hand and taken as it
+ * is, since zod's parse copies each object and its properties; anything else goes through zod,
+ * whose first issue is the message.
+ */
+function checkObject(body: unknown, path?: { class: string }): CheckedObject {
+  if (isObject(body)) {
+    const { class: cls = path?.class, id, properties = {} } = body;
+    if (typeof cls === 'string' && cls !== '' && (id === undefined || (typeof id === 'string' && UUID.test(id))) && isObject(properties)) {
+      return { class: cls, id: id as string | undefined, properties };
+    }
+  }
   const parsed = objectSchema.safeParse(path ? { class: path.class, ...(isObject(body) ? body : {}) } : body);
   if (!parsed.success || !isObject(body)) {
     const i = parsed.success ? undefined : parsed.error.issues[0]!;
     throw new ValidationError(`invalid object: ${i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'body must be a JSON object'}`);
   }
-  const o = parsed.data;
-  const name = await resolve(path?.class ?? o.class);
-  if (path && (await resolve(o.class)) !== name) {
+  return parsed.data;
+}
+
+/** A Weaviate object body (PUT, PATCH) as the store's class name and document; a bad body is a ValidationError. */
+async function parseObject(
+  data: ClusterCatalog,
+  body: unknown,
+  path: { class: string; id: string },
+): Promise<{ name: string; doc: Record<string, unknown> }> {
+  const o = checkObject(body, path);
+  const name = await resolveClass(data, path.class);
+  if ((await resolveClass(data, o.class)) !== name) {
     throw new ValidationError(`invalid object: class ${JSON.stringify(o.class)} differs from the class in the path (${path.class})`);
   }
-  if (path && o.id !== undefined && o.id.toLowerCase() !== path.id.toLowerCase()) {
+  if (o.id !== undefined && o.id.toLowerCase() !== path.id.toLowerCase()) {
     throw new ValidationError(`invalid object: id ${o.id} differs from the id in the path (${path.id})`);
   }
-  const id = path?.id.toLowerCase() ?? o.id?.toLowerCase() ?? randomUUID();
-  return { name, doc: { ...o.properties, _id: id } };
+  return { name, doc: { ...o.properties, _id: path.id.toLowerCase() } };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export type ObjectOutcome = { ok: true; object: Record<string, unknown> } | { ok: false; error: Error };
+/** A stored object as its class and the document the store wrote (objectOf makes Weaviate's JSON of it), or its error. */
+export type ObjectOutcome = { ok: true; class: string; doc: Document } | { ok: false; error: Error };
 
 /**
  * Store Weaviate objects (a class that does not exist yet is created, as Weaviate's
- * auto-schema does) and answer each as Weaviate does, or its error. The objects of one class
+ * auto-schema does) and answer each stored document, or its error. The objects of one class
  * go to the store as one batch: one commit and one sync per shard, whatever the count.
  */
 export async function putObjects(data: ClusterData, bodies: unknown[]): Promise<ObjectOutcome[]> {
   const outcomes: ObjectOutcome[] = new Array(bodies.length);
-  const byClass = new Map<string, { at: number; doc: Record<string, unknown> }[]>();
+  const checked: (CheckedObject | undefined)[] = new Array(bodies.length);
   // A batch names few classes: each is resolved once, not once per object.
-  const resolved = new Map<string, Promise<string>>();
-  const resolve = (cls: string) => {
-    let name = resolved.get(cls);
-    if (name === undefined) resolved.set(cls, (name = resolveClass(data, cls)));
-    return name;
-  };
+  const names = new Map<string, Promise<string>>();
   for (const [at, body] of bodies.entries()) {
     try {
-      const { name, doc } = await parseObject(resolve, body);
-      const items = byClass.get(name) ?? [];
-      if (items.length === 0) byClass.set(name, items);
-      items.push({ at, doc });
+      const o = (checked[at] = checkObject(body));
+      if (!names.has(o.class)) names.set(o.class, resolveClass(data, o.class));
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
       outcomes[at] = { ok: false, error };
     }
   }
+  // A class name that cannot be an index is the error of each object naming it.
+  const resolved = new Map(
+    await Promise.all(
+      [...names].map(async ([cls, name]) => [cls, await name.catch((error: unknown) => {
+        if (error instanceof ValidationError) return error;
+        throw error;
+      })] as const),
+    ),
+  );
+  // Grouped in the batch's order, so a later object of the same id wins, as it would one by one.
+  const byClass = new Map<string, { at: number; doc: Record<string, unknown> }[]>();
+  for (const [at, o] of checked.entries()) {
+    if (!o) continue;
+    const name = resolved.get(o.class)!;
+    if (name instanceof ValidationError) {
+      outcomes[at] = { ok: false, error: name };
+      continue;
+    }
+    const items = byClass.get(name) ?? [];
+    if (items.length === 0) byClass.set(name, items);
+    items.push({ at, doc: { ...o.properties, _id: o.id?.toLowerCase() ?? randomUUID() } });
+  }
   await Promise.all(
     [...byClass].map(async ([name, items]) => {
       const results = await data.putDocuments(name, items.map((i) => i.doc));
       results.forEach((r, k) => {
-        outcomes[items[k]!.at] = r.ok ? { ok: true, object: objectOf(name, r.result.doc) } : r;
+        outcomes[items[k]!.at] = r.ok ? { ok: true, class: name, doc: r.result.doc } : r;
       });
     }),
   );
@@ -248,19 +288,19 @@ export async function putObjects(data: ClusterData, bodies: unknown[]): Promise<
 export async function putObject(data: ClusterData, body: unknown): Promise<Record<string, unknown>> {
   const [outcome] = await putObjects(data, [body]);
   if (!outcome!.ok) throw outcome!.error;
-  return outcome!.object;
+  return objectOf(outcome!.class, outcome!.doc);
 }
 
 /** PUT /v1/objects/{class}/{id}: replace the stored object's properties (404 when there is none). */
 export async function replaceObject(data: ClusterData, path: { class: string; id: string }, body: unknown): Promise<Record<string, unknown>> {
-  const { name, doc } = await parseObject((cls) => resolveClass(data, cls), body, path);
+  const { name, doc } = await parseObject(data, body, path);
   const { doc: stored } = await data.updateDocument(name, path.id, { replace: doc });
   return objectOf(name, stored);
 }
 
 /** PATCH /v1/objects/{class}/{id}: merge the body's properties into the stored object's. */
 export async function mergeObject(data: ClusterData, path: { class: string; id: string }, body: unknown): Promise<void> {
-  const { name, doc } = await parseObject((cls) => resolveClass(data, cls), body, path);
+  const { name, doc } = await parseObject(data, body, path);
   await data.updateDocument(name, path.id, { merge: doc });
 }
 

@@ -255,8 +255,8 @@ function coerceValue(field: FieldSchema, value: unknown, path: string, added: Gr
   return coerceScalar(type as ScalarType, value, path);
 }
 
-function coerceObject(schema: IndexSchema, value: Record<string, unknown>, path: string, added: Growth): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+/** `value`'s fields coerced to `schema`, added to `out` (a new object unless given). */
+function coerceObject(schema: IndexSchema, value: Record<string, unknown>, path: string, added: Growth, out: Record<string, unknown> = {}): Record<string, unknown> {
   for (const [key, v] of Object.entries(value)) {
     if (path === '' && key === '_id') continue;
     if (key.startsWith('_')) throw new ValidationError(`field ${path ? `${path}.${key}` : key}: names starting with "_" are reserved`);
@@ -309,7 +309,8 @@ function coerceWith(schema: IndexSchema, body: Record<string, unknown>, rawId: u
   if (typeof coercedId === 'string' && (coercedId.length === 0 || Buffer.byteLength(coercedId) > 500)) {
     throw new ValidationError('field _id: must be 1 to 500 bytes');
   }
-  return { _id: coercedId, ...coerceObject(schema, body, '', growth) };
+  // The fields go straight into the document that starts with its _id, rather than into an object copied after it.
+  return coerceObject(schema, body, '', growth, { _id: coercedId }) as Document;
 }
 
 /** Turn a stored document into JSON-friendly values (Dates become ISO strings). */

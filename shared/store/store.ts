@@ -579,15 +579,17 @@ export class Store {
    */
   async writeDocuments(rec: IndexRecord, docs: Document[]): Promise<boolean[]> {
     const touched: RootDatabase[] = [];
-    const created = await Promise.all(
-      docs.map(async (doc) => {
-        const db = this.shardDb(rec, shardFor(doc._id, rec.shards));
-        touched.push(db);
-        const isNew = db.get(doc._id) === undefined;
-        await db.put(doc._id, doc);
-        return isNew;
-      }),
-    );
+    // No async function per document: under the API's AsyncLocalStorage every promise runs
+    // async_hooks' hooks, and lmdb-js answers all the puts of one commit with one promise.
+    const writes: Promise<boolean>[] = new Array(docs.length);
+    const created = docs.map((doc, k) => {
+      const db = this.shardDb(rec, shardFor(doc._id, rec.shards));
+      touched.push(db);
+      const isNew = db.get(doc._id) === undefined;
+      writes[k] = db.put(doc._id, doc);
+      return isNew;
+    });
+    await Promise.all(writes);
     await flushed(touched);
     return created;
   }

@@ -168,6 +168,19 @@ describe('Weaviate objects: batch of several classes, replace, merge, delete, ex
     expect((await cut.json()).error[0].message).toMatch(/^malformed JSON body/);
   });
 
+  it('writes a batch answer as JSON.stringify writes its objects, whatever the strings hold', async () => {
+    // The answer is written from a template (api/routes/weaviate.ts): its text must be exactly JSON.stringify's.
+    await t.call('POST', '/v1/schema', { class: 'Verbatim', properties: [{ name: 'text', dataType: ['text'] }, { name: 'n', dataType: ['int'] }, { name: 'when', dataType: ['date'] }, { name: 'tags', dataType: ['text[]'] }] });
+    const texts = ['plain', 'a "quote"', 'back\\slash', 'line\nfeed\t\u0001', 'ü 日本 🚀', 'lone \ud800 surrogate', '\u2028\u2029', ''];
+    const objects = texts.map((text, i) => ({
+      class: 'Verbatim', id: NOTE(3000 + i), properties: { text, n: i, when: '2024-01-02T03:04:05Z', tags: [text], inner: { text, x: 1.5 } },
+    }));
+    const res = await t.call('POST', '/v1/batch/objects', { objects });
+    expect(res.status).toBe(200);
+    const stored = objects.map((o) => ({ ...o, properties: { ...o.properties, when: '2024-01-02T03:04:05.000Z' }, result: {} }));
+    expect(await res.text()).toBe(JSON.stringify(stored));
+  });
+
   it('replaces with PUT, merges with PATCH, answers HEAD and deletes with DELETE, as Weaviate does', async () => {
     const put = await t.call('PUT', `/v1/objects/Note/${NOTE(1)}`, { class: 'Note', id: NOTE(1), properties: { text: 'replaced' } });
     expect(put.status).toBe(200);
