@@ -12,10 +12,9 @@ export function statusRoutes(deps: NodeDeps): Hono {
   const app = new Hono();
   app.get('/status', async (c) => {
     const healthy = await store.healthy();
-    const lost = new Set(store.lostShards().map((l) => `${l.index}/${l.uid}/${l.shard}`));
     const shards = store.listIndexes().flatMap((rec) =>
       shardsHere(node, rec).map((shard) =>
-        lost.has(`${rec.name}/${rec.uid}/${shard}`)
+        store.lostShard(rec, shard)
           ? { index: rec.name, shard, docs: 0, lost: true }
           : { index: rec.name, shard, docs: healthy ? store.shardCount(rec, shard) : 0 },
       ),

@@ -523,8 +523,8 @@ export class Store {
     const key = `${rec.name}/${shard}`;
     const cached = this.shards.get(key);
     if (cached && cached.uid === rec.uid) return cached.db;
-    const lost = this.lost.get(key);
-    if (lost?.uid === rec.uid) {
+    const lost = this.lostShard(rec, shard);
+    if (lost) {
       throw new LostShardError(
         `shard ${key} of node ${lost.node} is lost: the node's data directory did not hold it when the node took version ${lost.version} of the cluster's metadata, which it had missed (the directory was emptied or replaced); delete the index and restore it from a backup`,
       );
@@ -799,6 +799,12 @@ export class Store {
   /** The shards recorded as lost (see installClusterState). */
   lostShards(): LostShard[] {
     return [...this.lost.values()];
+  }
+
+  /** The record of this shard of this index (by uid) as lost, if it is. */
+  lostShard(rec: IndexRecord, shard: number): LostShard | undefined {
+    const lost = this.lost.get(`${rec.name}/${shard}`);
+    return lost?.uid === rec.uid ? lost : undefined;
   }
 
   /** The version of this copy of the cluster's metadata (0 before its first change). */
