@@ -13,6 +13,12 @@
  * Shutdown (stop, on SIGTERM): stop taking jobs, let running ones finish for up to
  * WORKER_SHUTDOWN_SECONDS, then abort them with reason `shutdown`; an aborted job is handed
  * back to its queue (not counted as a failed attempt), so another worker runs it.
+ *
+ * Lost lock: a shard job whose lock expired (Redis away longer than LOCK_DURATION_MS, say) is
+ * put back in its queue by BullMQ's stalled check and run again, while BullMQ lets the first run
+ * go on. That run is aborted with reason `lockLost` as soon as this process learns of it — its
+ * lock failed to renew (`lockRenewalFailed`), or this process was handed the same job again —
+ * and ends without a trace: no failure recorded, the job left to the run that holds it.
  */
 import { MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
 import { availableParallelism } from 'node:os';
@@ -111,8 +117,8 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   const processors = { ...defaultProcessors(jobDeps), ...deps.processors };
   assertProcessors(processors);
 
-  /** Running shard jobs of this process: job id → its worker and operation key. */
-  const running = new Map<string, { worker: Worker; op: string }>();
+  /** Running shard jobs of this process: job id → its operation key and what aborts the run. */
+  const running = new Map<string, { op: string; abort: AbortController }>();
   const workers: Worker[] = [];
   const connections: Redis[] = [control];
   let subscriber: Redis | undefined;
@@ -121,27 +127,52 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
 
   const cancelOperation = (op: string) => {
     for (const [jobId, r] of running) {
-      if (r.op === op && r.worker.cancelJob(jobId, ABORT.cancel)) logger.info({ job: jobId }, 'cancelling job');
+      if (r.op !== op || r.abort.signal.aborted) continue;
+      r.abort.abort(ABORT.cancel);
+      logger.info({ job: jobId }, 'cancelling job');
     }
   };
 
-  function processorFor(getWorker: () => Worker) {
+  const lockLost = (jobIds: string[]) => {
+    for (const jobId of jobIds) {
+      const r = running.get(jobId);
+      if (!r || r.abort.signal.aborted) continue;
+      r.abort.abort(ABORT.lockLost);
+      logger.warn({ job: jobId }, 'job lost its lock: stopping this run, the job runs again');
+    }
+  };
+
+  function processorFor() {
     // Three declared parameters (no default values, which would not count): BullMQ passes the
     // AbortSignal only to processors declared with three.
     const run = async (job: Job, { op, shard }: { op: OperationRef; shard?: ShardRef }, token?: string, given?: AbortSignal): Promise<unknown> => {
-      const signal = given ?? new AbortController().signal;
       const name = job.name as JobName;
       const processor = processors[name] as ProcessorOf<JobName> | undefined;
       if (!processor || !(name in CATALOG)) throw new UnrecoverableError(`no processor for job ${job.name}`);
       const jobId = job.id!;
       const log = logger; // job, jobName, queue and operation come from logContext (below)
+      // This run's own signal: BullMQ's (shutdown) or a cancel or a lost lock aborts it.
+      const abort = new AbortController();
+      const signal = abort.signal;
+      if (given) {
+        if (given.aborted) abort.abort(given.reason);
+        else given.addEventListener('abort', () => abort.abort(given.reason), { once: true });
+      }
       let poll: NodeJS.Timeout | undefined;
+      let keepLock: NodeJS.Timeout | undefined;
       if (CATALOG[name].queue === 'node') {
-        running.set(jobId, { worker: getWorker(), op: operationKey(op) });
+        if (running.has(jobId) && token) {
+          // Handed a job this process is still running: that earlier run's lock has expired.
+          lockLost([jobId]);
+          // BullMQ tracks a lock by job id, so when the earlier run ends it stops renewing this
+          // run's lock too: renew it here for as long as this run goes on.
+          keepLock = setInterval(() => void job.extendLock(token, LOCK_DURATION_MS).catch(() => undefined), LOCK_DURATION_MS / 4);
+        }
+        running.set(jobId, { op: operationKey(op), abort });
         poll = setInterval(() => {
           ops.stopReason(op).then(
             (why) => {
-              if (why && !signal.aborted) getWorker().cancelJob(jobId, ABORT.cancel);
+              if (why && !signal.aborted) abort.abort(ABORT.cancel);
             },
             () => undefined,
           );
@@ -150,9 +181,15 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
       log.info({ attempt: job.attemptsMade + 1 }, 'job started');
       try {
         const result = await processor(job as never, token, signal);
+        if (signal.reason === ABORT.lockLost) throw new WaitingError(); // the result is the other run's to give
         log.info({ result }, 'job completed');
         return result;
       } catch (err) {
+        if (signal.aborted && signal.reason === ABORT.lockLost) {
+          // The job is no longer this run's: nothing to record, nothing to hand back.
+          log.info('job run stopped: its lock was lost');
+          throw new WaitingError();
+        }
         if (err instanceof WaitingChildrenError) {
           log.info('job waits for its remaining children');
           throw err;
@@ -180,7 +217,8 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
         throw new UnrecoverableError(message);
       } finally {
         if (poll) clearInterval(poll);
-        running.delete(jobId);
+        if (keepLock) clearInterval(keepLock);
+        if (running.get(jobId)?.abort === abort) running.delete(jobId);
       }
     };
     // Every line logged while a job runs, by the processors too, names the job and its operation
@@ -222,12 +260,11 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
         const connection = createRedis(deps.redisUrl);
         connections.push(connection);
         const isSchedules = queue === SCHEDULES_QUEUE;
-        let worker: Worker | undefined;
         const processor = isSchedules
           ? (job: Job, token?: string, signal?: AbortSignal) =>
               logContext.run({ job: job.id, jobName: job.name, queue }, () => scheduled(job, token, signal ?? new AbortController().signal))
-          : processorFor(() => worker!);
-        worker = new Worker(queue, processor, {
+          : processorFor();
+        const worker = new Worker(queue, processor, {
           connection,
           prefix: PREFIX,
           concurrency: isSchedules ? SCHEDULE_RUN_CONCURRENCY : config.workerConcurrency,
@@ -239,6 +276,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
           autorun: false,
         });
         worker.on('error', (err) => logger.warn({ queue, err: err.message }, 'worker error'));
+        worker.on('lockRenewalFailed', lockLost);
         worker.on('failed', (job, err) => void onFailed(job, err).catch((e: Error) => logger.error({ err: e.message }, 'recording a failed coordinator')));
         workers.push(worker);
         void worker.run().catch((err: Error) => logger.error({ queue, err: err.message }, 'worker stopped'));

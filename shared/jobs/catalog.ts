@@ -219,8 +219,12 @@ export type JobOf<N extends JobName> = Job<PayloadOf<N>, ResultOf<N>, N>;
 export type ProcessorOf<N extends JobName> = (job: JobOf<N>, token: string | undefined, signal: AbortSignal) => Promise<ResultOf<N>>;
 export type Processors = { [N in JobName]: ProcessorOf<N> };
 
-/** Why a running job's signal was aborted. */
-export const ABORT = { cancel: 'cancel', shutdown: 'shutdown' } as const;
+/**
+ * Why a running job's signal was aborted. `lockLost`: the job's lock in Redis expired (Redis was
+ * away, or this process stalled) and BullMQ has handed, or will hand, the job to another run;
+ * this run stops so that it holds no transfer slot and writes nothing the other run writes.
+ */
+export const ABORT = { cancel: 'cancel', shutdown: 'shutdown', lockLost: 'lock-lost' } as const;
 
 /** Fails start-up when a catalog job has no processor (or a processor has no catalog entry). */
 export function assertProcessors(processors: Partial<Record<string, unknown>>): asserts processors is Processors {
