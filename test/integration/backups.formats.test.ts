@@ -12,17 +12,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCatalog } from '../../shared/cluster/catalog.ts';
-import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
-import { createLogger } from '../../shared/logger.ts';
-import type { RedisServer } from '../../shared/redis-server.ts';
-import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
-import { createTestApi, type TestApi } from '../support/api.ts';
-import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
+import type { TestApi } from '../support/api.ts';
+import { useBackendApi } from '../support/backend-api.ts';
+import type { BackendFixture } from '../support/backend-fixtures.ts';
 import { readIndex, waitForStatus } from '../support/backups.ts';
 import { ROOT } from '../support/process.ts';
-import { startTestRedis } from '../support/redis.ts';
-import { tempDir } from '../support/temp.ts';
 
 /** Every file under dir, as paths relative to it. */
 function filesUnder(dir: string): string[] {
@@ -32,29 +26,14 @@ function filesUnder(dir: string): string[] {
 }
 
 describe.each(['filesystem', 's3', 'gcs'] as const)('on %s', (backendName) => {
-  let tmp: ReturnType<typeof tempDir>;
-  let backend: BackendFixture;
-  let redis: RedisServer;
+  const cluster = useBackendApi(backendName);
   let t: TestApi;
-  let worker: ShardvaultWorker;
+  let backend: BackendFixture;
   const base = `/v1/backups/${backendName}`;
 
-  beforeAll(async () => {
-    tmp = tempDir();
-    backend = await BACKEND_FIXTURES[backendName](tmp.dir);
-    redis = await startTestRedis();
-    t = createTestApi(redis.url, backend.env);
-    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
-    await worker.start();
-  }, 60_000);
-
-  afterAll(async () => {
-    await worker?.stop();
-    await t?.close();
-    await redis?.stop();
-    await backend?.stop();
-    tmp?.cleanup();
-  }, 30_000);
+  beforeAll(() => {
+    ({ t, backend } = cluster);
+  });
 
   describe.each(['1', '2', '2-21c6d48'])('a backup of format version %s', (format) => {
     const FIXTURE = path.join(ROOT, `test/fixtures/backup-v${format}`);

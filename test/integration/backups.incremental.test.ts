@@ -6,31 +6,25 @@
  * deleting the base (and collecting garbage) leaves the rest restorable; a collection that
  * runs while a backup runs leaves every SUCCESS backup verifying OK.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBackupService } from '../../shared/backups/service.ts';
 import { OperationStore } from '../../shared/backups/state.ts';
 import { LocalCatalog } from '../../shared/cluster/catalog.ts';
-import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
 import { operationRef } from '../../shared/jobs/operation.ts';
 import { createLogger } from '../../shared/logger.ts';
-import type { RedisServer } from '../../shared/redis-server.ts';
 import { collectGarbage } from '../../shared/repository/collect.ts';
 import { acquireLock } from '../../shared/repository/locks.ts';
-import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
-import { createTestApi, type TestApi } from '../support/api.ts';
-import { BACKEND_FIXTURES, type BackendFixture } from '../support/backend-fixtures.ts';
+import type { TestApi } from '../support/api.ts';
+import { useBackendApi } from '../support/backend-api.ts';
+import type { BackendFixture } from '../support/backend-fixtures.ts';
 import { makeDoc, readIndex, waitForStatus } from '../support/backups.ts';
-import { startTestRedis } from '../support/redis.ts';
-import { tempDir } from '../support/temp.ts';
 
 const DOCS = 3000;
 
 describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s', (name) => {
-  let tmp: ReturnType<typeof tempDir>;
+  const cluster = useBackendApi(name);
   let fixture: BackendFixture;
-  let redis: RedisServer;
   let t: TestApi;
-  let worker: ShardvaultWorker;
   /** Each backup's content when it was taken. */
   const taken = new Map<string, Map<string, string>>();
   const base = `/v1/backups/${name}`;
@@ -69,25 +63,12 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('incremental backups on %s',
   };
 
   beforeAll(async () => {
-    tmp = tempDir();
-    fixture = await BACKEND_FIXTURES[name](tmp.dir);
-    redis = await startTestRedis();
-    t = createTestApi(redis.url, fixture.env);
-    worker = createWorker({ config: t.config, logger: createLogger('silent'), redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store) });
-    await worker.start();
+    ({ t, backend: fixture } = cluster);
     for (let i = 0; i < DOCS; i += 500) {
       const docs = Array.from({ length: 500 }, (_, j) => makeDoc('Article', i + j));
       expect((await t.store.putDocuments('Article', docs)).every((r) => r.ok)).toBe(true);
     }
   }, 120_000);
-
-  afterAll(async () => {
-    await worker?.stop();
-    await t?.close();
-    await redis?.stop();
-    await fixture?.stop();
-    tmp?.cleanup();
-  }, 30_000);
 
   it('chains full → incremental → incremental; later backups store much less; each restores as it was taken', async () => {
     await backup('full');
