@@ -114,13 +114,14 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'backups',
     summary: 'List the backups in a backend',
     description:
-      "Weaviate's list: every backup, oldest first. Beyond Weaviate, `limit` and `after` page it: at most `limit` backups in id order after the id `after`; pass the last id of a page as `after` for the next, until a page is shorter than `limit`. The answer reads the backend's top-level names (never the repository's objects) and the manifests not read in the last 30 s.",
+      "Weaviate's list: every backup by starting time, newest first (`order=asc`: oldest first). Beyond Weaviate, `limit` and `after` page it: at most `limit` backups in id order after the id `after`; pass the last id of a page as `after` for the next, until a page is shorter than `limit` (`order` is refused with them). The answer reads the backend's top-level names (never the repository's objects) and the manifests not read in the last 30 s.",
     query: [
       ...OVERRIDES,
+      { name: 'order', description: "by starting time: `desc` newest first (the default, as Weaviate's) or `asc` oldest first", schema: { type: 'string', enum: ['asc', 'desc'] } },
       { name: 'limit', description: `at most this many backups, in id order (1 to ${MAX_LIST_LIMIT})`, schema: { type: 'integer', minimum: 1, maximum: MAX_LIST_LIMIT } },
       { name: 'after', description: 'only backups whose id sorts after this one (the last id of the previous page)', schema: { type: 'string' } },
     ],
-    ok: { status: 200, description: 'the backups: oldest first, or a page in id order', schema: ref('BackupListResponse') },
+    ok: { status: 200, description: 'the backups: newest first (or oldest first), or a page in id order', schema: ref('BackupListResponse') },
   },
   { method: 'get', path: '/v1/backups/{backend}/{id}', tag: 'backups', summary: 'Status of a backup', description: 'From Redis while it runs, from its backup_config.json afterwards.', query: OVERRIDES, ok: { status: 200, description: 'its status and progress', schema: ref('BackupStatusResponse') } },
   { method: 'delete', path: '/v1/backups/{backend}/{id}', tag: 'backups', summary: 'Cancel a running backup', description: 'Nothing of a cancelled backup is left in the backend.', query: OVERRIDES, ok: { status: 204, description: 'cancel requested' } },

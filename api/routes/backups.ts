@@ -2,7 +2,7 @@
  * Weaviate's backup endpoints, thin over shared/backups/service.ts:
  *
  *   POST   /v1/backups/{backend}                {id, include?, exclude?, config?} → BackupCreateResponse
- *   GET    /v1/backups/{backend}                → BackupListResponse (?limit=&after=: a page, in id order)
+ *   GET    /v1/backups/{backend}                → BackupListResponse (newest first; ?order=asc; ?limit=&after=: a page, in id order)
  *   GET    /v1/backups/{backend}/{id}           → BackupCreateStatusResponse (+ classes, progress)
  *   DELETE /v1/backups/{backend}/{id}           cancel a running backup → 204
  *   POST   /v1/backups/{backend}/{id}/restore   {include?, exclude?, node_mapping?, config?} → BackupRestoreResponse
@@ -48,7 +48,7 @@ export function backupRoutes(deps: ApiDeps): BackupRoutes {
 
   app.post('/:backend', async (c) => reply(c, await service().create(c.req.param('backend'), await readJson(c, config.maxBodyBytes))));
   app.get('/:backend', async (c) =>
-    reply(c, await service().list(c.req.param('backend'), query(c), listPageFromQuery({ limit: c.req.query('limit'), after: c.req.query('after') }))),
+    reply(c, await service().list(c.req.param('backend'), query(c), listPageFromQuery({ limit: c.req.query('limit'), after: c.req.query('after'), order: c.req.query('order') }))),
   );
   app.get('/:backend/:id', async (c) => reply(c, await service().status(c.req.param('backend'), c.req.param('id'), query(c))));
   app.delete('/:backend/:id', async (c) => {

@@ -35,13 +35,7 @@ import { readRepairingStuck } from './repair.ts';
 import { listing, statusFromManifest, statusFromState } from './status.ts';
 import { OperationStore, type OperationState } from './state.ts';
 import { verifyBackup } from './verify.ts';
-import { assertBackupId, mapNodes, parseCreateRequest, parseRestoreRequest, selectClasses, type Overrides } from './validate.ts';
-
-/** A page of the backup list: beyond Weaviate's list, which has no paging. */
-export interface ListPage {
-  limit?: number;
-  after?: string;
-}
+import { assertBackupId, mapNodes, parseCreateRequest, parseRestoreRequest, selectClasses, type ListPage, type Overrides } from './validate.ts';
 
 /** One backup of a deleteBackups: the objects removed, or why it was not deleted. */
 export type DeleteOutcome = { id: string; deleted: number } | { id: string; error: string };
@@ -53,10 +47,7 @@ export interface BackupService {
   /** `schedule`: the backup schedule starting it (not a request field: schedules call this themselves). */
   create(backend: string, body: unknown, options?: { schedule?: string }): Promise<OperationStarted>;
   status(backend: string, id: string, overrides?: Overrides): Promise<OperationStatus>;
-  /**
-   * The backups of a backend, oldest first; with a page (`limit`, `after`), at most `limit`
-   * of them in id order, after the id `after`.
-   */
+  /** The backups of a backend, by starting time or a page in id order (ListPage). */
   list(backend: string, overrides?: Overrides, page?: ListPage): Promise<BackupListItem[]>;
   cancel(backend: string, id: string, overrides?: Overrides): Promise<void>;
   restore(backend: string, id: string, body: unknown): Promise<OperationStarted>;
@@ -411,7 +402,10 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
       const here = known.filter((s) => s.path === backend.locate(s.op.id));
       const states = (await Promise.all(here.map((s) => (isTerminal(s.status) ? s : currentAt(s.op, backend))))).filter((s) => s !== undefined);
       let ids = directories.filter((d) => BACKUP_ID.test(d));
-      if (page.limit === undefined && page.after === undefined) return listing(await readManifests(backend, ids), states);
+      if (page.limit === undefined && page.after === undefined) {
+        const all = listing(await readManifests(backend, ids), states);
+        return page.order === 'desc' ? all.reverse() : all;
+      }
       // A page: ids in order after `after`, manifests read only until the page is full.
       const after = page.after ?? '';
       const limit = page.limit ?? Infinity;

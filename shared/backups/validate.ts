@@ -122,9 +122,25 @@ export function overridesFromQuery(query: { bucket?: string; path?: string }): O
 /** Largest page of the backup list. */
 export const MAX_LIST_LIMIT = 10_000;
 
-/** `?limit=&after=` of the backup list (beyond Weaviate's, which has no paging). */
-export function listPageFromQuery(query: { limit?: string; after?: string }): { limit?: number; after?: string } {
-  const page: { limit?: number; after?: string } = {};
+/**
+ * How the backup list answers: the whole list by starting time, `order` `asc` (oldest first,
+ * BackupService.list's default) or `desc` (newest first: Weaviate's default, the HTTP API's); or
+ * a page, beyond Weaviate's list, which has no paging: at most `limit` backups in id order
+ * after the id `after`.
+ */
+export interface ListPage {
+  order?: 'asc' | 'desc';
+  limit?: number;
+  after?: string;
+}
+
+/**
+ * `?order=` (Weaviate's: the whole list by starting time, `desc` newest first — its default —
+ * or `asc`) and `?limit=&after=` (beyond Weaviate's: a page in id order) of the backup list;
+ * a page has no other order, so `order` with either is refused.
+ */
+export function listPageFromQuery(query: { limit?: string; after?: string; order?: string }): ListPage {
+  const page: ListPage = {};
   if (query.limit !== undefined) {
     const limit = Number(query.limit);
     if (!/^\d+$/.test(query.limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
@@ -136,6 +152,12 @@ export function listPageFromQuery(query: { limit?: string; after?: string }): { 
     if (!BACKUP_ID.test(query.after)) throw new ValidationError(`after must be a backup id (the last id of the previous page), got ${JSON.stringify(query.after.slice(0, 140))}`);
     page.after = query.after;
   }
+  const paged = page.limit !== undefined || page.after !== undefined;
+  if (query.order !== undefined) {
+    if (query.order !== 'asc' && query.order !== 'desc') throw new ValidationError(`order must be asc or desc (by starting time), got ${JSON.stringify(query.order.slice(0, 40))}`);
+    if (paged) throw new ValidationError('order cannot be given with limit or after: a page of the list is in id order');
+  }
+  if (!paged) page.order = query.order === 'asc' ? 'asc' : 'desc';
   return page;
 }
 

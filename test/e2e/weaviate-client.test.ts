@@ -124,6 +124,10 @@ describe('weaviate-client 3.x against shardvault', () => {
     await client.backup.create({ backupId: 'client-2', backend: 'filesystem' });
     expect(await client.backup.cancel({ backupId: 'client-2', backend: 'filesystem' })).toBe(true);
     expect(await client.backup.cancel({ backupId: 'never-made', backend: 'filesystem' })).toBe(false);
+    // The list as Weaviate orders it: newest first, or oldest first when the client asks.
+    const ids = async (startedAtAsc?: boolean) => ((await client.backup.list('filesystem', startedAtAsc ? { startedAtAsc } : undefined)) as unknown as { id: string }[]).map((b) => b.id);
+    expect(await ids()).toEqual(['client-2', 'client-1']);
+    expect(await ids(true)).toEqual(['client-1', 'client-2']);
   });
 
   it("the client's own errors for 422 (id already used, unknown backend) and 404 (unknown backup)", async () => {

@@ -123,11 +123,23 @@ describe('POST /v1/backups/{backend}', () => {
     const cancel = await t.call('DELETE', '/v1/backups/filesystem/pending');
     expect(cancel.status).toBe(204);
     expect((await (await t.call('GET', '/v1/backups/filesystem/pending')).json()).status).toBe('CANCELLING');
+    // Weaviate's list: newest first by starting time, `?order=asc` oldest first.
     const listed = (await (await t.call('GET', '/v1/backups/filesystem')).json()) as { id: string; status: string }[];
     expect(listed.map((b) => [b.id, b.status])).toEqual([
-      ['used-id', 'SUCCESS'],
       ['pending', 'CANCELLING'],
+      ['used-id', 'SUCCESS'],
     ]);
+    const ascending = (await (await t.call('GET', '/v1/backups/filesystem?order=asc')).json()) as { id: string }[];
+    expect(ascending.map((b) => b.id)).toEqual(['used-id', 'pending']);
+    expect((await (await t.call('GET', '/v1/backups/filesystem?order=desc')).json()) as unknown).toEqual(listed);
+    for (const [query, named] of [
+      ['order=newest', /order must be asc or desc/],
+      ['order=asc&limit=10', /order cannot be given with limit or after/],
+    ] as const) {
+      const refused = await t.call('GET', `/v1/backups/filesystem?${query}`);
+      expect(refused.status, query).toBe(422);
+      expect(JSON.stringify(await refused.json())).toMatch(named);
+    }
   });
 });
 
