@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backends/backend.ts';
-import { COMPRESSION_LEVELS } from '../formats/compression.ts';
+import { compressionLevelOf, REQUESTED_COMPRESSION_LEVELS } from '../formats/compression.ts';
 
 // ---- statuses ----------------------------------------------------------------------------
 
@@ -48,9 +48,10 @@ export const configSchema = z
     CPUPercentage: z.number().int().min(1).max(80).nullish(),
     ChunkSize: z.number().int().min(2).max(512).nullish(),
     CompressionLevel: z
-      .enum(COMPRESSION_LEVELS, {
-        error: (iss) => `invalid config.CompressionLevel ${JSON.stringify(iss.input)}: use one of ${COMPRESSION_LEVELS.join(', ')}`,
+      .enum(REQUESTED_COMPRESSION_LEVELS, {
+        error: (iss) => `invalid config.CompressionLevel ${JSON.stringify(iss.input)}: use one of ${REQUESTED_COMPRESSION_LEVELS.join(', ')}`,
       })
+      .transform(compressionLevelOf)
       .nullish(),
   })
   .nullish();

@@ -16,7 +16,6 @@
  */
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { constants as zlibConstants, createGzip, createGunzip } from 'node:zlib';
-import { z } from 'zod';
 
 export const COMPRESSION_LEVELS = [
   'BestSpeed',
@@ -26,8 +25,18 @@ export const COMPRESSION_LEVELS = [
 ] as const;
 export type CompressionLevel = (typeof COMPRESSION_LEVELS)[number];
 
-/** Weaviate's `config.CompressionLevel`; absent means `DefaultCompression`. */
-export const compressionLevelSchema = z.enum(COMPRESSION_LEVELS).default('DefaultCompression');
+/**
+ * Every name a request may give `config.CompressionLevel`: ours, and Weaviate's names of its zstd
+ * levels (its clients send them), which are the level of the same name without `Zstd`: every
+ * level of a snapshot backup is zstd (repository/codec.ts).
+ */
+export const REQUESTED_COMPRESSION_LEVELS = [...COMPRESSION_LEVELS, 'ZstdBestSpeed', 'ZstdDefaultCompression', 'ZstdBestCompression'] as const;
+
+/** The level a request's name stands for. */
+export function compressionLevelOf(name: (typeof REQUESTED_COMPRESSION_LEVELS)[number]): CompressionLevel {
+  return name.startsWith('Zstd') ? (name.slice('Zstd'.length) as CompressionLevel) : (name as CompressionLevel);
+}
+
 
 /** zlib level for each gzip-backed level; NoCompression has none (bytes pass through). */
 const GZIP_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {

@@ -106,7 +106,8 @@ describe('weaviate-client 3.x against shardvault', () => {
   });
 
   it('backups: create with waitForCompletion, status, list, restore with waitForCompletion, restore status', async () => {
-    const created = await client.backup.create({ backupId: 'client-1', backend: 'filesystem', includeCollections: ['Book'], waitForCompletion: true });
+    // Weaviate's zstd level names are accepted (every level is zstd here).
+    const created = await client.backup.create({ backupId: 'client-1', backend: 'filesystem', includeCollections: ['Book'], waitForCompletion: true, config: { compressionLevel: 'ZstdBestSpeed' } });
     expect(created).toMatchObject({ id: 'client-1', backend: 'filesystem', status: 'SUCCESS', collections: ['Book'] });
     expect(await client.backup.getCreateStatus({ backupId: 'client-1', backend: 'filesystem' })).toMatchObject({ id: 'client-1', status: 'SUCCESS' });
     const listed = (await client.backup.list('filesystem')) as unknown as { id: string; status: string; classes: string[] }[];

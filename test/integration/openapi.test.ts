@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { jsonSchema, OPERATIONS, REQUEST_SCHEMAS } from '../../api/openapi.ts';
 import { backupListSchema, errorResponseSchema, operationStartedSchema, operationStatusSchema } from '../../shared/backups/contract.ts';
-import { COMPRESSION_LEVELS } from '../../shared/formats/compression.ts';
+import { REQUESTED_COMPRESSION_LEVELS } from '../../shared/formats/compression.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
 import { startTestRedis } from '../support/redis.ts';
@@ -119,6 +119,7 @@ describe('GET /v1/openapi.json', () => {
       BackupCreateRequest: [
         { id: 'ok-1' },
         { id: 'ok-1', include: ['A'], config: { CompressionLevel: 'BestSpeed', CPUPercentage: 40, Bucket: 'b' } },
+        { id: 'ok-2', config: { CompressionLevel: 'ZstdBestCompression' } },
         {},
         { id: 'Bad' },
         { id: 'x'.repeat(129) },
@@ -197,7 +198,7 @@ describe('GET /v1/openapi.json', () => {
       `invalid backup id "A.b": use only lowercase letters, digits, ${idRules} (^[a-z0-9_-]+$)`,
     );
     expect(await message('POST', '/v1/backups/filesystem', { id: 'a', config: { CompressionLevel: 'Zstd' } })).toBe(
-      `invalid config.CompressionLevel "Zstd": use one of ${COMPRESSION_LEVELS.join(', ')}`,
+      `invalid config.CompressionLevel "Zstd": use one of ${REQUESTED_COMPRESSION_LEVELS.join(', ')}`,
     );
     expect(await message('POST', '/v1/backups/filesystem', { id: 'a', include: 'A' })).toMatch(/^invalid backup request: include: /);
     expect(await message('POST', '/v1/batch/objects', { objects: 1 })).toBe('body must be {"objects": [...]}');

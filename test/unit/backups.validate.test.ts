@@ -13,6 +13,8 @@ describe('backup request validation', () => {
       notes: [expect.stringMatching(/^config\.CPUPercentage is not applied: .*WORKER_CONCURRENCY/)],
     });
     expect(parseCreateRequest({ id: 'b', include: null, exclude: null, config: null }).compression).toBe('DefaultCompression');
+    // Weaviate's names of its zstd levels: every level is zstd here.
+    expect(parseCreateRequest({ id: 'b', config: { CompressionLevel: 'ZstdBestSpeed' } }).compression).toBe('BestSpeed');
     expect(parseRestoreRequest({ node_mapping: { a: 'b' }, config: { path: 'p' } })).toEqual({ include: [], exclude: [], nodeMapping: { a: 'b' }, overrides: { path: 'p' }, notes: [] });
     expect(parseRestoreRequest(undefined)).toEqual({ include: [], exclude: [], nodeMapping: {}, overrides: {}, notes: [] });
     // Weaviate fields that are accepted but not applied are each named, with why.

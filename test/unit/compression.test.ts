@@ -5,10 +5,11 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   COMPRESSION_LEVELS,
+  compressionLevelOf,
   compressStream,
-  compressionLevelSchema,
   decompressStream,
   detectCompression,
+  REQUESTED_COMPRESSION_LEVELS,
   type CompressionLevel,
 } from '../../shared/formats/compression.ts';
 import { createDumpDecoder, createDumpEncoder } from '../../shared/formats/dump-codec.ts';
@@ -42,10 +43,13 @@ const TEXT = Buffer.from(
 );
 
 describe('compression levels', () => {
-  it('the schema knows Weaviate’s four names and defaults to DefaultCompression', () => {
-    expect(compressionLevelSchema.parse(undefined)).toBe('DefaultCompression');
-    for (const level of COMPRESSION_LEVELS) expect(compressionLevelSchema.parse(level)).toBe(level);
-    expect(() => compressionLevelSchema.parse('Fastest')).toThrow();
+  it('a request may name a level by Weaviate’s four names or by its names of the zstd levels', () => {
+    for (const level of COMPRESSION_LEVELS) expect(compressionLevelOf(level)).toBe(level);
+    expect(REQUESTED_COMPRESSION_LEVELS.filter((n) => n.startsWith('Zstd')).map((n) => [n, compressionLevelOf(n)])).toEqual([
+      ['ZstdBestSpeed', 'BestSpeed'],
+      ['ZstdDefaultCompression', 'DefaultCompression'],
+      ['ZstdBestCompression', 'BestCompression'],
+    ]);
   });
 
   it.each(COMPRESSION_LEVELS)('%s round-trips and decompress detects the format by itself', async (level) => {
