@@ -238,6 +238,9 @@ parentPort.on('message', async ({ id, op, data, level, hashes, path, ranges, zer
       const out = codecOut(answer);
       const named = hashes ? name(Buffer.from(out)) : undefined;
       send({ id, data: out, hashes: named }, named ? [out, named] : [out]);
+      // The frame, read here or given, is let go too.
+      if (read) give(buf);
+      else dropped(buf.length);
       dropped(answer.length);
     }
   } catch (err) {
@@ -434,9 +437,14 @@ export async function zstdCompress(data: Buffer, level: number, give = false): P
   return Buffer.from((await threads().run({ op: 'compress', level }, data, give)).data);
 }
 
-/** A zstd frame's bytes (a copy of data travels to the thread). */
-export async function zstdDecompress(data: Buffer): Promise<Buffer> {
-  return Buffer.from((await threads().run({ op: 'decompress', hashes: false }, data)).data);
+/**
+ * A zstd frame's bytes: of data, given to the thread (see the top of this file), or of a local
+ * file's bytes, which the thread reads itself (none of them come to this thread).
+ */
+export async function zstdDecompress(data: Buffer | FileRange): Promise<Buffer> {
+  const request = { op: 'decompress', hashes: false } as const;
+  const answer = Buffer.isBuffer(data) ? await threads().run(request, data, true) : await threads().run({ ...request, path: data.file, ranges: [data.offset, data.length] });
+  return Buffer.from(answer.data);
 }
 
 /**

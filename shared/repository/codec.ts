@@ -5,13 +5,14 @@
  * (codec 0 in the index), every other level stores zstd frames (codec 1). Index files and
  * snapshots are MessagePack, then zstd.
  */
+import fs from 'node:fs';
 import { pack, unpack } from 'msgpackr';
 import type { z } from 'zod';
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
-import { IntegrityError } from '../errors.ts';
+import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
-import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type Named, type NamedSpan } from './blob-pool.ts';
+import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type FileRange, type Named, type NamedSpan } from './blob-pool.ts';
 import { CODEC, MAX_METADATA_BYTES, type Codec } from './format.ts';
 
 export const ZSTD_LEVEL: Record<Exclude<CompressionLevel, 'NoCompression'>, number> = {
@@ -41,6 +42,7 @@ export async function encodeSpan(span: NamedSpan, level: CompressionLevel): Prom
   return { codec: CODEC.zstd, data: await span.seal(ZSTD_LEVEL[level]) };
 }
 
+/** A blob's bytes, decoded; data is given to a blob pool thread when it is a zstd frame (blob-pool.ts). */
 export async function decodeBlob(codec: number, data: Buffer): Promise<Buffer> {
   if (codec === CODEC.raw) return data;
   if (codec === CODEC.zstd) return zstdDecompress(data);
@@ -59,11 +61,14 @@ export async function encodeObject(value: unknown): Promise<Buffer> {
   return (await encodeBlob(pack(value), 'DefaultCompression')).data;
 }
 
-/** The object back, checked against its schema; anything else is damage, named by where. */
-export async function decodeObject<T>(bytes: Buffer, schema: z.ZodType<T>, where: string): Promise<T> {
+/**
+ * The object back, checked against its schema; anything else is damage, named by where. Its
+ * bytes are given to a blob pool thread (blob-pool.ts), or read there from a local file.
+ */
+export async function decodeObject<T>(bytes: Buffer | FileRange, schema: z.ZodType<T>, where: string): Promise<T> {
   let value: unknown;
   try {
-    value = unpack(await decodeBlob(CODEC.zstd, bytes));
+    value = unpack(await zstdDecompress(bytes));
   } catch (err) {
     throw new IntegrityError(`${where} is not a readable repository object: ${(err as Error).message}`);
   }
@@ -77,5 +82,25 @@ export async function decodeObject<T>(bytes: Buffer, schema: z.ZodType<T>, where
 
 /** The object at `key` (a `what`, at most MAX_METADATA_BYTES), read and decoded as decodeObject does. */
 export async function readObject<T>(backend: Backend, key: string, schema: z.ZodType<T>, what: string, options: CallOptions = {}): Promise<T> {
-  return decodeObject(await readSmall(await backend.read(key, options), MAX_METADATA_BYTES, what), schema, backend.locate(key));
+  return decodeObject(await objectBytes(backend, key, what, options), schema, backend.locate(key));
+}
+
+/**
+ * The bytes of the object at `key` (a `what`, at most MAX_METADATA_BYTES) for decodeObject: read
+ * here, or, when the backend keeps it as a file on this host, where they lie, for a blob pool
+ * thread to read. An index file is ~1 MB: read here, its stream's pieces, their concatenation
+ * and zstd's answer all wait for a collection, and a restore's check reads every index file of
+ * its snapshot in a fraction of a second.
+ */
+export async function objectBytes(backend: Backend, key: string, what: string, options: CallOptions = {}): Promise<Buffer | FileRange> {
+  if (!backend.localFile) return readSmall(await backend.read(key, options), MAX_METADATA_BYTES, what);
+  options.signal?.throwIfAborted();
+  const file = backend.localFile(key);
+  const stat = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new NotFoundError(`object not found: ${file}`);
+    throw err;
+  });
+  if (!stat.isFile()) throw new NotFoundError(`object not found: ${file}`);
+  if (stat.size > MAX_METADATA_BYTES) throw new IntegrityError(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
+  return { file, offset: 0, length: stat.size };
 }

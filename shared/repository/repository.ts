@@ -42,9 +42,9 @@ import { IntegrityError, NotFoundError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
-import { keepChunks, nameFileSpan, spanBuffer, unpackBlob, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
+import { keepChunks, nameFileSpan, spanBuffer, unpackBlob, type FileRange, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
 import { ChunkTable } from './chunk-table.ts';
-import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, readObject, type Encoded } from './codec.ts';
+import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, objectBytes, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
 import {
   CHUNK_SIZE,
@@ -1057,9 +1057,9 @@ export class Repository {
       return cached;
     }
     const key = indexKey(id);
-    let body: Buffer;
+    let body: Buffer | FileRange;
     try {
-      body = await readSmall(await this.backend.read(key, options), MAX_METADATA_BYTES, 'index file');
+      body = await objectBytes(this.backend, key, 'index file', options);
     } catch (err) {
       if (err instanceof NotFoundError) throw new IntegrityError(`index file ${this.backend.locate(key)} is missing`);
       throw err;
