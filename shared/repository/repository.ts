@@ -95,8 +95,14 @@ const LOCAL_READS_AHEAD = 6;
  * as it is (those are stored again, named where they were): 1/16 of it at most.
  */
 const REPEATS_STORED = CHUNKS_PER_BLOB / 16;
-/** New chunks a run remembers to store each once (up to 5 MB of table); past it, it starts again. */
-const MINE_LIMIT = 1 << 17;
+/**
+ * New chunks a run remembers to store each once; past it, it starts again. Three quarters of
+ * 2^17: the most a table of 2^17 slots (2.6 MB) holds before it doubles, so a run's table never
+ * grows past that (one more chunk took a table of 5.2 MB, with the old one left for the garbage
+ * collector), whatever the size of the file. A chunk of a pack already written is found in the
+ * repository's table anyway.
+ */
+const MINE_LIMIT = 3 << 15;
 /** Spans of the file being named at once, beyond the one being handled. */
 const NAMING_AHEAD = 4;
 /** Bytes of the file named at once by one thread. */
