@@ -215,7 +215,10 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Write to `bytes` of memory in a child process, which then exits and lets it go: a virtual
  * machine may back a page of its memory only when the page is first used, at a cost the first
  * user of each page pays (the page cache of whatever the bench writes included). Done once
- * before anything is measured, so that no method pays it and another not. Answers the seconds.
+ * before anything is measured. It wears off where the machine reports free memory back to its
+ * host (virtio-balloon free page reporting): a page free for a few seconds is then paid for
+ * again by its next user, so each step still pays for the memory it writes (the report says
+ * how much). Answers the seconds.
  */
 export function warmMemory(bytes: number): number {
   const started = performance.now();
