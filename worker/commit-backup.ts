@@ -137,10 +137,11 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
     if (before?.status === 'CANCELLING') return abandon(job, token, backend, undefined);
 
     const totals = shards.reduce((t, s) => ({ shards: t.shards + 1, docs: t.docs + s.docs, bytes: t.bytes + s.bytes }), { shards: 0, docs: 0, bytes: 0 });
+    const preCompressionSizeBytes = shards.reduce((sum, s) => sum + (s.file?.size ?? 0), 0);
     const completedAt = new Date().toISOString();
-    const manifest: GlobalManifest = { ...baseManifest(p, backend), status: 'SUCCESS', completedAt, totals, nodeManifests };
+    const manifest: GlobalManifest = { ...baseManifest(p, backend), status: 'SUCCESS', completedAt, totals, preCompressionSizeBytes, nodeManifests };
     await writeJson(backend, globalManifestKey(p.op.id), manifest, { signal });
-    await ops.advance(p.op, 'SUCCESS', { completedAt });
+    await ops.advance(p.op, 'SUCCESS', { completedAt, preCompressionSizeBytes });
     deps.logger.info({ backup: p.op.id, backend: p.op.backend, ...totals }, 'backup committed');
     return { status: 'SUCCESS' };
   }

@@ -106,6 +106,7 @@ export const operationStatusSchema = z.object({
   classes: z.array(z.string()),
   startedAt: z.string(),
   completedAt: z.string().optional(),
+  size: z.number().min(0).optional().meta({ description: "Weaviate's: the backup's shard files before compression, in GiB (a finished backup; absent for those written before 2026-12-07)" }),
   incremental_base_backup_id: z.string().optional(),
   notes,
   progress: z.object({
@@ -123,6 +124,7 @@ export const backupListSchema = z.array(
     status,
     startedAt: z.string(),
     completedAt: z.string().optional(),
+    size: z.number().min(0).optional().meta({ description: "Weaviate's: the backup's shard files before compression, in GiB (a finished backup; absent for those written before 2026-12-07)" }),
     incremental_base_backup_id: z.string().optional(),
     /** The backup schedule that made it (beyond Weaviate's list). */
     schedule: z.string().optional(),

@@ -60,6 +60,12 @@ export const globalManifestSchema = z.object({
   schedule: z.string().optional(),
   compression: z.enum(COMPRESSION_LEVELS),
   totals: z.object({ shards: z.number().int(), docs: z.number().int(), bytes: z.number().int() }),
+  /**
+   * Weaviate's name: bytes of the shard files the backup holds, before compression (format 2: the
+   * sum of its shards' `file.size`). Absent from format 1 and from backups written before
+   * 2026-12-07. Status and list answer it in GiB as `size`, as Weaviate does.
+   */
+  preCompressionSizeBytes: z.number().int().min(0).optional(),
   /** Every per-node manifest with its sha256, so a restore can verify them too. */
   nodeManifests: z.record(z.string(), z.object({ key: z.string(), sha256: z.string(), bytes: z.number().int() })),
 });

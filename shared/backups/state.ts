@@ -5,7 +5,7 @@
  * allowed, so a late worker can never move a finished operation back to running.
  *
  * Keys (all under the `{shardvault}` hash tag, so they live in one Redis Cluster slot):
- *   {shardvault}:state:<kind>:<backend>:<id>            hash: status, info (JSON), error, completedAt
+ *   {shardvault}:state:<kind>:<backend>:<id>            hash: status, info (JSON), error, completedAt, preCompressionSizeBytes
  *   {shardvault}:state:<kind>:<backend>:<id>:progress   hash: <node>.<index>.<shard> → {docs, bytes, done}
  *   {shardvault}:state:<kind>:<backend>                 set of ids (for listing)
  *   {shardvault}:state:backup:<backend>:<id>:deleted    set of the manifest locations deleted lately
@@ -65,6 +65,8 @@ export interface OperationState extends OperationInfo {
   status: Status;
   error?: string;
   completedAt?: string;
+  /** A SUCCESS backup's shard files before compression (its manifest's preCompressionSizeBytes). */
+  preCompressionSizeBytes?: number;
 }
 
 
@@ -106,6 +108,7 @@ function parseState(op: OperationRef, h: Record<string, string>): OperationState
     status: h.status as Status,
     ...(h.error ? { error: h.error } : {}),
     ...(h.completedAt ? { completedAt: h.completedAt } : {}),
+    ...(h.preCompressionSizeBytes ? { preCompressionSizeBytes: Number(h.preCompressionSizeBytes) } : {}),
   };
 }
 
@@ -170,10 +173,11 @@ export class OperationStore {
    * Move to `to` if the current status allows it; a terminal `to` also records completedAt
    * (now, unless given: the backend manifest's, so both answer the same) and starts the expiry. Answers the status after the call (undefined: no such operation).
    */
-  async advance(op: OperationRef, to: Exclude<Status, 'STARTED'>, fields: { error?: string; completedAt?: string } = {}): Promise<Status | undefined> {
+  async advance(op: OperationRef, to: Exclude<Status, 'STARTED'>, fields: { error?: string; completedAt?: string; preCompressionSizeBytes?: number } = {}): Promise<Status | undefined> {
     const [state, progress] = this.keys(op);
     const extra: string[] = [];
     if (fields.error !== undefined) extra.push('error', fields.error);
+    if (fields.preCompressionSizeBytes !== undefined) extra.push('preCompressionSizeBytes', String(fields.preCompressionSizeBytes));
     if (isTerminal(to)) extra.push('completedAt', fields.completedAt ?? new Date().toISOString());
     const result = (await this.redis.eval(
       ADVANCE,

@@ -8,6 +8,9 @@ import { isTerminal, type BackupListItem, type OperationStatus, type Progress } 
 import type { GlobalManifest } from './manifest.ts';
 import type { OperationState } from './state.ts';
 
+/** Weaviate's `size`: a backup's shard files before compression, in GiB, when recorded. */
+const sizeOf = (bytes: number | undefined) => (bytes === undefined ? {} : { size: bytes / 2 ** 30 });
+
 /** A running (or recently finished) operation, as Redis knows it. */
 export function statusFromState(state: OperationState, progress: Progress): OperationStatus {
   return {
@@ -19,6 +22,7 @@ export function statusFromState(state: OperationState, progress: Progress): Oper
     classes: state.classes,
     startedAt: state.startedAt,
     ...(state.completedAt ? { completedAt: state.completedAt } : {}),
+    ...sizeOf(state.preCompressionSizeBytes),
     ...(state.incrementalBase ? { incremental_base_backup_id: state.incrementalBase } : {}),
     ...(state.notes?.length ? { notes: state.notes } : {}),
     progress,
@@ -37,6 +41,7 @@ export function statusFromManifest(m: GlobalManifest, backend: BackendName, loca
     classes: m.classes,
     startedAt: m.startedAt,
     ...(m.completedAt ? { completedAt: m.completedAt } : {}),
+    ...sizeOf(m.preCompressionSizeBytes),
     ...(m.incremental_base_backup_id ? { incremental_base_backup_id: m.incremental_base_backup_id } : {}),
     progress: { shardsDone: m.totals.shards, shardsTotal: m.totals.shards, docs: m.totals.docs, bytes: m.totals.bytes },
   };
@@ -44,7 +49,7 @@ export function statusFromManifest(m: GlobalManifest, backend: BackendName, loca
 
 const item = (
   id: string,
-  s: { classes: string[]; status: BackupListItem['status']; startedAt: string; completedAt?: string; schedule?: string },
+  s: { classes: string[]; status: BackupListItem['status']; startedAt: string; completedAt?: string; schedule?: string; preCompressionSizeBytes?: number },
   base: string | undefined,
 ): BackupListItem => ({
   id,
@@ -52,6 +57,7 @@ const item = (
   status: s.status,
   startedAt: s.startedAt,
   ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+  ...sizeOf(s.preCompressionSizeBytes),
   ...(base ? { incremental_base_backup_id: base } : {}),
   ...(s.schedule ? { schedule: s.schedule } : {}),
 });

@@ -11,7 +11,8 @@
  * - every shard object must exist under `<id>/<node>/`, with the sha256 (and, format 1, the
  *   size) recorded; a format-2 snapshot is replayed from the repository, every chunk checked
  *   against its SHA-256 and the rebuilt file against the snapshot's size and SHA-256;
- * - the totals of backup_config.json must be the sums of the shard entries.
+ * - the totals of backup_config.json must be the sums of the shard entries, and its
+ *   preCompressionSizeBytes (when recorded) the sum of their files' sizes.
  *
  * Damage is reported, not thrown: the answer lists each problem with the object key it
  * concerns (relative to the backend's root), and `status` is CORRUPT when there is any. Only
@@ -190,6 +191,7 @@ export async function verifyBackup(backend: Backend, name: BackendName, id: stri
     }
   }
   const totals = { shards: 0, docs: 0, bytes: 0 };
+  let fileBytes = 0;
   for (const [node, m] of manifests) {
     const manifestKey = nodeManifestKey(id, node);
     for (const index of m.indexes) {
@@ -204,6 +206,7 @@ export async function verifyBackup(backend: Backend, name: BackendName, id: stri
       totals.shards++;
       totals.docs += s.docs;
       totals.bytes += s.bytes;
+      fileBytes += s.file?.size ?? 0;
       if (!s.key.startsWith(`${id}/${node}/`)) {
         problems.push({ key: manifestKey, problem: `shard ${s.index}/${s.shard} points outside ${id}/${node}/: ${JSON.stringify(s.key)}` });
         continue;
@@ -232,6 +235,9 @@ export async function verifyBackup(backend: Backend, name: BackendName, id: stri
       if (totals[field] !== config.totals[field]) {
         problems.push({ key: configKey, problem: `totals.${field} is ${config.totals[field]}; the node manifests add up to ${totals[field]}` });
       }
+    }
+    if (config.preCompressionSizeBytes !== undefined && config.preCompressionSizeBytes !== fileBytes) {
+      problems.push({ key: configKey, problem: `preCompressionSizeBytes is ${config.preCompressionSizeBytes}; the node manifests' shard files add up to ${fileBytes}` });
     }
   }
   return report();

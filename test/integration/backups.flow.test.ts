@@ -92,6 +92,7 @@ describe('backup and restore in one process', () => {
     const root = path.join(t.config.backends.filesystem.path, 'flow-1');
     const config = JSON.parse(fs.readFileSync(path.join(root, 'backup_config.json'), 'utf8'));
     expect(config).toMatchObject({ id: 'flow-1', status: 'SUCCESS', nodes: t.config.nodes, classes: ['Alpha', 'Beta'], totals: { shards: 6, docs: 600 } });
+    let fileBytes = 0;
     for (const node of t.config.nodes) {
       const manifest = JSON.parse(fs.readFileSync(path.join(root, node, 'backup.json'), 'utf8'));
       expect(manifest.node).toBe(node);
@@ -100,13 +101,18 @@ describe('backup and restore in one process', () => {
         const snapshot = fs.readFileSync(path.join(t.config.backends.filesystem.path, shard.key));
         expect(createHash('sha256').update(snapshot).digest('hex')).toBe(shard.sha256);
         expect(shard.file).toMatchObject({ size: expect.any(Number), chunks: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+        fileBytes += shard.file.size;
       }
     }
+    // Weaviate's size: the shard files before compression, recorded in bytes, answered in GiB.
+    expect(config.preCompressionSizeBytes).toBe(fileBytes);
+    expect(fileBytes).toBeGreaterThan(0);
+    expect(done.size).toBe(fileBytes / 2 ** 30);
     expect(config.formatVersion).toBe(2);
     expect(fs.readdirSync(path.join(t.config.backends.filesystem.path, '.repository'))).toEqual(expect.arrayContaining(['index', 'packs']));
 
     const list = await (await t.call('GET', '/v1/backups/filesystem')).json();
-    expect(list).toEqual([expect.objectContaining({ id: 'flow-1', status: 'SUCCESS', classes: ['Alpha', 'Beta'] })]);
+    expect(list).toEqual([expect.objectContaining({ id: 'flow-1', status: 'SUCCESS', classes: ['Alpha', 'Beta'], size: fileBytes / 2 ** 30 })]);
 
     await t.store.deleteIndex('Alpha');
     await t.store.deleteIndex('Beta');

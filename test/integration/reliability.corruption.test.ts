@@ -286,6 +286,19 @@ describe('a damaged backup', () => {
     });
   });
 
+  it('a preCompressionSizeBytes edited in backup_config.json: verify names it and the sum of the shard files', async () => {
+    figures.cases++;
+    const key = `${ID}/backup_config.json`;
+    await damaging([key], async () => {
+      const config = JSON.parse((await readObject(key)).toString()) as ConfigJson & { preCompressionSizeBytes: number };
+      const recorded = config.preCompressionSizeBytes;
+      await writeObject(key, Buffer.from(`${JSON.stringify({ ...config, preCompressionSizeBytes: recorded + 4096 }, null, 2)}\n`));
+      const report = await verify();
+      expect(report.status).toBe('CORRUPT');
+      expect(report.problems).toEqual([{ key, problem: `preCompressionSizeBytes is ${recorded + 4096}; the node manifests' shard files add up to ${recorded}` }]);
+    });
+  });
+
   it('backup_config.json that is not JSON: verify reports it, the restore and the status are refused naming it', async () => {
     figures.cases++;
     const key = `${ID}/backup_config.json`;

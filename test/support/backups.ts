@@ -16,6 +16,7 @@ export interface StatusBody {
   classes?: string[];
   startedAt?: string;
   completedAt?: string;
+  size?: number;
   progress?: { shardsDone: number; shardsTotal: number; docs: number; bytes: number };
 }
 
