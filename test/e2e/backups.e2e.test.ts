@@ -343,11 +343,12 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     expect(res.status, JSON.stringify(body)).toBe(200);
     expect(body).toMatchObject({ id: 'e2e-main', backend: backendName, status: 'SUCCESS', classes: CLASSES, progress: { shardsDone: 9, shardsTotal: 9 } });
     expect(body.completedAt).toBeTruthy();
+    // Newest first, as Weaviate lists (from the manifests alone now).
     const listed = await json<{ id: string; status: string }[]>(await A.call('GET', `/v1/backups/${backendName}`));
     expect(listed.map((b) => [b.id, b.status])).toEqual([
-      ['e2e-main', 'SUCCESS'],
-      ['e2e-kill', 'SUCCESS'],
       ['e2e-term', 'SUCCESS'],
+      ['e2e-kill', 'SUCCESS'],
+      ['e2e-main', 'SUCCESS'],
     ]);
     // Another cluster sharing the backend sees the same.
     expect(await json(await B.call('GET', `/v1/backups/${backendName}/e2e-kill`))).toMatchObject({ status: 'SUCCESS', progress: { docs: BULK_DOCS } });
