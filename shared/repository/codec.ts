@@ -5,12 +5,11 @@
  * (codec 0 in the index), every other level stores zstd frames (codec 1). Index files and
  * snapshots are MessagePack, then zstd.
  */
-import fs from 'node:fs';
 import { pack, unpack } from 'msgpackr';
 import type { z } from 'zod';
 import type { Backend, CallOptions } from '../backends/backend.ts';
 import { readSmall } from '../backends/bodies.ts';
-import { IntegrityError, NotFoundError } from '../errors.ts';
+import { IntegrityError } from '../errors.ts';
 import type { CompressionLevel } from '../formats/compression.ts';
 import { hashChunks, zstdCompress, zstdDecompress, zstdDecompressNamed, type FileRange, type Named, type NamedSpan } from './blob-pool.ts';
 import { CODEC, MAX_METADATA_BYTES, type Codec } from './format.ts';
@@ -40,13 +39,6 @@ export async function encodeBlob(raw: Buffer, level: CompressionLevel, give = fa
 export async function encodeSpan(span: NamedSpan, level: CompressionLevel): Promise<Encoded> {
   if (level === 'NoCompression') return { codec: CODEC.raw, data: await span.seal() };
   return { codec: CODEC.zstd, data: await span.seal(ZSTD_LEVEL[level]) };
-}
-
-/** A blob's bytes, decoded; data is given to a blob pool thread when it is a zstd frame (blob-pool.ts). */
-export async function decodeBlob(codec: number, data: Buffer): Promise<Buffer> {
-  if (codec === CODEC.raw) return data;
-  if (codec === CODEC.zstd) return zstdDecompress(data);
-  throw new Error(`unknown blob codec ${codec}`);
 }
 
 /** A blob's bytes and the SHA-256s of their chunks (one trip to a thread); data is given to it. */
@@ -94,13 +86,7 @@ export async function readObject<T>(backend: Backend, key: string, schema: z.Zod
  */
 export async function objectBytes(backend: Backend, key: string, what: string, options: CallOptions = {}): Promise<Buffer | FileRange> {
   if (!backend.localFile) return readSmall(await backend.read(key, options), MAX_METADATA_BYTES, what);
-  options.signal?.throwIfAborted();
-  const file = backend.localFile(key);
-  const stat = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new NotFoundError(`object not found: ${file}`);
-    throw err;
-  });
-  if (!stat.isFile()) throw new NotFoundError(`object not found: ${file}`);
-  if (stat.size > MAX_METADATA_BYTES) throw new IntegrityError(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
-  return { file, offset: 0, length: stat.size };
+  const { path, size } = await backend.localFile(key, options);
+  if (size > MAX_METADATA_BYTES) throw new IntegrityError(`${what} is larger than ${MAX_METADATA_BYTES} bytes`);
+  return { file: path, offset: 0, length: size };
 }
