@@ -82,6 +82,7 @@ export const restoreSchema = z.looseObject({
 const backendName = z.enum(BACKEND_NAMES);
 const status = z.enum(STATUSES);
 const notes = z.array(z.string()).optional().meta({ description: "Weaviate config fields the request gave that shardvault does not apply, each with why" });
+const size = z.number().min(0).optional().meta({ description: "Weaviate's: the backup's shard files before compression, in GiB (a finished backup; absent for those written before 2026-12-07)" });
 
 export const errorResponseSchema = z
   .object({ error: z.array(z.object({ message: z.string() })).min(1) })
@@ -106,7 +107,7 @@ export const operationStatusSchema = z.object({
   classes: z.array(z.string()),
   startedAt: z.string(),
   completedAt: z.string().optional(),
-  size: z.number().min(0).optional().meta({ description: "Weaviate's: the backup's shard files before compression, in GiB (a finished backup; absent for those written before 2026-12-07)" }),
+  size,
   incremental_base_backup_id: z.string().optional(),
   notes,
   progress: z.object({
@@ -124,7 +125,7 @@ export const backupListSchema = z.array(
     status,
     startedAt: z.string(),
     completedAt: z.string().optional(),
-    size: z.number().min(0).optional().meta({ description: "Weaviate's: the backup's shard files before compression, in GiB (a finished backup; absent for those written before 2026-12-07)" }),
+    size,
     incremental_base_backup_id: z.string().optional(),
     /** The backup schedule that made it (beyond Weaviate's list). */
     schedule: z.string().optional(),
