@@ -35,10 +35,11 @@ export interface Backend {
   /** Human-readable location of a key, e.g. `s3://bucket/path/<key>` or an absolute file path. */
   locate(key: string): string;
   /**
-   * Where an object lies as a file on this host, for a backend that keeps objects as files
-   * (filesystem): it may be read there in place, by any thread.
+   * Where an object lies as a file on this host, and its size, for a backend that keeps objects
+   * as files (filesystem): it may be read there in place, by any thread. A missing object
+   * rejects with NotFoundError, as read does.
    */
-  localFile?(key: string): string;
+  localFile?(key: string, options?: CallOptions): Promise<{ path: string; size: number }>;
   write(key: string, body: Readable, options?: CallOptions): Promise<{ bytes: number }>;
   read(key: string, options?: ReadOptions): Promise<Readable>;
   list(prefix: string, options?: CallOptions): Promise<ObjectInfo[]>;

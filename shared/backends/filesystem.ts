@@ -75,8 +75,19 @@ export class FilesystemBackend implements Backend {
     return path.join(this.root, ...key.split('/').filter(Boolean));
   }
 
-  localFile(key: string): string {
-    return this.locate(key);
+  async localFile(key: string, options: CallOptions = {}): Promise<{ path: string; size: number }> {
+    validateKey(key);
+    const file = this.pathOf(key);
+    try {
+      if (options.signal?.aborted) throw new CancelledError(`filesystem read ${key} was cancelled`);
+      const info = await stat(file);
+      if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      return { path: file, size: info.size };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') throw new NotFoundError(`object not found: ${file}`);
+      throw this.mapError(err, `read ${key}`, options.signal);
+    }
   }
 
   async write(key: string, body: Readable, options: CallOptions = {}): Promise<{ bytes: number }> {

@@ -743,11 +743,10 @@ export class Repository {
     const localPack = (pack: string, blob: Located): Promise<string> => {
       let file = local!.get(pack);
       if (!file) {
-        const path = this.backend.localFile!(packKey(pack));
-        file = fs.promises.stat(path).then(
-          () => path,
-          (err: NodeJS.ErrnoException) => {
-            throw err.code === 'ENOENT' ? this.missing(blob, pack, where) : err;
+        file = this.backend.localFile!(packKey(pack), options).then(
+          ({ path }) => path,
+          (err: unknown) => {
+            throw err instanceof NotFoundError ? this.missing(blob, pack, where) : err;
           },
         );
         local!.set(pack, file);
