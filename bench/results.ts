@@ -40,6 +40,8 @@ export interface MemoryRun {
   peakFile: number;
   hwm: number;
   status: string;
+  /** Peak anonymous memory of every run of this measurement, in order (this one is the median's). */
+  peakAnonRuns?: number[];
 }
 
 export interface ProfileRun {
