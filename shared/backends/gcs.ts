@@ -26,7 +26,12 @@ export interface GcsBackendOptions {
   listPageSize?: number;
   /** Deletes in flight at once in deletePrefix (GCS has no multi-object delete in this client). Default 16. */
   deleteConcurrency?: number;
-  /** Backoff of list/delete/exists/read start (withRetry). */
+  /**
+   * A write whose body ends within this many bytes is held in memory and retried on a transient
+   * failure (withRetry); a longer body is streamed once. Default 8 MiB (as S3's part size).
+   */
+  replayBytes?: number;
+  /** Backoff of write (held bodies), list, delete, exists and read start (withRetry). */
   retry?: Pick<RetryOptions, 'attempts' | 'baseMs' | 'maxMs'>;
 }
 
@@ -46,8 +51,16 @@ const WRITE_ID = 'shardvault-write-id';
  *
  * Retries: the GCS client's own retries are off (it would not retry a resumable upload without
  * an ifGenerationMatch precondition anyway); list, deletePrefix, exists and the start of read
- * use withRetry. A streamed write cannot be replayed, so a failed write rejects and the
- * caller (the job) retries it.
+ * (metadata, then the media request until its answer starts) use withRetry. A write whose body
+ * ends within replayBytes is held and retried the same way, each try a fresh session; a longer
+ * body is streamed once and cannot be replayed, so its failure rejects and the caller (the
+ * job) retries it. With its retries off the upload fails a 5xx with a bare
+ * `Retry limit exceeded - status: N` error (googleapis/google-cloud-node#7346);
+ * withUploadStatus gives it back its status, so it is classified like any other answer.
+ *
+ * No request timeout is configured here (there is no BACKUP_GCS_* setting for one): the
+ * client's defaults apply, and its resumable-upload requests (gaxios) set none, so a request
+ * that is never answered is not abandoned by this backend (RELIABILITY.md, "Not covered (yet)").
  */
 export class GcsBackend implements Backend {
   readonly name = 'gcs' as const;
@@ -62,6 +75,7 @@ export class GcsBackend implements Backend {
   private readonly listPageSize: number;
   private readonly deleteConcurrency: number;
   private readonly retry: RetryOptions;
+  private readonly replayBytes: number;
 
   constructor(options: GcsBackendOptions) {
     this.bucketName = options.bucket;
@@ -71,6 +85,7 @@ export class GcsBackend implements Backend {
     this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     this.deleteConcurrency = Math.max(1, options.deleteConcurrency ?? 16);
     this.retry = { ...options.retry, logger: options.logger };
+    this.replayBytes = Math.max(0, options.replayBytes ?? 8 * 1024 * 1024);
     const apiEndpoint = options.emulatorHost ? gcsEmulatorUrl(options.emulatorHost) : undefined;
     const projectId = options.projectId ?? (apiEndpoint ? 'shardvault' : undefined);
     this.endpointLabel = apiEndpoint ? `emulator ${apiEndpoint}` : 'Google Cloud Storage';
@@ -89,14 +104,45 @@ export class GcsBackend implements Backend {
   async write(key: string, body: Readable, options: CallOptions = {}): Promise<{ bytes: number }> {
     validateKey(key);
     const { signal } = options;
-    const name = this.base + key;
     if (signal?.aborted) {
       body.destroy();
       throw new CancelledError(`gcs write ${key} was cancelled`);
     }
-    const writeId = randomUUID();
-    const file = this.bucket.file(name);
     const meter = meterBody(body);
+    const onAbort = () => meter.stream.destroy(signal?.reason instanceof Error ? signal.reason : new CancelledError(`gcs write ${key} was cancelled`));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      // A body that ends within replayBytes is held, so a transient failure of its session
+      // start or upload is retried here (as the S3 SDK retries a part it holds); a longer one
+      // is streamed once, and a failure rejects for the caller (the job) to retry.
+      const head = await readHead(meter.stream, this.replayBytes);
+      if (head.ended) {
+        const data = Buffer.concat(head.chunks);
+        await withRetry(() => this.upload(key, Readable.from(data.length ? [data] : [], { objectMode: false }), signal), {
+          ...this.retry,
+          signal,
+          label: `gcs write ${key}`,
+        });
+      } else {
+        await this.upload(key, Readable.from(head.rest(), { objectMode: false }), signal);
+      }
+    } catch (err) {
+      meter.stream.destroy();
+      const bodyError = meter.bodyError();
+      if (bodyError !== undefined && !signal?.aborted) throw bodyError;
+      throw this.mapError(err, `write ${key}`, { signal });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    const bytes = meter.bytes();
+    this.logger?.debug({ key: this.locate(key), bytes }, 'gcs write');
+    return { bytes };
+  }
+
+  /** One resumable upload of `source` to key, tagged with a fresh write id; removes its object if it fails or is cancelled. */
+  private async upload(key: string, source: Readable, signal: AbortSignal | undefined): Promise<void> {
+    const writeId = randomUUID();
+    const file = this.bucket.file(this.base + key);
     const upload = file.createWriteStream({
       resumable: true,
       validation: this.validation,
@@ -104,21 +150,16 @@ export class GcsBackend implements Backend {
       metadata: { metadata: { [WRITE_ID]: writeId } },
     });
     try {
-      await pipeline(meter.stream, upload, signal ? { signal } : {});
+      await pipeline(source, upload, signal ? { signal } : {});
     } catch (err) {
-      meter.stream.destroy();
+      source.destroy();
       await this.removeIfWritten(file, writeId);
-      const bodyError = meter.bodyError();
-      if (bodyError !== undefined && !signal?.aborted) throw bodyError;
       throw this.mapError(err, `write ${key}`, { signal });
     }
     if (signal?.aborted) {
       await this.removeIfWritten(file, writeId);
       throw new CancelledError(`gcs write ${key} was cancelled`);
     }
-    const bytes = meter.bytes();
-    this.logger?.debug({ key: this.locate(key), bytes }, 'gcs write');
-    return { bytes };
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
@@ -136,17 +177,42 @@ export class GcsBackend implements Backend {
     }
     // Pin the generation seen above, so a concurrent overwrite cannot splice two objects.
     const generation = metadata.generation; // an int64 as a string: kept a string, never a lossy number
-    const source = this.bucket
-      .file(this.base + key, generation === undefined ? {} : { generation })
-      // A part of an object has no checksum of its own to validate.
-      .createReadStream(range ? { start: range.start, end: range.start + range.length - 1, validation: false } : { validation: this.validation });
-    const out = new PassThrough();
-    source.on('error', (err) => out.destroy(this.mapError(err, `read ${key}`, { key, signal })));
-    out.on('close', () => {
-      if (!source.destroyed) source.destroy();
+    const file = this.bucket.file(this.base + key, generation === undefined ? {} : { generation });
+    // A part of an object has no checksum of its own to validate.
+    const readOptions = range ? { start: range.start, end: range.start + range.length - 1, validation: false as const } : { validation: this.validation };
+    try {
+      // The media request is retried until its answer starts (as S3's GetObject is): a reset
+      // or a 5xx before the first byte failed the read at once.
+      const out = await withRetry(() => this.openMedia(file, readOptions, key, signal), { ...this.retry, signal, label: `gcs read ${key}` });
+      return signal ? addAbortSignal(signal, out) : out;
+    } catch (err) {
+      throw this.mapError(err, `read ${key}`, { key, signal });
+    }
+  }
+
+  /** Starts the media download of `file`; resolves once a 2xx answer arrived, rejects with the SDK's error otherwise. */
+  private openMedia(file: File, readOptions: Parameters<File['createReadStream']>[0], key: string, signal: AbortSignal | undefined): Promise<Readable> {
+    return new Promise<Readable>((resolve, reject) => {
+      const source = file.createReadStream(readOptions);
+      if (signal) addAbortSignal(signal, source);
+      const out = new PassThrough();
+      const failed = (err: unknown) => {
+        out.destroy();
+        reject(err);
+      };
+      source.once('error', failed);
+      source.once('response', (res: { statusCode?: number; status?: number }) => {
+        const status = res.statusCode ?? res.status ?? 200;
+        if (status >= 300) return; // the SDK's error for this answer follows
+        source.off('error', failed);
+        source.on('error', (err) => out.destroy(this.mapError(err, `read ${key}`, { key, signal })));
+        resolve(out);
+      });
+      out.on('close', () => {
+        if (!source.destroyed) source.destroy();
+      });
+      source.pipe(out);
     });
-    source.pipe(out);
-    return signal ? addAbortSignal(signal, out) : out;
   }
 
   /** One page of objects under base + prefix (with `delimiter`, the response lists its prefixes too). */
@@ -271,6 +337,7 @@ export class GcsBackend implements Backend {
   }
 
   private mapError(err: unknown, what: string, ctx: { key?: string; prefix?: string; signal?: AbortSignal | undefined }): ShardvaultError {
+    err = withUploadStatus(err);
     const description = {
       name: this.name,
       bucket: this.bucketName,
@@ -291,6 +358,48 @@ export class GcsBackend implements Backend {
       return undefined;
     });
   }
+}
+
+/**
+ * The resumable upload (its retries off) fails a request it would have retried with a bare
+ * `Error('Retry limit exceeded - status: 500 …')` (or `Retry total time limit exceeded`): the
+ * HTTP status is only in the message, so the error looked permanent and a write hit by one 500
+ * or 503 failed its job instead of being retried. Returns an error carrying that status (the
+ * original as its cause), so the usual classification applies; anything else unchanged.
+ */
+export function withUploadStatus(err: unknown): unknown {
+  if (!(err instanceof Error) || httpStatus(err) !== undefined) return err;
+  const match = /^Retry (?:total time )?limit exceeded - status: (\d{3})\b/.exec(err.message);
+  if (!match) return err;
+  return Object.assign(new Error(err.message, { cause: err }), { name: 'GcsUploadError', status: Number(match[1]) });
+}
+
+/**
+ * Reads `stream` until it ends or more than `limit` bytes came: `ended` with every chunk, or
+ * not, with rest() yielding the chunks read and then the remainder of the stream.
+ */
+async function readHead(stream: Readable, limit: number): Promise<{ chunks: Buffer[]; ended: boolean; rest: () => AsyncGenerator<Buffer> }> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  while (size <= limit) {
+    const next = await it.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    chunks.push(next.value);
+    size += next.value.length;
+  }
+  return {
+    chunks,
+    ended,
+    async *rest() {
+      yield* chunks;
+      for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+    },
+  };
 }
 
 /** STORAGE_EMULATOR_HOST as a URL; emulators speak plain HTTP, so `host:port` gets `http://`. */

@@ -22,7 +22,7 @@ import {
   ValidationError,
 } from '../../shared/errors.ts';
 import { httpStatusOf } from '../../api/errors.ts';
-import { GcsBackend } from '../../shared/backends/gcs.ts';
+import { GcsBackend, withUploadStatus } from '../../shared/backends/gcs.ts';
 import { describeError, httpStatus, isTransientError, withRetry } from '../../shared/backends/retry.ts';
 import { S3Backend } from '../../shared/backends/s3.ts';
 
@@ -333,6 +333,26 @@ describe('backends retry what can be retried', () => {
     server.plan([gcsError(503, 'try again')], json(200, { name: 'base/p/a', bucket: 'b', size: '3' }));
     expect(await backend.exists('p/a')).toBe(true);
     expect(server.hits).toBe(2);
+  });
+
+  it('gcs read retries its media request until the answer starts (a reset, a 503)', async () => {
+    const metadata = json(200, { name: 'base/p/a', bucket: 'b', size: '3', generation: '7' });
+    server.plan([metadata, 'reset', gcsError(503, 'try again')], { status: 200, body: 'abc' });
+    const backend = gcsBackend();
+    const chunks: Buffer[] = [];
+    for await (const chunk of await backend.read('p/a')) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('abc');
+    expect(server.hits).toBe(4);
+  });
+
+  it("gcs: the resumable upload's 'Retry limit exceeded - status: N' is classified by N", () => {
+    // With its retries off, the upload rejects a 5xx with a bare Error naming the status only in its message.
+    expect(isTransientError(new Error('Retry limit exceeded - status: 503'))).toBe(false);
+    expect(isTransientError(withUploadStatus(new Error('Retry limit exceeded - status: 503')))).toBe(true);
+    expect(isTransientError(withUploadStatus(new Error('Retry total time limit exceeded - status: 500')))).toBe(true);
+    expect(isTransientError(withUploadStatus(new Error('Retry limit exceeded - status: 403')))).toBe(false);
+    const other = new Error('something else');
+    expect(withUploadStatus(other)).toBe(other);
   });
 
   it('gcs read of a missing object is NotFoundError at once; a refused one is permanent', async () => {
