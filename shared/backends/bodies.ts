@@ -48,6 +48,18 @@ export function meterBody(body: Readable): { stream: Transform; bytes: () => num
 }
 
 /**
+ * What a failed write rejects with: the body's own error, unchanged, when the caller's data
+ * source failed (and the write was not cancelled); else the backend's error for `err`. Stops
+ * the body either way.
+ */
+export function failedWriteError(meter: ReturnType<typeof meterBody>, err: unknown, signal: AbortSignal | undefined, backendError: (err: unknown) => unknown): unknown {
+  meter.stream.destroy();
+  const bodyError = meter.bodyError();
+  if (bodyError !== undefined && !signal?.aborted) return bodyError;
+  return backendError(err);
+}
+
+/**
  * Reads a small stream fully (access-check markers, manifests; never shard objects), refusing
  * more than `limit` bytes with an IntegrityError that says `what` is too large.
  */

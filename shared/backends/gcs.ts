@@ -5,7 +5,8 @@ import { pipeline } from 'node:stream/promises';
 import { CancelledError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
-import { meterBody } from './bodies.ts';
+import { peekBytes } from '../dump/byte-streams.ts';
+import { failedWriteError, meterBody } from './bodies.ts';
 import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
@@ -115,22 +116,18 @@ export class GcsBackend implements Backend {
       // A body that ends within replayBytes is held, so a transient failure of its session
       // start or upload is retried here (as the S3 SDK retries a part it holds); a longer one
       // is streamed once, and a failure rejects for the caller (the job) to retry.
-      const head = await readHead(meter.stream, this.replayBytes);
-      if (head.ended) {
-        const data = Buffer.concat(head.chunks);
-        await withRetry(() => this.upload(key, Readable.from(data.length ? [data] : [], { objectMode: false }), signal), {
+      const { head, stream } = await peekBytes(meter.stream, this.replayBytes + 1);
+      if (head.length <= this.replayBytes) {
+        await withRetry(() => this.upload(key, Readable.from(head.length ? [head] : [], { objectMode: false }), signal), {
           ...this.retry,
           signal,
           label: `gcs write ${key}`,
         });
       } else {
-        await this.upload(key, Readable.from(head.rest(), { objectMode: false }), signal);
+        await this.upload(key, Readable.from(stream, { objectMode: false }), signal);
       }
     } catch (err) {
-      meter.stream.destroy();
-      const bodyError = meter.bodyError();
-      if (bodyError !== undefined && !signal?.aborted) throw bodyError;
-      throw this.mapError(err, `write ${key}`, { signal });
+      throw failedWriteError(meter, err, signal, (e) => this.mapError(e, `write ${key}`, { signal }));
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -372,34 +369,6 @@ export function withUploadStatus(err: unknown): unknown {
   const match = /^Retry (?:total time )?limit exceeded - status: (\d{3})\b/.exec(err.message);
   if (!match) return err;
   return Object.assign(new Error(err.message, { cause: err }), { name: 'GcsUploadError', status: Number(match[1]) });
-}
-
-/**
- * Reads `stream` until it ends or more than `limit` bytes came: `ended` with every chunk, or
- * not, with rest() yielding the chunks read and then the remainder of the stream.
- */
-async function readHead(stream: Readable, limit: number): Promise<{ chunks: Buffer[]; ended: boolean; rest: () => AsyncGenerator<Buffer> }> {
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let ended = false;
-  while (size <= limit) {
-    const next = await it.next();
-    if (next.done) {
-      ended = true;
-      break;
-    }
-    chunks.push(next.value);
-    size += next.value.length;
-  }
-  return {
-    chunks,
-    ended,
-    async *rest() {
-      yield* chunks;
-      for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
-    },
-  };
 }
 
 /** STORAGE_EMULATOR_HOST as a URL; emulators speak plain HTTP, so `host:port` gets `http://`. */

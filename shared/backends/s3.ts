@@ -3,7 +3,7 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { CancelledError, ConfigError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
-import { meterBody } from './bodies.ts';
+import { failedWriteError, meterBody } from './bodies.ts';
 import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
@@ -123,10 +123,7 @@ export class S3Backend implements Backend {
     try {
       await upload.done();
     } catch (err) {
-      meter.stream.destroy();
-      const bodyError = meter.bodyError();
-      if (bodyError !== undefined && !signal?.aborted) throw bodyError;
-      throw this.mapError(err, `write ${key}`, { signal });
+      throw failedWriteError(meter, err, signal, (e) => this.mapError(e, `write ${key}`, { signal }));
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
