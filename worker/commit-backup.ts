@@ -28,6 +28,7 @@ import {
 import { type CommitResult, type IndexSnapshot, type JobOf, type PayloadOf, type ProcessorOf, type ShardObject } from '../shared/jobs/catalog.ts';
 import { PermanentBackendError } from '../shared/errors.ts';
 import { readChildren, settleChildren } from '../shared/jobs/children.ts';
+import { endedBackup, recordEnded } from '../shared/backups/repair.ts';
 import { commitOrAbandon, describeFailure, type JobDeps } from './deps.ts';
 
 type Payload = PayloadOf<'commit-backup'>;
@@ -99,6 +100,14 @@ export function commitBackup(deps: JobDeps): ProcessorOf<'commit-backup'> {
   async function commit(job: JobOf<'commit-backup'>, token: string | undefined, signal: AbortSignal): Promise<CommitResult> {
     const p = job.data;
     const backend = deps.backends(p.op.backend, p.overrides);
+    // Run again after its manifest was written (Redis lost the end of the first run): the
+    // backup has ended; rewriting, or abandoning and deleting it, would change a finished backup.
+    const ended = await endedBackup(backend, p.op.id, p.startedAt);
+    if (ended) {
+      await recordEnded(ops, p.op, ended);
+      deps.logger.info({ backup: p.op.id, backend: p.op.backend, status: ended.status }, 'backup already committed; its outcome recorded again');
+      return { status: ended.status === 'SUCCESS' ? 'SUCCESS' : 'FAILED', ...(ended.error ? { error: ended.error } : {}) };
+    }
     const state = await ops.get(p.op);
     const children = await readChildren(job, 'snapshot-shard');
 

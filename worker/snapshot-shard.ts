@@ -19,11 +19,12 @@
 import { addAbortSignal } from 'node:stream';
 import { UnrecoverableError } from 'bullmq';
 import { CancelledError } from '../shared/errors.ts';
+import { globalManifestKey } from '../shared/backups/manifest.ts';
 import type { ProcessorOf } from '../shared/jobs/catalog.ts';
 import type { SnapshotBase } from '../shared/cluster/shard-host.ts';
 import { repositoryOf, type SnapshotSource, type WriteOptions } from '../shared/repository/repository.ts';
 import type { ShardSnapshot } from '../shared/store/shard-files.ts';
-import { assertWanted, ShardProgress, type JobDeps } from './deps.ts';
+import { assertWanted, ShardProgress, StoppedError, type JobDeps } from './deps.ts';
 
 export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
   return async (job, _token, signal) => {
@@ -39,7 +40,11 @@ export function snapshotShard(deps: JobDeps): ProcessorOf<'snapshot-shard'> {
     if (rec.placement[p.shard] !== p.node) {
       throw new UnrecoverableError(`shard ${p.index}/${p.shard} is not on node ${p.node} any more: the index was moved while it was being backed up`);
     }
-    const repo = repositoryOf(deps.backends(p.op.backend, p.overrides));
+    const backend = deps.backends(p.op.backend, p.overrides);
+    // Run again after the backup was committed (Redis lost the end of the first run): its
+    // objects are final, and a new snapshot would no longer match its manifests.
+    if (await backend.exists(globalManifestKey(p.op.id))) throw new StoppedError('gone', `backup ${p.op.id} is already committed`);
+    const repo = repositoryOf(backend);
     const progress = new ShardProgress(job, deps.ops, p.op, shardName);
 
     return deps.transfers.run(async () => {

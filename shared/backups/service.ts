@@ -99,7 +99,7 @@ export function createBackupService(deps: BackupServiceDeps): BackupService {
     if (state && isTerminal(state.status)) await meter.count(op);
   };
   const producer = openProducer(deps.redis);
-  const current = (op: OperationRef) => readRepairingStuck({ ops, producer, logger }, op);
+  const current = (op: OperationRef) => readRepairingStuck({ ops, producer, logger, backendOf: (s) => backends(s.op.backend, s.overrides) }, op);
   /**
    * A backup's state in Redis when it was started at this location. Redis keys operations by
    * backend and id, while Weaviate's `bucket`/`path` overrides let one id be used in several
