@@ -24,7 +24,7 @@ import { CancelledError, IntegrityError, NotFoundError } from '../shared/errors.
 import { decompressStream } from '../shared/formats/compression.ts';
 import { createMeter, sha256OfStream } from '../shared/formats/hashing.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
-import type { PayloadOf, ProcessorOf } from '../shared/jobs/catalog.ts';
+import { ABORT, type PayloadOf, type ProcessorOf } from '../shared/jobs/catalog.ts';
 import { describeShard } from '../shared/jobs/operation.ts';
 import type { StagedShardRef } from '../shared/cluster/shard-host.ts';
 import { repositoryOf } from '../shared/repository/repository.ts';
@@ -59,7 +59,10 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
       if (err instanceof IntegrityError) throw new UnrecoverableError(err.message);
       throw err;
     } finally {
-      if (!ok) await deps.shards.unstage(ref).catch(() => undefined);
+      // A run that lost its job's lock leaves the staging alone: the job runs again (or has
+      // already started again) and stages into the same place; commit-restore removes whatever a
+      // restore that fails leaves. The chunks both runs write are the same, checked bytes.
+      if (!ok && signal.reason !== ABORT.lockLost) await deps.shards.unstage(ref).catch(() => undefined);
     }
   };
 }
@@ -81,7 +84,7 @@ async function fromSnapshot(deps: JobDeps, backend: Backend, p: Payload, ref: St
   const rebuilt = (n: number) => report((bytes = n));
   if (deps.shards.stageFile) {
     const options = { sha256: p.sha256, signal, bytesPerSecond: deps.config.workerMaxBytesPerSecond, onProgress: rebuilt };
-    const docs = await deps.shards.stageFile(ref, (file) => repo.rebuild(p.key, where, { ...options, file }).then(() => undefined, missing));
+    const docs = await deps.shards.stageFile(ref, (file) => repo.rebuild(p.key, where, { ...options, file }).then(() => undefined, missing), signal);
     return { docs, bytes };
   }
   const { stream } = await repo.open(p.key, where, { sha256: p.sha256, signal }).catch(missing);

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import { createDumpDecoder } from '../formats/dump-codec.ts';
+import { ABORT } from '../jobs/catalog.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import {
   checkStagedShard,
@@ -58,9 +59,11 @@ export interface ShardHost {
   /**
    * Only where the node's staging is on this host: have one restored shard's environment file
    * written in place (`fill` writes the file at the path it is given, from any thread of this
-   * process), then opened; answers its documents. A retry starts over.
+   * process), then opened; answers its documents. A retry starts over. A failure removes what
+   * was staged, unless `signal` was aborted because the job's lock was lost (ABORT.lockLost):
+   * the run that took the job over stages into the same place.
    */
-  stageFile?(ref: StagedShardRef, fill: (file: string) => Promise<void>): Promise<number>;
+  stageFile?(ref: StagedShardRef, fill: (file: string) => Promise<void>, signal?: AbortSignal): Promise<number>;
   /** Remove one staged shard (a failed or cancelled job's). */
   unstage(ref: StagedShardRef): Promise<void>;
   /** Commit, phase 1: every listed shard is staged on `node` and opens. Throws naming what is missing. */
@@ -135,22 +138,27 @@ export class LocalShardHost implements ShardHost {
           ? stageShardFile(dir, source, signal)
           : stageDocuments(dir, source, [createDumpDecoder({ expectKind: 'docs' })], signal),
       () => source.destroy(),
+      signal,
     );
   }
 
-  stageFile(ref: StagedShardRef, fill: (file: string) => Promise<void>): Promise<number> {
-    return this.staged(ref, (dir) => fillShardFile(dir, fill));
+  stageFile(ref: StagedShardRef, fill: (file: string) => Promise<void>, signal?: AbortSignal): Promise<number> {
+    return this.staged(ref, (dir) => fillShardFile(dir, fill), undefined, signal);
   }
 
-  /** Stage one shard into a cleared directory; half a shard is of no use to anyone, so a failure removes it. */
-  private async staged(ref: StagedShardRef, write: (dir: string) => Promise<number>, onFailure?: () => void): Promise<number> {
+  /**
+   * Stage one shard into a cleared directory; half a shard is of no use to anyone, so a failure
+   * removes it — but for a run stopped because its job's lock was lost, whose job another run
+   * has taken over and may be staging into the same directory already.
+   */
+  private async staged(ref: StagedShardRef, write: (dir: string) => Promise<number>, onFailure?: () => void, signal?: AbortSignal): Promise<number> {
     const dir = this.stagedDir(ref.restore, ref.node, ref);
     await clearStagedShard(dir);
     try {
       return await write(dir);
     } catch (err) {
       onFailure?.();
-      await removeShardDir(dir);
+      if (signal?.reason !== ABORT.lockLost) await removeShardDir(dir);
       throw err;
     }
   }

@@ -7,18 +7,26 @@
  * The lock is lost two ways: it is taken over (its key holds another token), so this worker's
  * renewal fails (`lockRenewalFailed`); or it is deleted and BullMQ's stalled check hands the job
  * back to this same worker, whose renewal then succeeds under the new run's token.
+ *
+ * A restore's shard run that is stopped so must leave its staging alone: the run that took the
+ * job over may be writing there already (a Redis kill of 16 s once failed a restore so, with
+ * ENOENT on the staged file, reported as a corrupt chunk).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Worker, type Job } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { configuredBackends } from '../../shared/backups/backends.ts';
 import { OperationStore } from '../../shared/backups/state.ts';
 import { LocalCatalog } from '../../shared/cluster/catalog.ts';
 import { LocalShardHost } from '../../shared/cluster/shard-host.ts';
+import { stagedShardDir } from '../../shared/store/shard-files.ts';
 import { CancelledError } from '../../shared/errors.ts';
 import { ABORT, PREFIX, type ProcessorOf } from '../../shared/jobs/catalog.ts';
 import { createLogger } from '../../shared/logger.ts';
 import type { RedisServer } from '../../shared/redis-server.ts';
-import { TransferSlots } from '../../worker/deps.ts';
+import { TransferSlots, type JobDeps } from '../../worker/deps.ts';
+import { restoreShard } from '../../worker/restore-shard.ts';
 import { snapshotShard } from '../../worker/snapshot-shard.ts';
 import { createWorker, type ShardvaultWorker } from '../../worker/worker.ts';
 import { createTestApi, type TestApi } from '../support/api.ts';
@@ -43,16 +51,7 @@ interface Run {
  * second run of that job waits for `release` (when given); every other run is the real snapshot.
  */
 async function startWorker(runs: Run[], release?: Promise<unknown>): Promise<ShardvaultWorker> {
-  const logger = createLogger('silent');
-  const real = snapshotShard({
-    config: t.config,
-    catalog: new LocalCatalog(t.store),
-    shards: new LocalShardHost(t.store),
-    logger,
-    ops: new OperationStore(t.redis),
-    backends: configuredBackends(t.config, logger),
-    transfers: new TransferSlots(2),
-  });
+  const real = snapshotShard(jobDeps());
   const snapshot: ProcessorOf<'snapshot-shard'> = async (job, token, signal) => {
     const run: Run = { job };
     runs.push(run);
@@ -64,14 +63,26 @@ async function startWorker(runs: Run[], release?: Promise<unknown>): Promise<Sha
     run.rerunsWhenAborted = runs.filter((r) => r.job.id === job.id).length - 1;
     throw new CancelledError('held run stopped');
   };
-  const w = createWorker({
-    config: t.config,
-    logger,
-    redisUrl: redis.url,
+  return startWith({ 'snapshot-shard': snapshot });
+}
+
+const logger = createLogger('silent');
+
+/** What a shard job's processor is given, as a worker gives it (over this test's store and Redis). */
+function jobDeps(config = t.config, transfers = new TransferSlots(2)): JobDeps {
+  return {
+    config,
     catalog: new LocalCatalog(t.store),
     shards: new LocalShardHost(t.store),
-    processors: { 'snapshot-shard': snapshot },
-  });
+    logger,
+    ops: new OperationStore(t.redis),
+    backends: configuredBackends(config, logger),
+    transfers,
+  };
+}
+
+async function startWith(processors: Parameters<typeof createWorker>[0]['processors']): Promise<ShardvaultWorker> {
+  const w = createWorker({ config: t.config, logger, redisUrl: redis.url, catalog: new LocalCatalog(t.store), shards: new LocalShardHost(t.store), processors });
   await w.start();
   return w;
 }
@@ -140,5 +151,44 @@ describe('a shard job that loses its lock', () => {
     const done = await waitForStatus(t.call, '/v1/backups/filesystem/again', final, 60_000);
     expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
     expect(runs.filter((r) => r.job.id === held.job.id)).toHaveLength(2);
+  }, 90_000);
+
+  it('a restore shard run stopped by a lost lock leaves the staging to the run that took the job over', async () => {
+    worker = await startWith({});
+    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'to-restore', include: ['Locked'] })).status).toBe(200);
+    expect((await waitForStatus(t.call, '/v1/backups/filesystem/to-restore', final, 60_000)).status).toBe('SUCCESS');
+    await worker.stop();
+    // The first run of the first shard job is the real one, slowed down so that it is still
+    // writing when its lock is lost; meanwhile the run that took the job over staged a file.
+    const transfers = new TransferSlots(2);
+    const slow = restoreShard(jobDeps({ ...t.config, workerMaxBytesPerSecond: 16 * 1024 }, transfers));
+    const fast = restoreShard(jobDeps(t.config, transfers));
+    let first = true;
+    let stopped: unknown;
+    let laterRunsFile: boolean | undefined;
+    worker = await startWith({
+      'restore-shard': async (job, token, signal) => {
+        if (first) {
+          first = false;
+          const lost = new AbortController();
+          const run = slow(job, token, lost.signal);
+          run.catch(() => undefined);
+          const dir = stagedShardDir(t.store.dataDir, job.data.op, job.data.node, job.data.index, job.data.shard);
+          await until(() => expect(fs.readdirSync(dir).length).toBeGreaterThan(0));
+          fs.writeFileSync(path.join(dir, 'the-later-run'), '');
+          lost.abort(ABORT.lockLost);
+          stopped = await run.then(() => 'completed', (err: unknown) => err);
+          laterRunsFile = fs.existsSync(path.join(dir, 'the-later-run'));
+        }
+        return fast(job, token, signal);
+      },
+    });
+    expect((await t.call('DELETE', '/v1/schema/Locked')).status).toBe(200);
+    expect((await t.call('POST', '/v1/backups/filesystem/to-restore/restore', { include: ['Locked'] })).status).toBe(200);
+    const done = await waitForStatus(t.call, '/v1/backups/filesystem/to-restore/restore', final, 60_000);
+    expect(stopped, 'the slowed run was stopped, not completed').toBeInstanceOf(CancelledError);
+    expect(laterRunsFile, 'the stopped run left the staging alone').toBe(true);
+    expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
+    expect(t.store.info('Locked').docs).toBe(300);
   }, 90_000);
 });
