@@ -507,7 +507,6 @@ async function profileRuns(args: Args, data: DataSummary, dataDir: string, resul
 
 // ---- memory ------------------------------------------------------------------------------
 
-/** One index of one shard grown from the small size to the large one, a fresh worker measured at each. */
 /** Runs of each memory measurement: at least three, whatever --reps says (one with --quick). */
 function memoryReps(args: Args): number {
   return args.quick ? 1 : Math.max(3, args.reps);
@@ -521,6 +520,7 @@ function medianRun(runs: MemoryRun[]): MemoryRun {
   return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, peakAnonRuns: runs.map((r) => r.peakAnon) };
 }
 
+/** One index of one shard grown from the small size to the large one, fresh workers measured at each (memoryReps). */
 async function memoryRuns(args: Args, results: BenchResults): Promise<void> {
   const dataDir = path.join(args.workDir, 'data-memory');
   const backupDir = path.join(args.workDir, 'backups-memory');
