@@ -24,7 +24,7 @@ import { CancelledError, IntegrityError, NotFoundError } from '../shared/errors.
 import { decompressStream } from '../shared/formats/compression.ts';
 import { createMeter, sha256OfStream } from '../shared/formats/hashing.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
-import { ABORT, type PayloadOf, type ProcessorOf } from '../shared/jobs/catalog.ts';
+import { type PayloadOf, type ProcessorOf } from '../shared/jobs/catalog.ts';
 import { describeShard } from '../shared/jobs/operation.ts';
 import type { StagedShardRef } from '../shared/cluster/shard-host.ts';
 import { repositoryOf } from '../shared/repository/repository.ts';
@@ -39,10 +39,12 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
     await deps.ops.advance(p.op, 'TRANSFERRING');
 
     const backend = deps.backends(p.op.backend, p.overrides);
-    // A retried job starts over: staging a shard replaces what an earlier attempt left.
+    // A retried job starts over: staging a shard replaces what an earlier attempt left, once
+    // whole. What a run stages is its own until then, so a run that fails (or was stopped
+    // because its job's lock was lost) leaves nothing, and never removes another run's; what a
+    // restore that fails leaves staged, commit-restore removes.
     const ref: StagedShardRef = { restore: p.op, node: p.node, index: p.index, shard: p.shard };
     const progress = new ShardProgress(job, deps.ops, p.op, `${p.node}.${p.index}.${p.shard}`);
-    let ok = false;
     try {
       const { docs, bytes } = await deps.transfers.run(() =>
         p.file ? fromSnapshot(deps, backend, p, ref, progress, signal) : fromDump(deps, backend, p, ref, progress, signal),
@@ -50,7 +52,6 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
       if (docs !== p.docs) {
         throw new UnrecoverableError(`${backend.locate(p.key)} holds ${docs} documents; the backup manifest says ${p.docs}`);
       }
-      ok = true;
       const result = { node: p.node, index: p.index, shard: p.shard, key: p.key, docs, bytes, sha256: p.sha256 };
       await progress.done(result.docs, result.bytes);
       return result;
@@ -58,11 +59,6 @@ export function restoreShard(deps: JobDeps): ProcessorOf<'restore-shard'> {
       if (signal.aborted && !(err instanceof CancelledError)) throw new CancelledError(`restoring ${backend.locate(p.key)} was cancelled`, { cause: err });
       if (err instanceof IntegrityError) throw new UnrecoverableError(err.message);
       throw err;
-    } finally {
-      // A run that lost its job's lock leaves the staging alone: the job runs again (or has
-      // already started again) and stages into the same place; commit-restore removes whatever a
-      // restore that fails leaves. The chunks both runs write are the same, checked bytes.
-      if (!ok && signal.reason !== ABORT.lockLost) await deps.shards.unstage(ref).catch(() => undefined);
     }
   };
 }
@@ -84,7 +80,7 @@ async function fromSnapshot(deps: JobDeps, backend: Backend, p: Payload, ref: St
   const rebuilt = (n: number) => report((bytes = n));
   if (deps.shards.stageFile) {
     const options = { sha256: p.sha256, signal, bytesPerSecond: deps.config.workerMaxBytesPerSecond, onProgress: rebuilt };
-    const docs = await deps.shards.stageFile(ref, (file) => repo.rebuild(p.key, where, { ...options, file }).then(() => undefined, missing), signal);
+    const docs = await deps.shards.stageFile(ref, (file) => repo.rebuild(p.key, where, { ...options, file }).then(() => undefined, missing));
     return { docs, bytes };
   }
   const { stream } = await repo.open(p.key, where, { sha256: p.sha256, signal }).catch(missing);

@@ -14,7 +14,7 @@
  *   (SNAPSHOT_UNCHANGED_HEADER: their bytes, encodeRanges) and leaves out their chunks but every
  *   `every`-th (allButEvery): an incremental backup moves only what changed, and a sample.
  * - `PUT /restores/:backend/:id/shards/:index/:shard?node=&kind=file|dump` — one restored shard
- *   into staging (`{docs}`); `DELETE` the same path (without `kind`) removes it.
+ *   into staging (`{docs}`); an upload cut off or failing leaves nothing of its own staged.
  * - `POST /restores/:backend/:id/prepare|publish|abort` with `{node, shards:[{index, shard}]}`
  *   — the steps of a restore's commit, each repeatable (worker/commit-restore.ts).
  *
@@ -125,11 +125,6 @@ export function shardRoutes(deps: NodeDeps): Hono<{ Bindings: HttpBindings }> {
     });
     const docs = await host.stage(ref, kind, incoming, gone.signal);
     return c.json({ docs });
-  });
-
-  app.delete('/restores/:backend/:id/shards/:index/:shard', async (c) => {
-    await host.unstage(stagedRef(c));
-    return c.json({});
   });
 
   for (const step of ['prepare', 'publish', 'abort'] as const) {

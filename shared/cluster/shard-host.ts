@@ -9,17 +9,16 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import { createDumpDecoder } from '../formats/dump-codec.ts';
-import { ABORT } from '../jobs/catalog.ts';
 import type { OperationRef } from '../jobs/operation.ts';
 import {
   checkStagedShard,
-  clearStagedShard,
   fillShardFile,
   publishStagedShard,
   removeShardDir,
   removeStaging,
   stagedShardDir,
   stageDocuments,
+  stageShard,
   stageShardFile,
   takeSnapshot,
   type ShardSnapshot,
@@ -54,18 +53,19 @@ export interface ShardHost {
    * file (none from a node that does not tell it), to find its base before asking for the copy.
    */
   lineage?(rec: IndexRecord, shard: number, signal?: AbortSignal): Promise<string | undefined>;
-  /** Write one restored shard into its node's staging (a retry starts over); answers its documents. */
+  /**
+   * Write one restored shard into its node's staging; answers its documents. Each call stages
+   * on its own and replaces what an earlier one staged only once it is whole; one that fails
+   * leaves nothing of its own and never touches another's (stageShard, shard-files.ts): a
+   * retry, or the run that took over a job whose lock was lost, may overlap an earlier run.
+   */
   stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number>;
   /**
    * Only where the node's staging is on this host: have one restored shard's environment file
    * written in place (`fill` writes the file at the path it is given, from any thread of this
-   * process), then opened; answers its documents. A retry starts over. A failure removes what
-   * was staged, unless `signal` was aborted because the job's lock was lost (ABORT.lockLost):
-   * the run that took the job over stages into the same place.
+   * process), then opened; answers its documents. Staged as `stage` stages.
    */
-  stageFile?(ref: StagedShardRef, fill: (file: string) => Promise<void>, signal?: AbortSignal): Promise<number>;
-  /** Remove one staged shard (a failed or cancelled job's). */
-  unstage(ref: StagedShardRef): Promise<void>;
+  stageFile?(ref: StagedShardRef, fill: (file: string) => Promise<void>): Promise<number>;
   /** Commit, phase 1: every listed shard is staged on `node` and opens. Throws naming what is missing. */
   prepare(node: string, restore: OperationRef, shards: RestoreShard[]): Promise<void>;
   /** Commit, phase 2: move the staged shards into place on `node` (repeatable: a moved shard stays). */
@@ -131,40 +131,16 @@ export class LocalShardHost implements ShardHost {
   }
 
   stage(ref: StagedShardRef, kind: StagedKind, source: Readable, signal?: AbortSignal): Promise<number> {
-    return this.staged(
-      ref,
-      (dir) =>
-        kind === 'file'
-          ? stageShardFile(dir, source, signal)
-          : stageDocuments(dir, source, [createDumpDecoder({ expectKind: 'docs' })], signal),
-      () => source.destroy(),
-      signal,
+    return stageShard(this.stagedDir(ref.restore, ref.node, ref), (dir) =>
+      (kind === 'file' ? stageShardFile(dir, source, signal) : stageDocuments(dir, source, [createDumpDecoder({ expectKind: 'docs' })], signal)).catch((err: unknown) => {
+        source.destroy();
+        throw err;
+      }),
     );
   }
 
-  stageFile(ref: StagedShardRef, fill: (file: string) => Promise<void>, signal?: AbortSignal): Promise<number> {
-    return this.staged(ref, (dir) => fillShardFile(dir, fill), undefined, signal);
-  }
-
-  /**
-   * Stage one shard into a cleared directory; half a shard is of no use to anyone, so a failure
-   * removes it — but for a run stopped because its job's lock was lost, whose job another run
-   * has taken over and may be staging into the same directory already.
-   */
-  private async staged(ref: StagedShardRef, write: (dir: string) => Promise<number>, onFailure?: () => void, signal?: AbortSignal): Promise<number> {
-    const dir = this.stagedDir(ref.restore, ref.node, ref);
-    await clearStagedShard(dir);
-    try {
-      return await write(dir);
-    } catch (err) {
-      onFailure?.();
-      if (signal?.reason !== ABORT.lockLost) await removeShardDir(dir);
-      throw err;
-    }
-  }
-
-  async unstage(ref: StagedShardRef): Promise<void> {
-    await removeShardDir(this.stagedDir(ref.restore, ref.node, ref));
+  stageFile(ref: StagedShardRef, fill: (file: string) => Promise<void>): Promise<number> {
+    return stageShard(this.stagedDir(ref.restore, ref.node, ref), (dir) => fillShardFile(dir, fill));
   }
 
   async prepare(node: string, restore: OperationRef, shards: RestoreShard[]): Promise<void> {
@@ -266,10 +242,6 @@ export class RemoteShardHost implements ShardHost {
       source.destroy();
       throw sourceError ?? err;
     }
-  }
-
-  async unstage(ref: StagedShardRef): Promise<void> {
-    await this.client.send(ref.node, stagePath(ref), { method: 'DELETE' });
   }
 
   prepare(node: string, restore: OperationRef, shards: RestoreShard[]): Promise<void> {

@@ -18,7 +18,7 @@
  *   environment there (the file itself, or documents in batches for the dump format of version
  *   1), opens it to check it, and the commit renames it into place.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -487,10 +487,26 @@ export async function clearScratch(dataDir: string, node: string): Promise<void>
   for (const dir of [SNAPSHOT_DIR, STAGING_DIR]) await fs.promises.rm(path.join(dataDir, node, dir), { recursive: true, force: true });
 }
 
-/** An empty staging directory for one shard (a retried job starts over). */
-export async function clearStagedShard(dir: string): Promise<void> {
-  await removeShardDir(dir);
-  await fs.promises.mkdir(dir, { recursive: true });
+/**
+ * Stage one shard at `dir`: `write` fills a directory of this attempt's own beside it (and
+ * answers the documents in it), which is moved to `dir` once complete, replacing whatever an
+ * earlier attempt staged there. Attempts that overlap — a run whose job's lock was lost and the
+ * run that took the job over, or a worker's upload cut off while its retry streams — never
+ * touch each other's bytes: a failed attempt removes only its own directory (half a shard is of
+ * no use to anyone), and what is at `dir` is always a whole shard.
+ */
+export async function stageShard(dir: string, write: (own: string) => Promise<number>): Promise<number> {
+  const own = `${dir}.${randomBytes(8).toString('hex')}`;
+  await fs.promises.mkdir(own, { recursive: true });
+  try {
+    const docs = await write(own);
+    await removeShardDir(dir);
+    await fs.promises.rename(own, dir);
+    return docs;
+  } catch (err) {
+    await removeShardDir(own);
+    throw err;
+  }
 }
 
 /**

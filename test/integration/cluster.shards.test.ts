@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configuredBackends } from '../../shared/backups/backends.ts';
@@ -230,6 +230,44 @@ describe('backup and restore with nodes on their own hosts', () => {
     await expect.poll(pinned, WAIT).toBe(0);
   }, 60_000);
 
+  it("a shard upload cut off half-way leaves what another upload of the same shard staged meanwhile whole, and nothing of its own", async () => {
+    // A restore's shard job whose first run was stopped (its lock lost, its worker shutting
+    // down) while the run that took the job over streams the same shard to the same node: the
+    // node sees the first upload cut off, and once removed the whole staging under it.
+    const rec = (await catalog.getIndex('Alpha'))!;
+    const host = new RemoteShardHost(cluster.client);
+    const copy = await host.snapshot(rec, 0);
+    const bytes = await bytesIn(copy.stream());
+    const restore = { kind: 'restore', backend: 'filesystem', id: 'overlapping-uploads' } as const;
+    const ref = { restore, node: 'b1', index: 'Alpha', shard: 0 };
+    const shardDirs = path.join(stagingOf(nodeNamed('b1')), 'filesystem.overlapping-uploads', 'Alpha');
+    const stagedBytes = () => (fs.existsSync(shardDirs) ? fs.readdirSync(shardDirs, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).reduce((n, e) => n + fs.statSync(path.join(e.parentPath, e.name)).size, 0) : 0);
+
+    // The first upload has sent half the shard; the second has sent all of it but not ended.
+    const cut = new AbortController();
+    const first = new PassThrough();
+    first.write(bytes.subarray(0, bytes.length >> 1));
+    const firstRun = host.stage(ref, 'file', first, cut.signal);
+    firstRun.catch(() => undefined);
+    await expect.poll(stagedBytes, WAIT).toBeGreaterThan(0);
+    const second = new PassThrough();
+    second.write(bytes);
+    const secondRun = host.stage(ref, 'file', second);
+    secondRun.catch(() => undefined);
+    await expect.poll(stagedBytes, WAIT).toBeGreaterThanOrEqual(bytes.length);
+    // The first is cut off, and the node lets it go (removes what it staged) ...
+    cut.abort(new Error('the first run was stopped (test)'));
+    await expect(firstRun).rejects.toThrow();
+    await expect.poll(() => fs.readdirSync(shardDirs).length, WAIT).toBeLessThanOrEqual(1);
+    // ... before the second ends: the second is staged whole, and only it.
+    second.end();
+    expect(await secondRun).toBe(copy.docs);
+    expect(fs.readdirSync(shardDirs)).toEqual(['0']);
+    await host.prepare('b1', restore, [{ index: 'Alpha', shard: 0 }]);
+    await host.abort('b1', restore, [{ index: 'Alpha', shard: 0 }]);
+    expect(fs.existsSync(path.join(stagingOf(nodeNamed('b1')), 'filesystem.overlapping-uploads'))).toBe(false);
+  }, 60_000);
+
   it('answers a snapshot asked against a base of its own file with the ranges unchanged since, leaving their pages out but every every-th; against another file, whole', async () => {
     const rec = (await catalog.getIndex('Beta'))!;
     const host = new RemoteShardHost(cluster.client);
@@ -295,7 +333,6 @@ describe('backup and restore with nodes on their own hosts', () => {
       ['GET', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}`],
       ['GET', `/internal/indexes/Beta/shards/0/lineage?uid=${rec.uid}`],
       ['PUT', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b1&kind=file'],
-      ['DELETE', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b1'],
       ['POST', '/internal/restores/filesystem/nodes-1/prepare'],
       ['POST', '/internal/restores/filesystem/nodes-1/publish'],
       ['POST', '/internal/restores/filesystem/nodes-1/abort'],
@@ -321,8 +358,8 @@ describe('backup and restore with nodes on their own hosts', () => {
     await expect(cluster.client.request('a1', `/internal/indexes/Beta/shards/0/snapshot?uid=${rec.uid}&lineage=${'a'.repeat(32)}&since=x&chunk=4096&every=32`)).rejects.toThrow(
       /snapshot's base .*generation: a generation is a decimal transaction id/,
     );
-    await expect(cluster.client.request('b1', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b2', { method: 'DELETE' })).rejects.toThrow(/placed on node b2, not on node b1/);
-    await expect(cluster.client.request('b1', '/internal/restores/nowhere/nodes-1/shards/Beta/0?node=b1', { method: 'DELETE' })).rejects.toThrow(/invalid restore "nowhere"/);
+    await expect(cluster.client.request('b1', '/internal/restores/filesystem/nodes-1/shards/Beta/0?node=b2&kind=file', { method: 'PUT', body: Readable.from([Buffer.from('x')]) })).rejects.toThrow(/placed on node b2, not on node b1/);
+    await expect(cluster.client.request('b1', '/internal/restores/nowhere/nodes-1/shards/Beta/0?node=b1&kind=file', { method: 'PUT', body: Readable.from([Buffer.from('x')]) })).rejects.toThrow(/invalid restore "nowhere"/);
     await expect(cluster.client.request('b1', '/internal/restores/filesystem/Bad.Id/abort', { method: 'POST', json: { node: 'b1', shards: [] } })).rejects.toThrow(/backup id/);
     await expect(cluster.client.request('b1', '/internal/restores/filesystem/nodes-1/abort', { method: 'POST', json: { node: 'b1', shards: [{ index: '../x', shard: 0 }] } })).rejects.toThrow(
       /invalid index name/,

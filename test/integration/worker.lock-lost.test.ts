@@ -8,9 +8,9 @@
  * renewal fails (`lockRenewalFailed`); or it is deleted and BullMQ's stalled check hands the job
  * back to this same worker, whose renewal then succeeds under the new run's token.
  *
- * A restore's shard run that is stopped so must leave its staging alone: the run that took the
- * job over may be writing there already (a Redis kill of 16 s once failed a restore so, with
- * ENOENT on the staged file, reported as a corrupt chunk).
+ * A restore's shard run that is stopped so must not touch what the run that took the job over
+ * stages (a Redis kill of 16 s once failed a restore so, with ENOENT on the staged file, reported
+ * as a corrupt chunk): each run stages on its own and removes only its own.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -153,41 +153,44 @@ describe('a shard job that loses its lock', () => {
     expect(runs.filter((r) => r.job.id === held.job.id)).toHaveLength(2);
   }, 90_000);
 
-  it('a restore shard run stopped by a lost lock leaves the staging to the run that took the job over', async () => {
+  // Shutdown too: a run stopped so is handed back to its queue, and another worker may have
+  // taken the job up and staged it before the stopped run has finished failing.
+  it.each([ABORT.lockLost, ABORT.shutdown])('a restore shard run stopped (%s) while the run that took the job over stages it leaves that staging whole', async (reason) => {
+    const id = `to-restore-${reason}`;
     worker = await startWith({});
-    expect((await t.call('POST', '/v1/backups/filesystem', { id: 'to-restore', include: ['Locked'] })).status).toBe(200);
-    expect((await waitForStatus(t.call, '/v1/backups/filesystem/to-restore', final, 60_000)).status).toBe('SUCCESS');
+    expect((await t.call('POST', '/v1/backups/filesystem', { id, include: ['Locked'] })).status).toBe(200);
+    expect((await waitForStatus(t.call, `/v1/backups/filesystem/${id}`, final, 60_000)).status).toBe('SUCCESS');
     await worker.stop();
     // The first run of the first shard job is the real one, slowed down so that it is still
-    // writing when its lock is lost; meanwhile the run that took the job over staged a file.
+    // writing when it is stopped; meanwhile the run that took the job over staged the shard whole.
     const transfers = new TransferSlots(2);
     const slow = restoreShard(jobDeps({ ...t.config, workerMaxBytesPerSecond: 16 * 1024 }, transfers));
     const fast = restoreShard(jobDeps(t.config, transfers));
     let first = true;
     let stopped: unknown;
-    let laterRunsFile: boolean | undefined;
+    let staged: { whole: boolean; attemptsLeft: string[] } | undefined;
     worker = await startWith({
       'restore-shard': async (job, token, signal) => {
-        if (first) {
-          first = false;
-          const lost = new AbortController();
-          const run = slow(job, token, lost.signal);
-          run.catch(() => undefined);
-          const dir = stagedShardDir(t.store.dataDir, job.data.op, job.data.node, job.data.index, job.data.shard);
-          await until(() => expect(fs.readdirSync(dir).length).toBeGreaterThan(0));
-          fs.writeFileSync(path.join(dir, 'the-later-run'), '');
-          lost.abort(ABORT.lockLost);
-          stopped = await run.then(() => 'completed', (err: unknown) => err);
-          laterRunsFile = fs.existsSync(path.join(dir, 'the-later-run'));
-        }
-        return fast(job, token, signal);
+        if (!first) return fast(job, token, signal);
+        first = false;
+        const stop = new AbortController();
+        const run = slow(job, token, stop.signal);
+        run.catch(() => undefined);
+        const dir = stagedShardDir(t.store.dataDir, job.data.op, job.data.node, job.data.index, job.data.shard);
+        const attempts = () => (fs.existsSync(path.dirname(dir)) ? fs.readdirSync(path.dirname(dir)).filter((name) => name.startsWith(`${path.basename(dir)}.`)) : []);
+        await until(() => expect(attempts().some((a) => fs.readdirSync(path.join(path.dirname(dir), a)).length > 0)).toBe(true));
+        const result = await fast(job, token, signal);
+        stop.abort(reason);
+        stopped = await run.then(() => 'completed', (err: unknown) => err);
+        staged = { whole: fs.existsSync(path.join(dir, 'data.mdb')), attemptsLeft: attempts() };
+        return result;
       },
     });
     expect((await t.call('DELETE', '/v1/schema/Locked')).status).toBe(200);
-    expect((await t.call('POST', '/v1/backups/filesystem/to-restore/restore', { include: ['Locked'] })).status).toBe(200);
-    const done = await waitForStatus(t.call, '/v1/backups/filesystem/to-restore/restore', final, 60_000);
+    expect((await t.call('POST', `/v1/backups/filesystem/${id}/restore`, { include: ['Locked'] })).status).toBe(200);
+    const done = await waitForStatus(t.call, `/v1/backups/filesystem/${id}/restore`, final, 60_000);
     expect(stopped, 'the slowed run was stopped, not completed').toBeInstanceOf(CancelledError);
-    expect(laterRunsFile, 'the stopped run left the staging alone').toBe(true);
+    expect(staged, "the stopped run left the other run's staged shard, and nothing of its own").toEqual({ whole: true, attemptsLeft: [] });
     expect(done.status, JSON.stringify(done)).toBe('SUCCESS');
     expect(t.store.info('Locked').docs).toBe(300);
   }, 90_000);
