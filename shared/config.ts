@@ -90,6 +90,8 @@ const envSchema = z.object({
   BACKUP_GCS_PATH: z.string().default(''),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   STORAGE_EMULATOR_HOST: z.string().min(1).optional(),
+  /** Longest a GCS request may go without a byte moving before it is abandoned and retried. */
+  BACKUP_GCS_REQUEST_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   AUTHENTICATION_APIKEY_ENABLED: bool.default(false),
   AUTHENTICATION_APIKEY_ALLOWED_KEYS: csv.default([]),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -135,7 +137,14 @@ export interface Config {
       accessKeyId?: string;
       secretAccessKey?: string;
     };
-    gcs?: { bucket: string; path: string; projectId?: string; emulatorHost?: string };
+    gcs?: {
+      bucket: string;
+      path: string;
+      projectId?: string;
+      emulatorHost?: string;
+      /** BACKUP_GCS_REQUEST_TIMEOUT_SECONDS in ms (default 120 000). */
+      requestTimeoutMs?: number;
+    };
   };
 }
 
@@ -215,6 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
               path: e.BACKUP_GCS_PATH,
               projectId: e.GOOGLE_CLOUD_PROJECT,
               emulatorHost: e.STORAGE_EMULATOR_HOST,
+              requestTimeoutMs: e.BACKUP_GCS_REQUEST_TIMEOUT_SECONDS * 1000,
             },
           }
         : {}),

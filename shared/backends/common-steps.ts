@@ -5,7 +5,7 @@
  * its SDK's error codes.
  */
 import { Readable } from 'node:stream';
-import { CancelledError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError } from '../errors.ts';
+import { CancelledError, IntegrityError, NotFoundError, PermanentBackendError, ShardvaultError, UnavailableError } from '../errors.ts';
 import type { Backend, CallOptions, ObjectInfo } from './backend.ts';
 import { readSmall } from './bodies.ts';
 import { sortByKey, validateDeletePrefix } from './keys.ts';
@@ -102,7 +102,9 @@ export type BucketFault =
   /** The bucket is elsewhere (S3's region); detail says where it is not. */
   | { fault: 'misplaced'; detail: string }
   /** The server found the bytes' checksum wrong; detail says which. */
-  | { fault: 'checksum'; detail: string };
+  | { fault: 'checksum'; detail: string }
+  /** The request was abandoned because nothing moved on it for the request timeout; detail says how long and which setting. */
+  | { fault: 'silent'; detail: string };
 
 export interface BucketDescription {
   name: Backend['name'];
@@ -139,6 +141,8 @@ export function bucketError(
       return new PermanentBackendError(`${b.name} bucket "${b.bucket}" ${found.detail}`, { cause: err });
     case 'checksum':
       return new IntegrityError(`${b.name} ${what}: ${found.detail}`, { cause: err });
+    case 'silent':
+      return new UnavailableError(`${b.name} ${what} (${b.locate(ctx.key ?? ctx.prefix ?? '')}) was abandoned: ${found.detail}`, { cause: err });
     default:
       return fallbackBackendError(err, `${b.name} ${what} (${b.locate(ctx.key ?? ctx.prefix ?? '')})`, ctx.signal);
   }

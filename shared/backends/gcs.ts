@@ -1,5 +1,6 @@
-import type { Bucket, File, FileMetadata, Storage } from '@google-cloud/storage';
+import type { Bucket, File, FileMetadata, Storage, StorageOptions } from '@google-cloud/storage';
 import { randomUUID } from 'node:crypto';
+import type { Agent } from 'node:http';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CancelledError, ShardvaultError } from '../errors.ts';
@@ -11,6 +12,7 @@ import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerR
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 import { gcsSdk } from './sdk.ts';
+import { isSilenceError, silenceAgent, watchSilence } from './silence.ts';
 
 export interface GcsBackendOptions {
   bucket: string;
@@ -34,6 +36,11 @@ export interface GcsBackendOptions {
   replayBytes?: number;
   /** Backoff of write (held bodies), list, delete, exists and read start (withRetry). */
   retry?: Pick<RetryOptions, 'attempts' | 'baseMs' | 'maxMs'>;
+  /**
+   * Longest a request may go without a byte moving (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS); it is
+   * then abandoned with a transient error and retried. Default 120 000.
+   */
+  requestTimeoutMs?: number;
 }
 
 /** Custom metadata naming the write that produced an object, so cleanup never deletes another's. */
@@ -59,9 +66,26 @@ const WRITE_ID = 'shardvault-write-id';
  * `Retry limit exceeded - status: N` error (googleapis/google-cloud-node#7346);
  * withUploadStatus gives it back its status, so it is classified like any other answer.
  *
- * No request timeout is configured here (there is no BACKUP_GCS_* setting for one): the
- * client's defaults apply, and its resumable-upload requests (gaxios) set none, so a request
- * that is never answered is not abandoned by this backend (RELIABILITY.md, "Not covered (yet)").
+ * A request is abandoned once nothing has moved on it for requestTimeoutMs
+ * (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS), as S3's client does (socketTimeout); a transfer that keeps
+ * moving is never cut. The client sends its requests through two HTTP stacks, so it takes three
+ * parts (silence.ts), each where the client lets a request be failed and its socket freed:
+ * - the resumable upload (session start and the streamed PUT) goes through gaxios, which takes
+ *   an agent (given to it as a request interceptor): silenceAgent's sockets are destroyed after
+ *   that much idle time, which fails the request and the upload through the client's own error
+ *   path. A watchdog on the body stream could not do that: destroying the write stream does
+ *   not reach the request in flight (the client destroys its upload without an error, so
+ *   nothing aborts it), and the socket stayed parked;
+ * - the JSON requests (metadata, list, exists, delete) and the media request go through
+ *   teeny-request (node-fetch), which takes no agent but a `timeout` (the Storage option):
+ *   the time until the answer starts and, for a JSON answer, to read it; on expiry node-fetch
+ *   aborts the request. Those answers are small, so there the two are the same thing;
+ * - node-fetch does not watch a body that is streamed, so the media body has a watchdog
+ *   (watchSilence) that destroys it after that long without a byte while its reader keeps up;
+ *   the client then destroys its shared agent's sockets, as it does on any failed download.
+ * An abandoned request fails as a transient error naming the object and the setting, retried
+ * like a reset (withRetry, or the job). Behind HTTP(S)_PROXY the upload keeps gaxios's proxy
+ * agent, and with it no silence timeout of its own.
  */
 export class GcsBackend implements Backend {
   readonly name = 'gcs' as const;
@@ -77,6 +101,7 @@ export class GcsBackend implements Backend {
   private readonly deleteConcurrency: number;
   private readonly retry: RetryOptions;
   private readonly replayBytes: number;
+  private readonly requestTimeoutMs: number;
 
   constructor(options: GcsBackendOptions) {
     this.bucketName = options.bucket;
@@ -87,13 +112,18 @@ export class GcsBackend implements Backend {
     this.deleteConcurrency = Math.max(1, options.deleteConcurrency ?? 16);
     this.retry = { ...options.retry, logger: options.logger };
     this.replayBytes = Math.max(0, options.replayBytes ?? 8 * 1024 * 1024);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
     const apiEndpoint = options.emulatorHost ? gcsEmulatorUrl(options.emulatorHost) : undefined;
     const projectId = options.projectId ?? (apiEndpoint ? 'shardvault' : undefined);
     this.endpointLabel = apiEndpoint ? `emulator ${apiEndpoint}` : 'Google Cloud Storage';
+    // The upload's requests (gaxios) get the agent; teeny-request ignores it and takes `timeout`.
+    const agent = behindProxy() ? undefined : silenceAgent(new URL(apiEndpoint ?? 'https://storage.googleapis.com').protocol, this.requestTimeoutMs);
     this.storage = new (gcsSdk().Storage)({
       ...(projectId ? { projectId } : {}),
       ...(apiEndpoint ? { apiEndpoint } : {}),
       retryOptions: { autoRetry: false },
+      timeout: this.requestTimeoutMs,
+      ...(agent ? { interceptors_: [withAgent(agent)] } : {}),
     });
     this.bucket = this.storage.bucket(options.bucket);
   }
@@ -203,6 +233,7 @@ export class GcsBackend implements Backend {
         if (status >= 300) return; // the SDK's error for this answer follows
         source.off('error', failed);
         source.on('error', (err) => out.destroy(this.mapError(err, `read ${key}`, { key, signal })));
+        watchSilence(source, out, this.requestTimeoutMs);
         resolve(out);
       });
       out.on('close', () => {
@@ -346,6 +377,7 @@ export class GcsBackend implements Backend {
       const status = httpStatus(e);
       const code = (e as { code?: unknown }).code;
       const message = e instanceof Error ? e.message : '';
+      if (isSilenceError(e)) return { fault: 'silent', detail: `nothing moved for ${this.requestTimeoutMs / 1000} s (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS)` };
       if (status === 404 && (!ctx.key || /specified bucket does not exist|no such bucket|bucket_not_found/i.test(message))) return { fault: 'no-bucket' };
       if (status === 404) return { fault: 'not-found' };
       if (status === 401 || status === 403) return { fault: 'refused', detail: `HTTP ${status}` };
@@ -369,6 +401,22 @@ export function withUploadStatus(err: unknown): unknown {
   const match = /^Retry (?:total time )?limit exceeded - status: (\d{3})\b/.exec(err.message);
   if (!match) return err;
   return Object.assign(new Error(err.message, { cause: err }), { name: 'GcsUploadError', status: Number(match[1]) });
+}
+
+type Interceptor = NonNullable<StorageOptions['interceptors_']>[number];
+
+/**
+ * A request interceptor that sets `agent` on every request's options. Its type says it turns
+ * one kind of options into another, but the client hands each interceptor the previous one's
+ * result and passes the last on: it is the same object throughout.
+ */
+function withAgent(agent: Agent): Interceptor {
+  return { request: (reqOpts) => Object.assign(reqOpts, { agent }) as unknown as ReturnType<Interceptor['request']> };
+}
+
+/** Whether gaxios sends requests through a proxy (HTTP(S)_PROXY), whose agent a given one would replace. */
+function behindProxy(): boolean {
+  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((name) => Boolean(process.env[name]));
 }
 
 /** STORAGE_EMULATOR_HOST as a URL; emulators speak plain HTTP, so `host:port` gets `http://`. */

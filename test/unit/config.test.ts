@@ -33,6 +33,14 @@ describe('config', () => {
     expect(c.backends.gcs).toMatchObject({ bucket: 'g', path: '' });
   });
 
+  it('takes each cloud backend its own request timeout, in seconds, default 120', () => {
+    const c = loadConfig({ BACKUP_S3_BUCKET: 'b', BACKUP_GCS_BUCKET: 'g', BACKUP_GCS_REQUEST_TIMEOUT_SECONDS: '7' });
+    expect(c.backends.s3?.requestTimeoutMs).toBe(120_000);
+    expect(c.backends.gcs?.requestTimeoutMs).toBe(7_000);
+    expect(loadConfig({ BACKUP_GCS_BUCKET: 'g' }).backends.gcs?.requestTimeoutMs).toBe(120_000);
+    expect(() => loadConfig({ BACKUP_GCS_REQUEST_TIMEOUT_SECONDS: '0' })).toThrow(/BACKUP_GCS_REQUEST_TIMEOUT_SECONDS/);
+  });
+
   it('parses node lists and auth keys', () => {
     const c = loadConfig({ CLUSTER_NODES: 'a, b ,c', WORKER_NODES: 'b', AUTHENTICATION_APIKEY_ENABLED: 'true', AUTHENTICATION_APIKEY_ALLOWED_KEYS: 'k1,k2' });
     expect(c.nodes).toEqual(['a', 'b', 'c']);

@@ -1,0 +1,66 @@
+/**
+ * Abandoning a request whose server went silent: the longest a request may go without a byte
+ * moving (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS), never a total time, so a multi-GiB transfer
+ * that keeps moving is not cut. S3's client has this built in (its socketTimeout); the GCS
+ * client does not, and gcs.ts builds it from the two helpers here.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+
+/** A request abandoned because nothing moved on it for `ms`: transient (name and code say so). */
+export class SilenceError extends Error {
+  override readonly name = 'TimeoutError';
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly ms: number) {
+    super(`nothing moved for ${ms / 1000} s`);
+  }
+}
+
+/**
+ * A keep-alive agent whose sockets are destroyed with a SilenceError once `ms` pass without a
+ * byte read or written (Node's own `timeout` option only emits an event and leaves the request
+ * hanging). Destroying the socket fails the request through the client's ordinary error path,
+ * and frees it: the caller sees a failed request, never a parked one.
+ */
+export function silenceAgent(protocol: string, ms: number): http.Agent {
+  const agent = protocol === 'https:' ? new https.Agent({ keepAlive: true, timeout: ms }) : new http.Agent({ keepAlive: true, timeout: ms });
+  const connect = agent.createConnection.bind(agent);
+  agent.createConnection = (options, callback) => {
+    const socket = connect(options, callback) as Socket | null | undefined;
+    socket?.once('timeout', () => socket.destroy(new SilenceError(ms)));
+    return socket;
+  };
+  return agent;
+}
+
+/**
+ * Destroys `source` (a response body piped into `sink`) with a SilenceError once no chunk has
+ * come out of it for `ms` while `sink` had room for one: a reader that stopped reading is
+ * waiting on itself, not on the server.
+ */
+export function watchSilence(source: Readable, sink: Writable, ms: number): void {
+  const timer = setTimeout(() => {
+    if (sink.writableNeedDrain) timer.refresh();
+    else source.destroy(new SilenceError(ms));
+  }, ms);
+  source.on('data', () => timer.refresh());
+  for (const stream of [source, sink]) stream.once('close', () => clearTimeout(timer));
+  source.once('end', () => clearTimeout(timer));
+}
+
+/**
+ * True when err (or an error it wraps) is a request abandoned for silence: a SilenceError, or
+ * the client's own request timeout (node-fetch's `request-timeout` / `body-timeout`, which the
+ * GCS client raises for its JSON requests). The clients wrap the socket's error in their own,
+ * keeping its code and message but not the error itself.
+ */
+export function isSilenceError(err: unknown, depth = 0): boolean {
+  if (err === null || typeof err !== 'object' || depth > 5) return false;
+  if (err instanceof SilenceError) return true;
+  const e = err as { type?: unknown; code?: unknown; message?: unknown; cause?: unknown; error?: unknown };
+  if (e.type === 'request-timeout' || e.type === 'body-timeout') return true;
+  if (e.code === 'ETIMEDOUT' && typeof e.message === 'string' && e.message.includes('nothing moved for')) return true;
+  return isSilenceError(e.cause, depth + 1) || isSilenceError(e.error, depth + 1);
+}
