@@ -73,6 +73,7 @@ export class S3Backend implements Backend {
   private readonly queueSize: number;
   private readonly listPageSize: number;
   private readonly retry: RetryOptions;
+  private readonly requestTimeoutMs: number;
 
   constructor(options: S3BackendOptions) {
     this.bucket = options.bucket;
@@ -83,7 +84,8 @@ export class S3Backend implements Backend {
     this.queueSize = Math.max(1, options.queueSize ?? 2);
     this.listPageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
     this.retry = { ...options.retry, logger: options.logger };
-    const config = s3ClientConfig(options);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+    const config = s3ClientConfig({ ...options, requestTimeoutMs: this.requestTimeoutMs });
     this.endpointLabel = config.endpoint ? redactUrl(String(config.endpoint)) : `AWS region ${options.region}`;
     // Single requests are retried by withRetry (logged, abortable), so the SDK does not retry them.
     this.client = new (s3Sdk().S3Client)({ ...config, maxAttempts: 1 });
@@ -306,6 +308,9 @@ export class S3Backend implements Backend {
         return { fault: 'misplaced', detail: `is not in AWS_REGION "${this.region}" (${detail})` };
       }
       if (CHECKSUM_CODES.includes(code)) return { fault: 'checksum', detail: `the server rejected the data's checksum (${code})` };
+      if (code === 'TimeoutError' && /of inactivity/.test(e instanceof Error ? e.message : '')) {
+        return { fault: 'silent', detail: `nothing moved for ${this.requestTimeoutMs / 1000} s (BACKUP_S3_REQUEST_TIMEOUT_SECONDS)` };
+      }
       return undefined;
     });
   }
@@ -332,8 +337,10 @@ function s3ClientConfig(
     ...(options.accessKeyId && options.secretAccessKey
       ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
       : {}),
-    // connectionTimeout: to establish the socket; requestTimeout: longest silence on a socket.
-    requestHandler: { connectionTimeout: 10_000, requestTimeout: options.requestTimeoutMs ?? 120_000 },
+    // connectionTimeout: to establish the socket; socketTimeout: longest silence on it. (Not
+    // requestTimeout: since @smithy/node-http-handler 4.x that is a total time until the
+    // answer starts, which only logs a warning unless told to throw, and would cut a slow part.)
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: options.requestTimeoutMs },
   };
 }
 
