@@ -12,9 +12,12 @@
  * - `cutBody`:    the answer starts, and the connection is destroyed after part of its body
  *                 (only answers with a body of at least 2 KiB; otherwise forwarded intact).
  *
- * `hold(predicate)` parks matching requests (un-faulted) until `release()` is called, so a test
- * can make something happen "while the request is in flight" without sleeping. Counts of what
- * was done are kept per fault and per request kind.
+ * `hold(predicate)` parks matching requests (un-faulted) until `release()` forwards them or
+ * `drop()` closes their connections (a request its client gave up on), so a test
+ * can make something happen "while the request is in flight" without sleeping. `stallBody(predicate)`
+ * forwards matching requests but sends only the first half of each answer's body, then nothing
+ * more on a connection it keeps open: a server gone silent mid-body. Counts of what was done
+ * are kept per fault and per request kind.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -52,7 +55,9 @@ export interface FaultProxy {
   readonly counts: FaultCounts;
   setRates(rates: Partial<FaultRates>): void;
   /** Park requests matching `predicate` until the returned release() is called. */
-  hold(predicate: (req: { method: string; url: string }) => boolean): { held(): number; release(): void };
+  hold(predicate: (req: { method: string; url: string }) => boolean): { held(): number; release(): void; drop(): void };
+  /** Answer requests matching `predicate` with half their body, then silence, until the returned stop() is called. */
+  stallBody(predicate: (req: { method: string; url: string }) => boolean): { stalled(): number; stop(): void };
   close(): Promise<void>;
 }
 
@@ -78,7 +83,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const timers = new Set<NodeJS.Timeout>();
   const sockets = new Set<Socket>();
-  const holds = new Set<{ predicate: (r: { method: string; url: string }) => boolean; parked: (() => void)[]; released: boolean }>();
+  const holds = new Set<{ predicate: (r: { method: string; url: string }) => boolean; parked: { go(): void; drop(): void }[]; released: boolean }>();
+  const stalls = new Set<{ predicate: (r: { method: string; url: string }) => boolean; stalled: number }>();
 
   const pickFault = (): Fault | undefined => {
     let x = rng.next();
@@ -89,7 +95,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return undefined;
   };
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse, fault?: 'lostAnswer' | 'cutBody') => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, fault?: 'lostAnswer' | 'cutBody' | 'stallBody') => {
     counts.forwarded++;
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
@@ -100,6 +106,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           return;
         }
         const length = Number(answer.headers['content-length'] ?? 0);
+        if (fault === 'stallBody') {
+          // Half the body (of one whose length is unknown, its first chunk), then silence.
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          let sent = 0;
+          answer.on('data', (chunk: Buffer) => {
+            if (sent > 0 && sent >= length / 2) return;
+            const part = length ? chunk.subarray(0, Math.max(0, Math.ceil(length / 2) - sent)) : chunk;
+            sent += part.length;
+            res.write(part);
+            if (sent >= length / 2) answer.destroy();
+          });
+          return;
+        }
         if (fault === 'cutBody' && length >= 2048) {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           let sent = 0;
@@ -132,7 +151,15 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     for (const hold of holds) {
       if (!hold.released && hold.predicate({ method, url })) {
         req.pause();
-        hold.parked.push(() => forward(req, res));
+        hold.parked.push({ go: () => forward(req, res), drop: () => req.socket.destroy() });
+        return;
+      }
+    }
+
+    for (const stall of stalls) {
+      if (stall.predicate({ method, url })) {
+        stall.stalled++;
+        forward(req, res, 'stallBody');
         return;
       }
     }
@@ -183,21 +210,30 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       rates = { ...rates, ...r };
     },
     hold(predicate) {
-      const hold = { predicate, parked: [] as (() => void)[], released: false };
+      const hold = { predicate, parked: [] as { go(): void; drop(): void }[], released: false };
       holds.add(hold);
-      return {
-        held: () => hold.parked.length,
-        release: () => {
-          hold.released = true;
-          holds.delete(hold);
-          for (const go of hold.parked.splice(0)) go();
-        },
+      let held = 0;
+      const end = (how: 'go' | 'drop') => {
+        hold.released = true;
+        holds.delete(hold);
+        held += hold.parked.length;
+        for (const parked of hold.parked.splice(0)) parked[how]();
       };
+      return {
+        held: () => held + hold.parked.length,
+        release: () => end('go'),
+        drop: () => end('drop'),
+      };
+    },
+    stallBody(predicate) {
+      const stall = { predicate, stalled: 0 };
+      stalls.add(stall);
+      return { stalled: () => stall.stalled, stop: () => stalls.delete(stall) };
     },
     async close() {
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      for (const hold of holds) for (const go of hold.parked.splice(0)) go();
+      for (const hold of holds) for (const parked of hold.parked.splice(0)) parked.go();
       holds.clear();
       for (const s of sockets) s.destroy();
       agent.destroy();
