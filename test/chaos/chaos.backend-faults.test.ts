@@ -3,10 +3,11 @@
  * real S3 server (s3rver), then to a real GCS server (the firebase-tools emulator), each through
  * a fault-injecting proxy (test/support/fault-proxy.ts) that answers 5% of requests with 500,
  * resets some connections before or after the server applied them, cuts some answers part-way
- * through their body, and holds some for 4 s before dropping them. On S3 that is past the
- * client's request timeout (BACKUP_S3_REQUEST_TIMEOUT_SECONDS=3, so a held request is abandoned
- * and retried rather than waited on); GCS has no request-timeout setting, so there a held
- * request ends when the proxy drops it. Shown, on both backends (describe.each over BACKENDS):
+ * through their body, and holds some for 30 s before dropping them. That is ten times the
+ * clients' request timeout (BACKUP_S3_REQUEST_TIMEOUT_SECONDS=3, BACKUP_GCS_REQUEST_TIMEOUT_SECONDS=3),
+ * so a held request is abandoned after 3 s of silence and retried rather than waited on (every
+ * one is: the proxy counts those whose client closed the connection before it dropped them).
+ * Shown, on both backends (describe.each over BACKENDS):
  * - backups and restores still complete through retries; every backup verifies OK through
  *   the same faults, every restore is identical to its source. A request the API answers itself
  *   (create, restore, verify) makes its reads with a few retries; at these rates one of them
@@ -50,7 +51,7 @@ interface FaultyBackend {
   name: 's3' | 'gcs';
   /** The real server's URL, for the proxy. */
   target(fx: BackendFixture): string;
-  /** The cluster's variables that send every request through the proxy (on S3 with a 3 s request timeout; GCS has no such setting). */
+  /** The cluster's variables that send every request through the proxy, with a 3 s request timeout. */
   throughProxy(proxy: FaultProxy): Record<string, string>;
 }
 
@@ -63,7 +64,7 @@ const BACKENDS: FaultyBackend[] = [
   {
     name: 'gcs',
     target: (fx) => fx.env.STORAGE_EMULATOR_HOST!,
-    throughProxy: (proxy) => ({ STORAGE_EMULATOR_HOST: proxy.url }),
+    throughProxy: (proxy) => ({ STORAGE_EMULATOR_HOST: proxy.url, BACKUP_GCS_REQUEST_TIMEOUT_SECONDS: '3' }),
   },
 ];
 
@@ -100,7 +101,8 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
         credentials: { accessKeyId: fx.env.AWS_ACCESS_KEY_ID!, secretAccessKey: fx.env.AWS_SECRET_ACCESS_KEY! },
       });
     }
-    proxy = await startFaultProxy({ target: target(fx), seed, delayMs: 4000 });
+    // Held far longer than the request timeout: only the client's timeout ends a held request in time.
+    proxy = await startFaultProxy({ target: target(fx), seed, delayMs: 30_000 });
     const dataDir = path.join(tmp.dir, 'data');
     await populate(dataDir, NODES, CLASSES.map((name) => ({ name, shards: 3, docs: DOCS, words: 20 })));
     for (const cls of CLASSES) reference.set(cls, await readIndex(dataDir, NODES, cls));
@@ -114,7 +116,13 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
   }, 180_000);
 
   afterAll(async () => {
-    figures.proxy = { requests: proxy?.counts.requests, forwarded: proxy?.counts.forwarded, injected: proxy?.counts.byFault, byKind: proxy?.counts.byKind };
+    figures.proxy = {
+      requests: proxy?.counts.requests,
+      forwarded: proxy?.counts.forwarded,
+      injected: proxy?.counts.byFault,
+      heldAbandonedByClient: proxy?.counts.abandoned,
+      byKind: proxy?.counts.byKind,
+    };
     recordFigures('backend-faults', { [backend]: figures });
     await A?.stop();
     await proxy?.close();
@@ -192,6 +200,8 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
     const injected = Object.values(proxy.counts.byFault).reduce((a, b) => a + b, 0);
     expect(proxy.counts.byFault.error500, 'some 500s were injected').toBeGreaterThan(0);
     expect(injected).toBeGreaterThan(3);
+    // Every held request was given up by the client (its request timeout), none waited out.
+    expect(proxy.counts.abandoned, 'held requests the client abandoned').toBe(proxy.counts.byFault.delay);
   }, 600_000);
 
   it("a burst of resets during create's checks is ridden out like a transfer's: the create answers 200, not 503", async () => {

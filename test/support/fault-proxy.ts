@@ -42,6 +42,8 @@ export interface FaultProxyOptions {
 export interface FaultCounts {
   requests: number;
   forwarded: number;
+  /** `delay` faults whose client closed the connection before the proxy dropped it (the client's timeout ended them). */
+  abandoned: number;
   byFault: Record<Fault, number>;
   /** `<METHOD> <kind>` → requests, e.g. `PUT object`, `GET list`, `POST multipart`. */
   byKind: Record<string, number>;
@@ -79,7 +81,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const rng: Rng = createRng(options.seed);
   let rates: FaultRates = { ...NO_FAULTS, ...options.rates };
   const delayMs = options.delayMs ?? 5000;
-  const counts: FaultCounts = { requests: 0, forwarded: 0, byFault: { ...NO_FAULTS }, byKind: {} };
+  const counts: FaultCounts = { requests: 0, forwarded: 0, abandoned: 0, byFault: { ...NO_FAULTS }, byKind: {} };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const timers = new Set<NodeJS.Timeout>();
   const sockets = new Set<Socket>();
@@ -184,6 +186,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           req.socket.destroy();
         }, delayMs);
         timers.add(timer);
+        req.socket.once('close', () => {
+          if (!timers.delete(timer)) return;
+          clearTimeout(timer);
+          counts.abandoned++;
+        });
         return;
       }
       case 'lostAnswer':
