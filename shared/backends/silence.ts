@@ -9,12 +9,15 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
+/** How a SilenceError's message starts: the clients keep it in the errors they wrap it in. */
+const SILENCE = 'nothing moved for';
+
 /** A request abandoned because nothing moved on it for `ms`: transient (name and code say so). */
 export class SilenceError extends Error {
   override readonly name = 'TimeoutError';
   readonly code = 'ETIMEDOUT';
   constructor(readonly ms: number) {
-    super(`nothing moved for ${ms / 1000} s`);
+    super(`${SILENCE} ${ms / 1000} s`);
   }
 }
 
@@ -61,6 +64,6 @@ export function isSilenceError(err: unknown, depth = 0): boolean {
   if (err instanceof SilenceError) return true;
   const e = err as { type?: unknown; code?: unknown; message?: unknown; cause?: unknown; error?: unknown };
   if (e.type === 'request-timeout' || e.type === 'body-timeout') return true;
-  if (e.code === 'ETIMEDOUT' && typeof e.message === 'string' && e.message.includes('nothing moved for')) return true;
+  if (e.code === 'ETIMEDOUT' && typeof e.message === 'string' && e.message.includes(SILENCE)) return true;
   return isSilenceError(e.cause, depth + 1) || isSilenceError(e.error, depth + 1);
 }

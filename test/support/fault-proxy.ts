@@ -56,7 +56,7 @@ export interface FaultProxy {
   host: string;
   readonly counts: FaultCounts;
   setRates(rates: Partial<FaultRates>): void;
-  /** Park requests matching `predicate` until the returned release() is called. */
+  /** Park requests matching `predicate` until the returned release() or drop() is called; held() counts those it parked. */
   hold(predicate: (req: { method: string; url: string }) => boolean): { held(): number; release(): void; drop(): void };
   /** Answer requests matching `predicate` with half their body, then silence, until the returned stop() is called. */
   stallBody(predicate: (req: { method: string; url: string }) => boolean): { stalled(): number; stop(): void };
