@@ -103,6 +103,14 @@ const REPEATS_STORED = CHUNKS_PER_BLOB / 16;
  * repository's table anyway.
  */
 const MINE_LIMIT = 3 << 15;
+/**
+ * Bytes of a pack's first buffer of SHA-256s (doubled when a pack's blobs need more): those of 160
+ * full blobs, as many as a 32 MiB pack holds when they compress to 200 KiB (LMDB pages of JSON
+ * documents at zstd 3 compress to ~230 KiB).
+ */
+const PACK_HASH_BYTES = 160 * CHUNKS_PER_BLOB * HASH_BYTES;
+/** Buffers of SHA-256s kept for the next packs: the pack being filled and one whose index file is being written. */
+const SPARE_PACK_HASHES = 2;
 /** Spans of the file being named at once, beyond the one being handled. */
 const NAMING_AHEAD = 4;
 /** Bytes of the file named at once by one thread. */
@@ -1122,8 +1130,17 @@ class PackWriter {
   private bytes = 0;
   private next = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** The last PIPELINE + 1 blobs queued: each one's promise of being appended. */
   private readonly appended: Promise<void>[] = [];
-  private current: { id: string; stream: PassThrough; upload: Promise<unknown>; bytes: number; blobs: Blob[]; numbers: number[] } | undefined;
+  private current: OpenPack | undefined;
+  /**
+   * Buffers for the SHA-256s of a pack's blobs, each handed on to the next pack once the index
+   * file of the last is written. They are held that long (a pack takes a second or two to fill),
+   * so V8 would move buffers of their own to its old generation, whose ArrayBuffers it frees only
+   * at a full collection, seconds apart: a file's worth of SHA-256s (10.8 MB for a 1 GiB shard)
+   * piled up until then.
+   */
+  private readonly spareHashes: Buffer[] = [];
   /** Each closed pack: its upload, then its index file. */
   private readonly closed: Promise<void>[] = [];
 
@@ -1154,14 +1171,13 @@ class PackWriter {
     if (this.filled > 0) this.flush();
     const code = this.next * CHUNKS_PER_BLOB;
     this.chunks += hashes.length / HASH_BYTES;
-    this.queue(encoded, rawLength, Buffer.from(hashes));
+    this.queue(encoded, rawLength, hashes);
     return code;
   }
 
   /** Waits while PIPELINE blobs are still being compressed or appended. */
   async backpressure(): Promise<void> {
-    const n = this.appended.length;
-    if (n > PIPELINE) await this.appended[n - PIPELINE - 1];
+    if (this.appended.length > PIPELINE) await this.appended[0];
   }
 
   /** Every blob in a finished pack named by a written index file. */
@@ -1189,27 +1205,29 @@ class PackWriter {
     this.queue(encodeBlob(rawLength === blob.length ? blob : blob.subarray(0, rawLength), this.options.level, true), rawLength, hashes);
   }
 
-  /** The next blob of this run, appended to the pack in order once encoded. */
+  /** The next blob of this run (hashes: its chunks' SHA-256s, left as they are until then), appended to the pack in order once encoded. */
   private queue(encoded: Promise<Encoded>, rawLength: number, hashes: Buffer): void {
     const number = this.next++;
     encoded.catch(() => undefined);
     this.chain = this.chain.then(async () => {
       const { codec, data } = await encoded;
       const { pack, offset } = await this.append(data);
-      pack.blobs.push({ pack: 0, offset, length: data.length, codec, rawLength, hashes });
+      pack.blobs.push({ pack: 0, offset, length: data.length, codec, rawLength, hashes: keepHashes(pack, hashes) });
       pack.numbers.push(number);
     });
     this.appended.push(this.chain);
+    if (this.appended.length > PIPELINE + 1) this.appended.shift();
   }
 
-  private async append(data: Buffer): Promise<{ pack: NonNullable<PackWriter['current']>; offset: number }> {
+  private async append(data: Buffer): Promise<{ pack: OpenPack; offset: number }> {
     if (!this.current || this.current.bytes >= PACK_TARGET_BYTES) {
       this.closePack();
       const id = newId();
       const stream = new PassThrough({ highWaterMark: STREAM_BUFFER });
       const upload = this.backend.write(packKey(id), stream, { signal: this.options.signal });
       upload.catch(() => undefined);
-      this.current = { id, stream, upload, bytes: 0, blobs: [], numbers: [] };
+      const hashes = this.spareHashes.pop() ?? Buffer.allocUnsafeSlow(PACK_HASH_BYTES);
+      this.current = { id, stream, upload, bytes: 0, blobs: [], numbers: [], hashes, hashesUsed: 0 };
     }
     const current = this.current;
     const offset = current.bytes;
@@ -1236,10 +1254,38 @@ class PackWriter {
       this.stored += (await this.backend.write(indexKey(index), Readable.from([await encodeObject(file)]), { signal: this.options.signal })).bytes;
       pack.numbers.forEach((n, blob) => (this.placed[n] = { index, blob }));
       this.written(index, file);
+      // Encoded and learned (copied into the table): its blobs' SHA-256s are not needed any more.
+      if (this.spareHashes.length < SPARE_PACK_HASHES) this.spareHashes.push(pack.hashes);
     })();
     done.catch(() => undefined);
     this.closed.push(done);
   }
+}
+
+/** A pack being filled: its upload, its blobs so far, and where their chunks' SHA-256s are kept (`hashes`, up to `hashesUsed`). */
+interface OpenPack {
+  id: string;
+  stream: PassThrough;
+  upload: Promise<unknown>;
+  bytes: number;
+  blobs: Blob[];
+  numbers: number[];
+  hashes: Buffer;
+  hashesUsed: number;
+}
+
+/**
+ * A blob's SHA-256s copied into its pack's buffer, answered as the copy; a full buffer is
+ * replaced by one twice its size (the blobs before keep the old one until the index file is written).
+ */
+function keepHashes(pack: OpenPack, hashes: Buffer): Buffer {
+  if (pack.hashesUsed + hashes.length > pack.hashes.length) {
+    pack.hashes = Buffer.allocUnsafeSlow(Math.max(2 * pack.hashes.length, hashes.length));
+    pack.hashesUsed = 0;
+  }
+  const at = pack.hashesUsed;
+  pack.hashesUsed += hashes.copy(pack.hashes, at);
+  return pack.hashes.subarray(at, pack.hashesUsed);
 }
 
 const repositories = new WeakMap<Backend, Repository>();
