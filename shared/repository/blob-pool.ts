@@ -311,6 +311,14 @@ interface Thread {
  * collection of this thread's heap (~20 MB live) takes 10–30 ms, about ten per 1 GiB backed up.
  */
 const ARRIVED_BYTES = 32 * 1024 * 1024;
+/**
+ * Answers between two such collections, whatever their bytes. A restore hands this thread few
+ * bytes (a 1 GiB shard's, ~22 MB) but an answer per blob, and what each leaves behind is
+ * native memory V8 counts as external but not as an ArrayBuffer: ~6 KB a blob, piling up for
+ * 10–12 s of a 4 GiB shard's restore (to ~57 MB) until V8's first full collection freed it
+ * (2026-12-07, `process.memoryUsage()` sampled every 50 ms).
+ */
+const ARRIVED_ANSWERS = 1024;
 
 /** A full collection of this thread's heap, where V8 offers one (see the threads' collectGarbage); else nothing. */
 function heapCollector(): () => void {
@@ -329,6 +337,8 @@ class BlobPool {
   private id = 0;
   /** Bytes handed over by the threads since this thread's last collection. */
   private arrived = 0;
+  /** Answers from the threads since this thread's last collection. */
+  private answers = 0;
   private readonly collectHeap = heapCollector();
   broken = false;
 
@@ -339,8 +349,9 @@ class BlobPool {
       const thread: Thread = { worker, waiting: new Map() };
       worker.on('message', (answer: Answer & { id: number }) => {
         this.arrived += (answer.data?.byteLength ?? 0) + (answer.hashes?.byteLength ?? 0);
-        if (this.arrived >= ARRIVED_BYTES) {
+        if (this.arrived >= ARRIVED_BYTES || ++this.answers >= ARRIVED_ANSWERS) {
           this.arrived = 0;
+          this.answers = 0;
           this.collectHeap();
         }
         const w = thread.waiting.get(answer.id);
