@@ -24,7 +24,7 @@ import { CancelledError, IntegrityError, NotFoundError } from '../shared/errors.
 import { decompressStream } from '../shared/formats/compression.ts';
 import { createMeter, sha256OfStream } from '../shared/formats/hashing.ts';
 import { throttleStream } from '../shared/formats/throttle.ts';
-import { type PayloadOf, type ProcessorOf } from '../shared/jobs/catalog.ts';
+import type { PayloadOf, ProcessorOf } from '../shared/jobs/catalog.ts';
 import { describeShard } from '../shared/jobs/operation.ts';
 import type { StagedShardRef } from '../shared/cluster/shard-host.ts';
 import { repositoryOf } from '../shared/repository/repository.ts';

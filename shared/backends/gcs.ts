@@ -12,7 +12,7 @@ import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerR
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 import { gcsSdk } from './sdk.ts';
-import { isSilenceError, silenceAgent, watchSilence } from './silence.ts';
+import { isSilenceError, silenceAgent, silenceFault, watchSilence } from './silence.ts';
 
 export interface GcsBackendOptions {
   bucket: string;
@@ -377,7 +377,7 @@ export class GcsBackend implements Backend {
       const status = httpStatus(e);
       const code = (e as { code?: unknown }).code;
       const message = e instanceof Error ? e.message : '';
-      if (isSilenceError(e)) return { fault: 'silent', detail: `nothing moved for ${this.requestTimeoutMs / 1000} s (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS)` };
+      if (isSilenceError(e)) return silenceFault(this.requestTimeoutMs, 'BACKUP_GCS_REQUEST_TIMEOUT_SECONDS');
       if (status === 404 && (!ctx.key || /specified bucket does not exist|no such bucket|bucket_not_found/i.test(message))) return { fault: 'no-bucket' };
       if (status === 404) return { fault: 'not-found' };
       if (status === 401 || status === 403) return { fault: 'refused', detail: `HTTP ${status}` };

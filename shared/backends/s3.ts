@@ -8,6 +8,7 @@ import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerR
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 import { s3Sdk, s3Upload } from './sdk.ts';
+import { silenceFault } from './silence.ts';
 
 export interface S3BackendOptions {
   bucket: string;
@@ -308,9 +309,7 @@ export class S3Backend implements Backend {
         return { fault: 'misplaced', detail: `is not in AWS_REGION "${this.region}" (${detail})` };
       }
       if (CHECKSUM_CODES.includes(code)) return { fault: 'checksum', detail: `the server rejected the data's checksum (${code})` };
-      if (code === 'TimeoutError' && /of inactivity/.test(e instanceof Error ? e.message : '')) {
-        return { fault: 'silent', detail: `nothing moved for ${this.requestTimeoutMs / 1000} s (BACKUP_S3_REQUEST_TIMEOUT_SECONDS)` };
-      }
+      if (code === 'TimeoutError' && /of inactivity/.test(e instanceof Error ? e.message : '')) return silenceFault(this.requestTimeoutMs, 'BACKUP_S3_REQUEST_TIMEOUT_SECONDS');
       return undefined;
     });
   }

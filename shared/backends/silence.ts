@@ -2,7 +2,7 @@
  * Abandoning a request whose server went silent: the longest a request may go without a byte
  * moving (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS), never a total time, so a multi-GiB transfer
  * that keeps moving is not cut. S3's client has this built in (its socketTimeout); the GCS
- * client does not, and gcs.ts builds it from the two helpers here.
+ * client does not, and gcs.ts builds it from the helpers here; both name the fault with silenceFault.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -51,6 +51,11 @@ export function watchSilence(source: Readable, sink: Writable, ms: number): void
   source.on('data', () => timer.refresh());
   for (const stream of [source, sink]) stream.once('close', () => clearTimeout(timer));
   source.once('end', () => clearTimeout(timer));
+}
+
+/** The fault of a request abandoned for silence (common-steps.ts's `silent`), naming how long and the setting. */
+export function silenceFault(ms: number, setting: string): { fault: 'silent'; detail: string } {
+  return { fault: 'silent', detail: `${SILENCE} ${ms / 1000} s (${setting})` };
 }
 
 /**
