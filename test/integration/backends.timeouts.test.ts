@@ -183,8 +183,7 @@ describe.each(Object.entries(SIDES))('%s: a request on which nothing moves is ab
     const stall = proxy.stallBody((r) => side.isDownload(r, key));
     try {
       const { err, ms } = await failure(backend.read(key).then(drain));
-      // The body's error is transient; S3 hands it on as its client raised it (a TimeoutError).
-      if (name === 'gcs') expectAbandoned(err, key);
+      expectAbandoned(err, key);
       expect(isTransientError(err)).toBe(true);
       expect(ms).toBeLessThan(BOUND_MS);
       expect(stall.stalled()).toBe(1);
