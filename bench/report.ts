@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { formatBytes } from './generate.ts';
-import { ChunkTable } from '../shared/repository/chunk-table.ts';
+import { ChunkTable, CHUNKS_IN_MEMORY } from '../shared/repository/chunk-table.ts';
 import { CHUNK_SIZE } from '../shared/repository/format.ts';
 import { incrementalSection, writeIncrementalChart } from './incremental-report.ts';
 import { MAIN_THREAD, OTHER_THREADS } from './measure.ts';
@@ -410,7 +410,7 @@ export function renderReport(results: BenchResults): string {
               ? "the worker's own memory stays flat as the shard grows."
               : `the worker's own memory grows with the shard, by ${fmt(perGiB / MB, 0)} MB per GiB of shard on disk` +
                 (op === 'backup'
-                  ? `; part of it is the repository's table of every chunk the location holds, which grows with what is stored (this location holds only this shard): ${fmt(chunkTableBytes(b.shardDiskBytes) / MB, 0)} MB for its ${Math.ceil(b.shardDiskBytes / 4096).toLocaleString('en-US')} chunks, against ${fmt(chunkTableBytes(a.shardDiskBytes) / MB, 0)} MB at the smaller size.`
+                  ? `; part of it is the repository's table of every chunk the location holds, which grows with what is stored up to ${CHUNKS_IN_MEMORY.toLocaleString('en-US')} chunks and moves to disk beyond (this location holds only this shard): ${fmt(chunkTableBytes(b.shardDiskBytes) / MB, 0)} MB in memory for its ${Math.ceil(b.shardDiskBytes / 4096).toLocaleString('en-US')} chunks, against ${fmt(chunkTableBytes(a.shardDiskBytes) / MB, 0)} MB at the smaller size.`
                   : '.')),
           '',
         );
@@ -503,9 +503,10 @@ function memoryRepsText(memory: readonly MemoryRun[]): string {
   return n > 1 ? `, each ${n} times in fresh processes; each row is the run of median peak anonymous memory, the peaks of every run in brackets` : '';
 }
 
-/** Bytes of shared/repository/chunk-table.ts for a file of this size in 4 KiB chunks. */
+/** Memory of shared/repository/chunk-table.ts for a file of this size in 4 KiB chunks (none once the table is on disk). */
 function chunkTableBytes(fileBytes: number): number {
-  return ChunkTable.bytesFor(Math.ceil(fileBytes / CHUNK_SIZE));
+  const chunks = Math.ceil(fileBytes / CHUNK_SIZE);
+  return chunks > CHUNKS_IN_MEMORY ? 0 : ChunkTable.bytesFor(chunks);
 }
 
 export function writeReport(results: BenchResults, file: string): void {

@@ -11,9 +11,15 @@
  * 16 bytes of SHA-256 never collide in practice (2^-64 at four billion chunks), and if two ever
  * did, a snapshot's fingerprint (the SHA-256 of its chunks' full SHA-256s) would not match on
  * restore: damage found, not hidden.
+ *
+ * `LocationChunks` is the table of every chunk a backup location holds: a ChunkTable up to
+ * CHUNKS_IN_MEMORY chunks, on disk beyond (below).
  */
+import { ScratchTable } from '../store/scratch-table.ts';
+
 const WORDS = 4;
 const EMPTY = 0;
+const KEY_BYTES = WORDS * 4;
 
 export class ChunkTable {
   private keys: Uint32Array;
@@ -79,6 +85,40 @@ export class ChunkTable {
     this.count = 0;
   }
 
+  /** Let the table's memory go now (at V8's next young collection, letGo); the table must be used no more. */
+  release(): void {
+    letGo(this.keys);
+    letGo(this.values);
+  }
+
+  /**
+   * Every entry, as its key's bytes (one buffer, written anew for each) and its value, in the
+   * byte order of the keys' first four bytes: an ordered store takes them in one pass over its pages.
+   */
+  forEachInKeyOrder(visit: (key: Buffer, value: number) => void): void {
+    const { keys, values } = this;
+    const slots = values.length;
+    // Sort keys of 32 bits × slot numbers of at most 21: exact as doubles, sorted natively.
+    if (slots > 2 ** 21) throw new RangeError(`a table of ${slots} slots is too large to sort this way`);
+    const order = new Float64Array(this.count);
+    let n = 0;
+    for (let slot = 0; slot < slots; slot++) {
+      if (values[slot] === EMPTY) continue;
+      const w = keys[slot * WORDS]!;
+      // The first four bytes as a big-endian number (the word holds them little-endian).
+      const first = ((w & 0xff) * 0x1000000 + ((w >>> 8) & 0xff) * 0x10000 + ((w >>> 16) & 0xff) * 0x100 + (w >>> 24)) >>> 0;
+      order[n++] = first * slots + slot;
+    }
+    order.sort();
+    const key = Buffer.alloc(KEY_BYTES);
+    for (const o of order) {
+      const slot = o % slots;
+      for (let i = 0; i < WORDS; i++) key.writeUInt32LE(keys[slot * WORDS + i]!, i * 4);
+      visit(key, values[slot]! - 1);
+    }
+    letGo(order);
+  }
+
   /** The slot holding hash, or the empty slot where it would go. */
   private find(hashes: Buffer, at: number): number {
     const { keys, values } = this;
@@ -127,11 +167,127 @@ export class ChunkTable {
  * 15 s (1 GiB shard, 2026-12-07), the old arrays of every doubling held meanwhile. Detaching the
  * array's buffer moves its memory to a new, unreachable one. The array must be used no more.
  */
-function letGo(array: Uint32Array): void {
+function letGo(array: Uint32Array | Float64Array): void {
   structuredClone(array.buffer, { transfer: [array.buffer] });
 }
 
 /** Slots for `capacity` hashes: a power of two, at most three quarters of them full. */
 function slotsFor(capacity: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(16, (capacity * 4) / 3)));
+}
+
+/**
+ * Chunks of a location a process keeps in memory (three quarters of 2^20: a table of 2^20 slots,
+ * 20 MiB; 3 GiB of distinct data). Beyond, the table is on disk.
+ */
+export const CHUNKS_IN_MEMORY = 3 * 2 ** 18;
+/** New chunks held in memory on their way to the table on disk (a table of 2^18 slots, 5 MiB). */
+const RECENT_CHUNKS = 3 * 2 ** 16;
+/** Bits of the filter in front of the table on disk: 2^26, 8 MiB, whatever the table holds. */
+const FILTER_BITS = 2 ** 26;
+
+/**
+ * The table of every chunk a backup location holds (SHA-256 → a number), within a bounded
+ * memory: a ChunkTable up to `memoryChunks` chunks; past it, a scratch table on disk
+ * (shared/store/scratch-table.ts: LMDB, its pages the page cache's, not the process's), so what
+ * a process holds does not grow with what its location holds.
+ *
+ * On disk, a lookup costs ~1.5 µs instead of ~0.1 and a write batch a pass over the table's
+ * pages (measured 2026-12-07). So new chunks wait in a small table in memory and go to disk
+ * sorted, in batches of RECENT_CHUNKS (one write transaction each), and a filter of fixed size
+ * (three bits a chunk, from three words of its hash) answers most lookups of a chunk the table
+ * lacks — a full backup's — without the disk: all but one in about 12,000 at a million chunks,
+ * all but one in twenty at ten million (the others are looked up on disk, and found absent).
+ */
+export class LocationChunks {
+  private memory = new ChunkTable();
+  private disk: { table: ScratchTable; recent: ChunkTable; filter: Uint32Array } | undefined;
+  private count = 0;
+
+  constructor(private readonly memoryChunks = CHUNKS_IN_MEMORY) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Whether the table has moved to disk. */
+  get onDisk(): boolean {
+    return this.disk !== undefined;
+  }
+
+  /** The value of the hash at `at` in hashes, if known. */
+  get(hashes: Buffer, at = 0): number | undefined {
+    const { disk } = this;
+    if (!disk) return this.memory.get(hashes, at);
+    const recent = disk.recent.get(hashes, at);
+    if (recent !== undefined || !maybeIn(disk.filter, hashes, at)) return recent;
+    return disk.table.get(hashes.subarray(at, at + KEY_BYTES));
+  }
+
+  /** Remember the hash at `at` in hashes → value unless the hash is there already (the first place found is kept). */
+  add(hashes: Buffer, value: number, at = 0): void {
+    if (!this.disk && this.count >= this.memoryChunks) this.spill();
+    const { disk } = this;
+    if (!disk) {
+      this.memory.add(hashes, value, at);
+      this.count = this.memory.size;
+      return;
+    }
+    if (this.get(hashes, at) !== undefined) return;
+    disk.recent.add(hashes, value, at);
+    addTo(disk.filter, hashes, at);
+    this.count++;
+    if (disk.recent.size >= RECENT_CHUNKS) this.flush(disk);
+  }
+
+  /** Make room for `more` hashes at once rather than step by step (or move to disk now, if they would not fit). */
+  reserve(more: number): void {
+    if (this.disk) return;
+    if (this.count + more > this.memoryChunks) this.spill();
+    else this.memory.reserve(more);
+  }
+
+  /** Forget every chunk (and the table on disk, if it moved there). */
+  clear(): void {
+    if (this.disk) void this.disk.table.close();
+    this.disk = undefined;
+    this.memory = new ChunkTable();
+    this.count = 0;
+  }
+
+  /** Move every chunk to a table on disk, and let the memory table go. */
+  private spill(): void {
+    const disk = { table: new ScratchTable(), recent: new ChunkTable(RECENT_CHUNKS), filter: new Uint32Array(FILTER_BITS / 32) };
+    disk.table.batch(() =>
+      this.memory.forEachInKeyOrder((key, value) => {
+        addTo(disk.filter, key, 0);
+        disk.table.put(key, value);
+      }),
+    );
+    this.disk = disk;
+    this.memory.release();
+    this.memory = new ChunkTable(0);
+  }
+
+  /** The new chunks waiting in memory, onto the table on disk in one write transaction. */
+  private flush(disk: NonNullable<LocationChunks['disk']>): void {
+    disk.table.batch(() => disk.recent.forEachInKeyOrder((k, value) => disk.table.put(k, value)));
+    disk.recent.clear();
+  }
+}
+
+/** The filter's three bits for the hash at `at`: from its second, third and fourth words (the first picks a ChunkTable slot). */
+function addTo(filter: Uint32Array, hashes: Buffer, at: number): void {
+  for (let w = 1; w < WORDS; w++) {
+    const bit = hashes.readUInt32LE(at + 4 * w) & (FILTER_BITS - 1);
+    filter[bit >>> 5]! |= 1 << (bit & 31);
+  }
+}
+
+function maybeIn(filter: Uint32Array, hashes: Buffer, at: number): boolean {
+  for (let w = 1; w < WORDS; w++) {
+    const bit = hashes.readUInt32LE(at + 4 * w) & (FILTER_BITS - 1);
+    if ((filter[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+  }
+  return true;
 }

@@ -3,8 +3,9 @@
  * into 4 KiB chunks, each named by its SHA-256 and stored once, in compressed blobs packed into
  * pack objects; index files say which chunks exist, so a new snapshot reuses every chunk any
  * earlier one stored without listing the packs. One `Repository` per backend location and
- * process keeps a table of every chunk the location holds (27–53 bytes a chunk), learned from
- * its index files (they never change once written), and the last few index files it read.
+ * process keeps a table of every chunk the location holds (27–53 bytes a chunk, in memory up to
+ * CHUNKS_IN_MEMORY chunks and on disk beyond), learned from its index files (they never change
+ * once written), and the last few index files it read.
  *
  * Writing (`write`): the file is named span by span in the blob pool's threads (blob-pool.ts; a
  * local file is read by the threads themselves, each byte once, and its spans come back with
@@ -43,7 +44,7 @@ import type { CompressionLevel } from '../formats/compression.ts';
 import { allButEvery, appendRange, rangesWithin } from '../formats/ranges.ts';
 import { RateLimit } from '../formats/throttle.ts';
 import { keepChunks, nameFileSpan, spanBuffer, unpackBlob, type FileRange, type LocalFile, type Named, type NamedSpan } from './blob-pool.ts';
-import { ChunkTable } from './chunk-table.ts';
+import { ChunkTable, CHUNKS_IN_MEMORY, LocationChunks } from './chunk-table.ts';
 import { decodeChunks, decodeObject, encodeBlob, encodeObject, encodeSpan, objectBytes, readObject, type Encoded } from './codec.ts';
 import { acquireLock } from './locks.ts';
 import {
@@ -395,15 +396,22 @@ export class Repository {
   /** Index files whose chunks are in `known` (a restore reads index files without learning them). */
   private readonly learned = new Set<string>();
   /** Every known chunk: SHA-256 → place number × CHUNKS_PER_BLOB + position. */
-  private readonly known = new ChunkTable();
+  private readonly known: LocationChunks;
   private readonly places: Place[] = [];
   private refreshing: Promise<void> | undefined;
 
-  /** `keptIndexBytes`: the bytes of SHA-256s of index files kept for snapshots read next (KEPT_INDEX_BYTES). */
+  /**
+   * `keptIndexBytes`: the bytes of SHA-256s of index files kept for snapshots read next
+   * (KEPT_INDEX_BYTES); `chunksInMemory`: the chunks of the location known in memory before
+   * the table moves to disk (CHUNKS_IN_MEMORY).
+   */
   constructor(
     readonly backend: Backend,
     private readonly keptIndexBytes = KEPT_INDEX_BYTES,
-  ) {}
+    chunksInMemory = CHUNKS_IN_MEMORY,
+  ) {
+    this.known = new LocationChunks(chunksInMemory);
+  }
 
   /**
    * Read the index files written since the last look (by any process), and forget everything

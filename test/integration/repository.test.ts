@@ -5,7 +5,7 @@
  * once; damage to a pack fails the read naming the chunk and the file, and a missing pack
  * names the pack.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -74,6 +74,19 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('repository on %s', (name) =
     const again = await new Repository(fixture.backend).write(fs.createReadStream(copies[0]!), 'b2/node-1/A/0', { level: 'BestSpeed' });
     expect(again.newChunks).toBe(0);
     expect(again.stored).toBeLessThan(first.stored / 50);
+  }, 60_000);
+
+  it('reuses every chunk, and stores and learns new ones, with its table of the location on disk', async () => {
+    // A process allowed 100 chunks in memory: the location's ~1,500 move its table to disk.
+    const repo = new Repository(fixture.backend, undefined, 100);
+    const bytes = Buffer.concat([fs.readFileSync(copies[0]!), randomBytes(3 * CHUNK_SIZE)]);
+    const first = await repo.write(Readable.from([bytes]), 'd1/node-1/A/0', { level: 'BestSpeed' });
+    expect(first.newChunks).toBe(3);
+    // The index file it wrote is learned into the table on disk: nothing is stored twice.
+    const again = await repo.write(Readable.from([bytes]), 'd2/node-1/A/0', { level: 'BestSpeed' });
+    expect(again.newChunks).toBe(0);
+    const { stream } = await repo.open('d2/node-1/A/0', 'shard A/0', { sha256: again.snapshotSha256 });
+    expect((await collect(stream)).equals(bytes)).toBe(true);
   }, 60_000);
 
   it('writes the same snapshot from a local file, read in place by the threads, as from a stream of it, under the byte-rate limit', async () => {
