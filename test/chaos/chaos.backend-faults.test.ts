@@ -14,14 +14,13 @@
  *   now and then meets a fault on every try, and the API answers 503 saying which read failed
  *   — then the test asks again, as a client would, and counts it (`unavailable`);
  * - a burst of resets during a create's checks is ridden out (200, not 503).
- * Shown on S3 only:
  * - a bucket deleted while a backup, then a restore, is writing or reading fails the job with a
  *   reason naming the bucket, within a bounded time and without retrying for ever; the failed
- *   restore leaves no class and no staging behind. The GCS emulator harness
- *   (test/support/gcs-emulator.ts) cannot delete its bucket, so these two do not run on GCS.
+ *   restore leaves no class and no staging behind.
  *
  * The "while writing/reading" moments are made with the proxy's hold(): the shard requests of
- * that operation are parked, the bucket is deleted (directly on s3rver), then they go on.
+ * that operation are parked, the bucket is deleted (directly on s3rver, emptied first; on the
+ * GCS emulator's front, test/support/gcs-emulator.ts), then they go on.
  * Figures are recorded per backend (`backend-faults.json`, keys `s3` and `gcs`).
  */
 import fs from 'node:fs';
@@ -53,6 +52,9 @@ interface FaultyBackend {
   target(fx: BackendFixture): string;
   /** The cluster's variables that send every request through the proxy, with a 3 s request timeout. */
   throughProxy(proxy: FaultProxy): Record<string, string>;
+  /** The request that uploads the bytes of object `key`, and the one that downloads them. */
+  isUpload(r: { method: string; url: string }, key: RegExp): boolean;
+  isDownload(r: { method: string; url: string }, key: RegExp): boolean;
 }
 
 const BACKENDS: FaultyBackend[] = [
@@ -60,15 +62,20 @@ const BACKENDS: FaultyBackend[] = [
     name: 's3',
     target: (fx) => `http://${fx.env.BACKUP_S3_ENDPOINT}`,
     throughProxy: (proxy) => ({ BACKUP_S3_ENDPOINT: proxy.host, BACKUP_S3_REQUEST_TIMEOUT_SECONDS: '3' }),
+    isUpload: (r, key) => r.method === 'PUT' && key.test(r.url.split('?')[0]!),
+    isDownload: (r, key) => r.method === 'GET' && key.test(r.url.split('?')[0]!),
   },
   {
     name: 'gcs',
     target: (fx) => fx.env.STORAGE_EMULATOR_HOST!,
     throughProxy: (proxy) => ({ STORAGE_EMULATOR_HOST: proxy.url, BACKUP_GCS_REQUEST_TIMEOUT_SECONDS: '3' }),
+    // The resumable upload's PUT carries the bytes, the object named in its query (`name=`).
+    isUpload: (r, key) => r.method === 'PUT' && r.url.startsWith('/upload/') && key.test(new URLSearchParams(r.url.split('?')[1]).get('name') ?? ''),
+    isDownload: (r, key) => r.method === 'GET' && r.url.includes('alt=media') && key.test(decodeURIComponent(r.url.split('?')[0]!)),
   },
 ];
 
-describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups and restores through a faulty %s', (_, { name: backend, target, throughProxy }) => {
+describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups and restores through a faulty %s', (_, { name: backend, target, throughProxy, isUpload, isDownload }) => {
   const tmp = tempDir(`shardvault-chaos-${backend}-`);
   const figures = {
     seed,
@@ -141,7 +148,13 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
     }
   }
 
+  /** The bucket deleted behind the cluster's back, with everything in it. */
   async function deleteBucket(): Promise<void> {
+    if (!direct) {
+      const res = await fetch(`${fx.env.STORAGE_EMULATOR_HOST}/storage/v1/b/${bucket}`, { method: 'DELETE' });
+      if (res.status !== 204) throw new Error(`deleting bucket ${bucket} answered ${res.status}`);
+      return;
+    }
     for (let i = 0; i < 20; i++) {
       const listed = await direct!.send(new ListObjectsV2Command({ Bucket: bucket }));
       const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
@@ -154,6 +167,15 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
       }
     }
     throw new Error(`could not delete bucket ${bucket}: it kept getting objects`);
+  }
+
+  async function createBucket(): Promise<void> {
+    if (direct) {
+      await direct.send(new CreateBucketCommand({ Bucket: bucket }));
+      return;
+    }
+    const res = await fetch(`${fx.env.STORAGE_EMULATOR_HOST}/storage/v1/b?project=shardvault`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: bucket }) });
+    if (!res.ok) throw new Error(`creating bucket ${bucket} answered ${res.status}`);
   }
 
   it(`${BACKUPS} backups and ${RESTORES} restores complete through injected 500s, resets, cut bodies and timeouts`, async () => {
@@ -221,9 +243,9 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
     expect((await waitForStatus(A.call, `${api}/reset-burst`, final, SETTLE_MS)).status).toBe('SUCCESS');
   }, 120_000);
 
-  it.runIf(backend === 's3')('a bucket deleted while a backup writes fails it with a reason naming the bucket', async () => {
+  it('a bucket deleted while a backup writes fails it with a reason naming the bucket', async () => {
     proxy.setRates(NO_FAULTS);
-    const hold = proxy.hold((r) => r.method === 'PUT' && /\/gone-backup\/node-[^/]+\/Apple\/\d+/.test(r.url));
+    const hold = proxy.hold((r) => isUpload(r, /gone-backup\/node-[^/]+\/Apple\/\d+$/));
     try {
       const res = await A.call('POST', api, { id: 'gone-backup', include: ['Apple'] });
       expect(res.status, JSON.stringify(await res.json())).toBe(200);
@@ -237,16 +259,16 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
     figures.bucketGone.push({ operation: 'backup', status: done.status, error: done.error, failedAfterMs: Date.now() - t0 });
     expect(done.status, JSON.stringify(done)).toBe('FAILED');
     // The shard's failure, then why nothing could be cleaned up.
-    expect(done.error).toMatch(new RegExp(`^shard Apple/\\d on node-\\d failed: s3 bucket "${bucket}" does not exist.*could not be deleted`));
-    await direct!.send(new CreateBucketCommand({ Bucket: bucket }));
+    expect(done.error).toMatch(new RegExp(`^shard Apple/\\d on node-\\d failed: ${backend} bucket "${bucket}" does not exist.*could not be deleted`));
+    await createBucket();
   }, 180_000);
 
-  it.runIf(backend === 's3')('a bucket deleted while a restore reads fails it with a reason naming the bucket, and leaves nothing', async () => {
+  it('a bucket deleted while a restore reads fails it with a reason naming the bucket, and leaves nothing', async () => {
     proxy.setRates(NO_FAULTS);
     expect((await A.call('POST', api, { id: 'gone-restore', include: ['Banana'] })).status).toBe(200);
     expect((await waitForStatus(A.call, `${api}/gone-restore`, final, SETTLE_MS)).status).toBe('SUCCESS');
     expect((await A.call('DELETE', '/v1/schema/Banana')).status).toBe(200);
-    const hold = proxy.hold((r) => r.method === 'GET' && /\/gone-restore\/node-[^/]+\/Banana\/\d+/.test(r.url));
+    const hold = proxy.hold((r) => isDownload(r, /gone-restore\/node-[^/]+\/Banana\/\d+$/));
     try {
       const res = await A.call('POST', `${api}/gone-restore/restore`, {});
       expect(res.status, JSON.stringify(await res.json())).toBe(200);
@@ -259,12 +281,12 @@ describe.each(BACKENDS.map((b) => [b.name.toUpperCase(), b] as const))('backups 
     const done = await waitForStatus(A.call, `${api}/gone-restore/restore`, final, 90_000);
     figures.bucketGone.push({ operation: 'restore', status: done.status, error: done.error, failedAfterMs: Date.now() - t0 });
     expect(done.status, JSON.stringify(done)).toBe('FAILED');
-    expect(done.error).toMatch(new RegExp(`^shard Banana/\\d on node-\\d failed: s3 bucket "${bucket}" does not exist`));
+    expect(done.error).toMatch(new RegExp(`^shard Banana/\\d on node-\\d failed: ${backend} bucket "${bucket}" does not exist`));
     expect((await A.call('GET', '/v1/schema/Banana')).status).toBe(404);
     for (const node of NODES) {
       expect(fs.existsSync(path.join(A.dataDir, node, 'Banana')), `${node}/Banana`).toBe(false);
       expect(fs.existsSync(path.join(A.dataDir, node, '.staging')), `${node}/.staging`).toBe(false);
     }
-    await direct!.send(new CreateBucketCommand({ Bucket: bucket }));
+    await createBucket();
   }, 240_000);
 });

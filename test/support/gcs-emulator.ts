@@ -180,26 +180,45 @@ async function childMain(): Promise<void> {
 
 /**
  * Answers like GCS for buckets that were not created: 404 notFound for anything under
- * `/b/<bucket>/…`, and serves bucket resources (`GET /storage/v1/b/<bucket>`).
+ * `/b/<bucket>/…`, and serves bucket resources (`GET /storage/v1/b/<bucket>`). Buckets are
+ * created (`POST /storage/v1/b`, `{name}`) and deleted (`DELETE /storage/v1/b/<bucket>`) here:
+ * a deleted bucket answers 404 to everything, as GCS's does, while the emulator keeps its
+ * objects (they are there again if it is created again; GCS deletes only empty buckets).
  */
 function strictBuckets(app: RequestHandler, buckets: Set<string>): RequestHandler {
   return (req, res) => {
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
-    const match = BUCKET_IN_PATH.exec(pathname);
-    if (!match?.[1]) return app(req, res);
-    const name = decodeURIComponent(match[1]);
-    const rest = match[2] ?? '';
     const json = (status: number, body: unknown) => {
       req.resume();
       res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' });
       res.end(JSON.stringify(body));
     };
+    const resource = (name: string) => ({ kind: 'storage#bucket', id: name, name, location: 'US', storageClass: 'STANDARD' });
+    if (pathname === '/storage/v1/b' && req.method === 'POST') {
+      const parts: Buffer[] = [];
+      req.on('data', (part: Buffer) => parts.push(part));
+      req.on('end', () => {
+        const { name } = JSON.parse(Buffer.concat(parts).toString() || '{}') as { name?: string };
+        if (!name) return json(400, { error: { code: 400, message: 'Required' } });
+        buckets.add(name);
+        json(200, resource(name));
+      });
+      return;
+    }
+    const match = BUCKET_IN_PATH.exec(pathname);
+    if (!match?.[1]) return app(req, res);
+    const name = decodeURIComponent(match[1]);
+    const rest = match[2] ?? '';
     if (!buckets.has(name)) {
       const message = 'The specified bucket does not exist.';
       return json(404, { error: { code: 404, message, errors: [{ message, domain: 'global', reason: 'notFound' }] } });
     }
-    if ((rest === '' || rest === '/') && req.method === 'GET') {
-      return json(200, { kind: 'storage#bucket', id: name, name, location: 'US', storageClass: 'STANDARD' });
+    if ((rest === '' || rest === '/') && req.method === 'GET') return json(200, resource(name));
+    if ((rest === '' || rest === '/') && req.method === 'DELETE') {
+      buckets.delete(name);
+      req.resume();
+      res.writeHead(204);
+      return res.end();
     }
     return app(req, res);
   };
