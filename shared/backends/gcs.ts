@@ -1,6 +1,7 @@
 import type { Bucket, File, FileMetadata, Storage, StorageOptions } from '@google-cloud/storage';
 import { randomUUID } from 'node:crypto';
-import type { Agent } from 'node:http';
+import { Agent } from 'node:http';
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CancelledError, ShardvaultError } from '../errors.ts';
@@ -12,7 +13,7 @@ import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerR
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 import { gcsSdk } from './sdk.ts';
-import { isSilenceError, silenceAgent, silenceFault, watchSilence } from './silence.ts';
+import { isSilenceError, silenceAgent, silenced, silenceFault, watchSilence } from './silence.ts';
 
 export interface GcsBackendOptions {
   bucket: string;
@@ -73,7 +74,9 @@ const WRITE_ID = 'shardvault-write-id';
  * - the resumable upload (session start and the streamed PUT) goes through gaxios, which takes
  *   an agent (given to it as a request interceptor): silenceAgent's sockets are destroyed after
  *   that much idle time, which fails the request and the upload through the client's own error
- *   path. A watchdog on the body stream could not do that: destroying the write stream does
+ *   path. Behind HTTP(S)_PROXY the upload's requests go through a silenced agent for the proxy
+ *   (the client runs the interceptor before gaxios would choose its own proxy agent, which an
+ *   agent given to it replaces: proxyFor decides as gaxios does). A watchdog on the body stream could not do that: destroying the write stream does
  *   not reach the request in flight (the client destroys its upload without an error, so
  *   nothing aborts it), and the socket stayed parked;
  * - the JSON requests (metadata, list, exists, delete) and the media request go through
@@ -84,8 +87,7 @@ const WRITE_ID = 'shardvault-write-id';
  *   (watchSilence) that destroys it after that long without a byte while its reader keeps up;
  *   the client then destroys its shared agent's sockets, as it does on any failed download.
  * An abandoned request fails as a transient error naming the object and the setting, retried
- * like a reset (withRetry, or the job). Behind HTTP(S)_PROXY the upload keeps gaxios's proxy
- * agent, and with it no silence timeout of its own.
+ * like a reset (withRetry, or the job).
  */
 export class GcsBackend implements Backend {
   readonly name = 'gcs' as const;
@@ -117,13 +119,14 @@ export class GcsBackend implements Backend {
     const projectId = options.projectId ?? (apiEndpoint ? 'shardvault' : undefined);
     this.endpointLabel = apiEndpoint ? `emulator ${apiEndpoint}` : 'Google Cloud Storage';
     // The upload's requests (gaxios) get the agent; teeny-request ignores it and takes `timeout`.
-    const agent = behindProxy() ? undefined : silenceAgent(new URL(apiEndpoint ?? 'https://storage.googleapis.com').protocol, this.requestTimeoutMs);
+    const endpoint = apiEndpoint ?? 'https://storage.googleapis.com';
+    const agent = silenceAgent(new URL(endpoint).protocol, this.requestTimeoutMs);
     this.storage = new (gcsSdk().Storage)({
       ...(projectId ? { projectId } : {}),
       ...(apiEndpoint ? { apiEndpoint } : {}),
       retryOptions: { autoRetry: false },
       timeout: this.requestTimeoutMs,
-      ...(agent ? { interceptors_: [withAgent(agent)] } : {}),
+      interceptors_: [withAgent(agent, endpoint, this.requestTimeoutMs)],
     });
     this.bucket = this.storage.bucket(options.bucket);
   }
@@ -406,17 +409,49 @@ export function withUploadStatus(err: unknown): unknown {
 type Interceptor = NonNullable<StorageOptions['interceptors_']>[number];
 
 /**
- * A request interceptor that sets `agent` on every request's options. Its type says it turns
- * one kind of options into another, but the client hands each interceptor the previous one's
- * result and passes the last on: it is the same object throughout.
+ * A request interceptor that gives every request to `endpoint` a silenced agent (silence.ts):
+ * an agent chosen for it already is silenced as it is; behind a proxy (HTTP(S)_PROXY, unless
+ * NO_PROXY names the endpoint: proxyFor) a request gets a silenced agent for that proxy, as the
+ * client would have given it one of its own had no agent been set; any other gets `own`. (The
+ * upload runs its interceptors on options without the request's address, so the backend's
+ * endpoint decides.) Its type says it turns one kind of options into another, but the client
+ * hands each interceptor the previous one's result and passes the last on: it is the same
+ * object throughout.
  */
-function withAgent(agent: Agent): Interceptor {
-  return { request: (reqOpts) => Object.assign(reqOpts, { agent }) as unknown as ReturnType<Interceptor['request']> };
+function withAgent(own: Agent, endpoint: string, ms: number): Interceptor {
+  const proxies = new Map<string, Agent>();
+  const through = (proxy: string): Agent => {
+    let agent = proxies.get(proxy);
+    if (!agent) proxies.set(proxy, (agent = silenced(new HttpsProxyAgent(proxy), ms)));
+    return agent;
+  };
+  return {
+    request: (reqOpts) => {
+      const chosen = (reqOpts as { agent?: unknown }).agent;
+      const proxy = proxyFor(endpoint);
+      const agent = chosen instanceof Agent ? silenced(chosen, ms) : proxy ? through(proxy) : own;
+      return Object.assign(reqOpts, { agent }) as unknown as ReturnType<Interceptor['request']>;
+    },
+  };
 }
 
-/** Whether gaxios sends requests through a proxy (HTTP(S)_PROXY), whose agent a given one would replace. */
-function behindProxy(): boolean {
-  return ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((name) => Boolean(process.env[name]));
+/**
+ * The proxy a request to `url` goes through: HTTPS_PROXY, https_proxy, HTTP_PROXY or http_proxy
+ * (the first set, for any scheme), unless NO_PROXY (else no_proxy) names the URL's origin, host
+ * or whole address, or a domain (`.example.com`, `*.example.com`) its host ends in — as gaxios 6
+ * decides it (its `urlMayUseProxy`), whose choice an agent given to it replaces.
+ */
+export function proxyFor(url: string): string | undefined {
+  const env = process.env;
+  const proxy = env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy;
+  if (!proxy) return undefined;
+  const candidate = new URL(url);
+  for (const rule of (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((r) => r.trim())) {
+    if (rule.startsWith('*.') || rule.startsWith('.')) {
+      if (candidate.hostname.endsWith(rule.replace(/^\*\./, '.'))) return undefined;
+    } else if (rule === candidate.origin || rule === candidate.hostname || rule === candidate.href) return undefined;
+  }
+  return proxy;
 }
 
 /** STORAGE_EMULATOR_HOST as a URL; emulators speak plain HTTP, so `host:port` gets `http://`. */

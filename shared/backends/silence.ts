@@ -21,21 +21,39 @@ export class SilenceError extends Error {
   }
 }
 
+/** The step every http.Agent takes for a new socket (agent-base's proxy agents too); not in Node's types. */
+type SocketFactory = (req: http.ClientRequest, options: object, done: (err: Error | null, socket?: Socket) => void) => void;
+const silencedAgents = new WeakSet<http.Agent>();
+
 /**
- * A keep-alive agent whose sockets are destroyed with a SilenceError once `ms` pass without a
- * byte read or written (Node's own `timeout` option only emits an event and leaves the request
- * hanging). Destroying the socket fails the request through the client's ordinary error path,
- * and frees it: the caller sees a failed request, never a parked one.
+ * `agent`, whose sockets are destroyed with a SilenceError once `ms` pass without a byte read or
+ * written (Node's own `timeout` option only emits an event and leaves the request hanging): every
+ * new socket is armed as the agent hands it out, and the agent's `timeout` keeps it armed while
+ * the socket waits in its pool and when it is used again. Destroying the socket fails the request
+ * through the client's ordinary error path, and frees it: the caller sees a failed request, never
+ * a parked one. Works on any http.Agent, a proxy's (`https-proxy-agent`, which tunnels through
+ * HTTP(S)_PROXY) as well as a plain one; an agent is armed once, however often it is given.
  */
-export function silenceAgent(protocol: string, ms: number): http.Agent {
-  const agent = protocol === 'https:' ? new https.Agent({ keepAlive: true, timeout: ms }) : new http.Agent({ keepAlive: true, timeout: ms });
-  const connect = agent.createConnection.bind(agent);
-  agent.createConnection = (options, callback) => {
-    const socket = connect(options, callback) as Socket | null | undefined;
-    socket?.once('timeout', () => socket.destroy(new SilenceError(ms)));
-    return socket;
-  };
+export function silenced<A extends http.Agent>(agent: A, ms: number): A {
+  if (silencedAgents.has(agent)) return agent;
+  silencedAgents.add(agent);
+  (agent as unknown as { options: { timeout?: number } }).options.timeout = ms;
+  const internals = agent as unknown as { createSocket: SocketFactory };
+  const create = internals.createSocket.bind(agent);
+  internals.createSocket = (req, options, done) =>
+    create(req, options, (err, socket) => {
+      if (socket) {
+        socket.setTimeout(ms);
+        socket.once('timeout', () => socket.destroy(new SilenceError(ms)));
+      }
+      done(err, socket);
+    });
   return agent;
+}
+
+/** A keep-alive agent for `protocol`, silenced after `ms`. */
+export function silenceAgent(protocol: string, ms: number): http.Agent {
+  return silenced(protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true }), ms);
 }
 
 /**

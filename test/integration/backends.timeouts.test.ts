@@ -16,6 +16,7 @@ import { GcsBackend } from '../../shared/backends/gcs.ts';
 import { S3Backend } from '../../shared/backends/s3.ts';
 import { isTransientError } from '../../shared/backends/retry.ts';
 import { UnavailableError } from '../../shared/errors.ts';
+import { startConnectProxy, type ConnectProxy } from '../support/connect-proxy.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startGcsEmulator } from '../support/gcs-emulator.ts';
 import { startS3Server } from '../support/s3-server.ts';
@@ -236,5 +237,49 @@ describe.each(Object.entries(SIDES))('%s: a request on which nothing moves is ab
     await expect(slow.write('slow/upload.bin', trickle(8, 32 * 1024, 400))).resolves.toEqual({ bytes: 8 * 32 * 1024 });
     expect(Date.now() - t0).toBeGreaterThan(2800);
     expect(await slow.read('slow/upload.bin').then(drain)).toBe(8 * 32 * 1024);
+  });
+});
+
+describe('gcs behind HTTP_PROXY: an upload on which nothing moves is abandoned through the proxy too', () => {
+  let emulator: Awaited<ReturnType<typeof startGcsEmulator>>;
+  let proxy: FaultProxy;
+  let forward: ConnectProxy;
+  let backend: GcsBackend;
+  const saved = process.env.HTTP_PROXY;
+
+  beforeAll(async () => {
+    emulator = await startGcsEmulator();
+    proxy = await startFaultProxy({ target: emulator.host, seed: 2 });
+    // The client tunnels every request through the forward proxy (CONNECT) to the fault proxy.
+    forward = await startConnectProxy();
+    process.env.HTTP_PROXY = forward.url;
+    backend = new GcsBackend({ bucket: emulator.bucket, path: 'proxied', projectId: emulator.projectId, emulatorHost: proxy.url, requestTimeoutMs: TIMEOUT_MS, retry: RETRY });
+  }, 60_000);
+
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.HTTP_PROXY;
+    else process.env.HTTP_PROXY = saved;
+    await forward?.close();
+    await proxy?.close();
+    await emulator?.stop();
+  });
+
+  it('a write whose upload is never answered fails within the bound, naming the object and the setting', async () => {
+    const key = 'silent/write.bin';
+    const hold = proxy.hold((r) => SIDES.gcs.isUpload(r, key));
+    try {
+      const { err, ms } = await failure(backend.write(key, Readable.from([randomBytes(64 * 1024)])));
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toContain(key);
+      expect((err as Error).message).toContain(SIDES.gcs.setting);
+      expect(ms).toBeLessThan(BOUND_MS);
+      expect(hold.held()).toBe(RETRY.attempts);
+    } finally {
+      hold.drop();
+    }
+    // The uploads were tunnelled, the other requests forwarded: none went around the proxy.
+    expect(forward.tunnels(), 'uploads through the forward proxy').toBeGreaterThanOrEqual(RETRY.attempts);
+    expect(forward.forwarded(), 'other requests through the forward proxy').toBeGreaterThan(0);
+    await expect(backend.write('answered.bin', Readable.from([randomBytes(1024)]))).resolves.toEqual({ bytes: 1024 });
   });
 });
