@@ -493,7 +493,10 @@ export async function clearScratch(dataDir: string, node: string): Promise<void>
  * earlier attempt staged there. Attempts that overlap — a run whose job's lock was lost and the
  * run that took the job over, or a worker's upload cut off while its retry streams — never
  * touch each other's bytes: a failed attempt removes only its own directory (half a shard is of
- * no use to anyone), and what is at `dir` is always a whole shard.
+ * no use to anyone), and what is at `dir` is always a whole shard. Two attempts that finish at
+ * once both succeed: when another one's whole copy arrives at `dir` between this one's removing
+ * what was there and moving its own in, that copy stays and this one's is removed; when it
+ * arrives while this one removes what was there, the removal takes it too and this one's moves in.
  */
 export async function stageShard(dir: string, write: (own: string) => Promise<number>): Promise<number> {
   const own = `${dir}.${randomBytes(8).toString('hex')}`;
@@ -501,7 +504,13 @@ export async function stageShard(dir: string, write: (own: string) => Promise<nu
   try {
     const docs = await write(own);
     await removeShardDir(dir);
-    await fs.promises.rename(own, dir);
+    try {
+      await fs.promises.rename(own, dir);
+    } catch (err) {
+      const { code } = err as NodeJS.ErrnoException;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      await removeShardDir(own);
+    }
     return docs;
   } catch (err) {
     await removeShardDir(own);
@@ -514,7 +523,9 @@ export async function stageShard(dir: string, write: (own: string) => Promise<nu
  * moved into place for an index that was never published.
  */
 export async function removeShardDir(dir: string): Promise<void> {
-  await fs.promises.rm(dir, { recursive: true, force: true });
+  // Retried when something lands in the directory while it is being removed (another staging
+  // attempt moving its copy in: stageShard), which would otherwise fail the removal.
+  await fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 5 });
 }
 
 /** Write a shard's environment file into its staging directory, then open it: answers the documents in it. */

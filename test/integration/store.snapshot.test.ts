@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { open } from 'lmdb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { takeSnapshot } from '../../shared/store/shard-files.ts';
+import { stageShard, takeSnapshot } from '../../shared/store/shard-files.ts';
 import { Store, type IndexRecord } from '../../shared/store/store.ts';
 import { makeDoc } from '../support/backups.ts';
 import { tempDir } from '../support/temp.ts';
@@ -257,5 +257,26 @@ describe('a shard snapshot read in place', () => {
     // go, rewrites reuse the pages freed meanwhile.
     expect(whileHeld).toBeGreaterThan(start);
     expect(await rewrite(ROUNDS)).toBe(released);
+  });
+});
+
+describe("a shard's staging", () => {
+  it('takes two attempts of the same shard that finish at once: both succeed, one whole copy is staged, nothing else is left', async () => {
+    // A restore's shard job whose first run lost its lock while the run that took it over
+    // streams the same shard: each stages beside the shard's place and moves its copy there.
+    const tmp = tempDir('shardvault-staging-');
+    try {
+      const dir = path.join(tmp.dir, 'filesystem.both', 'Alpha', '0');
+      const attempt = (bytes: string) => (own: string) => fs.promises.writeFile(path.join(own, 'data.mdb'), bytes).then(() => bytes.length);
+      for (let i = 0; i < 20; i++) {
+        const copies = [`copy a of round ${i}`, `copy b of round ${i}`];
+        const outcomes = await Promise.allSettled(copies.map((c) => stageShard(dir, attempt(c))));
+        expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'staged'))).toEqual(['staged', 'staged']);
+        expect(copies).toContain(fs.readFileSync(path.join(dir, 'data.mdb'), 'utf8'));
+        expect(fs.readdirSync(path.dirname(dir))).toEqual(['0']);
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
