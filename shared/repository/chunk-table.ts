@@ -201,13 +201,13 @@ const FILTER_BITS = 2 ** 26;
  */
 export class LocationChunks {
   private memory = new ChunkTable();
-  private disk: { table: ScratchTable; recent: ChunkTable; filter: Uint32Array } | undefined;
-  private count = 0;
+  /** Once moved: the table on disk, the new chunks on their way there, the filter, and how many chunks all that holds. */
+  private disk: { table: ScratchTable; recent: ChunkTable; filter: Uint32Array; count: number } | undefined;
 
   constructor(private readonly memoryChunks = CHUNKS_IN_MEMORY) {}
 
   get size(): number {
-    return this.count;
+    return this.disk ? this.disk.count : this.memory.size;
   }
 
   /** Whether the table has moved to disk. */
@@ -226,24 +226,20 @@ export class LocationChunks {
 
   /** Remember the hash at `at` in hashes → value unless the hash is there already (the first place found is kept). */
   add(hashes: Buffer, value: number, at = 0): void {
-    if (!this.disk && this.count >= this.memoryChunks) this.spill();
+    if (!this.disk && this.memory.size >= this.memoryChunks) this.spill();
     const { disk } = this;
-    if (!disk) {
-      this.memory.add(hashes, value, at);
-      this.count = this.memory.size;
-      return;
-    }
+    if (!disk) return this.memory.add(hashes, value, at);
     if (this.get(hashes, at) !== undefined) return;
     disk.recent.add(hashes, value, at);
     addTo(disk.filter, hashes, at);
-    this.count++;
+    disk.count++;
     if (disk.recent.size >= RECENT_CHUNKS) this.flush(disk);
   }
 
   /** Make room for `more` hashes at once rather than step by step (or move to disk now, if they would not fit). */
   reserve(more: number): void {
     if (this.disk) return;
-    if (this.count + more > this.memoryChunks) this.spill();
+    if (this.memory.size + more > this.memoryChunks) this.spill();
     else this.memory.reserve(more);
   }
 
@@ -253,12 +249,11 @@ export class LocationChunks {
     if (this.disk) this.disk.table.close().catch(() => undefined);
     this.disk = undefined;
     this.memory = new ChunkTable();
-    this.count = 0;
   }
 
   /** Move every chunk to a table on disk, and let the memory table go. */
   private spill(): void {
-    const disk = { table: new ScratchTable(), recent: new ChunkTable(RECENT_CHUNKS), filter: new Uint32Array(FILTER_BITS / 32) };
+    const disk = { table: new ScratchTable(), recent: new ChunkTable(RECENT_CHUNKS), filter: new Uint32Array(FILTER_BITS / 32), count: this.memory.size };
     disk.table.batch(() =>
       this.memory.forEachInKeyOrder((key, value) => {
         addTo(disk.filter, key, 0);
