@@ -1,9 +1,9 @@
 import type { Bucket, File, FileMetadata, Storage, StorageOptions } from '@google-cloud/storage';
 import { randomUUID } from 'node:crypto';
 import { Agent } from 'node:http';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { addAbortSignal, PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import { CancelledError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
@@ -76,9 +76,10 @@ const WRITE_ID = 'shardvault-write-id';
  *   that much idle time, which fails the request and the upload through the client's own error
  *   path. Behind HTTP(S)_PROXY the upload's requests go through a silenced agent for the proxy
  *   (the client runs the interceptor before gaxios would choose its own proxy agent, which an
- *   agent given to it replaces: proxyFor decides as gaxios does). A watchdog on the body stream could not do that: destroying the write stream does
- *   not reach the request in flight (the client destroys its upload without an error, so
- *   nothing aborts it), and the socket stayed parked;
+ *   agent given to it replaces: proxyFor decides as gaxios does). A watchdog on the body stream
+ *   could not do that: destroying the write stream does not reach the request in flight (the
+ *   client destroys its upload without an error, so nothing aborts it), and the socket stayed
+ *   parked;
  * - the JSON requests (metadata, list, exists, delete) and the media request go through
  *   teeny-request (node-fetch), which takes no agent but a `timeout` (the Storage option):
  *   the time until the answer starts and, for a JSON answer, to read it; on expiry node-fetch
@@ -428,8 +429,12 @@ function withAgent(own: Agent, endpoint: string, ms: number): Interceptor {
   return {
     request: (reqOpts) => {
       const chosen = (reqOpts as { agent?: unknown }).agent;
-      const proxy = proxyFor(endpoint);
-      const agent = chosen instanceof Agent ? silenced(chosen, ms) : proxy ? through(proxy) : own;
+      let agent: Agent;
+      if (chosen instanceof Agent) agent = silenced(chosen, ms);
+      else {
+        const proxy = proxyFor(endpoint);
+        agent = proxy ? through(proxy) : own;
+      }
       return Object.assign(reqOpts, { agent }) as unknown as ReturnType<Interceptor['request']>;
     },
   };
