@@ -46,10 +46,9 @@ export async function startConnectProxy(): Promise<ConnectProxy> {
       upstream.pipe(client);
       client.pipe(upstream);
     });
-    for (const socket of [client, upstream]) {
-      open.add(socket);
-      socket.on('close', () => open.delete(socket));
-    }
+    // The client's socket is tracked as every connection is (above).
+    open.add(upstream);
+    upstream.on('close', () => open.delete(upstream));
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
     client.on('close', () => upstream.destroy());
