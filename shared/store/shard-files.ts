@@ -493,24 +493,33 @@ export async function clearScratch(dataDir: string, node: string): Promise<void>
  * earlier attempt staged there. Attempts that overlap — a run whose job's lock was lost and the
  * run that took the job over, or a worker's upload cut off while its retry streams — never
  * touch each other's bytes: a failed attempt removes only its own directory (half a shard is of
- * no use to anyone), and what is at `dir` is always a whole shard. Two attempts that finish at
- * once both succeed: when another one's whole copy arrives at `dir` between this one's removing
- * what was there and moving its own in, that copy stays and this one's is removed; when it
- * arrives while this one removes what was there, the removal takes it too and this one's moves in.
+ * no use to anyone), and `dir` always holds a whole shard or nothing: what was there is first
+ * moved aside, then removed (removing it in place let a late attempt leave a directory emptied
+ * file by file where the commit checks and publishes the staged shard). Two attempts that finish
+ * at once both succeed: when another one's whole copy arrives at `dir` between this one's moving
+ * what was there aside and moving its own in, that copy stays and this one's is removed.
  */
 export async function stageShard(dir: string, write: (own: string) => Promise<number>): Promise<number> {
   const own = `${dir}.${randomBytes(8).toString('hex')}`;
   await fs.promises.mkdir(own, { recursive: true });
   try {
     const docs = await write(own);
-    await removeShardDir(dir);
+    const aside = `${own}.replaced`;
+    await fs.promises.rename(dir, aside).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
     try {
       await fs.promises.rename(own, dir);
     } catch (err) {
       const { code } = err as NodeJS.ErrnoException;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+        // What was staged goes back where it was.
+        await fs.promises.rename(aside, dir).catch(() => undefined);
+        throw err;
+      }
       await removeShardDir(own);
     }
+    await removeShardDir(aside);
     return docs;
   } catch (err) {
     await removeShardDir(own);
@@ -523,8 +532,8 @@ export async function stageShard(dir: string, write: (own: string) => Promise<nu
  * moved into place for an index that was never published.
  */
 export async function removeShardDir(dir: string): Promise<void> {
-  // Retried when something lands in the directory while it is being removed (another staging
-  // attempt moving its copy in: stageShard), which would otherwise fail the removal.
+  // Retried when something lands in the directory while it is being removed, which would
+  // otherwise fail the removal.
   await fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 5 });
 }
 

@@ -279,4 +279,36 @@ describe("a shard's staging", () => {
       tmp.cleanup();
     }
   });
+
+  it('never shows a partly removed shard at its place while a late attempt replaces it', async () => {
+    // The commit checks and publishes whatever is staged while a run that lost its job's lock
+    // may still finish: the staged place must hold a whole copy (or, for an instant, nothing).
+    const tmp = tempDir('shardvault-staging-');
+    try {
+      const dir = path.join(tmp.dir, 'filesystem.late', 'Alpha', '0');
+      const FILES = 400;
+      const attempt = (tag: string) => async (own: string) => {
+        for (let f = 0; f < FILES; f++) await fs.promises.writeFile(path.join(own, `part-${f}`), tag);
+        return FILES;
+      };
+      await stageShard(dir, attempt('first'));
+      const seen: number[] = [];
+      let replaced = false;
+      const watching = (async () => {
+        while (!replaced) {
+          const entries = await fs.promises.readdir(dir).catch(() => undefined);
+          if (entries) seen.push(entries.length);
+        }
+      })();
+      await stageShard(dir, attempt('late'));
+      replaced = true;
+      await watching;
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.filter((n) => n !== FILES)).toEqual([]);
+      expect(fs.readFileSync(path.join(dir, 'part-0'), 'utf8')).toBe('late');
+      expect(fs.readdirSync(path.dirname(dir))).toEqual(['0']);
+    } finally {
+      tmp.cleanup();
+    }
+  });
 });
