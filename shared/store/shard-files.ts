@@ -532,9 +532,7 @@ export async function stageShard(dir: string, write: (own: string) => Promise<nu
  * moved into place for an index that was never published.
  */
 export async function removeShardDir(dir: string): Promise<void> {
-  // Retried when something lands in the directory while it is being removed, which would
-  // otherwise fail the removal.
-  await fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 5 });
+  await fs.promises.rm(dir, { recursive: true, force: true });
 }
 
 /** Write a shard's environment file into its staging directory, then open it: answers the documents in it. */
