@@ -200,90 +200,97 @@ const FILTER_BITS = 2 ** 26;
  * all but one in twenty at ten million (the others are looked up on disk, and found absent).
  */
 export class LocationChunks {
-  private memory = new ChunkTable();
-  /** Once moved: the table on disk, the new chunks on their way there, the filter, and how many chunks all that holds. */
-  private disk: { table: ScratchTable; recent: ChunkTable; filter: Uint32Array; count: number } | undefined;
+  /** The table in memory, or once moved: the table on disk, the new chunks on their way there, the filter, and how many chunks all that holds. */
+  private where: ChunkTable | OnDisk = new ChunkTable();
 
   constructor(private readonly memoryChunks = CHUNKS_IN_MEMORY) {}
 
   get size(): number {
-    return this.disk ? this.disk.count : this.memory.size;
+    const { where } = this;
+    return where instanceof ChunkTable ? where.size : where.count;
   }
 
   /** Whether the table has moved to disk. */
   get onDisk(): boolean {
-    return this.disk !== undefined;
+    return !(this.where instanceof ChunkTable);
   }
 
   /** The value of the hash at `at` in hashes, if known. */
   get(hashes: Buffer, at = 0): number | undefined {
-    const { disk } = this;
-    if (!disk) return this.memory.get(hashes, at);
-    const recent = disk.recent.get(hashes, at);
-    if (recent !== undefined || !maybeIn(disk.filter, hashes, at)) return recent;
-    return disk.table.get(hashes.subarray(at, at + KEY_BYTES));
+    const { where } = this;
+    if (where instanceof ChunkTable) return where.get(hashes, at);
+    const recent = where.recent.get(hashes, at);
+    if (recent !== undefined || !filterBits(where.filter, hashes, at, false)) return recent;
+    return where.table.get(hashes.subarray(at, at + KEY_BYTES));
   }
 
   /** Remember the hash at `at` in hashes → value unless the hash is there already (the first place found is kept). */
   add(hashes: Buffer, value: number, at = 0): void {
-    if (!this.disk && this.memory.size >= this.memoryChunks) this.spill();
-    const { disk } = this;
-    if (!disk) return this.memory.add(hashes, value, at);
+    let { where } = this;
+    if (where instanceof ChunkTable) {
+      if (where.size < this.memoryChunks) return where.add(hashes, value, at);
+      where = this.spill(where);
+    }
     if (this.get(hashes, at) !== undefined) return;
-    disk.recent.add(hashes, value, at);
-    addTo(disk.filter, hashes, at);
-    disk.count++;
-    if (disk.recent.size >= RECENT_CHUNKS) this.flush(disk);
+    where.recent.add(hashes, value, at);
+    filterBits(where.filter, hashes, at, true);
+    where.count++;
+    if (where.recent.size >= RECENT_CHUNKS) {
+      // The new chunks waiting in memory, onto the table on disk in one write transaction.
+      const { table, recent } = where;
+      table.batch(() => recent.forEachInKeyOrder((k, v) => table.put(k, v)));
+      recent.clear();
+    }
   }
 
   /** Make room for `more` hashes at once rather than step by step (or move to disk now, if they would not fit). */
   reserve(more: number): void {
-    if (this.disk) return;
-    if (this.memory.size + more > this.memoryChunks) this.spill();
-    else this.memory.reserve(more);
+    const { where } = this;
+    if (!(where instanceof ChunkTable)) return;
+    if (where.size + more > this.memoryChunks) this.spill(where);
+    else where.reserve(more);
   }
 
   /** Forget every chunk (and the table on disk, if it moved there). */
   clear(): void {
+    const { where } = this;
     // Thrown away: a failure to close it leaves nothing behind (its files are already gone).
-    if (this.disk) this.disk.table.close().catch(() => undefined);
-    this.disk = undefined;
-    this.memory = new ChunkTable();
+    if (!(where instanceof ChunkTable)) where.table.close().catch(() => undefined);
+    this.where = new ChunkTable();
   }
 
-  /** Move every chunk to a table on disk, and let the memory table go. */
-  private spill(): void {
-    const disk = { table: new ScratchTable(), recent: new ChunkTable(RECENT_CHUNKS), filter: new Uint32Array(FILTER_BITS / 32), count: this.memory.size };
+  /** Move every chunk of the memory table to a table on disk, and let the memory table go. */
+  private spill(memory: ChunkTable): OnDisk {
+    const disk: OnDisk = { table: new ScratchTable(), recent: new ChunkTable(RECENT_CHUNKS), filter: new Uint32Array(FILTER_BITS / 32), count: memory.size };
     disk.table.batch(() =>
-      this.memory.forEachInKeyOrder((key, value) => {
-        addTo(disk.filter, key, 0);
+      memory.forEachInKeyOrder((key, value) => {
+        filterBits(disk.filter, key, 0, true);
         disk.table.put(key, value);
       }),
     );
-    this.disk = disk;
-    this.memory.release();
-    this.memory = new ChunkTable(0);
-  }
-
-  /** The new chunks waiting in memory, onto the table on disk in one write transaction. */
-  private flush(disk: NonNullable<LocationChunks['disk']>): void {
-    disk.table.batch(() => disk.recent.forEachInKeyOrder((k, value) => disk.table.put(k, value)));
-    disk.recent.clear();
+    memory.release();
+    this.where = disk;
+    return disk;
   }
 }
 
-/** The filter's three bits for the hash at `at`: from its second, third and fourth words (the first picks a ChunkTable slot). */
-function addTo(filter: Uint32Array, hashes: Buffer, at: number): void {
-  for (let w = 1; w < WORDS; w++) {
-    const bit = hashes.readUInt32LE(at + 4 * w) & (FILTER_BITS - 1);
-    filter[bit >>> 5]! |= 1 << (bit & 31);
-  }
+interface OnDisk {
+  table: ScratchTable;
+  recent: ChunkTable;
+  filter: Uint32Array;
+  count: number;
 }
 
-function maybeIn(filter: Uint32Array, hashes: Buffer, at: number): boolean {
+/**
+ * The filter's three bits for the hash at `at`, from its second, third and fourth words (the
+ * first picks a ChunkTable slot): set them (`set`), or tell whether all three are set.
+ */
+function filterBits(filter: Uint32Array, hashes: Buffer, at: number, set: boolean): boolean {
   for (let w = 1; w < WORDS; w++) {
     const bit = hashes.readUInt32LE(at + 4 * w) & (FILTER_BITS - 1);
-    if ((filter[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    const mask = 1 << (bit & 31);
+    if (set) filter[bit >>> 5]! |= mask;
+    else if ((filter[bit >>> 5]! & mask) === 0) return false;
   }
   return true;
 }
