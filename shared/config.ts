@@ -74,6 +74,11 @@ const envSchema = z.object({
    * 0 means unlimited. Elasticsearch's max_snapshot_bytes_per_sec / max_restore_bytes_per_sec.
    */
   WORKER_MAX_BYTES_PER_SECOND: z.coerce.number().int().min(0).default(0),
+  /**
+   * A worker's own (anonymous) memory, in MB, above which it gives the C allocator's free
+   * memory back to the kernel (shared/memory-trim.ts); 0: never.
+   */
+  WORKER_MEMORY_TRIM_MB: z.coerce.number().int().min(0).default(180),
   /** Largest request body the API accepts, in bytes (streamed restores are exempt). */
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   BACKUP_FILESYSTEM_PATH: z.string().min(1).default('./backups'),
@@ -121,6 +126,8 @@ export interface Config {
   workerShutdownMs: number;
   /** WORKER_MAX_BYTES_PER_SECOND; 0: unlimited. */
   workerMaxBytesPerSecond: number;
+  /** WORKER_MEMORY_TRIM_MB in bytes; 0: never. */
+  workerMemoryTrimBytes: number;
   maxBodyBytes: number;
   logLevel: Env['LOG_LEVEL'];
   auth: { enabled: boolean; keys: string[] };
@@ -198,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerShutdownMs: e.WORKER_SHUTDOWN_SECONDS * 1000,
     workerMaxBytesPerSecond: e.WORKER_MAX_BYTES_PER_SECOND,
+    workerMemoryTrimBytes: e.WORKER_MEMORY_TRIM_MB * 1_000_000,
     maxBodyBytes: e.MAX_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
     auth: { enabled: e.AUTHENTICATION_APIKEY_ENABLED, keys: e.AUTHENTICATION_APIKEY_ALLOWED_KEYS },

@@ -23,6 +23,7 @@
 import { MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
 import { availableParallelism } from 'node:os';
 import type { Redis } from 'ioredis';
+import { startMemoryTrim } from '../shared/memory-trim.ts';
 import { configuredBackends, type BackendFactory } from '../shared/backups/backends.ts';
 import { createBackupService, type BackupService } from '../shared/backups/service.ts';
 import { CANCEL_CHANNEL, OperationStore } from '../shared/backups/state.ts';
@@ -124,6 +125,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   let subscriber: Redis | undefined;
   let backups: BackupService | undefined;
   let stopping: Promise<void> | undefined;
+  let stopTrim: (() => void) | undefined;
 
   const cancelOperation = (op: string) => {
     for (const [jobId, r] of running) {
@@ -249,6 +251,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
   return {
     queues,
     async start() {
+      stopTrim = startMemoryTrim(config.workerMemoryTrimBytes, logger);
       subscriber = createRedis(deps.redisUrl);
       connections.push(subscriber);
       subscriber.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber error'));
@@ -295,6 +298,7 @@ export function createWorker(deps: WorkerDeps): ShardvaultWorker {
         clearTimeout(timer);
         await backups?.close();
         await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
+        stopTrim?.();
         logger.info('worker stopped');
       })();
       return stopping;

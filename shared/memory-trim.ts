@@ -1,0 +1,91 @@
+/**
+ * A worker's own memory held under a soft limit by giving back to the kernel what the C
+ * allocator holds free (glibc's `malloc_trim`, called through `koffi`, an FFI package with
+ * prebuilt binaries).
+ *
+ * Why: most of a worker's memory is not JavaScript objects but buffers the C allocator hands
+ * out — a span read from a shard, a blob zstd compressed or decoded, LMDB's and V8's own — and
+ * the allocator settings every worker runs with (README, "Memory allocator") keep what is freed
+ * for reuse, since faulting memory in again is dear on a virtual machine. Freed in the middle
+ * of a heap, it stays resident: at the peak of an incremental backup of the bench data (two
+ * transfers in a worker), glibc held 36–60 MiB free of the 120–130 MiB it had from the kernel
+ * (`mallinfo2`, 2026-12-07), and that, not live data, took a worker over its 200 MB bound now
+ * and then (README). A trim returns the free pages of every arena at once (15–50 MiB there).
+ *
+ * So: the process's anonymous memory (RssAnon) is read every CHECK_MS, and above the limit
+ * the allocator is trimmed, at most once every MIN_GAP_MS. Below it nothing changes: the reuse
+ * the settings buy is kept wherever the limit is not near. Where glibc or the FFI is missing
+ * (musl, macOS, no prebuilt binary), nothing is done and memory is what the allocator makes it.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Logger } from './logger.ts';
+
+/** How often the process's anonymous memory is read (a read of /proc/self/status: microseconds). */
+const CHECK_MS = 100;
+/** Least time between two trims: a trim walks every arena, and what it gave back is faulted in again when used. */
+const MIN_GAP_MS = 250;
+
+/**
+ * How far memory must grow past what the last trim left before the next one: a trim only gives
+ * back what was freed since, and each one walks every arena with its lock held (~25 ms at a
+ * worker's peak, measured 2026-12-07), stalling the blob pool's threads meanwhile.
+ */
+const REGROWTH_BYTES = 16 * 1024 * 1024;
+
+/** `malloc_trim(0)` of this process's C library, or undefined where there is none to call. */
+function loadMallocTrim(logger: Logger): (() => number) | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    return () => trim(0);
+  } catch (err) {
+    logger.info({ err: (err as Error).message }, 'memory trim unavailable (no glibc malloc_trim): the worker memory limit is not enforced');
+    return undefined;
+  }
+}
+
+/** This process's anonymous resident memory in bytes (RssAnon), read from an open /proc/self/status. */
+export function anonymousBytes(fd: number, scratch = Buffer.allocUnsafe(4096)): number {
+  const n = fs.readSync(fd, scratch, 0, scratch.length, 0);
+  const text = scratch.toString('latin1', 0, n);
+  const at = text.indexOf('RssAnon:');
+  if (at < 0) throw new Error('/proc/self/status has no RssAnon');
+  return Number.parseInt(text.slice(at + 8), 10) * 1024;
+}
+
+/**
+ * Start keeping this process's anonymous memory under `limitBytes` (0: do nothing); returns
+ * the stop function. The timer does not keep the process alive.
+ */
+export function startMemoryTrim(limitBytes: number, logger: Logger): () => void {
+  if (limitBytes <= 0) return () => undefined;
+  const trim = loadMallocTrim(logger);
+  if (!trim) return () => undefined;
+  let fd: number;
+  try {
+    fd = fs.openSync('/proc/self/status', 'r');
+  } catch {
+    return () => undefined;
+  }
+  const scratch = Buffer.allocUnsafe(4096);
+  let last = 0;
+  // What the last trim left: memory that was live then, which another trim would not give back.
+  let floor = 0;
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (now - last < MIN_GAP_MS) return;
+    const before = anonymousBytes(fd, scratch);
+    if (before <= Math.max(limitBytes, floor + REGROWTH_BYTES)) return;
+    last = now;
+    trim();
+    floor = anonymousBytes(fd, scratch);
+    logger.debug({ anonBefore: before, anonAfter: floor, ms: Date.now() - now }, 'memory trimmed');
+  }, CHECK_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    fs.closeSync(fd);
+  };
+}
