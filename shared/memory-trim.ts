@@ -55,6 +55,20 @@ export function anonymousBytes(fd: number, scratch = Buffer.allocUnsafe(4096)): 
   return Number.parseInt(text.slice(at + 8), 10) * 1024;
 }
 
+/** /proc/self/status open, once it has told RssAnon; else undefined (logged). */
+function openStatus(scratch: Buffer<ArrayBuffer>, logger: Logger): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync('/proc/self/status', 'r');
+    anonymousBytes(fd, scratch);
+    return fd;
+  } catch (err) {
+    if (fd !== undefined) fs.closeSync(fd);
+    logger.info({ err: (err as Error).message }, 'memory trim unavailable (no RssAnon in /proc/self/status): the worker memory limit is not enforced');
+    return undefined;
+  }
+}
+
 /**
  * Start keeping this process's anonymous memory under `limitBytes` (0: do nothing); returns
  * the stop function. The timer does not keep the process alive.
@@ -63,13 +77,9 @@ export function startMemoryTrim(limitBytes: number, logger: Logger): () => void 
   if (limitBytes <= 0) return () => undefined;
   const trim = loadMallocTrim(logger);
   if (!trim) return () => undefined;
-  let fd: number;
-  try {
-    fd = fs.openSync('/proc/self/status', 'r');
-  } catch {
-    return () => undefined;
-  }
   const scratch = Buffer.allocUnsafe(4096);
+  const fd = openStatus(scratch, logger);
+  if (fd === undefined) return () => undefined;
   let last = 0;
   // What the last trim left: memory that was live then, which another trim would not give back.
   let floor = 0;
