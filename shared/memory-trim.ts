@@ -81,12 +81,14 @@ export function startMemoryTrim(limitBytes: number, logger: Logger): () => void 
   const fd = openStatus(scratch, logger);
   if (fd === undefined) return () => undefined;
   let last = 0;
-  // What the last trim left: memory that was live then, which another trim would not give back.
+  // What the last trim left while memory has stayed over the limit since: memory that was live
+  // then, which another trim would not give back. Forgotten once memory is under the limit.
   let floor = 0;
   const timer = setInterval(() => {
     const now = Date.now();
     if (now - last < MIN_GAP_MS) return;
     const before = anonymousBytes(fd, scratch);
+    if (before <= limitBytes) floor = 0;
     if (before <= Math.max(limitBytes, floor + REGROWTH_BYTES)) return;
     last = now;
     trim();
