@@ -13,8 +13,10 @@
  * and then (README). A trim returns the free pages of every arena at once (15–50 MiB there).
  *
  * So: the process's anonymous memory (RssAnon) is read every CHECK_MS, and above the limit
- * the allocator is trimmed, at most once every MIN_GAP_MS. Below it nothing changes: the reuse
- * the settings buy is kept wherever the limit is not near. Where glibc or the FFI is missing
+ * the allocator is trimmed, at most once every MIN_GAP_MS and, while memory stays over the
+ * limit, again only once it has grown REGROWTH_BYTES past what the last trim left. Below the
+ * limit nothing changes: the reuse the settings buy is kept wherever the limit is not near.
+ * Where glibc or the FFI is missing
  * (musl, macOS, no prebuilt binary), nothing is done and memory is what the allocator makes it.
  */
 import fs from 'node:fs';
@@ -33,6 +35,12 @@ const MIN_GAP_MS = 250;
  */
 const REGROWTH_BYTES = 16 * 1024 * 1024;
 
+/** Log once why the limit is not enforced here; undefined. */
+function unavailable(logger: Logger, why: string, err: unknown): undefined {
+  logger.info({ err: (err as Error).message }, `memory trim unavailable (${why}): the worker memory limit is not enforced`);
+  return undefined;
+}
+
 /** `malloc_trim(0)` of this process's C library, or undefined where there is none to call. */
 function loadMallocTrim(logger: Logger): (() => number) | undefined {
   if (process.platform !== 'linux') return undefined;
@@ -41,8 +49,7 @@ function loadMallocTrim(logger: Logger): (() => number) | undefined {
     const trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
     return () => trim(0);
   } catch (err) {
-    logger.info({ err: (err as Error).message }, 'memory trim unavailable (no glibc malloc_trim): the worker memory limit is not enforced');
-    return undefined;
+    return unavailable(logger, 'no glibc malloc_trim', err);
   }
 }
 
@@ -64,8 +71,7 @@ function openStatus(scratch: Buffer<ArrayBuffer>, logger: Logger): number | unde
     return fd;
   } catch (err) {
     if (fd !== undefined) fs.closeSync(fd);
-    logger.info({ err: (err as Error).message }, 'memory trim unavailable (no RssAnon in /proc/self/status): the worker memory limit is not enforced');
-    return undefined;
+    return unavailable(logger, 'no RssAnon in /proc/self/status', err);
   }
 }
 
