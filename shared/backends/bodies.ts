@@ -1,5 +1,5 @@
-/** Stream helpers every backend's write and access check use. */
-import { Readable, Transform } from 'node:stream';
+/** Stream helpers every backend's write, read and access check use. */
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 
 /** Longest a write may keep the event loop busy before letting timers and I/O run. */
@@ -76,4 +76,20 @@ export async function readSmall(stream: Readable, limit = 64 * 1024, what = 'acc
     chunks.push(buf);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * A response body passed on through a stream of its own: the body's failures (the connection
+ * reset or timed out mid-way) come out as `mapError` makes them, naming the object and the
+ * setting as the request's do; and a reader that stops early (destroys what it was given)
+ * destroys the body, so that request and its socket end with it — that request only.
+ */
+export function relayBody(body: Readable, mapError: (err: Error) => Error): PassThrough {
+  const out = new PassThrough();
+  body.on('error', (err) => out.destroy(mapError(err)));
+  out.on('close', () => {
+    if (!body.destroyed) body.destroy();
+  });
+  body.pipe(out);
+  return out;
 }

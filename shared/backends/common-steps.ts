@@ -140,7 +140,7 @@ export function bucketError(
     case 'misplaced':
       return new PermanentBackendError(`${b.name} bucket "${b.bucket}" ${found.detail}`, { cause: err });
     case 'checksum':
-      return new IntegrityError(`${b.name} ${what}: ${found.detail}`, { cause: err });
+      return new IntegrityError(`${b.name} ${what}${ctx.key ? ` (${b.locate(ctx.key)})` : ''}: ${found.detail}`, { cause: err });
     case 'silent':
       return new UnavailableError(`${b.name} ${what} (${b.locate(ctx.key ?? ctx.prefix ?? '')}) was abandoned: ${found.detail}`, { cause: err });
     default:

@@ -1,14 +1,15 @@
 import type { Bucket, File, FileMetadata, Storage, StorageOptions } from '@google-cloud/storage';
 import { randomUUID } from 'node:crypto';
-import { Agent } from 'node:http';
-import { addAbortSignal, PassThrough, Readable } from 'node:stream';
+import http, { Agent, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { CancelledError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
 import { peekBytes } from '../dump/byte-streams.ts';
-import { failedWriteError, meterBody } from './bodies.ts';
+import { failedWriteError, meterBody, readSmall, relayBody } from './bodies.ts';
 import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
@@ -56,7 +57,8 @@ const WRITE_ID = 'shardvault-write-id';
  * aborted or failed upload leaves nothing. Each write tags its object with a write id; if the
  * object was finalised anyway (abort after the last byte), exactly that generation is deleted.
  * The client compares its CRC32C with the server's (validation) and deletes a mismatching
- * object itself; that surfaces as IntegrityError.
+ * object itself; that surfaces as IntegrityError. A whole object read is checked against the
+ * CRC32C of its metadata the same way (a byte range has none of its own).
  *
  * Retries: the GCS client's own retries are off (it would not retry a resumable upload without
  * an ifGenerationMatch precondition anyway); list, deletePrefix, exists and the start of read
@@ -69,8 +71,8 @@ const WRITE_ID = 'shardvault-write-id';
  *
  * A request is abandoned once nothing has moved on it for requestTimeoutMs
  * (BACKUP_GCS_REQUEST_TIMEOUT_SECONDS), as S3's client does (socketTimeout); a transfer that keeps
- * moving is never cut. The client sends its requests through two HTTP stacks, so it takes three
- * parts (silence.ts), each where the client lets a request be failed and its socket freed:
+ * moving is never cut. Requests go through three HTTP stacks, each watched where it lets a
+ * request be failed and its socket freed (silence.ts):
  * - the resumable upload (session start and the streamed PUT) goes through gaxios, which takes
  *   an agent (given to it as a request interceptor): silenceAgent's sockets are destroyed after
  *   that much idle time, which fails the request and the upload through the client's own error
@@ -80,13 +82,15 @@ const WRITE_ID = 'shardvault-write-id';
  *   could not do that: destroying the write stream does not reach the request in flight (the
  *   client destroys its upload without an error, so nothing aborts it), and the socket stayed
  *   parked;
- * - the JSON requests (metadata, list, exists, delete) and the media request go through
- *   teeny-request (node-fetch), which takes no agent but a `timeout` (the Storage option):
- *   the time until the answer starts and, for a JSON answer, to read it; on expiry node-fetch
- *   aborts the request. Those answers are small, so there the two are the same thing;
- * - node-fetch does not watch a body that is streamed, so the media body has a watchdog
- *   (watchSilence) that destroys it after that long without a byte while its reader keeps up;
- *   the client then destroys its shared agent's sockets, as it does on any failed download.
+ * - the JSON requests (metadata, list, exists, delete) go through the client's teeny-request
+ *   (node-fetch), which takes no agent but a `timeout` (the Storage option): the time until the
+ *   answer starts and, for a JSON answer, to read it; on expiry node-fetch aborts the request.
+ *   Those answers are small, so there the two are the same thing;
+ * - the media request (read's bytes) is made here (openMedia) on an agent of its own, through
+ *   the proxy proxyFor names: the client's download destroyed the shared agent of all its
+ *   requests whenever one download failed or its reader stopped, stalling every other download
+ *   in flight. Its body has a watchdog (watchSilence) that destroys it after that long without
+ *   a byte while its reader keeps up (a reader's own pause is not the server's silence).
  * An abandoned request fails as a transient error naming the object and the setting, retried
  * like a reset (withRetry, or the job).
  */
@@ -105,6 +109,10 @@ export class GcsBackend implements Backend {
   private readonly retry: RetryOptions;
   private readonly replayBytes: number;
   private readonly requestTimeoutMs: number;
+  /** Where requests go: Google's endpoint or the emulator's. */
+  private readonly endpoint: string;
+  /** The agent of the media downloads this backend makes itself (openMedia), for the proxy HTTP(S)_PROXY names now. */
+  private readonly mediaAgent: () => Agent;
 
   constructor(options: GcsBackendOptions) {
     this.bucketName = options.bucket;
@@ -121,7 +129,18 @@ export class GcsBackend implements Backend {
     this.endpointLabel = apiEndpoint ? `emulator ${apiEndpoint}` : 'Google Cloud Storage';
     // The upload's requests (gaxios) get the agent; teeny-request ignores it and takes `timeout`.
     const endpoint = apiEndpoint ?? 'https://storage.googleapis.com';
+    this.endpoint = endpoint.replace(/\/+$/, '');
     const agent = silenceAgent(new URL(endpoint).protocol, this.requestTimeoutMs);
+    // Not silenced: a download's silence is the server's, watched by watchSilence, not its reader's pauses.
+    const direct = new (new URL(endpoint).protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true });
+    const proxied = new Map<string, Agent>();
+    this.mediaAgent = () => {
+      const proxy = proxyFor(endpoint);
+      if (!proxy) return direct;
+      let through = proxied.get(proxy);
+      if (!through) proxied.set(proxy, (through = new HttpsProxyAgent(proxy)));
+      return through;
+    };
     this.storage = new (gcsSdk().Storage)({
       ...(projectId ? { projectId } : {}),
       ...(apiEndpoint ? { apiEndpoint } : {}),
@@ -206,45 +225,69 @@ export class GcsBackend implements Backend {
     } catch (err) {
       throw this.mapError(err, `read ${key}`, { key, signal });
     }
-    // Pin the generation seen above, so a concurrent overwrite cannot splice two objects.
-    const generation = metadata.generation; // an int64 as a string: kept a string, never a lossy number
-    const file = this.bucket.file(this.base + key, generation === undefined ? {} : { generation });
-    // A part of an object has no checksum of its own to validate.
-    const readOptions = range ? { start: range.start, end: range.start + range.length - 1, validation: false as const } : { validation: this.validation };
     try {
       // The media request is retried until its answer starts (as S3's GetObject is): a reset
       // or a 5xx before the first byte failed the read at once.
-      const out = await withRetry(() => this.openMedia(file, readOptions, key, signal), { ...this.retry, signal, label: `gcs read ${key}` });
+      const out = await withRetry(() => this.openMedia(key, metadata, range, signal), { ...this.retry, signal, label: `gcs read ${key}` });
       return signal ? addAbortSignal(signal, out) : out;
     } catch (err) {
       throw this.mapError(err, `read ${key}`, { key, signal });
     }
   }
 
-  /** Starts the media download of `file`; resolves once a 2xx answer arrived, rejects with the SDK's error otherwise. */
-  private openMedia(file: File, readOptions: Parameters<File['createReadStream']>[0], key: string, signal: AbortSignal | undefined): Promise<Readable> {
-    return new Promise<Readable>((resolve, reject) => {
-      const source = file.createReadStream(readOptions);
-      if (signal) addAbortSignal(signal, source);
-      const out = new PassThrough();
-      const failed = (err: unknown) => {
-        out.destroy();
-        reject(err);
-      };
-      source.once('error', failed);
-      source.once('response', (res: { statusCode?: number; status?: number }) => {
-        const status = res.statusCode ?? res.status ?? 200;
-        if (status >= 300) return; // the SDK's error for this answer follows
-        source.off('error', failed);
-        source.on('error', (err) => out.destroy(this.mapError(err, `read ${key}`, { key, signal })));
-        watchSilence(source, out, this.requestTimeoutMs);
-        resolve(out);
-      });
-      out.on('close', () => {
-        if (!source.destroyed) source.destroy();
-      });
-      source.pipe(out);
+  /**
+   * The media download of the generation of `key` that `metadata` describes (pinned, so a
+   * concurrent overwrite cannot splice two objects), made here rather than by the client: the
+   * client ends any failed or stopped download by destroying the shared agent of every request
+   * it sends (a node-fetch leak it works around), which left every other download of this
+   * process in flight without its socket, stalled until its silence timeout. Here a download
+   * owns its socket: stopping or failing one ends that one only. Resolves once a 2xx answer
+   * started; a whole object's bytes are checked against its CRC32C (validation) as they end.
+   */
+  private async openMedia(key: string, metadata: FileMetadata, range: ReadOptions['range'], signal: AbortSignal | undefined): Promise<Readable> {
+    const url = new URL(`${this.endpoint}/storage/v1/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(this.base + key)}`);
+    url.searchParams.set('alt', 'media');
+    if (metadata.generation !== undefined) url.searchParams.set('generation', String(metadata.generation));
+    const headers: Record<string, string> = { ...(await this.authHeaders()), 'Cache-Control': 'no-store' };
+    if (range) headers.Range = `bytes=${range.start}-${range.start + range.length - 1}`;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? https : http).request(url, { headers, agent: this.mediaAgent(), ...(signal ? { signal } : {}) });
+      req.once('response', resolve);
+      req.once('error', reject);
+      req.end();
     });
+    const status = res.statusCode ?? 0;
+    if (status >= 300) {
+      const body = await readSmall(res).catch(() => Buffer.alloc(0));
+      let message = body.toString('utf8');
+      try {
+        message = (JSON.parse(message) as { error?: { message?: string } }).error?.message ?? message;
+      } catch {
+        // Not JSON: the body as it is.
+      }
+      throw Object.assign(new Error(message || `HTTP ${status}`), { code: status });
+    }
+    // Checked as the bytes pass, before the relay passes their end on.
+    const expected = !range && this.validation === 'crc32c' ? metadata.crc32c : undefined;
+    const crc = expected === undefined ? undefined : new (gcsSdk().CRC32C)();
+    if (crc) {
+      res.on('data', (chunk: Buffer) => crc.update(chunk));
+      res.once('end', () => {
+        if (crc.toString() === expected) return;
+        const mismatch = Object.assign(new Error(`the bytes read have CRC32C ${crc.toString()}, the object's metadata says ${expected}`), { code: 'CONTENT_DOWNLOAD_MISMATCH' });
+        out.destroy(this.mapError(mismatch, `read ${key}`, { key, signal }));
+      });
+    }
+    const out = relayBody(res, (err) => this.mapError(err, `read ${key}`, { key, signal }));
+    watchSilence(res, out, this.requestTimeoutMs);
+    return out;
+  }
+
+  /** Headers that authenticate a request this backend makes itself; none to an emulator (as the client does). */
+  private async authHeaders(): Promise<Record<string, string>> {
+    const storage = this.storage as unknown as { customEndpoint?: boolean; useAuthWithCustomEndpoint?: boolean };
+    if (storage.customEndpoint && !storage.useAuthWithCustomEndpoint) return {};
+    return (await this.storage.authClient.getRequestHeaders()) as Record<string, string>;
   }
 
   /** One page of objects under base + prefix (with `delimiter`, the response lists its prefixes too). */
@@ -385,7 +428,8 @@ export class GcsBackend implements Backend {
       if (status === 404 && (!ctx.key || /specified bucket does not exist|no such bucket|bucket_not_found/i.test(message))) return { fault: 'no-bucket' };
       if (status === 404) return { fault: 'not-found' };
       if (status === 401 || status === 403) return { fault: 'refused', detail: `HTTP ${status}` };
-      if (code === 'CONTENT_DOWNLOAD_MISMATCH' || code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
+      if (code === 'CONTENT_DOWNLOAD_MISMATCH') return { fault: 'checksum', detail: message };
+      if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
         return { fault: 'checksum', detail: `CRC32C of the bytes sent and stored differ (${code})` };
       }
       return undefined;

@@ -1,9 +1,9 @@
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { addAbortSignal, PassThrough, Readable } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import { CancelledError, ConfigError, ShardvaultError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Backend, CallOptions, ObjectInfo, ReadOptions } from './backend.ts';
-import { failedWriteError, meterBody } from './bodies.ts';
+import { failedWriteError, meterBody, relayBody } from './bodies.ts';
 import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerRoundTrip, type BucketFault } from './common-steps.ts';
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
@@ -152,15 +152,7 @@ export class S3Backend implements Backend {
         { ...this.retry, signal, label: `s3 read ${key}` },
       );
       if (!(out.Body instanceof Readable)) throw new Error('GetObject answered without a body stream');
-      // The body's own failures (the socket timed out, the connection reset mid-way) name the
-      // object and the setting like the request's do.
-      const body = out.Body;
-      const mapped = new PassThrough();
-      body.on('error', (err) => mapped.destroy(this.mapError(err, `read ${key}`, { key, signal })));
-      mapped.on('close', () => {
-        if (!body.destroyed) body.destroy();
-      });
-      body.pipe(mapped);
+      const mapped = relayBody(out.Body, (err) => this.mapError(err, `read ${key}`, { key, signal }));
       return signal ? addAbortSignal(signal, mapped) : mapped;
     } catch (err) {
       throw this.mapError(err, `read ${key}`, { key, signal });

@@ -309,6 +309,31 @@ describe.each(['filesystem', 's3', 'gcs'] as const)('%s backend', (name) => {
     await expect(backend.read(`${key}-missing`, { range: { start: 0, length: 10 } })).rejects.toBeInstanceOf(NotFoundError);
   }, 30_000);
 
+  it('a read its reader stops early ends alone: the other reads in flight come whole', async () => {
+    // A restore reads several ranges at once; a cancelled or failed one must not take the others'
+    // connections with it (the GCS client destroyed every socket of its shared agent, and the
+    // other downloads stalled until the request timeout).
+    const p = fresh();
+    const source = generated(16 * MIB);
+    await backend.write(`${p}kept`, source.stream);
+    await backend.write(`${p}stopped`, generated(16 * MIB).stream);
+    // The kept read is paused mid-body (its first chunk taken) while the others start and stop.
+    const kept = (await backend.read(`${p}kept`))[Symbol.asyncIterator]();
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const take = (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    };
+    take((await kept.next()).value as Buffer);
+    for (let i = 0; i < 3; i++) {
+      const stopped = await backend.read(`${p}stopped`, i === 1 ? { range: { start: 4096, length: 8 * MIB } } : {});
+      for await (const _ of stopped) break;
+    }
+    for (let r = await kept.next(); !r.done; r = await kept.next()) take(r.value as Buffer);
+    expect({ bytes, sha256: hash.digest('hex') }).toEqual({ bytes: 16 * MIB, sha256: source.digest() });
+  }, 60_000);
+
   it('a missing object: read rejects with NotFoundError naming it, exists is false', async () => {
     const key = `${fresh()}missing/object`;
     const err = await backend.read(key).catch((e: unknown) => e);

@@ -282,4 +282,22 @@ describe('gcs behind HTTP_PROXY: an upload on which nothing moves is abandoned t
     expect(forward.forwarded(), 'other requests through the forward proxy').toBeGreaterThan(0);
     await expect(backend.write('answered.bin', Readable.from([randomBytes(1024)]))).resolves.toEqual({ bytes: 1024 });
   });
+
+  it('a read is tunnelled through the proxy too, and one whose answer stops mid-body fails within the bound', async () => {
+    const key = 'proxied/read.bin';
+    await backend.write(key, Readable.from([randomBytes(256 * 1024)]));
+    const tunnels = forward.tunnels();
+    expect(await drain(await backend.read(key))).toBe(256 * 1024);
+    expect(forward.tunnels(), 'the download through the forward proxy').toBeGreaterThan(tunnels);
+    const stall = proxy.stallBody((r) => SIDES.gcs.isDownload(r, key));
+    try {
+      const { err, ms } = await failure(backend.read(key).then(drain));
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toContain(SIDES.gcs.setting);
+      expect(ms).toBeLessThan(BOUND_MS);
+      expect(stall.stalled()).toBe(1);
+    } finally {
+      stall.stop();
+    }
+  });
 });

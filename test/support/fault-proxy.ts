@@ -16,7 +16,9 @@
  * `drop()` closes their connections (a request its client gave up on), so a test
  * can make something happen "while the request is in flight" without sleeping. `stallBody(predicate)`
  * forwards matching requests but sends only the first half of each answer's body, then nothing
- * more on a connection it keeps open: a server gone silent mid-body. Counts of what was done
+ * more on a connection it keeps open: a server gone silent mid-body. `corruptBody(predicate)`
+ * forwards matching requests and flips every bit of the first byte of each answer's body: bytes
+ * damaged on the way, under headers that describe the stored object. Counts of what was done
  * are kept per fault and per request kind.
  */
 import http from 'node:http';
@@ -60,6 +62,8 @@ export interface FaultProxy {
   hold(predicate: (req: { method: string; url: string }) => boolean): { held(): number; release(): void; drop(): void };
   /** Answer requests matching `predicate` with half their body, then silence, until the returned stop() is called. */
   stallBody(predicate: (req: { method: string; url: string }) => boolean): { stalled(): number; stop(): void };
+  /** Forward matching requests with the first byte of each answer's body flipped. */
+  corruptBody(predicate: (req: { method: string; url: string }) => boolean): { corrupted(): number; stop(): void };
   close(): Promise<void>;
 }
 
@@ -87,6 +91,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const sockets = new Set<Socket>();
   const holds = new Set<{ predicate: (r: { method: string; url: string }) => boolean; parked: { go(): void; drop(): void }[]; released: boolean }>();
   const stalls = new Set<{ predicate: (r: { method: string; url: string }) => boolean; stalled: number }>();
+  const corruptions = new Set<{ predicate: (r: { method: string; url: string }) => boolean; corrupted: number }>();
 
   const pickFault = (): Fault | undefined => {
     let x = rng.next();
@@ -97,7 +102,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return undefined;
   };
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse, fault?: 'lostAnswer' | 'cutBody' | 'stallBody') => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, fault?: 'lostAnswer' | 'cutBody' | 'stallBody' | 'corruptBody') => {
     counts.forwarded++;
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
@@ -119,6 +124,20 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
             res.write(part);
             if (sent >= length / 2) answer.destroy();
           });
+          return;
+        }
+        if (fault === 'corruptBody') {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          let first = true;
+          answer.on('data', (chunk: Buffer) => {
+            if (first && chunk.length > 0) {
+              first = false;
+              chunk = Buffer.from(chunk);
+              chunk[0] = chunk[0]! ^ 0xff;
+            }
+            res.write(chunk);
+          });
+          answer.once('end', () => res.end());
           return;
         }
         if (fault === 'cutBody' && length >= 2048) {
@@ -162,6 +181,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       if (stall.predicate({ method, url })) {
         stall.stalled++;
         forward(req, res, 'stallBody');
+        return;
+      }
+    }
+
+    for (const corruption of corruptions) {
+      if (corruption.predicate({ method, url })) {
+        corruption.corrupted++;
+        forward(req, res, 'corruptBody');
         return;
       }
     }
@@ -236,6 +263,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       const stall = { predicate, stalled: 0 };
       stalls.add(stall);
       return { stalled: () => stall.stalled, stop: () => stalls.delete(stall) };
+    },
+    corruptBody(predicate) {
+      const corruption = { predicate, corrupted: 0 };
+      corruptions.add(corruption);
+      return { corrupted: () => corruption.corrupted, stop: () => corruptions.delete(corruption) };
     },
     async close() {
       for (const t of timers) clearTimeout(t);
