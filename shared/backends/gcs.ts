@@ -14,7 +14,7 @@ import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerR
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 import { gcsSdk } from './sdk.ts';
-import { isSilenceError, silenceAgent, silenced, silenceFault, watchSilence } from './silence.ts';
+import { isSilenceError, SilenceError, silenceAgent, silenced, silenceFault, watchSilence } from './silence.ts';
 
 export interface GcsBackendOptions {
   bucket: string;
@@ -252,8 +252,16 @@ export class GcsBackend implements Backend {
     if (range) headers.Range = `bytes=${range.start}-${range.start + range.length - 1}`;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = (url.protocol === 'https:' ? https : http).request(url, { headers, agent: this.mediaAgent(), ...(signal ? { signal } : {}) });
-      req.once('response', resolve);
-      req.once('error', reject);
+      // Until the answer starts, silence is the time it takes (then watchSilence watches the body).
+      const silent = setTimeout(() => req.destroy(new SilenceError(this.requestTimeoutMs)), this.requestTimeoutMs);
+      req.once('response', (answer: IncomingMessage) => {
+        clearTimeout(silent);
+        resolve(answer);
+      });
+      req.once('error', (err) => {
+        clearTimeout(silent);
+        reject(err);
+      });
       req.end();
     });
     const status = res.statusCode ?? 0;

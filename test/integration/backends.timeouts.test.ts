@@ -194,6 +194,22 @@ describe.each(Object.entries(SIDES))('%s: a request on which nothing moves is ab
     expect(await backend.read(key).then(drain)).toBe(512 * 1024);
   });
 
+  it('a read whose answer never starts fails within the bound, after its retries', async () => {
+    const key = 'silent/unanswered.bin';
+    await backend.write(key, Readable.from([randomBytes(64 * 1024)]));
+    const hold = proxy.hold((r) => side.isDownload(r, key));
+    try {
+      const { err, ms } = await failure(backend.read(key).then(drain));
+      expectAbandoned(err, key);
+      expect(isTransientError(err)).toBe(true);
+      expect(ms).toBeLessThan(BOUND_MS);
+      expect(hold.held()).toBe(RETRY.attempts);
+    } finally {
+      hold.drop();
+    }
+    expect(await backend.read(key).then(drain)).toBe(64 * 1024);
+  });
+
   // S3's client times the socket, so a reader that stops for longer than the timeout, once the
   // socket's buffers are full, is silence to it too; GCS's watchdog counts only the server's.
   it.runIf(name === 'gcs')('a read whose reader stops for longer than the timeout is not cut', async () => {
