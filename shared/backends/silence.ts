@@ -28,8 +28,8 @@ const silencedAgents = new WeakSet<http.Agent>();
 /**
  * `agent`, whose sockets are destroyed with a SilenceError once `ms` pass without a byte read or
  * written (Node's own `timeout` option only emits an event and leaves the request hanging): every
- * new socket is armed as the agent hands it out, and the agent's `timeout` keeps it armed while
- * the socket waits in its pool and when it is used again. Destroying the socket fails the request
+ * new socket is armed as the agent hands it out, the agent's `timeout` keeps it armed while the
+ * socket waits in its pool, and it is armed for `ms` again when a request reuses it. Destroying the socket fails the request
  * through the client's ordinary error path, and frees it: the caller sees a failed request, never
  * a parked one. Works on any http.Agent, a proxy's (`https-proxy-agent`, which tunnels through
  * HTTP(S)_PROXY) as well as a plain one; an agent is armed once, however often it is given.
@@ -48,6 +48,14 @@ export function silenced<A extends http.Agent>(agent: A, ms: number): A {
       }
       done(err, socket);
     });
+  // A free socket's timeout is cut to the idle time a server hints (`Keep-Alive: timeout=N`,
+  // less a second), and Node leaves it so when a request reuses the socket: that request would
+  // be abandoned after the hint's few seconds of waiting, as if ms had passed.
+  const reuse = agent.reuseSocket.bind(agent);
+  agent.reuseSocket = (socket, req) => {
+    reuse(socket, req);
+    (socket as Socket).setTimeout(ms);
+  };
   return agent;
 }
 
