@@ -8,7 +8,7 @@ import { bucketError, collectDirectoryPages, collectPages, deleteListed, markerR
 import { accessCheckKey, basePrefix, validateDirectoryPrefix, validateKey, validatePrefix } from './keys.ts';
 import { describeError, httpStatus, withRetry, type RetryOptions } from './retry.ts';
 import { s3Sdk, s3Upload } from './sdk.ts';
-import { silenceFault } from './silence.ts';
+import { isSilenceError, SilenceError, silenceFault, watchSilence } from './silence.ts';
 
 export interface S3BackendOptions {
   bucket: string;
@@ -59,6 +59,8 @@ const DELETE_BATCH = 1000;
  */
 const REFUSED_CODES = ['AccessDenied', 'AllAccessDisabled', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken'];
 const CHECKSUM_CODES = ['BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch'];
+/** Longest the SDK waits for a connection to be established. */
+const CONNECTION_TIMEOUT_MS = 10_000;
 
 export class S3Backend implements Backend {
   readonly name = 's3' as const;
@@ -67,6 +69,12 @@ export class S3Backend implements Backend {
   readonly base: string;
   private readonly client: S3Client;
   private readonly uploadClient: S3Client;
+  /**
+   * GetObject's client: no socket timeout, which would count a reader's own pauses (its buffers
+   * full) as the server's silence; the time until the answer starts is timed by getObject, the
+   * body's silence by watchSilence while its reader keeps up.
+   */
+  private readonly readClient: S3Client;
   private readonly endpointLabel: string;
   private readonly region: string;
   private readonly logger: Logger | undefined;
@@ -96,6 +104,7 @@ export class S3Backend implements Backend {
       maxAttempts: Math.max(1, options.uploadMaxAttempts ?? 4),
       requestHandler: this.client.config.requestHandler,
     });
+    this.readClient = new (s3Sdk().S3Client)({ ...config, maxAttempts: 1, requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS } });
   }
 
   locate(key: string): string {
@@ -143,19 +152,42 @@ export class S3Backend implements Backend {
     validateKey(key);
     const { signal, range } = options;
     try {
-      const out = await withRetry(
-        () =>
-          this.client.send(
-            new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.base + key, ...(range ? { Range: `bytes=${range.start}-${range.start + range.length - 1}` } : {}) }),
-            { abortSignal: signal },
-          ),
-        { ...this.retry, signal, label: `s3 read ${key}` },
-      );
-      if (!(out.Body instanceof Readable)) throw new Error('GetObject answered without a body stream');
-      const mapped = relayBody(out.Body, (err) => this.mapError(err, `read ${key}`, { key, signal }));
+      const body = await withRetry(() => this.getObject(key, range, signal), { ...this.retry, signal, label: `s3 read ${key}` });
+      const mapped = relayBody(body, (err) => this.mapError(err, `read ${key}`, { key, signal }));
+      watchSilence(body, mapped, this.requestTimeoutMs);
       return signal ? addAbortSignal(signal, mapped) : mapped;
     } catch (err) {
       throw this.mapError(err, `read ${key}`, { key, signal });
+    }
+  }
+
+  /**
+   * GetObject's body, on the read client: abandoned with a SilenceError when its answer has not
+   * started within the request timeout (the read client has no socket timeout: see readClient).
+   */
+  private async getObject(key: string, range: ReadOptions['range'], signal: AbortSignal | undefined): Promise<Readable> {
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(signal!.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    let silent = false;
+    const timer = setTimeout(() => {
+      silent = true;
+      abort.abort();
+    }, this.requestTimeoutMs);
+    try {
+      const out = await this.readClient.send(
+        new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.base + key, ...(range ? { Range: `bytes=${range.start}-${range.start + range.length - 1}` } : {}) }),
+        { abortSignal: abort.signal },
+      );
+      if (!(out.Body instanceof Readable)) throw new Error('GetObject answered without a body stream');
+      return out.Body;
+    } catch (err) {
+      if (silent) throw new SilenceError(this.requestTimeoutMs);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -310,7 +342,7 @@ export class S3Backend implements Backend {
         return { fault: 'misplaced', detail: `is not in AWS_REGION "${this.region}" (${detail})` };
       }
       if (CHECKSUM_CODES.includes(code)) return { fault: 'checksum', detail: `the server rejected the data's checksum (${code})` };
-      if (code === 'TimeoutError' && /of inactivity/.test(e instanceof Error ? e.message : '')) return silenceFault(this.requestTimeoutMs, 'BACKUP_S3_REQUEST_TIMEOUT_SECONDS');
+      if (isSilenceError(e) || (code === 'TimeoutError' && /of inactivity/.test(e instanceof Error ? e.message : ''))) return silenceFault(this.requestTimeoutMs, 'BACKUP_S3_REQUEST_TIMEOUT_SECONDS');
       return undefined;
     });
   }
@@ -340,7 +372,7 @@ function s3ClientConfig(
     // connectionTimeout: to establish the socket; socketTimeout: longest silence on it. (Not
     // requestTimeout: since @smithy/node-http-handler 4.x that is a total time until the
     // answer starts, which only logs a warning unless told to throw, and would cut a slow part.)
-    requestHandler: { connectionTimeout: 10_000, socketTimeout: options.requestTimeoutMs },
+    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, socketTimeout: options.requestTimeoutMs },
   };
 }
 
