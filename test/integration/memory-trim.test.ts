@@ -12,12 +12,12 @@ import { childEnv, ROOT } from '../support/process.ts';
 const run = promisify(execFile);
 const MiB = 1 << 20;
 
-async function child(limitMb: number): Promise<{ freed: number; after: number }> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--expose-gc', path.join(ROOT, 'test/support/memory-trim-child.ts'), String(limitMb)], {
+async function child<T = { freed: number; after: number }>(mode: number | 'floor'): Promise<T> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--expose-gc', path.join(ROOT, 'test/support/memory-trim-child.ts'), String(mode)], {
     cwd: ROOT,
     env: childEnv({}),
   });
-  return JSON.parse(stdout) as { freed: number; after: number };
+  return JSON.parse(stdout) as T;
 }
 
 describe.runIf(process.platform === 'linux')('memory trim', () => {
@@ -31,5 +31,13 @@ describe.runIf(process.platform === 'linux')('memory trim', () => {
     expect(Math.abs(freed - after)).toBeLessThan(16 * MiB);
     // The 96 MiB freed are still resident: what the test above saw given back was there to give.
     expect(freed).toBeGreaterThan(96 * MiB);
+  }, 30_000);
+
+  it('trims again as soon as memory is back over the limit once it was under it, whatever an earlier trim left', async () => {
+    // A trim that left 72 MiB live would hold off the next until 16 MiB past that level; once
+    // that memory is gone and the process under the limit, 64 MiB kept free (over the limit,
+    // under that level + 16) is given back.
+    const { base, after } = await child<{ base: number; after: number }>('floor');
+    expect(after - base).toBeLessThan(32 * MiB);
   }, 30_000);
 });
