@@ -130,23 +130,17 @@ export class GcsBackend implements Backend {
     // The upload's requests (gaxios) get the agent; teeny-request ignores it and takes `timeout`.
     const endpoint = apiEndpoint ?? 'https://storage.googleapis.com';
     this.endpoint = endpoint.replace(/\/+$/, '');
-    const agent = silenceAgent(new URL(endpoint).protocol, this.requestTimeoutMs);
+    const { protocol } = new URL(endpoint);
+    const ms = this.requestTimeoutMs;
+    const uploadAgent = agentFor(endpoint, silenceAgent(protocol, ms), (proxy) => silenced(new HttpsProxyAgent(proxy), ms));
     // Not silenced: a download's silence is the server's, watched by watchSilence, not its reader's pauses.
-    const direct = new (new URL(endpoint).protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true });
-    const proxied = new Map<string, Agent>();
-    this.mediaAgent = () => {
-      const proxy = proxyFor(endpoint);
-      if (!proxy) return direct;
-      let through = proxied.get(proxy);
-      if (!through) proxied.set(proxy, (through = new HttpsProxyAgent(proxy)));
-      return through;
-    };
+    this.mediaAgent = agentFor(endpoint, new (protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true }), (proxy) => new HttpsProxyAgent(proxy));
     this.storage = new (gcsSdk().Storage)({
       ...(projectId ? { projectId } : {}),
       ...(apiEndpoint ? { apiEndpoint } : {}),
       retryOptions: { autoRetry: false },
       timeout: this.requestTimeoutMs,
-      interceptors_: [withAgent(agent, endpoint, this.requestTimeoutMs)],
+      interceptors_: [withAgent(uploadAgent, ms)],
     });
     this.bucket = this.storage.bucket(options.bucket);
   }
@@ -462,31 +456,34 @@ export function withUploadStatus(err: unknown): unknown {
 type Interceptor = NonNullable<StorageOptions['interceptors_']>[number];
 
 /**
- * A request interceptor that gives every request to `endpoint` a silenced agent (silence.ts):
- * an agent chosen for it already is silenced as it is; behind a proxy (HTTP(S)_PROXY, unless
- * NO_PROXY names the endpoint: proxyFor) a request gets a silenced agent for that proxy, as the
- * client would have given it one of its own had no agent been set; any other gets `own`. (The
- * upload runs its interceptors on options without the request's address, so the backend's
+ * The agent a request to `endpoint` takes as the environment is now: `own`, or behind a proxy
+ * (HTTP(S)_PROXY, unless NO_PROXY names the endpoint: proxyFor) one agent per proxy, made by
+ * `make` the first time — as the client would have given it one of its own had no agent been set.
+ */
+function agentFor(endpoint: string, own: Agent, make: (proxy: string) => Agent): () => Agent {
+  const proxies = new Map<string, Agent>();
+  return () => {
+    const proxy = proxyFor(endpoint);
+    if (!proxy) return own;
+    let agent = proxies.get(proxy);
+    if (!agent) proxies.set(proxy, (agent = make(proxy)));
+    return agent;
+  };
+}
+
+/**
+ * A request interceptor that gives every request a silenced agent (silence.ts): an agent chosen
+ * for it already is silenced as it is; any other gets `pick()`'s (agentFor, its agents silenced).
+ * (The upload runs its interceptors on options without the request's address, so the backend's
  * endpoint decides.) Its type says it turns one kind of options into another, but the client
  * hands each interceptor the previous one's result and passes the last on: it is the same
  * object throughout.
  */
-function withAgent(own: Agent, endpoint: string, ms: number): Interceptor {
-  const proxies = new Map<string, Agent>();
-  const through = (proxy: string): Agent => {
-    let agent = proxies.get(proxy);
-    if (!agent) proxies.set(proxy, (agent = silenced(new HttpsProxyAgent(proxy), ms)));
-    return agent;
-  };
+function withAgent(pick: () => Agent, ms: number): Interceptor {
   return {
     request: (reqOpts) => {
       const chosen = (reqOpts as { agent?: unknown }).agent;
-      let agent: Agent;
-      if (chosen instanceof Agent) agent = silenced(chosen, ms);
-      else {
-        const proxy = proxyFor(endpoint);
-        agent = proxy ? through(proxy) : own;
-      }
+      const agent = chosen instanceof Agent ? silenced(chosen, ms) : pick();
       return Object.assign(reqOpts, { agent }) as unknown as ReturnType<Interceptor['request']>;
     },
   };

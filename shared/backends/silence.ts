@@ -29,9 +29,9 @@ const silencedAgents = new WeakSet<http.Agent>();
  * `agent`, whose sockets are destroyed with a SilenceError once `ms` pass without a byte read or
  * written (Node's own `timeout` option only emits an event and leaves the request hanging): every
  * new socket is armed as the agent hands it out, the agent's `timeout` keeps it armed while the
- * socket waits in its pool, and it is armed for `ms` again when a request reuses it. Destroying the socket fails the request
- * through the client's ordinary error path, and frees it: the caller sees a failed request, never
- * a parked one. Works on any http.Agent, a proxy's (`https-proxy-agent`, which tunnels through
+ * socket waits in its pool, and it is armed for `ms` again when a request reuses it. Destroying
+ * the socket fails the request through the client's ordinary error path, and frees it: the
+ * caller sees a failed request, never a parked one. Works on any http.Agent, a proxy's (`https-proxy-agent`, which tunnels through
  * HTTP(S)_PROXY) as well as a plain one; an agent is armed once, however often it is given.
  */
 export function silenced<A extends http.Agent>(agent: A, ms: number): A {
