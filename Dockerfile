@@ -20,8 +20,14 @@ FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build, and the build is the other stage's; the native
-# packages (lmdb, msgpackr-extract, zstd, blake3) load their prebuilt binaries at run time.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# packages (msgpackr-extract, zstd, blake3) load their prebuilt binaries at run time. lmdb's
+# addon is built here from its sources with a fix (scripts/lmdb-native.mjs, docs/lmdb.md), by
+# this stage's Node, which is the final image's: the compiler stays in this stage.
+COPY scripts/lmdb-native.mjs ./scripts/
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends build-essential python3 \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && node scripts/lmdb-native.mjs \
+ && rm -rf node_modules/lmdb/build/Release/obj.target node_modules/lmdb/build/Release/.deps /var/lib/apt/lists/*
 
 FROM node:24-bookworm-slim
 # GLIBC_TUNABLES: the allocator settings of package.json's `config.glibcTunables` (README,

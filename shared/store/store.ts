@@ -13,6 +13,7 @@ import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { ConflictError, LostShardError, NotFoundError, ValidationError } from '../errors.ts';
 import { placeShards, shardFor } from './hash.ts';
+import { assertFixedLmdb } from './lmdb-build.ts';
 import {
   coerceDocument, coerceId, emptySchema, mergeSchema, normalizeSchema, toJson,
   type DocId, type Document, type IndexSchema,
@@ -100,7 +101,9 @@ export type PutOutcome = { ok: true; result: WriteResult } | { ok: false; error:
  * MDB_BAD_TXN ("mdb_page_touch no parent"), and one run on a pre-created environment hung
  * every writer for good; with overlapping sync off, none of either in 250 runs (see the
  * commit that set this). Each commit then syncs before the next begins, which is what a
- * write's promise waits for anyway.
+ * write's promise waits for anyway. (That error is also what lmdb's open race gives — a process
+ * opening an environment set the shared transaction id back, docs/lmdb.md, fixed in the build
+ * `npm ci` makes — which may have been its cause; overlapping sync was not measured again.)
  */
 const SHARED_ENV = { overlappingSync: false } as const;
 
@@ -307,6 +310,7 @@ export class Store {
   constructor(options: StoreOptions) {
     this.dataDir = path.resolve(options.dataDir);
     this.nodes = options.nodes;
+    assertFixedLmdb();
     fs.mkdirSync(path.join(this.dataDir, '_cluster'), { recursive: true });
     this.cluster = open({ path: path.join(this.dataDir, '_cluster', 'cluster.mdb'), ...SHARED_ENV });
     this.lost = lostByShard((this.cluster.get(LOST_KEY) as LostShard[] | undefined) ?? []);

@@ -87,6 +87,22 @@ describe('docker-compose.yml', () => {
     for (const dir of ['shared', 'api', 'worker', 'node', 'cli']) expect(dockerfile).toContain(`COPY ${dir} ./${dir}`);
   });
 
+  it("builds lmdb's addon with shardvault's fix in the dependencies stage, leaving the compiler there (docs/lmdb.md)", () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const stages = dockerfile.split(/^(?=FROM )/m);
+    const deps = stages.find((s) => /^FROM \S+ AS deps$/m.test(s))!;
+    const ci = deps.indexOf('npm ci --omit=dev');
+    expect(ci).toBeGreaterThan(0);
+    expect(deps.indexOf('node scripts/lmdb-native.mjs')).toBeGreaterThan(ci);
+    expect(deps).toContain('COPY scripts/lmdb-native.mjs ./scripts/');
+    expect(deps).toMatch(/apt-get install .*build-essential python3/);
+    expect(stages.at(-1)).not.toMatch(/build-essential/);
+    expect(stages.at(-1)).toContain('COPY --from=deps /app/node_modules ./node_modules');
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(pkg.scripts.postinstall).toBe('node scripts/lmdb-native.mjs');
+    expect(pkg.dependencies.lmdb).toBe('3.5.6');
+  });
+
   it('runs every process with the allocator settings of package.json, from the scripts and in the image', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     expect(GLIBC_TUNABLES).toMatch(/^glibc\.malloc\.mmap_threshold=\d+:glibc\.malloc\.trim_threshold=\d+:glibc\.malloc\.arena_max=\d+$/);
