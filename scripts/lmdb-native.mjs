@@ -29,10 +29,7 @@ const pkgDir = createRequire(import.meta.url)
   .resolve.paths('lmdb')
   .map((dir) => path.join(dir, 'lmdb'))
   .find((dir) => fs.existsSync(path.join(dir, 'package.json')));
-if (!pkgDir) {
-  console.error('lmdb-native: lmdb is not installed (npm ci first)');
-  process.exit(1);
-}
+if (!pkgDir) fail('lmdb is not installed (npm ci first)');
 const mdbC = path.join(pkgDir, 'dependencies/lmdb/libraries/liblmdb/mdb.c');
 const addon = path.join(pkgDir, 'build/Release/lmdb.node');
 const stampFile = path.join(pkgDir, 'build/shardvault-fix.json');
