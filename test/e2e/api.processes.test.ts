@@ -39,6 +39,17 @@ function pidsThatLogged(p: NodeProcess, msg: string): number[] {
     .map((l) => (JSON.parse(l) as { pid: number }).pid);
 }
 
+/**
+ * The pids of the `n` processes listening, not counting `except`, once each one's own
+ * 'api listening' line has arrived: it may arrive after the primary's 'every API process
+ * listens' (each process writes its log asynchronously, and tells the primary over IPC).
+ */
+async function listeningPids(p: NodeProcess, n: number, except: Set<number> = new Set()): Promise<number[]> {
+  const fresh = () => pidsThatLogged(p, 'api listening').filter((pid) => !except.has(pid));
+  await expect.poll(() => fresh().length, { timeout: 30_000 }).toBe(n);
+  return fresh();
+}
+
 beforeAll(async () => {
   redis = await startTestRedis();
   const port = await freePort();
@@ -59,7 +70,7 @@ const json = (method: string, path: string, body?: unknown) =>
 
 describe('npm run api with API_PROCESSES=2', () => {
   it('answers from both processes on the one port, HTTP and gRPC, and writes what either was sent', async () => {
-    expect(new Set(pidsThatLogged(api, 'api listening')).size).toBe(2);
+    expect(new Set(await listeningPids(api, 2)).size).toBe(2);
     expect(await grpcHealth(grpcPort, '')).toBe(1);
     expect((await json('POST', '/v1/schema', { class: 'Book', properties: [{ name: 'title', dataType: ['text'] }] })).status).toBe(200);
     const ids = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
@@ -114,7 +125,7 @@ describe('npm run api with API_PROCESSES=2', () => {
       // Rounds of killing both processes once the primary says both listen: 2, 4, then 6 ended.
       for (let round = 1; round <= 3; round++) {
         await expect.poll(() => pidsThatLogged(p, 'every API process listens').length, { timeout: 60_000 }).toBe(round);
-        for (const pid of pidsThatLogged(p, 'api listening').filter((x) => !killed.has(x))) {
+        for (const pid of await listeningPids(p, 2, killed)) {
           killed.add(pid);
           process.kill(pid, 'SIGKILL');
         }
