@@ -69,7 +69,19 @@ export function spawnNode(entry: string, args: string[] = [], env: Record<string
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  // 'exit' can come before the last output is read: wait for both pipes to end too, but not for
+  // ever (a process it started may hold them open after it ended).
+  const pipesClosed = Promise.all([child.stdout!, child.stderr!].map((s) => new Promise((resolve) => s.once('close', resolve))));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => {
+      const result = code ?? signal ?? -1;
+      const timer = setTimeout(() => resolve(result), 2000);
+      void pipesClosed.then(() => {
+        clearTimeout(timer);
+        resolve(result);
+      });
+    }),
+  );
   return {
     child,
     output: () => out,
