@@ -93,8 +93,13 @@ async function checkClusterSecret(urls: Record<string, string>, secret: string, 
  * is logged with its stack and the process goes on serving the others. Ending the process
  * would take every running job and, with `npm start`, the API down with it; the job the error
  * belonged to still ends through its own path (its failure, its abort, or the stalled check).
+ * Node's warnings are logged, as every other line the process writes.
  */
 export function guardProcess(logger: Logger): void {
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception (the process goes on)'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (the process goes on)'));
+  // Node's own warnings (a deprecation; the AWS SDK's notice that it will need a newer Node)
+  // become log lines too, instead of lines of text Node prints among the JSON on stderr.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => logger.warn({ warning: { name: warning.name, message: warning.message } }, 'process warning'));
 }

@@ -353,4 +353,19 @@ describe.each(BACKENDS)('backups end to end on $name', ({ make }) => {
     // Another cluster sharing the backend sees the same.
     expect(await json(await B.call('GET', `/v1/backups/${backendName}/e2e-kill`))).toMatchObject({ status: 'SUCCESS', progress: { docs: BULK_DOCS } });
   });
+
+  it("logs JSON lines only, from the API and every worker, Node's own warnings too", () => {
+    for (const cluster of started) {
+      for (const p of [cluster.api, ...cluster.workers]) {
+        // The last piece may be a line a SIGKILL cut short.
+        const lines = p.output().split('\n').slice(0, -1);
+        expect(lines.filter((l) => !l.startsWith('{')), p.output().slice(-3000)).toEqual([]);
+      }
+    }
+    // The AWS SDK warns, once per process that makes an S3 client, on a Node older than 22.
+    if (backendName === 's3' && Number(process.versions.node.split('.')[0]) < 22) {
+      const warned = A.api.output().split('\n').filter((l) => l.includes('"msg":"process warning"') && l.includes('NodeVersionSupportWarning'));
+      expect(warned).toHaveLength(1);
+    }
+  });
 });
